@@ -1,0 +1,396 @@
+//! Reads a farmer's report: which subject (crop, animal or topic) and corps it
+//! is about, how sure that is, the runner-up, and the evidence, weighed the
+//! way an extension agent would read it.
+//!
+//! Every word jieba finds is looked up in the lexicon. A term names or hints
+//! at subjects with a weight; a subject named just beside a neighbour cue
+//! (边上, 隔壁) is read as a place, not the patient, and counts for little; a
+//! subject in the same clause as a problem cue (发黄, 咋办) counts for more,
+//! and so does one after a contrast cue (但是); hints add up; a specific
+//! subject (奶山羊) takes its parent's (羊) evidence. A report whose words are
+//! mostly about subsidies, prices or greetings and name no technical problem
+//! is not agricultural.
+
+use std::collections::HashMap;
+
+use crate::{
+    lexicon::{CueRole, Lexicon, Sense, SubjectId, TermKind},
+    model::Corps,
+};
+
+/// Below this evidence the analyser names no subject.
+const MIN_SUBJECT_EVIDENCE: f32 = 0.45;
+/// Below this evidence the analyser names no corps either.
+const MIN_CORPS_EVIDENCE: f32 = 0.6;
+/// Neighbour cues reach this many words back or forth.
+const NEIGHBOUR_REACH: usize = 2;
+/// How much a problem cue in the same clause raises a subject's weight.
+const PROBLEM_BOOST: f32 = 0.3;
+/// How much a mention after a contrast cue is raised.
+const CONTRAST_BOOST: f32 = 0.3;
+/// Share of a parent's evidence a child subject takes over.
+const PARENT_SHARE: f32 = 0.6;
+/// Suffixes that turn a subject into a place or a part (苹果园, 梨树, 猪场).
+const SUFFIXES: [(&str, bool); 14] = [
+    ("树", false),
+    ("苗", false),
+    ("秧", false),
+    ("叶", false),
+    ("园", true),
+    ("地", true),
+    ("田", true),
+    ("棚", true),
+    ("圈", true),
+    ("场", true),
+    ("舍", true),
+    ("塘", true),
+    ("池", true),
+    ("架", false),
+];
+/// Prefixes that qualify a subject without changing it (小猪, 母羊).
+const PREFIXES: [&str; 6] = ["小", "大", "母", "公", "老", "幼"];
+
+/// How a piece of evidence was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Counts for the subject the report is about.
+    Main,
+    /// Mentioned as a place or a neighbour: counts for little.
+    Neighbour,
+    /// Names a place of the subject (苹果园): counts a little less.
+    Place,
+    /// A word that marks a technical problem.
+    Problem,
+    /// A word that marks a non-agricultural request.
+    NonAgri,
+    /// A word that points to a corps, not a subject.
+    CorpsHint,
+}
+
+impl Role {
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::Main => "main",
+            Role::Neighbour => "neighbour",
+            Role::Place => "place",
+            Role::Problem => "problem",
+            Role::NonAgri => "non_agricultural",
+            Role::CorpsHint => "corps_hint",
+        }
+    }
+}
+
+/// One term of the report and what it contributed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub term: String,
+    pub subject: Option<SubjectId>,
+    pub corps: Option<Corps>,
+    pub kind: &'static str,
+    pub role: Role,
+    pub weight: f32,
+}
+
+/// The reading of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// False for reports that are not agricultural technical problems, and
+    /// for reports where nothing points to a subject or corps.
+    pub agricultural: bool,
+    pub subject: Option<SubjectId>,
+    /// The subject's corps, or the corps alone when only it is clear.
+    pub corps: Option<Corps>,
+    /// 0..=1.
+    pub confidence: f32,
+    pub runner_up: Option<SubjectId>,
+    pub evidence: Vec<Evidence>,
+    /// Content words of the report, for text scoring.
+    pub words: Vec<String>,
+    /// Why nothing can be routed, in Chinese; empty when something can.
+    pub note: String,
+}
+
+impl Analysis {
+    /// Terms that counted for the chosen subject.
+    pub fn subject_terms(&self) -> Vec<&str> {
+        self.evidence
+            .iter()
+            .filter(|e| e.subject.is_some() && e.subject == self.subject)
+            .map(|e| e.term.as_str())
+            .collect()
+    }
+}
+
+struct Mention {
+    word: usize,
+    clause: usize,
+    term: String,
+    senses: Vec<Sense>,
+    place: bool,
+}
+
+/// Analyses one report.
+pub fn analyze(lexicon: &Lexicon, text: &str) -> Analysis {
+    let mut words = Vec::new();
+    let mut mentions = Vec::new();
+    let mut evidence = Vec::new();
+    let mut problem_in_clause: HashMap<usize, f32> = HashMap::new();
+    let mut neighbour_cues: Vec<(usize, usize, CueRole, f32)> = Vec::new();
+    let mut contrast_at: Option<usize> = None;
+    let mut nonagri = 0.0f32;
+    let mut problem_total = 0.0f32;
+    let mut corps_hints: HashMap<Corps, f32> = HashMap::new();
+
+    let mut clause = 0;
+    let mut index = 0;
+    for word in lexicon.words(text) {
+        if !word.is_content {
+            clause += 1;
+            continue;
+        }
+        let w = word.text;
+        words.push(w.to_lowercase());
+        let i = index;
+        index += 1;
+        if let Some((senses, place)) = lookup(lexicon, w) {
+            mentions.push(Mention {
+                word: i,
+                clause,
+                term: w.to_string(),
+                senses,
+                place,
+            });
+        }
+        if let Some(cue) = lexicon.cue(w) {
+            match cue.role {
+                CueRole::Problem => {
+                    let e = problem_in_clause.entry(clause).or_default();
+                    *e = e.max(cue.weight);
+                    problem_total += cue.weight;
+                    evidence.push(Evidence {
+                        term: w.to_string(),
+                        subject: None,
+                        corps: None,
+                        kind: "cue",
+                        role: Role::Problem,
+                        weight: cue.weight,
+                    });
+                }
+                CueRole::Contrast => contrast_at = Some(i),
+                role => neighbour_cues.push((i, clause, role, cue.weight)),
+            }
+        }
+        if let Some(weight) = lexicon.nonagri(w) {
+            nonagri += weight;
+            evidence.push(Evidence {
+                term: w.to_string(),
+                subject: None,
+                corps: None,
+                kind: "non_agricultural",
+                role: Role::NonAgri,
+                weight,
+            });
+        }
+        if let Some((corps, weight)) = lexicon.corps_term(w) {
+            *corps_hints.entry(corps).or_default() += weight;
+            evidence.push(Evidence {
+                term: w.to_string(),
+                subject: None,
+                corps: Some(corps),
+                kind: "corps",
+                role: Role::CorpsHint,
+                weight,
+            });
+        }
+    }
+
+    // Weigh each mention by its role, then add up per subject; a term counts
+    // once per subject however often it is repeated.
+    let mut scores: HashMap<SubjectId, f32> = HashMap::new();
+    let mut counted: HashMap<(SubjectId, &str), f32> = HashMap::new();
+    for m in &mentions {
+        let neighbour = neighbour_cues
+            .iter()
+            .find_map(|&(at, cue_clause, role, weight)| {
+                let near = cue_clause == m.clause
+                    && match role {
+                        CueRole::NeighbourBefore => at > m.word && at - m.word <= NEIGHBOUR_REACH,
+                        CueRole::NeighbourAfter => m.word > at && m.word - at <= NEIGHBOUR_REACH,
+                        _ => false,
+                    };
+                near.then_some(weight)
+            });
+        let mut factor = 1.0;
+        let role = if let Some(discount) = neighbour {
+            factor *= 1.0 - discount;
+            Role::Neighbour
+        } else if m.place {
+            factor *= 0.8;
+            Role::Place
+        } else {
+            Role::Main
+        };
+        if role != Role::Neighbour {
+            factor *=
+                1.0 + PROBLEM_BOOST * problem_in_clause.get(&m.clause).copied().unwrap_or(0.0);
+        }
+        if contrast_at.is_some_and(|c| m.word > c) {
+            factor *= 1.0 + CONTRAST_BOOST;
+        }
+        for sense in &m.senses {
+            let weight = sense.weight * factor;
+            let slot = counted.entry((sense.subject, m.term.as_str())).or_default();
+            if weight > *slot {
+                *scores.entry(sense.subject).or_default() += weight - *slot;
+                *slot = weight;
+            }
+            evidence.push(Evidence {
+                term: m.term.clone(),
+                subject: Some(sense.subject),
+                corps: Some(lexicon.subject(sense.subject).corps),
+                kind: sense.kind.key(),
+                role,
+                weight,
+            });
+        }
+    }
+    // A child subject with its own evidence takes over part of its parent's.
+    let parents: Vec<(SubjectId, f32)> = scores
+        .keys()
+        .filter_map(|&s| {
+            let parent = lexicon.subject(s).parent?;
+            Some((s, scores.get(&parent).copied().unwrap_or(0.0)))
+        })
+        .collect();
+    for (child, parent_score) in parents {
+        *scores.entry(child).or_default() += PARENT_SHARE * parent_score;
+    }
+
+    let mut ranked: Vec<(SubjectId, f32)> = scores.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let (top, top_score) = ranked
+        .first()
+        .copied()
+        .map_or((None, 0.0), |(s, w)| (Some(s), w));
+    let (runner_up, second_score) = ranked
+        .get(1)
+        .copied()
+        .map_or((None, 0.0), |(s, w)| (Some(s), w));
+
+    let mut corps_scores = corps_hints;
+    for &(s, w) in &ranked {
+        *corps_scores.entry(lexicon.subject(s).corps).or_default() += w;
+    }
+    let top_corps = corps_scores
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(&c, &w)| (c, w));
+
+    let agri_strength =
+        top_score.max(top_corps.map_or(0.0, |c| c.1)) + 0.5 * problem_total.min(1.0);
+    let not_agricultural = nonagri >= 0.5 && nonagri > agri_strength;
+
+    let mut analysis = Analysis {
+        agricultural: true,
+        subject: None,
+        corps: None,
+        confidence: 0.0,
+        runner_up: None,
+        evidence,
+        words,
+        note: String::new(),
+    };
+    if not_agricultural {
+        analysis.agricultural = false;
+        analysis.confidence = (nonagri / (nonagri + agri_strength)).min(1.0);
+        analysis.note = "这不像是农业技术问题（如补贴、价格、问候），未分派专家；政策与收购事宜请咨询当地农业农村部门".into();
+    } else if top_score >= MIN_SUBJECT_EVIDENCE {
+        let subject = top.expect("a top score has a subject");
+        analysis.subject = Some(subject);
+        analysis.corps = Some(lexicon.subject(subject).corps);
+        analysis.runner_up = runner_up;
+        analysis.confidence = (top_score / (top_score + second_score)) * top_score.min(1.0);
+    } else if let Some((corps, score)) = top_corps.filter(|c| c.1 >= MIN_CORPS_EVIDENCE) {
+        analysis.corps = Some(corps);
+        analysis.runner_up = top;
+        analysis.confidence = 0.5 * score.min(1.0);
+    } else {
+        analysis.agricultural = problem_total > 0.0;
+        analysis.runner_up = top;
+        analysis.note = "未能从描述中判断是哪种作物、畜禽或哪类问题，请补充作物或畜禽名称".into();
+    }
+    analysis
+}
+
+/// The senses of a word, directly or through a suffix or prefix; the flag
+/// says the word names a place of the subject (苹果园, 猪场).
+fn lookup(lexicon: &Lexicon, word: &str) -> Option<(Vec<Sense>, bool)> {
+    let direct = lexicon.senses(word);
+    if !direct.is_empty() {
+        let place = SUFFIXES
+            .iter()
+            .any(|(s, place)| *place && word.ends_with(s) && word.chars().count() > 2)
+            && direct.iter().all(|s| s.kind == TermKind::Context);
+        return Some((direct.to_vec(), place));
+    }
+    for (suffix, place) in SUFFIXES {
+        if let Some(stem) = word.strip_suffix(suffix).filter(|s| !s.is_empty()) {
+            let senses = lexicon.senses(stem);
+            if !senses.is_empty() {
+                return Some((senses.to_vec(), place));
+            }
+        }
+    }
+    for prefix in PREFIXES {
+        if let Some(stem) = word.strip_prefix(prefix).filter(|s| !s.is_empty()) {
+            let senses: Vec<Sense> = lexicon
+                .senses(stem)
+                .iter()
+                .filter(|s| s.kind.names_subject())
+                .copied()
+                .collect();
+            if !senses.is_empty() {
+                return Some((senses, false));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(text: &str) -> Option<String> {
+        let lex = Lexicon::embedded();
+        analyze(lex, text)
+            .subject
+            .map(|s| lex.subject(s).name.clone())
+    }
+
+    #[test]
+    fn plain_subject_names_decide() {
+        assert_eq!(subject("苹果树叶子发黄有斑点").as_deref(), Some("苹果"));
+        assert_eq!(subject("猪不吃食还发烧").as_deref(), Some("猪"));
+    }
+
+    #[test]
+    fn aliases_and_dialect_resolve() {
+        assert_eq!(subject("洋芋种下去不出苗").as_deref(), Some("马铃薯"));
+        assert_eq!(subject("苞谷叶子卷了").as_deref(), Some("玉米"));
+    }
+
+    #[test]
+    fn child_subject_beats_its_parent() {
+        let lex = Lexicon::embedded();
+        let a = analyze(lex, "奶山羊这几天羊不爱吃草");
+        assert_eq!(a.subject, lex.subject_id("奶山羊"));
+    }
+
+    #[test]
+    fn nothing_agricultural_is_not_routed() {
+        let a = analyze(Lexicon::embedded(), "你好在吗");
+        assert!(a.subject.is_none() && a.corps.is_none());
+        assert!(!a.note.is_empty());
+    }
+}

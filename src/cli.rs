@@ -1,0 +1,419 @@
+//! The `xwn` command line: the server (`serve`), offline tools (`gen-roster`,
+//! `eval`) and a client for a running server (`match`, `import`, `stats`,
+//! `talents`).
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tonic::{metadata::MetadataValue, transport::Channel, Request};
+use tonic_types::StatusExt;
+
+use crate::{
+    config::Config, divisions::Divisions, eval, lexicon::Lexicon, pb, roster::gen, server,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xwn",
+    version,
+    about = "兴渭农 talent matching: server and client"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the gRPC server.
+    Serve(ServeArgs),
+    /// Prints a deterministic demo roster as CSV.
+    GenRoster {
+        #[arg(long, default_value_t = gen::DEMO_SEED)]
+        seed: u64,
+        /// Total talents; the village tier takes what the top two tiers leave.
+        #[arg(long)]
+        size: Option<usize>,
+    },
+    /// Measures the analyser on labelled reports (JSONL: text, subject, corps).
+    Eval {
+        file: PathBuf,
+        /// How many misses to list.
+        #[arg(long, default_value_t = 15)]
+        worst: usize,
+    },
+    /// Matches a problem report to responders.
+    Match {
+        text: String,
+        #[command(flatten)]
+        place: PlaceArgs,
+        #[arg(long, default_value_t = 5)]
+        limit: u32,
+        /// Rank by text relevance blended with distance instead of distance.
+        #[arg(long)]
+        best_match: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Replaces the roster with a CSV or JSONL file (admin).
+    Import {
+        file: PathBuf,
+        /// Taken from the file name's extension when not given.
+        #[arg(long, value_enum)]
+        format: Option<FileFormat>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Prints roster statistics (admin).
+    Stats {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Lists talents, filtered (admin).
+    Talents {
+        #[arg(long)]
+        county: Option<String>,
+        #[arg(long)]
+        division: Option<String>,
+        #[arg(long)]
+        specialty: Option<String>,
+        #[arg(long)]
+        query: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        page_size: u32,
+        #[arg(long)]
+        page_token: Option<String>,
+        #[arg(long)]
+        include_inactive: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FileFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML config file; flags and environment variables override it.
+    #[arg(long, env = "XWN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "XWN_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Data directory [default: ./data].
+    #[arg(long, env = "XWN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Admin bearer token (16+ characters).
+    #[arg(long, env = "XWN_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+impl ServeArgs {
+    /// Defaults, then the file, then environment and flags.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(l) = self.listen {
+            config.listen = l;
+        }
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(t) = &self.admin_token {
+            config.admin_token = Some(t.clone());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PlaceArgs {
+    /// 12-digit Weinan division code (county, town or village).
+    #[arg(long, conflicts_with_all = ["lat", "lon"])]
+    pub division: Option<String>,
+    #[arg(long, requires = "lon", allow_hyphen_values = true)]
+    pub lat: Option<f64>,
+    #[arg(long, requires = "lat", allow_hyphen_values = true)]
+    pub lon: Option<f64>,
+}
+
+impl PlaceArgs {
+    pub fn to_pb(&self) -> Option<pb::Location> {
+        let kind = match (&self.division, self.lat, self.lon) {
+            (Some(code), _, _) => pb::location::Kind::DivisionCode(code.clone()),
+            (None, Some(lat), Some(lon)) => pb::location::Kind::Point(pb::GeoPoint { lat, lon }),
+            _ => return None,
+        };
+        Some(pb::Location { kind: Some(kind) })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Server address.
+    #[arg(long, env = "XWN_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+    /// Admin bearer token.
+    #[arg(long, env = "XWN_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl ClientArgs {
+    async fn channel(&self) -> anyhow::Result<Channel> {
+        Channel::from_shared(self.server.clone())?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {}", self.server))
+    }
+
+    fn admin<T>(&self, message: T) -> anyhow::Result<Request<T>> {
+        let mut request = Request::new(message);
+        let token = self
+            .token
+            .as_deref()
+            .context("admin commands need --token or XWN_ADMIN_TOKEN")?;
+        let value: MetadataValue<_> = format!("Bearer {token}")
+            .parse()
+            .context("the token has characters HTTP headers cannot carry")?;
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+}
+
+/// Turns a status into an error message listing its field violations.
+pub fn explain(status: tonic::Status) -> anyhow::Error {
+    let mut message = format!("{:?}: {}", status.code(), status.message());
+    if let Some(bad) = status.get_details_bad_request() {
+        for v in bad.field_violations {
+            message.push_str(&format!("\n  {}: {}", v.field, v.description));
+        }
+    }
+    anyhow::anyhow!(message)
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.config()?;
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            server::serve(config, listener, server::shutdown_signal()).await
+        }
+        Command::GenRoster { seed, size } => {
+            let top = gen::CITY_EXPERTS + gen::COUNTY_TOWN_STAFF;
+            let villagers = match size {
+                None => gen::VILLAGE_PRACTITIONERS,
+                Some(n) if n > top => n - top,
+                Some(n) => bail!("--size must be above {top}, the top two tiers; got {n}"),
+            };
+            let csv =
+                gen::generate_csv(seed, villagers, Lexicon::embedded(), Divisions::embedded());
+            use std::io::Write;
+            std::io::stdout().lock().write_all(csv.as_bytes())?;
+            Ok(())
+        }
+        Command::Eval { file, worst } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let items =
+                eval::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let report = eval::evaluate(Lexicon::embedded(), &items);
+            print!("{}", report.render(worst));
+            Ok(())
+        }
+        Command::Match {
+            text,
+            place,
+            limit,
+            best_match,
+            client,
+        } => {
+            let mut api =
+                pb::match_service_client::MatchServiceClient::new(client.channel().await?);
+            let ranking = if best_match {
+                pb::Ranking::BestMatch
+            } else {
+                pb::Ranking::Nearest
+            };
+            let reply = api
+                .match_problem(pb::MatchProblemRequest {
+                    text,
+                    location: place.to_pb(),
+                    limit,
+                    ranking: ranking.into(),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner();
+            print_match(&reply);
+            Ok(())
+        }
+        Command::Import {
+            file,
+            format,
+            client,
+        } => {
+            let format = match format {
+                Some(f) => f,
+                None if file
+                    .extension()
+                    .is_some_and(|e| e == "jsonl" || e == "json") =>
+                {
+                    FileFormat::Jsonl
+                }
+                None => FileFormat::Csv,
+            };
+            let data =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let format = match format {
+                FileFormat::Csv => pb::RosterFormat::Csv,
+                FileFormat::Jsonl => pb::RosterFormat::Jsonl,
+            } as i32;
+            let chunks: Vec<pb::RosterChunk> = data
+                .chunks(1 << 20)
+                .map(|c| pb::RosterChunk {
+                    format,
+                    data: c.to_vec(),
+                })
+                .collect();
+            let mut api =
+                pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
+            let report = api
+                .import_roster(client.admin(tokio_stream::iter(chunks))?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            println!(
+                "accepted {} talents; roster version {}",
+                report.accepted, report.roster_version
+            );
+            Ok(())
+        }
+        Command::Stats { client } => {
+            let mut api =
+                pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
+            let s = api
+                .get_roster_stats(client.admin(pb::GetRosterStatsRequest {})?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            println!("roster version {}", s.roster_version);
+            println!("total {} (active {})", s.total, s.active);
+            println!(
+                "市级专家 {}  县镇级骨干 {}  村级实用人才 {}",
+                s.city, s.county_town, s.village
+            );
+            println!("服务团成员 {}", s.corps_members);
+            let mut by_corps: Vec<_> = s.by_corps.into_iter().collect();
+            by_corps.sort();
+            println!(
+                "  {}",
+                by_corps
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            );
+            let mut by_county: Vec<_> = s.by_county.into_iter().collect();
+            by_county.sort();
+            for (county, n) in by_county {
+                println!("  {county} {n}");
+            }
+            Ok(())
+        }
+        Command::Talents {
+            county,
+            division,
+            specialty,
+            query,
+            page_size,
+            page_token,
+            include_inactive,
+            client,
+        } => {
+            let mut api =
+                pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
+            let request = pb::ListTalentsRequest {
+                county: county.unwrap_or_default(),
+                division_code: division.unwrap_or_default(),
+                specialty: specialty.unwrap_or_default(),
+                query: query.unwrap_or_default(),
+                page_size,
+                page_token: page_token.unwrap_or_default(),
+                include_inactive,
+                ..Default::default()
+            };
+            let reply = api
+                .list_talents(client.admin(request)?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            for t in &reply.talents {
+                println!(
+                    "{}  {}  {}  {}  {}  {}{}",
+                    t.id,
+                    t.name,
+                    t.phone,
+                    t.county_name,
+                    t.division_name,
+                    t.specialties.join("、"),
+                    if t.active { "" } else { "  (inactive)" }
+                );
+            }
+            println!("{} of {} shown", reply.talents.len(), reply.total);
+            if !reply.next_page_token.is_empty() {
+                println!("next page: --page-token {}", reply.next_page_token);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_match(reply: &pb::MatchProblemResponse) {
+    let corps = pb::Corps::try_from(reply.corps)
+        .map(|c| c.as_str_name())
+        .unwrap_or("?");
+    let analysis = reply.analysis.clone().unwrap_or_default();
+    println!(
+        "subject {}  corps {}  confidence {:.2}{}",
+        if reply.subject.is_empty() {
+            "—"
+        } else {
+            &reply.subject
+        },
+        corps,
+        analysis.confidence,
+        if analysis.runner_up.is_empty() {
+            String::new()
+        } else {
+            format!("  runner-up {}", analysis.runner_up)
+        }
+    );
+    if !analysis.note.is_empty() {
+        println!("{}", analysis.note);
+    }
+    for (i, c) in reply.candidates.iter().enumerate() {
+        let t = c.talent.clone().unwrap_or_default();
+        println!(
+            "{:>2}. {} {} ({}, {})  {:.1} km",
+            i + 1,
+            t.id,
+            t.name,
+            t.county_name,
+            t.division_name,
+            c.distance_km
+        );
+        println!("    {}", c.reason);
+    }
+}

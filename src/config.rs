@@ -1,0 +1,120 @@
+//! Server configuration: defaults, an optional TOML file, then environment
+//! variables and flags (later ones win).
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Matching settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatchConfig {
+    /// Candidates returned when a request asks for none in particular.
+    pub default_limit: u32,
+    /// Most candidates one request may ask for.
+    pub max_limit: u32,
+    /// Distance at which BEST_MATCH's gaussian decay halves the score.
+    pub best_match_scale_km: f64,
+    /// When nobody with the subject is within this distance, specialists of
+    /// its parent subject (羊 for 奶山羊) qualify too.
+    pub parent_radius_km: f64,
+}
+
+impl Default for MatchConfig {
+    fn default() -> MatchConfig {
+        MatchConfig {
+            default_limit: 5,
+            max_limit: 50,
+            best_match_scale_km: 30.0,
+            parent_radius_km: 30.0,
+        }
+    }
+}
+
+/// Everything `xwn serve` needs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Holds the roster index (and later tickets); created when missing.
+    pub data_dir: PathBuf,
+    /// Bearer token for admin calls; with none, admin calls are refused.
+    pub admin_token: Option<String>,
+    /// Largest roster upload accepted, in bytes.
+    pub max_upload_bytes: u64,
+    /// Seed of the demo roster stored when the data directory is empty.
+    pub demo_seed: u64,
+    pub matching: MatchConfig,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "127.0.0.1:50051".parse().expect("valid address"),
+            data_dir: PathBuf::from("./data"),
+            admin_token: None,
+            max_upload_bytes: 64 << 20,
+            demo_seed: crate::roster::gen::DEMO_SEED,
+            matching: MatchConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are errors, so typos do not pass.
+    pub fn from_file(path: &std::path::Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Config::from_toml(&text).with_context(|| format!("bad config file {}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_upload_bytes > 0,
+            "max_upload_bytes must be above zero"
+        );
+        let m = &self.matching;
+        anyhow::ensure!(
+            m.default_limit >= 1 && m.default_limit <= m.max_limit,
+            "matching.default_limit must be between 1 and matching.max_limit"
+        );
+        anyhow::ensure!(
+            m.best_match_scale_km > 0.0,
+            "matching.best_match_scale_km must be above zero"
+        );
+        anyhow::ensure!(
+            m.parent_radius_km >= 0.0,
+            "matching.parent_radius_km must not be negative"
+        );
+        if let Some(token) = &self.admin_token {
+            anyhow::ensure!(
+                token.len() >= 16,
+                "the admin token must be at least 16 characters"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_toml_and_rejects_unknown_keys() {
+        let c = Config::from_toml("listen = \"0.0.0.0:9000\"\n[matching]\ndefault_limit = 3\n")
+            .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.matching.default_limit, 3);
+        assert_eq!(c.matching.max_limit, 50);
+        assert!(Config::from_toml("listn = \"0.0.0.0:9000\"\n").is_err());
+        assert!(Config::from_toml("admin_token = \"short\"\n").is_err());
+    }
+}

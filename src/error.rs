@@ -1,0 +1,72 @@
+//! The domain error: what callers did wrong or what failed, independent of
+//! the transport. The gRPC layer maps it onto status codes in one place.
+
+use crate::roster::RowError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is missing or malformed.
+    #[error("{field}: {message}")]
+    InvalidArgument { field: String, message: String },
+    /// A roster upload has bad rows; nothing was changed.
+    #[error("{summary}")]
+    InvalidRoster {
+        summary: String,
+        errors: Vec<RowError>,
+    },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The data directory cannot be read or written (full disk, permissions).
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Error {
+        Error::InvalidArgument {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// An invalid roster, its summary naming the first few problems.
+    pub fn invalid_roster(errors: Vec<RowError>) -> Error {
+        let mut summary = format!("the roster was rejected whole: {} problem(s)", errors.len());
+        for e in errors.iter().take(3) {
+            summary.push_str(&format!("; line {} {}: {}", e.line, e.field, e.message));
+        }
+        if errors.len() > 3 {
+            summary.push_str("; …");
+        }
+        Error::InvalidRoster { summary, errors }
+    }
+}
+
+impl From<tantivy::TantivyError> for Error {
+    fn from(e: tantivy::TantivyError) -> Error {
+        match e {
+            tantivy::TantivyError::IoError(io) => Error::Storage(io.to_string()),
+            tantivy::TantivyError::OpenWriteError(w) => Error::Storage(w.to_string()),
+            tantivy::TantivyError::OpenDirectoryError(d) => Error::Storage(d.to_string()),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Storage(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

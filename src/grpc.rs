@@ -1,0 +1,525 @@
+//! The gRPC adapter: unwraps requests, checks the admin token, calls the
+//! domain [`Service`], converts results back, and maps every domain error
+//! onto a status in one place ([`status`]).
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use tonic::{metadata::MetadataMap, Request, Response, Status, Streaming};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{
+    analyzer::Analysis,
+    divisions::Divisions,
+    error::Error,
+    lexicon::Lexicon,
+    model::{Corps, Talent, Tier},
+    pb,
+    roster::{RawRow, RosterFormat},
+    service::{Candidate, ListRequest, Location, MatchRequest, Service},
+};
+
+/// Maps a domain error onto a gRPC status. Bad rows travel as
+/// `google.rpc.BadRequest` field violations, one per problem.
+pub fn status(error: Error) -> Status {
+    match error {
+        Error::InvalidArgument { field, message } => Status::with_error_details(
+            tonic::Code::InvalidArgument,
+            format!("{field}: {message}"),
+            ErrorDetails::with_bad_request_violation(field, message),
+        ),
+        Error::InvalidRoster { summary, errors } => {
+            let mut details = ErrorDetails::new();
+            for e in &errors {
+                let field = if e.field.is_empty() {
+                    format!("line[{}]", e.line)
+                } else {
+                    format!("line[{}].{}", e.line, e.field)
+                };
+                details.add_bad_request_violation(field, e.message.clone());
+            }
+            Status::with_error_details(tonic::Code::InvalidArgument, summary, details)
+        }
+        Error::Unauthenticated(m) => Status::unauthenticated(m),
+        Error::PermissionDenied(m) => Status::permission_denied(m),
+        Error::NotFound(m) => Status::not_found(m),
+        Error::ResourceExhausted(m) => Status::resource_exhausted(m),
+        Error::FailedPrecondition(m) => Status::failed_precondition(m),
+        Error::Storage(m) => {
+            tracing::error!(cause = %m, "storage failure");
+            Status::unavailable(format!("the server cannot use its data directory: {m}"))
+        }
+        Error::Internal(m) => {
+            tracing::error!(cause = %m, "internal error");
+            Status::internal(m)
+        }
+    }
+}
+
+/// Compares in time that depends only on the lengths, not on where the
+/// first difference is.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks `authorization: Bearer <token>` against the admin token.
+#[derive(Clone)]
+pub struct AdminAuth {
+    token: Option<Arc<str>>,
+}
+
+impl AdminAuth {
+    pub fn new(token: Option<String>) -> AdminAuth {
+        AdminAuth {
+            token: token.map(Into::into),
+        }
+    }
+
+    pub fn check(&self, metadata: &MetadataMap) -> Result<(), Status> {
+        let Some(expected) = &self.token else {
+            return Err(Status::unauthenticated(
+                "admin calls are disabled: the server has no admin token (set XWN_ADMIN_TOKEN or admin_token)",
+            ));
+        };
+        let given = metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Status::unauthenticated("admin call without `authorization: Bearer <admin token>`")
+            })?;
+        if constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated("the admin token is wrong"))
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+        .map_err(status)
+}
+
+pub fn corps_to_pb(corps: Option<Corps>) -> pb::Corps {
+    match corps {
+        None => pb::Corps::Unspecified,
+        Some(Corps::GrainOil) => pb::Corps::GrainOil,
+        Some(Corps::Vegetable) => pb::Corps::Vegetable,
+        Some(Corps::Fruit) => pb::Corps::Fruit,
+        Some(Corps::Livestock) => pb::Corps::Livestock,
+        Some(Corps::ForestryWater) => pb::Corps::ForestryWater,
+    }
+}
+
+pub fn corps_from_pb(value: i32, field: &str) -> Result<Option<Corps>, Status> {
+    Ok(match pb::Corps::try_from(value) {
+        Ok(pb::Corps::Unspecified) => None,
+        Ok(pb::Corps::GrainOil) => Some(Corps::GrainOil),
+        Ok(pb::Corps::Vegetable) => Some(Corps::Vegetable),
+        Ok(pb::Corps::Fruit) => Some(Corps::Fruit),
+        Ok(pb::Corps::Livestock) => Some(Corps::Livestock),
+        Ok(pb::Corps::ForestryWater) => Some(Corps::ForestryWater),
+        Err(_) => {
+            return Err(status(Error::invalid(
+                field,
+                format!("unknown corps value {value}"),
+            )))
+        }
+    })
+}
+
+pub fn tier_to_pb(tier: Tier) -> pb::Tier {
+    match tier {
+        Tier::City => pb::Tier::City,
+        Tier::CountyTown => pb::Tier::CountyTown,
+        Tier::Village => pb::Tier::Village,
+    }
+}
+
+pub fn tier_from_pb(value: i32, field: &str) -> Result<Option<Tier>, Status> {
+    Ok(match pb::Tier::try_from(value) {
+        Ok(pb::Tier::Unspecified) => None,
+        Ok(pb::Tier::City) => Some(Tier::City),
+        Ok(pb::Tier::CountyTown) => Some(Tier::CountyTown),
+        Ok(pb::Tier::Village) => Some(Tier::Village),
+        Err(_) => {
+            return Err(status(Error::invalid(
+                field,
+                format!("unknown tier value {value}"),
+            )))
+        }
+    })
+}
+
+/// A talent as the API shows it; `phone` only when `with_phone`.
+pub fn talent_to_pb(t: &Talent, with_phone: bool) -> pb::Talent {
+    let divisions = Divisions::embedded();
+    pb::Talent {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        tier: tier_to_pb(t.tier).into(),
+        corps: corps_to_pb(t.corps).into(),
+        specialties: t.specialties.clone(),
+        skills: t.skills.clone(),
+        division_code: t.division_code.to_string(),
+        division_name: divisions
+            .get(t.division_code)
+            .map(|d| d.name.clone())
+            .unwrap_or_default(),
+        point: Some(pb::GeoPoint {
+            lat: t.point.lat,
+            lon: t.point.lon,
+        }),
+        capacity: t.capacity,
+        active: t.active,
+        phone: if with_phone {
+            t.phone.clone()
+        } else {
+            String::new()
+        },
+        county_name: divisions
+            .county_of(t.division_code)
+            .map_or_else(|| divisions.city().name.clone(), |d| d.name.clone()),
+    }
+}
+
+/// A talent of an upsert request as a roster row, validated like a file's.
+fn talent_to_row(t: &pb::Talent, line: u64) -> RawRow {
+    let mut fields = BTreeMap::new();
+    let tier = pb::Tier::try_from(t.tier).ok().and_then(|tier| match tier {
+        pb::Tier::Unspecified => None,
+        pb::Tier::City => Some(Tier::City),
+        pb::Tier::CountyTown => Some(Tier::CountyTown),
+        pb::Tier::Village => Some(Tier::Village),
+    });
+    let corps = corps_from_pb(t.corps, "corps").ok().flatten();
+    let mut put = |k: &str, v: String| {
+        fields.insert(k.to_string(), v);
+    };
+    put("id", t.id.clone());
+    put("name", t.name.clone());
+    put("phone", t.phone.clone());
+    put(
+        "tier",
+        tier.map_or_else(|| format!("TIER value {}", t.tier), |t| t.key().to_string()),
+    );
+    put(
+        "corps",
+        corps.map_or(String::new(), |c| c.chinese().to_string()),
+    );
+    put("specialties", t.specialties.join(";"));
+    put("skills", t.skills.clone());
+    put("division_code", t.division_code.clone());
+    if let Some(p) = &t.point {
+        put("lat", p.lat.to_string());
+        put("lon", p.lon.to_string());
+    }
+    put("capacity", t.capacity.to_string());
+    put("active", t.active.to_string());
+    RawRow { line, fields }
+}
+
+fn analysis_to_pb(a: &Analysis, lexicon: &Lexicon) -> pb::Analysis {
+    pb::Analysis {
+        agricultural: a.agricultural,
+        confidence: f64::from(a.confidence),
+        runner_up: a
+            .runner_up
+            .map(|s| lexicon.subject(s).name.clone())
+            .unwrap_or_default(),
+        evidence: a
+            .evidence
+            .iter()
+            .map(|e| pb::Evidence {
+                term: e.term.clone(),
+                subject: e
+                    .subject
+                    .map(|s| lexicon.subject(s).name.clone())
+                    .unwrap_or_default(),
+                kind: e.kind.to_string(),
+                role: e.role.key().to_string(),
+                weight: f64::from(e.weight),
+            })
+            .collect(),
+        note: a.note.clone(),
+    }
+}
+
+fn candidate_to_pb(c: &Candidate) -> pb::Candidate {
+    pb::Candidate {
+        talent: Some(talent_to_pb(&c.talent, false)),
+        distance_km: c.distance_km,
+        score: c.score,
+        matched_terms: c.matched_terms.clone(),
+        reason: c.reason.clone(),
+    }
+}
+
+/// Converts a request location.
+pub fn location_from_pb(location: Option<pb::Location>) -> Option<Location> {
+    match location?.kind? {
+        pb::location::Kind::DivisionCode(code) => Some(Location::Division(code)),
+        pb::location::Kind::Point(p) => Some(Location::Point {
+            lat: p.lat,
+            lon: p.lon,
+        }),
+    }
+}
+
+/// `MatchService`: open to every caller; never returns phone numbers.
+pub struct MatchApi {
+    service: Arc<Service>,
+}
+
+impl MatchApi {
+    pub fn new(service: Arc<Service>) -> MatchApi {
+        MatchApi { service }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::match_service_server::MatchService for MatchApi {
+    #[tracing::instrument(skip_all)]
+    async fn match_problem(
+        &self,
+        request: Request<pb::MatchProblemRequest>,
+    ) -> Result<Response<pb::MatchProblemResponse>, Status> {
+        let r = request.into_inner();
+        let ranking = pb::Ranking::try_from(r.ranking).map_err(|_| {
+            status(Error::invalid(
+                "ranking",
+                format!("unknown ranking value {}", r.ranking),
+            ))
+        })?;
+        let request = MatchRequest {
+            text: r.text,
+            location: location_from_pb(r.location),
+            limit: r.limit,
+            best_match: ranking == pb::Ranking::BestMatch,
+        };
+        let outcome = self.service.match_problem(&request).map_err(status)?;
+        Ok(Response::new(pb::MatchProblemResponse {
+            subject: outcome.subject.unwrap_or_default(),
+            corps: corps_to_pb(outcome.corps).into(),
+            candidates: outcome.candidates.iter().map(candidate_to_pb).collect(),
+            analysis: Some(analysis_to_pb(&outcome.analysis, self.service.lexicon())),
+            roster_version: outcome.roster_version,
+        }))
+    }
+}
+
+/// `RosterService`: every call needs the admin token.
+pub struct RosterApi {
+    service: Arc<Service>,
+    auth: AdminAuth,
+    max_upload_bytes: u64,
+}
+
+impl RosterApi {
+    pub fn new(service: Arc<Service>, auth: AdminAuth, max_upload_bytes: u64) -> RosterApi {
+        RosterApi {
+            service,
+            auth,
+            max_upload_bytes,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::roster_service_server::RosterService for RosterApi {
+    #[tracing::instrument(skip_all)]
+    async fn import_roster(
+        &self,
+        request: Request<Streaming<pb::RosterChunk>>,
+    ) -> Result<Response<pb::ImportReport>, Status> {
+        self.auth.check(request.metadata())?;
+        let mut stream = request.into_inner();
+        let mut format = None;
+        let mut data = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            let chunk_format = match pb::RosterFormat::try_from(chunk.format) {
+                Ok(pb::RosterFormat::Csv) => Some(RosterFormat::Csv),
+                Ok(pb::RosterFormat::Jsonl) => Some(RosterFormat::Jsonl),
+                Ok(pb::RosterFormat::Unspecified) => None,
+                Err(_) => {
+                    return Err(status(Error::invalid(
+                        "format",
+                        format!("unknown format value {}", chunk.format),
+                    )))
+                }
+            };
+            match (format, chunk_format) {
+                (None, None) => {
+                    return Err(status(Error::invalid(
+                        "format",
+                        "the first chunk must say ROSTER_FORMAT_CSV or ROSTER_FORMAT_JSONL",
+                    )))
+                }
+                (None, Some(f)) => format = Some(f),
+                (Some(f), Some(g)) if f != g => {
+                    return Err(status(Error::invalid(
+                        "format",
+                        "chunks of one upload must all have the same format",
+                    )))
+                }
+                _ => {}
+            }
+            if (data.len() + chunk.data.len()) as u64 > self.max_upload_bytes {
+                return Err(status(Error::ResourceExhausted(format!(
+                    "the roster upload is larger than the limit of {} bytes",
+                    self.max_upload_bytes
+                ))));
+            }
+            data.extend_from_slice(&chunk.data);
+        }
+        let format = format.ok_or_else(|| status(Error::invalid("data", "the upload is empty")))?;
+        let bytes = data.len();
+        let service = self.service.clone();
+        let (accepted, version) = blocking(move || service.import_roster(format, &data)).await?;
+        tracing::info!(
+            audit = "import_roster",
+            bytes,
+            accepted,
+            roster_version = version,
+            "roster replaced"
+        );
+        Ok(Response::new(pb::ImportReport {
+            accepted,
+            errors: Vec::new(),
+            roster_version: version,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn upsert_talents(
+        &self,
+        request: Request<pb::UpsertTalentsRequest>,
+    ) -> Result<Response<pb::UpsertTalentsResponse>, Status> {
+        self.auth.check(request.metadata())?;
+        let rows: Vec<RawRow> = request
+            .into_inner()
+            .talents
+            .iter()
+            .enumerate()
+            .map(|(i, t)| talent_to_row(t, i as u64 + 1))
+            .collect();
+        let service = self.service.clone();
+        let (upserted, version) = blocking(move || service.upsert_talents(rows)).await?;
+        tracing::info!(
+            audit = "upsert_talents",
+            upserted,
+            roster_version = version,
+            "talents upserted"
+        );
+        Ok(Response::new(pb::UpsertTalentsResponse {
+            upserted,
+            roster_version: version,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn remove_talents(
+        &self,
+        request: Request<pb::RemoveTalentsRequest>,
+    ) -> Result<Response<pb::RemoveTalentsResponse>, Status> {
+        self.auth.check(request.metadata())?;
+        let ids = request.into_inner().ids;
+        let service = self.service.clone();
+        let (removed, not_found, version) = blocking(move || service.remove_talents(&ids)).await?;
+        tracing::info!(
+            audit = "remove_talents",
+            removed,
+            roster_version = version,
+            "talents removed"
+        );
+        Ok(Response::new(pb::RemoveTalentsResponse {
+            removed,
+            not_found,
+            roster_version: version,
+        }))
+    }
+
+    async fn get_roster_stats(
+        &self,
+        request: Request<pb::GetRosterStatsRequest>,
+    ) -> Result<Response<pb::RosterStats>, Status> {
+        self.auth.check(request.metadata())?;
+        let (s, version) = self.service.stats();
+        Ok(Response::new(pb::RosterStats {
+            total: s.total,
+            city: s.city,
+            county_town: s.county_town,
+            village: s.village,
+            corps_members: s.corps_members,
+            by_corps: s.by_corps.into_iter().collect(),
+            by_county: s.by_county.into_iter().collect(),
+            roster_version: version,
+            active: s.active,
+        }))
+    }
+
+    async fn list_talents(
+        &self,
+        request: Request<pb::ListTalentsRequest>,
+    ) -> Result<Response<pb::ListTalentsResponse>, Status> {
+        self.auth.check(request.metadata())?;
+        let r = request.into_inner();
+        let page = self
+            .service
+            .list_talents(&ListRequest {
+                county: r.county,
+                division_code: r.division_code,
+                tier: tier_from_pb(r.tier, "tier")?,
+                corps: corps_from_pb(r.corps, "corps")?,
+                specialty: r.specialty,
+                query: r.query,
+                include_inactive: r.include_inactive,
+                page_size: r.page_size,
+                page_token: r.page_token,
+            })
+            .map_err(status)?;
+        Ok(Response::new(pb::ListTalentsResponse {
+            talents: page.talents.iter().map(|t| talent_to_pb(t, true)).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+            total: page.total,
+            roster_version: page.roster_version,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"secret-token-123", b"secret-token-123"));
+        assert!(!constant_time_eq(b"secret-token-123", b"secret-token-124"));
+        assert!(!constant_time_eq(b"secret", b"secret-token-123"));
+    }
+
+    #[test]
+    fn auth_refuses_missing_wrong_and_unconfigured_tokens() {
+        let auth = AdminAuth::new(Some("0123456789abcdef".into()));
+        let mut md = MetadataMap::new();
+        assert_eq!(
+            auth.check(&md).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        md.insert("authorization", "Bearer wrong".parse().unwrap());
+        assert_eq!(
+            auth.check(&md).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        md.insert("authorization", "Bearer 0123456789abcdef".parse().unwrap());
+        assert!(auth.check(&md).is_ok());
+        assert!(AdminAuth::new(None).check(&md).is_err());
+    }
+}

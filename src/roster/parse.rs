@@ -1,0 +1,567 @@
+//! Parses roster files (CSV with a header row, or JSONL) and validates every
+//! row before anything is accepted.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::{
+    divisions::{DivisionCode, Divisions},
+    geo::GeoPoint,
+    lexicon::Lexicon,
+    model::{Corps, Talent, Tier},
+};
+
+/// The columns a roster may have, in file order.
+pub const COLUMNS: [&str; 12] = [
+    "id",
+    "name",
+    "phone",
+    "tier",
+    "corps",
+    "specialties",
+    "skills",
+    "division_code",
+    "lat",
+    "lon",
+    "capacity",
+    "active",
+];
+const REQUIRED: [&str; 5] = ["id", "name", "tier", "specialties", "division_code"];
+const DEFAULT_CAPACITY: u32 = 5;
+const MAX_CAPACITY: u32 = 1_000;
+const MAX_ID_CHARS: usize = 64;
+const MAX_NAME_CHARS: usize = 64;
+const MAX_SKILLS_CHARS: usize = 2_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RosterFormat {
+    Csv,
+    Jsonl,
+}
+
+/// What is wrong with one row (or, at line 0, with the file as a whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based line in the file; the CSV header is line 1.
+    pub line: u64,
+    pub field: String,
+    pub message: String,
+}
+
+impl RowError {
+    fn new(line: u64, field: &str, message: impl Into<String>) -> RowError {
+        RowError {
+            line,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One row as text, keyed by column name, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct RawRow {
+    pub line: u64,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl RawRow {
+    fn get(&self, column: &str) -> &str {
+        self.fields.get(column).map(|s| s.trim()).unwrap_or("")
+    }
+}
+
+/// Parses and validates a whole roster file. Either every row is good and
+/// the talents come back in file order, or every problem found is reported.
+pub fn parse_roster(
+    format: RosterFormat,
+    data: &[u8],
+    lexicon: &Lexicon,
+    divisions: &Divisions,
+) -> Result<Vec<Talent>, Vec<RowError>> {
+    let data = data.strip_prefix("\u{feff}".as_bytes()).unwrap_or(data);
+    let text = std::str::from_utf8(data).map_err(|e| {
+        let line = data[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+            + 1;
+        vec![RowError::new(line, "", "the file is not valid UTF-8")]
+    })?;
+    let (rows, mut errors) = match format {
+        RosterFormat::Csv => csv_rows(text)?,
+        RosterFormat::Jsonl => jsonl_rows(text),
+    };
+    if rows.is_empty() && errors.is_empty() {
+        return Err(vec![RowError::new(
+            0,
+            "",
+            "the roster has no rows; an import never empties the roster",
+        )]);
+    }
+    let mut talents = Vec::with_capacity(rows.len());
+    let mut seen = HashSet::with_capacity(rows.len());
+    for row in &rows {
+        match validate_row(row, lexicon, divisions) {
+            Ok(talent) => {
+                if !seen.insert(talent.id.clone()) {
+                    errors.push(RowError::new(
+                        row.line,
+                        "id",
+                        format!(
+                            "duplicate id {:?}: ids must be unique in a roster",
+                            talent.id
+                        ),
+                    ));
+                }
+                talents.push(talent);
+            }
+            Err(mut row_errors) => errors.append(&mut row_errors),
+        }
+    }
+    if errors.is_empty() {
+        Ok(talents)
+    } else {
+        errors.sort_by_key(|e| e.line);
+        Err(errors)
+    }
+}
+
+fn check_columns<'a>(
+    line: u64,
+    columns: impl IntoIterator<Item = &'a str>,
+) -> Result<(), Vec<RowError>> {
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for column in columns {
+        if !COLUMNS.contains(&column) {
+            errors.push(RowError::new(
+                line,
+                column,
+                format!(
+                    "unknown column {column:?}; the columns are {}",
+                    COLUMNS.join(",")
+                ),
+            ));
+        } else if !seen.insert(column.to_string()) {
+            errors.push(RowError::new(line, column, "column given twice"));
+        }
+    }
+    for required in REQUIRED {
+        if !seen.contains(required) {
+            errors.push(RowError::new(line, required, "required column is missing"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// The rows and the rows that could not be read; header problems end it.
+fn csv_rows(text: &str) -> Result<(Vec<RawRow>, Vec<RowError>), Vec<RowError>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(|c| c.trim().to_ascii_lowercase()).collect(),
+        Err(e) => {
+            return Err(vec![RowError::new(
+                1,
+                "",
+                format!("unreadable header: {e}"),
+            )])
+        }
+    };
+    if header.iter().all(String::is_empty) {
+        return Err(vec![RowError::new(1, "", "the file has no header row")]);
+    }
+    check_columns(1, header.iter().map(String::as_str))?;
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                errors.push(RowError::new(line, "", format!("unreadable row: {e}")));
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        if record.len() != header.len() {
+            errors.push(RowError::new(
+                line,
+                "",
+                format!(
+                    "{} fields where the header has {}",
+                    record.len(),
+                    header.len()
+                ),
+            ));
+            continue;
+        }
+        let fields = header
+            .iter()
+            .cloned()
+            .zip(record.iter().map(str::to_string))
+            .collect();
+        rows.push(RawRow { line, fields });
+    }
+    Ok((rows, errors))
+}
+
+/// The rows and the lines that are not JSON objects with known keys.
+fn jsonl_rows(text: &str) -> (Vec<RawRow>, Vec<RowError>) {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line_text) in text.lines().enumerate() {
+        let line = i as u64 + 1;
+        if line_text.trim().is_empty() {
+            continue;
+        }
+        let object = match serde_json::from_str::<serde_json::Value>(line_text) {
+            Ok(serde_json::Value::Object(o)) => o,
+            Ok(_) => {
+                errors.push(RowError::new(line, "", "a line must be one JSON object"));
+                continue;
+            }
+            Err(e) => {
+                errors.push(RowError::new(line, "", format!("not valid JSON: {e}")));
+                continue;
+            }
+        };
+        if let Err(mut e) = check_columns(line, object.keys().map(String::as_str)) {
+            // A JSON line may leave out required keys only to be told so below.
+            e.retain(|err| err.message != "required column is missing");
+            if !e.is_empty() {
+                errors.append(&mut e);
+                continue;
+            }
+        }
+        let mut fields = BTreeMap::new();
+        for (key, value) in object {
+            let text = match value {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                other => other.to_string(),
+            };
+            fields.insert(key, text);
+        }
+        rows.push(RawRow { line, fields });
+    }
+    (rows, errors)
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "y" | "是" | "在岗" => Some(true),
+        "false" | "0" | "no" | "n" | "否" | "停用" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_coordinate(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Validates one row, reporting every problem it has.
+pub fn validate_row(
+    row: &RawRow,
+    lexicon: &Lexicon,
+    divisions: &Divisions,
+) -> Result<Talent, Vec<RowError>> {
+    let line = row.line;
+    let mut errors = Vec::new();
+    let mut err = |field: &str, message: String| errors.push(RowError::new(line, field, message));
+
+    let id = row.get("id").to_string();
+    if id.is_empty() {
+        err("id", "id is empty".into());
+    } else if id.chars().count() > MAX_ID_CHARS
+        || id.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        err(
+            "id",
+            format!("id must be 1 to {MAX_ID_CHARS} characters without spaces"),
+        );
+    }
+    let name = row.get("name").to_string();
+    if name.is_empty() {
+        err("name", "name is empty".into());
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        err(
+            "name",
+            format!("name is longer than {MAX_NAME_CHARS} characters"),
+        );
+    }
+    let phone = row.get("phone").to_string();
+    if !phone.is_empty()
+        && (phone.len() > 20
+            || !phone
+                .chars()
+                .all(|c| c.is_ascii_digit() || "+- ".contains(c)))
+    {
+        err(
+            "phone",
+            "phone may hold only digits, +, - and spaces (at most 20)".into(),
+        );
+    }
+    let tier = Tier::parse(row.get("tier"));
+    if tier.is_none() {
+        err(
+            "tier",
+            format!(
+                "unknown tier {:?}: use city, county_town or village (市级专家, 县镇级骨干, 村级实用人才)",
+                row.get("tier")
+            ),
+        );
+    }
+    let corps = match row.get("corps") {
+        "" => None,
+        text => {
+            let corps = Corps::parse(text);
+            if corps.is_none() {
+                err("corps", format!("unknown corps {text:?}: use 粮油, 蔬菜, 果树, 畜牧, 林水 or leave it empty"));
+            }
+            corps
+        }
+    };
+    let mut specialties = Vec::new();
+    for name in row
+        .get("specialties")
+        .split([';', '；', '、'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        match lexicon.resolve_specialty(name) {
+            Some(id) => {
+                let canonical = lexicon.subject(id).name.clone();
+                if !specialties.contains(&canonical) {
+                    specialties.push(canonical);
+                }
+            }
+            None => err(
+                "specialties",
+                format!("unknown specialty {name:?}: use a subject of index/subjects.csv or one of its aliases"),
+            ),
+        }
+    }
+    if row.get("specialties").is_empty() {
+        err(
+            "specialties",
+            "no specialties: give at least one subject, separated by ;".into(),
+        );
+    }
+    let skills = row.get("skills").to_string();
+    if skills.chars().count() > MAX_SKILLS_CHARS {
+        err(
+            "skills",
+            format!("skills is longer than {MAX_SKILLS_CHARS} characters"),
+        );
+    }
+    let division = match DivisionCode::parse(row.get("division_code")) {
+        None => {
+            err(
+                "division_code",
+                format!(
+                    "{:?} is not a 12-digit division code",
+                    row.get("division_code")
+                ),
+            );
+            None
+        }
+        Some(code) => {
+            let division = divisions.get(code);
+            if division.is_none() {
+                err(
+                    "division_code",
+                    format!("unknown division code {code}: not a Weinan division of 2023"),
+                );
+            }
+            division
+        }
+    };
+    let given_point = match (row.get("lat"), row.get("lon")) {
+        ("", "") => None,
+        ("", _) => {
+            err("lat", "lon is given without lat".into());
+            None
+        }
+        (_, "") => {
+            err("lon", "lat is given without lon".into());
+            None
+        }
+        (lat, lon) => match (parse_coordinate(lat), parse_coordinate(lon)) {
+            (Some(lat), Some(lon)) => match GeoPoint::new(lat, lon) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let field = if matches!(e, crate::geo::PointError::Latitude(_)) {
+                        "lat"
+                    } else {
+                        "lon"
+                    };
+                    err(field, format!("coordinates outside the WGS84 range: {e}"));
+                    None
+                }
+            },
+            (lat_ok, _) => {
+                let field = if lat_ok.is_none() { "lat" } else { "lon" };
+                err(field, format!("{:?} is not a number", row.get(field)));
+                None
+            }
+        },
+    };
+    let capacity = match row.get("capacity") {
+        "" => DEFAULT_CAPACITY,
+        text => match text.parse::<u32>() {
+            Ok(c) if c <= MAX_CAPACITY => c,
+            _ => {
+                err(
+                    "capacity",
+                    format!("capacity {text:?} is not a whole number from 0 to {MAX_CAPACITY}"),
+                );
+                0
+            }
+        },
+    };
+    let active = match row.get("active") {
+        "" => true,
+        text => parse_bool(text).unwrap_or_else(|| {
+            err("active", format!("active {text:?} is not true or false"));
+            false
+        }),
+    };
+    match (errors.is_empty(), tier, division) {
+        (true, Some(tier), Some(division)) => Ok(Talent {
+            id,
+            name,
+            phone,
+            tier,
+            corps,
+            specialties,
+            skills,
+            division_code: division.code,
+            given_point,
+            point: given_point.unwrap_or(division.point),
+            capacity,
+            active,
+        }),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(format: RosterFormat, text: &str) -> Result<Vec<Talent>, Vec<RowError>> {
+        parse_roster(
+            format,
+            text.as_bytes(),
+            Lexicon::embedded(),
+            Divisions::embedded(),
+        )
+    }
+
+    const HEADER: &str =
+        "id,name,phone,tier,corps,specialties,skills,division_code,lat,lon,capacity,active";
+
+    #[test]
+    fn parses_csv_with_bom_crlf_defaults_and_aliases() {
+        let text = format!(
+            "\u{feff}{HEADER}\r\nt1,王建国,13800000001,市级专家,果树,苹果；洋芋、苹果,腐烂病防治,610500000000,,,,\r\n"
+        );
+        let talents = parse(RosterFormat::Csv, &text).unwrap();
+        let t = &talents[0];
+        assert_eq!(t.tier, Tier::City);
+        assert_eq!(t.corps, Some(Corps::Fruit));
+        assert_eq!(t.specialties, ["苹果", "马铃薯"]);
+        assert_eq!((t.capacity, t.active), (5, true));
+        assert_eq!(t.point, Divisions::embedded().city().point);
+    }
+
+    #[test]
+    fn reports_every_bad_row_with_line_and_field() {
+        let text = format!(
+            "{HEADER}\n\
+             a,甲,,province,,苹果,,610527106202,,,,\n\
+             b,乙,,village,水果,,,610527106202,,,,\n\
+             c,丙,,village,,苹果,,999999999999,,,,\n\
+             a,丁,,village,,苹果,,610527106202,91,109,x,maybe\n"
+        );
+        let errors = parse(RosterFormat::Csv, &text).unwrap_err();
+        let got: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
+        for want in [
+            (2, "tier"),
+            (3, "corps"),
+            (3, "specialties"),
+            (4, "division_code"),
+            (5, "lat"),
+            (5, "capacity"),
+            (5, "active"),
+        ] {
+            assert!(got.contains(&want), "missing {want:?} in {got:?}");
+        }
+    }
+
+    #[test]
+    fn flags_duplicate_ids_and_unknown_columns() {
+        let text = format!("{HEADER}\nx,甲,,village,,苹果,,610527106202,,,,\nx,乙,,village,,梨,,610527106202,,,,\n");
+        let errors = parse(RosterFormat::Csv, &text).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!((errors[0].line, errors[0].field.as_str()), (3, "id"));
+        let errors = parse(
+            RosterFormat::Csv,
+            "id,name,tier,specialties,division_code,age\n",
+        )
+        .unwrap_err();
+        assert_eq!(errors[0].field, "age");
+    }
+
+    #[test]
+    fn parses_jsonl_with_arrays_and_numbers() {
+        let text = "{\"id\":\"j1\",\"name\":\"李\",\"tier\":\"village\",\"specialties\":[\"小麦\",\"玉米\"],\"division_code\":\"610527106202\",\"lat\":35.1,\"lon\":109.6,\"capacity\":3,\"active\":false}\n\n";
+        let talents = parse(RosterFormat::Jsonl, text).unwrap();
+        assert_eq!(talents[0].specialties, ["小麦", "玉米"]);
+        assert_eq!(
+            talents[0].point,
+            GeoPoint {
+                lat: 35.1,
+                lon: 109.6
+            }
+        );
+        assert!(!talents[0].active);
+        let errors = parse(RosterFormat::Jsonl, "{\"id\":\"j1\"}\n[1]\n{oops\n").unwrap_err();
+        let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+        assert!(
+            lines.contains(&1) && lines.contains(&2) && lines.contains(&3),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn refuses_empty_and_non_utf8_files() {
+        assert!(parse(RosterFormat::Csv, &format!("{HEADER}\n")).is_err());
+        let errors = parse_roster(
+            RosterFormat::Csv,
+            b"id,name\n\xff\xfe",
+            Lexicon::embedded(),
+            Divisions::embedded(),
+        )
+        .unwrap_err();
+        assert_eq!(errors[0].line, 2);
+    }
+}

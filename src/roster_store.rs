@@ -1,0 +1,388 @@
+//! The durable roster: versioned tantivy indexes under `<data_dir>/roster/`,
+//! a `CURRENT` pointer switched atomically, and the live [`Snapshot`].
+//!
+//! A full import builds a new index beside the live one and then switches
+//! `CURRENT` with a rename, so a crash at any moment leaves the old or the
+//! new roster, never a mix and never nothing. Upserts and removals are
+//! single tantivy commits on the live index, which are atomic too. The
+//! roster version travels in the commit payload, with the data it versions.
+
+use std::{
+    collections::HashMap,
+    fs,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use arc_swap::ArcSwap;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
+
+use crate::{
+    error::{Error, Result},
+    lexicon::Lexicon,
+    model::Talent,
+    search::{register_tokenizer, Fields, Snapshot},
+};
+
+const CURRENT: &str = "CURRENT";
+/// Memory for the writer of the live index (single-row changes).
+const LIVE_WRITER_BYTES: usize = 32 << 20;
+/// Memory per thread when building a whole index.
+const BUILD_WRITER_BYTES: usize = 256 << 20;
+
+struct Live {
+    dir: PathBuf,
+    index: Index,
+    reader: IndexReader,
+    writer: IndexWriter,
+    fields: Fields,
+}
+
+pub struct RosterStore {
+    root: PathBuf,
+    /// Held while the roster changes: one writer at a time.
+    live: Mutex<Live>,
+    snapshot: ArcSwap<Snapshot>,
+    lexicon: &'static Lexicon,
+}
+
+impl std::fmt::Debug for RosterStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RosterStore")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+fn payload(version: u64) -> String {
+    format!("{{\"roster_version\":{version}}}")
+}
+
+fn version_of(index: &Index) -> Result<u64> {
+    let meta = index.load_metas()?;
+    let payload = meta.payload.unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_str(&payload)
+        .map_err(|e| Error::Internal(format!("roster index has no version: {e}")))?;
+    value["roster_version"]
+        .as_u64()
+        .ok_or_else(|| Error::Internal("roster index has no version".into()))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn storage(context: &str, dir: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Storage(format!("{context} {}: {e}", dir.display()))
+}
+
+impl RosterStore {
+    /// Opens the roster under `data_dir`, or, when there is none yet,
+    /// stores `bootstrap()` as version 1.
+    pub fn open(
+        data_dir: &Path,
+        lexicon: &'static Lexicon,
+        bootstrap: impl FnOnce() -> Result<Vec<Talent>>,
+    ) -> Result<RosterStore> {
+        let root = data_dir.join("roster");
+        fs::create_dir_all(&root).map_err(|e| storage("cannot create", &root, e))?;
+        let current = match fs::read_to_string(root.join(CURRENT)) {
+            Ok(name) => Some(root.join(name.trim())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(storage("cannot read", &root.join(CURRENT), e)),
+        };
+        let (live, snapshot) = match current {
+            Some(dir) => {
+                let live = open_live(dir)?;
+                let version = version_of(&live.index)?;
+                let snapshot = Snapshot::load(&live.reader, live.fields, version)?;
+                (live, snapshot)
+            }
+            None => {
+                let talents = bootstrap()?;
+                let dir = build(&root, &talents, 1, lexicon)?;
+                switch_current(&root, &dir)?;
+                let live = open_live(dir)?;
+                let snapshot = fresh_snapshot(&live, talents, 1);
+                (live, snapshot)
+            }
+        };
+        remove_stale(&root, &live.dir);
+        Ok(RosterStore {
+            root,
+            live: Mutex::new(live),
+            snapshot: ArcSwap::from_pointee(snapshot),
+            lexicon,
+        })
+    }
+
+    /// The roster as queries see it now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Replaces the whole roster; returns the new version. Blocking.
+    pub fn replace(&self, talents: Vec<Talent>) -> Result<u64> {
+        let mut live = self
+            .live
+            .lock()
+            .map_err(|_| Error::Internal("roster lock poisoned".into()))?;
+        let version = self.snapshot().version() + 1;
+        let dir = build(&self.root, &talents, version, self.lexicon)?;
+        switch_current(&self.root, &dir)?;
+        let new_live = open_live(dir)?;
+        let snapshot = fresh_snapshot(&new_live, talents, version);
+        let old = std::mem::replace(&mut *live, new_live);
+        self.snapshot.store(Arc::new(snapshot));
+        drop(old);
+        remove_stale(&self.root, &live.dir);
+        Ok(version)
+    }
+
+    /// Adds or replaces talents by id in one commit; returns the new version.
+    pub fn upsert(&self, talents: Vec<Talent>) -> Result<u64> {
+        self.change(|live, table, current, lexicon| {
+            let mut added: HashMap<String, usize> = HashMap::new();
+            for talent in talents {
+                live.writer
+                    .delete_term(Term::from_field_text(live.fields.id, &talent.id));
+                let old = added
+                    .get(&talent.id)
+                    .copied()
+                    .or_else(|| current.ord(&talent.id));
+                if let Some(ord) = old {
+                    table[ord] = None;
+                }
+                let ord = table.len();
+                live.writer
+                    .add_document(live.fields.document(&talent, ord as u64, lexicon))?;
+                added.insert(talent.id.clone(), ord);
+                table.push(Some(Arc::new(talent)));
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes talents by id in one commit. Returns the ids that were not
+    /// there and the new version (unchanged when nothing was removed).
+    pub fn remove(&self, ids: &[String]) -> Result<(Vec<String>, u64)> {
+        let snapshot = self.snapshot();
+        let not_found: Vec<String> = ids
+            .iter()
+            .filter(|id| snapshot.get(id).is_none())
+            .cloned()
+            .collect();
+        if not_found.len() == ids.len() {
+            return Ok((not_found, snapshot.version()));
+        }
+        let version = self.change(|live, table, current, _| {
+            for id in ids {
+                live.writer
+                    .delete_term(Term::from_field_text(live.fields.id, id));
+                if let Some(ord) = current.ord(id) {
+                    table[ord] = None;
+                }
+            }
+            Ok(())
+        })?;
+        Ok((not_found, version))
+    }
+
+    fn change(
+        &self,
+        apply: impl FnOnce(&mut Live, &mut Vec<Option<Arc<Talent>>>, &Snapshot, &Lexicon) -> Result<()>,
+    ) -> Result<u64> {
+        let mut live = self
+            .live
+            .lock()
+            .map_err(|_| Error::Internal("roster lock poisoned".into()))?;
+        let current = self.snapshot();
+        let version = current.version() + 1;
+        let mut table = current.table().to_vec();
+        if let Err(e) = apply(&mut live, &mut table, &current, self.lexicon) {
+            live.writer.rollback()?;
+            return Err(e);
+        }
+        let mut prepared = live.writer.prepare_commit()?;
+        prepared.set_payload(&payload(version));
+        if let Err(e) = prepared.commit() {
+            live.writer.rollback()?;
+            return Err(e.into());
+        }
+        live.reader.reload()?;
+        let snapshot = Snapshot::new(version, live.reader.searcher(), live.fields, table);
+        self.snapshot.store(Arc::new(snapshot));
+        Ok(version)
+    }
+}
+
+fn open_live(dir: PathBuf) -> Result<Live> {
+    let index =
+        Index::open_in_dir(&dir).map_err(|e| storage("cannot open the roster index", &dir, e))?;
+    register_tokenizer(&index);
+    let fields = Fields::from_schema(&index.schema())?;
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?;
+    let writer = index.writer_with_num_threads(1, LIVE_WRITER_BYTES)?;
+    Ok(Live {
+        dir,
+        index,
+        reader,
+        writer,
+        fields,
+    })
+}
+
+fn fresh_snapshot(live: &Live, talents: Vec<Talent>, version: u64) -> Snapshot {
+    let table = talents.into_iter().map(|t| Some(Arc::new(t))).collect();
+    Snapshot::new(version, live.reader.searcher(), live.fields, table)
+}
+
+/// Builds a complete index in a fresh directory under `root` and returns it.
+fn build(root: &Path, talents: &[Talent], version: u64, lexicon: &Lexicon) -> Result<PathBuf> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let tmp = root.join(format!("tmp-{version}-{nanos}"));
+    fs::create_dir_all(&tmp).map_err(|e| storage("cannot create", &tmp, e))?;
+    let result = (|| -> Result<()> {
+        let (schema, fields) = Fields::schema();
+        let index = Index::create_in_dir(&tmp, schema)?;
+        register_tokenizer(&index);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4);
+        let threads = if talents.len() < 50_000 { 1 } else { threads };
+        let mut writer: IndexWriter =
+            index.writer_with_num_threads(threads, BUILD_WRITER_BYTES * threads)?;
+        for (ord, talent) in talents.iter().enumerate() {
+            writer.add_document(fields.document(talent, ord as u64, lexicon))?;
+        }
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&payload(version));
+        prepared.commit()?;
+        writer.wait_merging_threads()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let dir = root.join(format!("v{version:020}-{nanos}"));
+    fs::rename(&tmp, &dir).map_err(|e| storage("cannot rename", &tmp, e))?;
+    sync_dir(root)?;
+    Ok(dir)
+}
+
+/// Points `CURRENT` at `dir`: write, sync, rename, sync.
+fn switch_current(root: &Path, dir: &Path) -> Result<()> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::Internal("bad index dir".into()))?;
+    let tmp = root.join("CURRENT.tmp");
+    {
+        use std::io::Write;
+        let mut f = fs::File::create(&tmp).map_err(|e| storage("cannot write", &tmp, e))?;
+        f.write_all(name.as_bytes())
+            .map_err(|e| storage("cannot write", &tmp, e))?;
+        f.sync_all().map_err(|e| storage("cannot sync", &tmp, e))?;
+    }
+    fs::rename(&tmp, root.join(CURRENT))
+        .map_err(|e| storage("cannot switch", &root.join(CURRENT), e))?;
+    sync_dir(root)
+}
+
+/// Removes every index directory but the live one (old versions, builds a
+/// crash interrupted). Failures only cost disk space.
+fn remove_stale(root: &Path, live: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if path != live && path.is_dir() && (name.starts_with('v') || name.starts_with("tmp-")) {
+            if let Err(e) = fs::remove_dir_all(&path) {
+                tracing::warn!(dir = %path.display(), error = %e, "could not remove a stale roster index");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{divisions::Divisions, roster};
+
+    fn talents(csv: &str) -> Vec<Talent> {
+        let header = roster::COLUMNS.join(",");
+        roster::parse_roster(
+            roster::RosterFormat::Csv,
+            format!("{header}\n{csv}").as_bytes(),
+            Lexicon::embedded(),
+            Divisions::embedded(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn bootstraps_replaces_upserts_and_reopens() {
+        let dir = tempdir();
+        let lex = Lexicon::embedded();
+        let store = RosterStore::open(&dir, lex, || {
+            Ok(talents("a,甲,,village,,苹果,,610527106202,,,,\n"))
+        })
+        .unwrap();
+        assert_eq!((store.snapshot().version(), store.snapshot().len()), (1, 1));
+        let v = store
+            .replace(talents(
+                "b,乙,,village,,梨,,610527106202,,,,\nc,丙,,city,,小麦,,610500000000,,,,\n",
+            ))
+            .unwrap();
+        assert_eq!(v, 2);
+        assert!(store.snapshot().get("a").is_none());
+        let v = store
+            .upsert(talents(
+                "b,乙二,,village,,梨,,610527106202,,,,\nd,丁,,village,,猪,,610527106202,,,,\n",
+            ))
+            .unwrap();
+        assert_eq!(v, 3);
+        assert_eq!(store.snapshot().get("b").unwrap().name, "乙二");
+        let (missing, v) = store.remove(&["c".into(), "zz".into()]).unwrap();
+        assert_eq!((missing, v), (vec!["zz".to_string()], 4));
+        drop(store);
+
+        let store = RosterStore::open(&dir, lex, || panic!("must not bootstrap again")).unwrap();
+        let snap = store.snapshot();
+        assert_eq!(snap.version(), 4);
+        let mut ids: Vec<&str> = snap.talents().map(|t| t.id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["b", "d"]);
+        assert_eq!(snap.get("b").unwrap().name, "乙二");
+        assert_eq!(snap.indexed_docs(), 2);
+        // Exactly one index directory is left.
+        let dirs = fs::read_dir(dir.join("roster"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .count();
+        assert_eq!(dirs, 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempdir() -> PathBuf {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("xwn-store-{}-{nanos}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

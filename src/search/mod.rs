@@ -1,0 +1,456 @@
+//! The roster's tantivy index: schema, documents, and the read-only
+//! [`Snapshot`] every query runs against (nearest-qualified and best-match
+//! retrieval, filtered listing, statistics).
+
+mod collector;
+pub mod tokenizer;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use tantivy::{
+    query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery},
+    schema::{
+        Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED,
+        STRING,
+    },
+    Index, IndexReader, Searcher, TantivyDocument, Term,
+};
+
+use crate::{
+    divisions::{DivisionCode, Divisions, Level},
+    geo::GeoPoint,
+    lexicon::Lexicon,
+    model::{Corps, Talent, Tier},
+};
+pub use collector::Hit;
+use collector::{OrdCollector, TopCollector};
+
+/// The fields of a talent document.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields {
+    pub id: Field,
+    /// Position of the talent in the snapshot's talent table.
+    pub ord: Field,
+    pub specialty: Field,
+    /// Corps of each specialty, for the corps fallback.
+    pub specialty_corps: Field,
+    pub tier: Field,
+    pub corps: Field,
+    pub county: Field,
+    pub town: Field,
+    pub division: Field,
+    pub active: Field,
+    /// Specialties and skills, segmented by jieba, for BM25.
+    pub text: Field,
+    /// The whole talent as JSON: the index is the roster's durable copy.
+    pub doc: Field,
+}
+
+impl Fields {
+    pub fn schema() -> (Schema, Fields) {
+        let mut b = Schema::builder();
+        let text_options = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer::JIEBA)
+                .set_index_option(IndexRecordOption::WithFreqs),
+        );
+        let fields = Fields {
+            id: b.add_text_field("id", STRING),
+            ord: b.add_u64_field("ord", FAST),
+            specialty: b.add_text_field("specialty", STRING),
+            specialty_corps: b.add_text_field("specialty_corps", STRING),
+            tier: b.add_text_field("tier", STRING),
+            corps: b.add_text_field("corps", STRING),
+            county: b.add_text_field("county", STRING),
+            town: b.add_text_field("town", STRING),
+            division: b.add_text_field("division", STRING),
+            active: b.add_text_field("active", STRING),
+            text: b.add_text_field("text", text_options),
+            doc: b.add_text_field("doc", STORED),
+        };
+        (b.build(), fields)
+    }
+
+    /// Looks the fields up in an opened index's schema.
+    pub fn from_schema(schema: &Schema) -> tantivy::Result<Fields> {
+        let f = |name: &str| schema.get_field(name);
+        Ok(Fields {
+            id: f("id")?,
+            ord: f("ord")?,
+            specialty: f("specialty")?,
+            specialty_corps: f("specialty_corps")?,
+            tier: f("tier")?,
+            corps: f("corps")?,
+            county: f("county")?,
+            town: f("town")?,
+            division: f("division")?,
+            active: f("active")?,
+            text: f("text")?,
+            doc: f("doc")?,
+        })
+    }
+
+    /// The document for a talent at position `ord`.
+    pub fn document(&self, talent: &Talent, ord: u64, lexicon: &Lexicon) -> TantivyDocument {
+        let mut d = TantivyDocument::default();
+        d.add_text(self.id, &talent.id);
+        d.add_u64(self.ord, ord);
+        for s in &talent.specialties {
+            d.add_text(self.specialty, s);
+            if let Some(id) = lexicon.subject_id(s) {
+                d.add_text(self.specialty_corps, lexicon.subject(id).corps.chinese());
+            }
+            d.add_text(self.text, s);
+        }
+        d.add_text(self.text, &talent.skills);
+        d.add_text(self.tier, talent.tier.key());
+        if let Some(c) = talent.corps {
+            d.add_text(self.corps, c.chinese());
+        }
+        let code = talent.division_code;
+        d.add_text(self.county, code.county().to_string());
+        d.add_text(self.town, code.town().to_string());
+        d.add_text(self.division, code.to_string());
+        d.add_text(self.active, if talent.active { "true" } else { "false" });
+        d.add_text(
+            self.doc,
+            serde_json::to_string(talent).expect("talents serialize"),
+        );
+        d
+    }
+}
+
+/// Registers the jieba tokenizer on an index (it is not stored with it).
+pub fn register_tokenizer(index: &Index) {
+    index.tokenizers().register(
+        tokenizer::JIEBA,
+        tokenizer::JiebaTokenizer::new(Lexicon::embedded()),
+    );
+}
+
+/// Where the farmer is.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    pub point: GeoPoint,
+    /// Set when the location was a division code: used for administrative closeness.
+    pub division: Option<DivisionCode>,
+}
+
+/// How hits are ordered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ranking {
+    /// Distance, then administrative closeness, then text score, then id.
+    Nearest,
+    /// `(1 + BM25) × gauss(distance)`: the decay halves at `scale_km`.
+    BestMatch { scale_km: f64 },
+}
+
+/// Which talents qualify: those with any of these specialties, or with a
+/// specialty in any of these corps.
+#[derive(Debug, Clone, Default)]
+pub struct Pool {
+    pub specialties: Vec<String>,
+    pub corps: Vec<Corps>,
+}
+
+/// Counts over the roster.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    pub total: u64,
+    pub active: u64,
+    pub city: u64,
+    pub county_town: u64,
+    pub village: u64,
+    pub corps_members: u64,
+    pub by_corps: BTreeMap<String, u64>,
+    pub by_county: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    fn of<'a>(talents: impl Iterator<Item = &'a Talent>, divisions: &Divisions) -> Stats {
+        let mut s = Stats::default();
+        for c in Corps::ALL {
+            s.by_corps.insert(c.chinese().to_string(), 0);
+        }
+        for t in talents {
+            s.total += 1;
+            s.active += u64::from(t.active);
+            match t.tier {
+                Tier::City => s.city += 1,
+                Tier::CountyTown => s.county_town += 1,
+                Tier::Village => s.village += 1,
+            }
+            if let Some(c) = t.corps {
+                s.corps_members += 1;
+                *s.by_corps.entry(c.chinese().to_string()).or_default() += 1;
+            }
+            let county = divisions
+                .county_of(t.division_code)
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| divisions.city().name.clone());
+            *s.by_county.entry(county).or_default() += 1;
+        }
+        s
+    }
+}
+
+/// Filters of a listing; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub county: Option<DivisionCode>,
+    pub division: Option<DivisionCode>,
+    pub tier: Option<Tier>,
+    pub corps: Option<Corps>,
+    pub specialty: Option<String>,
+    pub query: Option<String>,
+    pub include_inactive: bool,
+}
+
+/// A consistent, read-only view of one roster version: the tantivy searcher
+/// and the talent table it points into. Replaced whole, never changed.
+pub struct Snapshot {
+    version: u64,
+    searcher: Searcher,
+    fields: Fields,
+    /// By `ord`; `None` where a talent was removed or replaced.
+    talents: Arc<Vec<Option<Arc<Talent>>>>,
+    by_id: HashMap<String, u32>,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("version", &self.version)
+            .field("talents", &self.by_id.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    pub fn new(
+        version: u64,
+        searcher: Searcher,
+        fields: Fields,
+        talents: Vec<Option<Arc<Talent>>>,
+    ) -> Snapshot {
+        let by_id = talents
+            .iter()
+            .enumerate()
+            .filter_map(|(ord, t)| Some((t.as_ref()?.id.clone(), ord as u32)))
+            .collect();
+        let stats = Stats::of(
+            talents.iter().flatten().map(Arc::as_ref),
+            Divisions::embedded(),
+        );
+        Snapshot {
+            version,
+            searcher,
+            fields,
+            talents: Arc::new(talents),
+            by_id,
+            stats,
+        }
+    }
+
+    /// Reads every live talent back from an index's stored documents.
+    pub fn load(reader: &IndexReader, fields: Fields, version: u64) -> tantivy::Result<Snapshot> {
+        let searcher = reader.searcher();
+        let mut talents: Vec<Option<Arc<Talent>>> = Vec::new();
+        for segment in searcher.segment_readers() {
+            let store = segment.get_store_reader(4)?;
+            let ords = segment.fast_fields().u64("ord")?;
+            for doc_id in segment.doc_ids_alive() {
+                let doc: TantivyDocument = store.get(doc_id)?;
+                let json = doc
+                    .get_first(fields.doc)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("");
+                let talent: Talent = serde_json::from_str(json).map_err(|e| {
+                    tantivy::TantivyError::InternalError(format!(
+                        "stored talent is unreadable: {e}"
+                    ))
+                })?;
+                let ord = ords.first(doc_id).unwrap_or(0) as usize;
+                if talents.len() <= ord {
+                    talents.resize(ord + 1, None);
+                }
+                talents[ord] = Some(Arc::new(talent));
+            }
+        }
+        Ok(Snapshot::new(version, searcher, fields, talents))
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Talent>> {
+        self.talents[self.ord(id)?].as_ref()
+    }
+
+    /// Position of a talent in [`Snapshot::table`].
+    pub fn ord(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).map(|&o| o as usize)
+    }
+
+    /// The talent table by ord, with gaps: what an updated snapshot starts from.
+    pub fn table(&self) -> &[Option<Arc<Talent>>] {
+        &self.talents
+    }
+
+    /// Every live talent, in no particular order.
+    pub fn talents(&self) -> impl Iterator<Item = &Arc<Talent>> {
+        self.talents.iter().flatten()
+    }
+
+    fn term(&self, field: Field, text: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, text),
+            IndexRecordOption::Basic,
+        ))
+    }
+
+    fn any_of(&self, clauses: Vec<Box<dyn Query>>) -> Box<dyn Query> {
+        if clauses.len() == 1 {
+            clauses.into_iter().next().expect("one clause")
+        } else {
+            Box::new(BooleanQuery::new(
+                clauses.into_iter().map(|q| (Occur::Should, q)).collect(),
+            ))
+        }
+    }
+
+    /// The best `limit` available talents of `pool` for a farmer at
+    /// `origin`, scored against `text_terms` (content words of the report).
+    /// The posting lists of the pool's specialties select the candidates; no
+    /// talent outside them is looked at.
+    pub fn top(
+        &self,
+        pool: &Pool,
+        origin: Origin,
+        text_terms: &[String],
+        ranking: Ranking,
+        limit: usize,
+    ) -> tantivy::Result<Vec<Hit>> {
+        let f = &self.fields;
+        let mut pool_clauses: Vec<Box<dyn Query>> = pool
+            .specialties
+            .iter()
+            .map(|s| self.term(f.specialty, s))
+            .collect();
+        pool_clauses.extend(
+            pool.corps
+                .iter()
+                .map(|c| self.term(f.specialty_corps, c.chinese())),
+        );
+        if pool_clauses.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let pool_query: Box<dyn Query> =
+            Box::new(ConstScoreQuery::new(self.any_of(pool_clauses), 0.0));
+        let mut clauses = vec![(Occur::Must, pool_query)];
+        for t in text_terms {
+            let term = Term::from_field_text(f.text, t);
+            clauses.push((
+                Occur::Should,
+                Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+            ));
+        }
+        let query = BooleanQuery::new(clauses);
+        let collector = TopCollector::new(self.talents.clone(), origin, ranking, limit);
+        self.searcher.search(&query, &collector)
+    }
+
+    /// Talents matching `filter`, ordered by id, after the id `after`.
+    /// Returns the page and the number of matches in all.
+    pub fn list(
+        &self,
+        filter: &ListFilter,
+        after: Option<&str>,
+        page_size: usize,
+    ) -> tantivy::Result<(Vec<Arc<Talent>>, usize)> {
+        let f = &self.fields;
+        let mut must: Vec<Box<dyn Query>> = Vec::new();
+        if let Some(c) = filter.county {
+            must.push(self.term(f.county, &c.to_string()));
+        }
+        if let Some(code) = filter.division {
+            let field = match Divisions::embedded().get(code).map(|d| d.level) {
+                Some(Level::County) => f.county,
+                Some(Level::Town) => f.town,
+                Some(Level::Village) => f.division,
+                _ => f.id, // the city: everybody, handled below
+            };
+            if field != f.id {
+                must.push(self.term(field, &code.to_string()));
+            }
+        }
+        if let Some(t) = filter.tier {
+            must.push(self.term(f.tier, t.key()));
+        }
+        if let Some(c) = filter.corps {
+            must.push(self.term(f.corps, c.chinese()));
+        }
+        if let Some(s) = &filter.specialty {
+            must.push(self.term(f.specialty, s));
+        }
+        if !filter.include_inactive {
+            must.push(self.term(f.active, "true"));
+        }
+        if let Some(q) = filter.query.as_deref().filter(|q| !q.trim().is_empty()) {
+            let words: Vec<Box<dyn Query>> = tokenizer::terms(Lexicon::embedded(), q)
+                .into_iter()
+                .map(|(_, _, w)| self.term(f.text, &w))
+                .collect();
+            if words.is_empty() {
+                return Ok((Vec::new(), 0));
+            }
+            must.push(self.any_of(words));
+        }
+        let query: Box<dyn Query> = if must.is_empty() {
+            Box::new(AllQuery)
+        } else {
+            Box::new(BooleanQuery::new(
+                must.into_iter().map(|q| (Occur::Must, q)).collect(),
+            ))
+        };
+        let ords = self.searcher.search(&query, &OrdCollector)?;
+        let mut matched: Vec<&Arc<Talent>> = ords
+            .iter()
+            .filter_map(|&o| self.talents.get(o as usize)?.as_ref())
+            .collect();
+        let total = matched.len();
+        matched.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let start = after.map_or(0, |a| matched.partition_point(|t| t.id.as_str() <= a));
+        Ok((
+            matched
+                .into_iter()
+                .skip(start)
+                .take(page_size)
+                .cloned()
+                .collect(),
+            total,
+        ))
+    }
+
+    /// Number of documents tantivy holds, deleted ones excluded.
+    pub fn indexed_docs(&self) -> u64 {
+        self.searcher.num_docs()
+    }
+}

@@ -1,0 +1,134 @@
+//! Starts the service: opens the roster (storing the demo roster into an
+//! empty data directory), then serves the gRPC services, health and
+//! reflection on a bound listener until the shutdown future completes.
+
+use std::{future::Future, sync::Arc};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+use crate::{
+    config::Config,
+    divisions::Divisions,
+    error::Error,
+    grpc::{AdminAuth, MatchApi, RosterApi},
+    lexicon::Lexicon,
+    pb,
+    roster::{self, RosterFormat},
+    roster_store::RosterStore,
+    service::Service,
+};
+
+/// Largest single gRPC message accepted (a roster chunk, say); whole uploads
+/// are bounded by `max_upload_bytes`.
+const MAX_MESSAGE_BYTES: usize = 8 << 20;
+
+/// Opens (or bootstraps) the roster under the configured data directory.
+pub fn open_store(config: &Config) -> anyhow::Result<RosterStore> {
+    let lexicon = Lexicon::embedded();
+    let seed = config.demo_seed;
+    RosterStore::open(&config.data_dir, lexicon, || {
+        tracing::info!(seed, "empty data directory: storing the demo roster");
+        let csv = roster::gen::generate_csv(
+            seed,
+            roster::gen::VILLAGE_PRACTITIONERS,
+            lexicon,
+            Divisions::embedded(),
+        );
+        roster::parse_roster(
+            RosterFormat::Csv,
+            csv.as_bytes(),
+            lexicon,
+            Divisions::embedded(),
+        )
+        .map_err(|errors| Error::Internal(format!("the demo roster is invalid: {errors:?}")))
+    })
+    .with_context(|| format!("cannot open the roster in {}", config.data_dir.display()))
+}
+
+/// Serves until `shutdown` completes, then drains in-flight calls.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let store_config = config.clone();
+    let store = tokio::task::spawn_blocking(move || open_store(&store_config)).await??;
+    let snapshot = store.snapshot();
+    let service = Arc::new(Service::new(Arc::new(store), config.matching.clone()));
+
+    if config.admin_token.is_none() {
+        tracing::warn!(
+            "admin calls are refused: no admin token is configured; set XWN_ADMIN_TOKEN (16+ characters) or admin_token in the config file"
+        );
+    }
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<pb::match_service_server::MatchServiceServer<MatchApi>>()
+        .await;
+    reporter
+        .set_serving::<pb::roster_service_server::RosterServiceServer<RosterApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("cannot build the reflection service")?;
+
+    let match_api =
+        pb::match_service_server::MatchServiceServer::new(MatchApi::new(service.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let roster_api = pb::roster_service_server::RosterServiceServer::new(RosterApi::new(
+        service.clone(),
+        AdminAuth::new(config.admin_token.clone()),
+        config.max_upload_bytes,
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
+
+    let address = listener.local_addr()?;
+    tracing::info!(
+        %address,
+        data_dir = %config.data_dir.display(),
+        roster_version = snapshot.version(),
+        talents = snapshot.len(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "serving"
+    );
+    drop(snapshot);
+    tonic::transport::Server::builder()
+        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(match_api)
+        .add_service(roster_api)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+        .context("the gRPC server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: draining");
+}

@@ -1,0 +1,559 @@
+//! The service's domain operations, free of any transport: matching a
+//! report to responders, and the roster administration behind the admin
+//! API. The gRPC layer (`grpc`) only converts messages to and from these.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use crate::{
+    analyzer::{self, Analysis},
+    config::MatchConfig,
+    divisions::{DivisionCode, Divisions, Level},
+    error::{Error, Result},
+    geo::GeoPoint,
+    lexicon::{Lexicon, SubjectId},
+    model::{Corps, Talent, Tier},
+    roster::{self, RawRow, RosterFormat, RowError},
+    roster_store::RosterStore,
+    search::{Hit, ListFilter, Origin, Pool, Ranking, Snapshot, Stats},
+};
+
+/// Longest report accepted, in characters.
+pub const MAX_TEXT_CHARS: usize = 4_000;
+
+/// Where the farmer says they are, as received.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Location {
+    Division(String),
+    Point { lat: f64, lon: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchRequest {
+    pub text: String,
+    pub location: Option<Location>,
+    /// 0 means the default.
+    pub limit: u32,
+    pub best_match: bool,
+}
+
+/// Why a candidate qualified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// Has the subject as a specialty.
+    Subject,
+    /// Has the parent subject (羊 for 奶山羊): nobody with the subject is near.
+    Parent,
+    /// Has a specialty in the corps: nobody in the roster has the subject.
+    Corps,
+}
+
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub talent: Arc<Talent>,
+    pub distance_km: f64,
+    pub score: f64,
+    pub matched_terms: Vec<String>,
+    pub reason: String,
+    pub basis: Basis,
+}
+
+#[derive(Debug, Clone)]
+pub struct MatchOutcome {
+    pub analysis: Analysis,
+    pub subject: Option<String>,
+    pub corps: Option<Corps>,
+    pub candidates: Vec<Candidate>,
+    pub roster_version: u64,
+}
+
+/// A listing request: filters (empty means any) and paging.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    /// County name (白水县, 白水) or 12-digit county code.
+    pub county: String,
+    /// Talents in this division or below it.
+    pub division_code: String,
+    pub tier: Option<Tier>,
+    pub corps: Option<Corps>,
+    /// Canonical subject or alias.
+    pub specialty: String,
+    /// Free text matched against specialties and skills.
+    pub query: String,
+    pub include_inactive: bool,
+    /// 0 means 50; at most 500.
+    pub page_size: u32,
+    /// The last id of the previous page.
+    pub page_token: String,
+}
+
+/// One page of a listing, ordered by id.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub talents: Vec<Arc<Talent>>,
+    pub next_page_token: Option<String>,
+    pub total: u64,
+    pub roster_version: u64,
+}
+
+pub struct Service {
+    store: Arc<RosterStore>,
+    lexicon: &'static Lexicon,
+    divisions: &'static Divisions,
+    config: MatchConfig,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    pub fn new(store: Arc<RosterStore>, config: MatchConfig) -> Service {
+        Service {
+            store,
+            lexicon: Lexicon::embedded(),
+            divisions: Divisions::embedded(),
+            config,
+        }
+    }
+
+    pub fn lexicon(&self) -> &'static Lexicon {
+        self.lexicon
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.store.snapshot()
+    }
+
+    /// Resolves a farmer's location; `field` names it in errors.
+    pub fn resolve_location(&self, location: Option<&Location>, field: &str) -> Result<Origin> {
+        match location {
+            None => Err(Error::invalid(
+                field,
+                "missing: give a 12-digit Weinan division_code or a point",
+            )),
+            Some(Location::Division(code)) => {
+                let field = format!("{field}.division_code");
+                let parsed = DivisionCode::parse(code).ok_or_else(|| {
+                    Error::invalid(&field, format!("{code:?} is not a 12-digit division code"))
+                })?;
+                let division = self.divisions.get(parsed).ok_or_else(|| {
+                    Error::invalid(
+                        &field,
+                        format!("unknown division code {parsed}: not a Weinan division of 2023"),
+                    )
+                })?;
+                Ok(Origin {
+                    point: division.point,
+                    division: Some(division.code),
+                })
+            }
+            Some(Location::Point { lat, lon }) => {
+                let point = GeoPoint::new(*lat, *lon)
+                    .map_err(|e| Error::invalid(&format!("{field}.point"), e.to_string()))?;
+                Ok(Origin {
+                    point,
+                    division: None,
+                })
+            }
+        }
+    }
+
+    /// Checks a report's text.
+    pub fn check_text(text: &str, field: &str) -> Result<()> {
+        if text.trim().is_empty() {
+            return Err(Error::invalid(
+                field,
+                "is empty: describe the problem in a few words",
+            ));
+        }
+        let chars = text.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(Error::invalid(
+                field,
+                format!("is {chars} characters long; the limit is {MAX_TEXT_CHARS}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Analyses a report and ranks the responders who qualify for it.
+    pub fn match_problem(&self, request: &MatchRequest) -> Result<MatchOutcome> {
+        Self::check_text(&request.text, "text")?;
+        let origin = self.resolve_location(request.location.as_ref(), "location")?;
+        let limit = match request.limit {
+            0 => self.config.default_limit,
+            n if n > self.config.max_limit => {
+                return Err(Error::invalid(
+                    "limit",
+                    format!("{n} is above the maximum of {}", self.config.max_limit),
+                ))
+            }
+            n => n,
+        } as usize;
+        let analysis = analyzer::analyze(self.lexicon, &request.text);
+        let ranking = if request.best_match {
+            Ranking::BestMatch {
+                scale_km: self.config.best_match_scale_km,
+            }
+        } else {
+            Ranking::Nearest
+        };
+        let snapshot = self.store.snapshot();
+        let candidates = self.rank(&snapshot, &analysis, origin, ranking, limit)?;
+        Ok(MatchOutcome {
+            subject: analysis
+                .subject
+                .map(|s| self.lexicon.subject(s).name.clone()),
+            corps: analysis.corps,
+            candidates,
+            roster_version: snapshot.version(),
+            analysis,
+        })
+    }
+
+    /// The ranked candidates for an analysed report at `origin`.
+    pub fn rank(
+        &self,
+        snapshot: &Snapshot,
+        analysis: &Analysis,
+        origin: Origin,
+        ranking: Ranking,
+        limit: usize,
+    ) -> Result<Vec<Candidate>> {
+        let words = query_words(analysis);
+        let search = |pool: &Pool| snapshot.top(pool, origin, &words, ranking, limit);
+        let tagged = |hits: Vec<Hit>, basis: Basis| hits.into_iter().map(move |h| (h, basis));
+
+        let hits: Vec<(Hit, Basis)> = match (analysis.subject, analysis.corps) {
+            (Some(subject), _) => {
+                let name = self.lexicon.subject(subject).name.clone();
+                let own = search(&Pool {
+                    specialties: vec![name.clone()],
+                    corps: vec![],
+                })?;
+                let parent = self.lexicon.subject(subject).parent;
+                let near = own
+                    .first()
+                    .is_some_and(|h| h.distance_km <= self.config.parent_radius_km);
+                match parent {
+                    Some(parent) if !near => {
+                        let parent_name = self.lexicon.subject(parent).name.clone();
+                        let both = search(&Pool {
+                            specialties: vec![name.clone(), parent_name],
+                            corps: vec![],
+                        })?;
+                        if both.is_empty() {
+                            tagged(
+                                self.corps_hits(
+                                    snapshot, analysis, origin, ranking, limit, &words,
+                                )?,
+                                Basis::Corps,
+                            )
+                            .collect()
+                        } else {
+                            both.into_iter()
+                                .map(|h| {
+                                    let basis = if h.talent.specialties.contains(&name) {
+                                        Basis::Subject
+                                    } else {
+                                        Basis::Parent
+                                    };
+                                    (h, basis)
+                                })
+                                .collect()
+                        }
+                    }
+                    _ if own.is_empty() => tagged(
+                        self.corps_hits(snapshot, analysis, origin, ranking, limit, &words)?,
+                        Basis::Corps,
+                    )
+                    .collect(),
+                    _ => tagged(own, Basis::Subject).collect(),
+                }
+            }
+            (None, Some(_)) => tagged(
+                self.corps_hits(snapshot, analysis, origin, ranking, limit, &words)?,
+                Basis::Corps,
+            )
+            .collect(),
+            (None, None) => Vec::new(),
+        };
+        Ok(hits
+            .into_iter()
+            .map(|(hit, basis)| self.candidate(hit, basis, analysis, ranking))
+            .collect())
+    }
+
+    fn corps_hits(
+        &self,
+        snapshot: &Snapshot,
+        analysis: &Analysis,
+        origin: Origin,
+        ranking: Ranking,
+        limit: usize,
+        words: &[String],
+    ) -> Result<Vec<Hit>> {
+        let Some(corps) = analysis.corps else {
+            return Ok(Vec::new());
+        };
+        Ok(snapshot.top(
+            &Pool {
+                specialties: vec![],
+                corps: vec![corps],
+            },
+            origin,
+            words,
+            ranking,
+            limit,
+        )?)
+    }
+
+    fn candidate(
+        &self,
+        hit: Hit,
+        basis: Basis,
+        analysis: &Analysis,
+        ranking: Ranking,
+    ) -> Candidate {
+        let talent = &hit.talent;
+        let subject = analysis
+            .subject
+            .map(|s| self.lexicon.subject(s).name.as_str());
+        let mut matched: Vec<String> = Vec::new();
+        let mut push = |term: &str| {
+            if !matched.iter().any(|m| m == term) {
+                matched.push(term.to_string());
+            }
+        };
+        if let Some(s) = subject.filter(|s| talent.specialties.iter().any(|t| t == s)) {
+            push(s);
+        }
+        for word in query_words(analysis) {
+            let long_enough = word.chars().count() >= 2;
+            if long_enough
+                && (talent.skills.contains(&word) || talent.specialties.iter().any(|s| s == &word))
+            {
+                push(&word);
+            }
+        }
+        let reason = self.reason(&hit, basis, subject, analysis.corps, &matched, ranking);
+        Candidate {
+            distance_km: hit.distance_km,
+            score: hit.score,
+            matched_terms: matched,
+            reason,
+            basis,
+            talent: hit.talent,
+        }
+    }
+
+    /// Why a candidate was chosen, in Chinese.
+    fn reason(
+        &self,
+        hit: &Hit,
+        basis: Basis,
+        subject: Option<&str>,
+        corps: Option<Corps>,
+        matched: &[String],
+        ranking: Ranking,
+    ) -> String {
+        let t = &hit.talent;
+        let what = match (basis, subject) {
+            (Basis::Subject, Some(s)) => format!("专长{s}"),
+            (Basis::Parent, Some(s)) => {
+                let parent = t.specialties.first().map(String::as_str).unwrap_or("");
+                format!("附近无{s}专长人员，由{parent}专长人员应答")
+            }
+            _ => format!(
+                "无该品类专长人员，{}组人员应答（专长{}）",
+                corps.map_or("", |c| c.chinese()),
+                t.specialties.join("、")
+            ),
+        };
+        let near = match hit.closeness {
+            3 => "，同村（社区）",
+            2 => "，同镇（街道）",
+            1 => "，同县（区）",
+            _ => "",
+        };
+        let skills: Vec<&str> = matched
+            .iter()
+            .map(String::as_str)
+            .filter(|m| Some(*m) != subject)
+            .collect();
+        let skills = if skills.is_empty() {
+            String::new()
+        } else {
+            format!("，技能含{}", skills.join("、"))
+        };
+        let order = match ranking {
+            Ranking::Nearest => "按距离最近排序",
+            Ranking::BestMatch { .. } => "按专业匹配度与距离综合排序",
+        };
+        format!(
+            "{}，{what}，距您约{:.1}公里{near}{skills}（{order}）",
+            t.tier.chinese(),
+            hit.distance_km
+        )
+    }
+
+    /// Validates and stores a whole roster file as the new roster.
+    pub fn import_roster(&self, format: RosterFormat, data: &[u8]) -> Result<(u64, u64)> {
+        let talents = roster::parse_roster(format, data, self.lexicon, self.divisions)
+            .map_err(Error::invalid_roster)?;
+        let accepted = talents.len() as u64;
+        let version = self.store.replace(talents)?;
+        Ok((accepted, version))
+    }
+
+    /// Adds or replaces talents given as rows (line = position in the request).
+    pub fn upsert_talents(&self, rows: Vec<RawRow>) -> Result<(u64, u64)> {
+        if rows.is_empty() {
+            return Err(Error::invalid(
+                "talents",
+                "is empty: give at least one talent",
+            ));
+        }
+        let mut errors = Vec::new();
+        let mut talents = Vec::new();
+        let mut seen = BTreeSet::new();
+        for row in &rows {
+            match roster::validate_row(row, self.lexicon, self.divisions) {
+                Ok(t) if !seen.insert(t.id.clone()) => errors.push(RowError {
+                    line: row.line,
+                    field: "id".into(),
+                    message: format!("duplicate id {:?} in the request", t.id),
+                }),
+                Ok(t) => talents.push(t),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::invalid_roster(errors));
+        }
+        let count = talents.len() as u64;
+        Ok((count, self.store.upsert(talents)?))
+    }
+
+    /// Removes talents by id; returns (removed, not found, version).
+    pub fn remove_talents(&self, ids: &[String]) -> Result<(u64, Vec<String>, u64)> {
+        if ids.is_empty() || ids.iter().any(|id| id.trim().is_empty()) {
+            return Err(Error::invalid(
+                "ids",
+                "give one or more non-empty talent ids",
+            ));
+        }
+        let unique: Vec<String> = ids
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let (not_found, version) = self.store.remove(&unique)?;
+        Ok(((unique.len() - not_found.len()) as u64, not_found, version))
+    }
+
+    pub fn stats(&self) -> (Stats, u64) {
+        let snapshot = self.store.snapshot();
+        (snapshot.stats().clone(), snapshot.version())
+    }
+
+    /// One page of talents by id, filtered; each filter is checked.
+    pub fn list_talents(&self, r: &ListRequest) -> Result<Page> {
+        let county = match r.county.trim() {
+            "" => None,
+            c => Some(
+                self.divisions
+                    .find_county(c)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "county",
+                            format!("unknown county {c:?}: use a name such as 白水县 or its code"),
+                        )
+                    })?
+                    .code,
+            ),
+        };
+        let division = match r.division_code.trim() {
+            "" => None,
+            d => {
+                let code = DivisionCode::parse(d)
+                    .filter(|c| self.divisions.get(*c).is_some())
+                    .ok_or_else(|| {
+                        Error::invalid("division_code", format!("unknown division code {d:?}"))
+                    })?;
+                (self.divisions.get(code).map(|x| x.level) != Some(Level::City)).then_some(code)
+            }
+        };
+        let specialty = match r.specialty.trim() {
+            "" => None,
+            s => Some(
+                self.lexicon
+                    .resolve_specialty(s)
+                    .map(|id| self.lexicon.subject(id).name.clone())
+                    .ok_or_else(|| {
+                        Error::invalid("specialty", format!("unknown specialty {s:?}"))
+                    })?,
+            ),
+        };
+        let filter = ListFilter {
+            county,
+            division,
+            tier: r.tier,
+            corps: r.corps,
+            specialty,
+            query: (!r.query.trim().is_empty()).then(|| r.query.clone()),
+            include_inactive: r.include_inactive,
+        };
+        let page_size = match r.page_size {
+            0 => 50,
+            n if n > 500 => {
+                return Err(Error::invalid(
+                    "page_size",
+                    format!("{n} is above the maximum of 500"),
+                ))
+            }
+            n => n as usize,
+        };
+        let snapshot = self.store.snapshot();
+        let after = (!r.page_token.is_empty()).then_some(r.page_token.as_str());
+        let (mut talents, total) = snapshot.list(&filter, after, page_size + 1)?;
+        let next_page_token = if talents.len() > page_size {
+            talents.truncate(page_size);
+            talents.last().map(|t| t.id.clone())
+        } else {
+            None
+        };
+        Ok(Page {
+            talents,
+            next_page_token,
+            total: total as u64,
+            roster_version: snapshot.version(),
+        })
+    }
+
+    /// The subject a canonical name or alias stands for.
+    pub fn subject(&self, name: &str) -> Option<SubjectId> {
+        self.lexicon.resolve_specialty(name)
+    }
+}
+
+/// The report's words used for text scoring: content words, deduplicated,
+/// with every evidence term (single-character subjects included).
+pub fn query_words(analysis: &Analysis) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in analysis
+        .words
+        .iter()
+        .chain(analysis.evidence.iter().map(|e| &e.term))
+    {
+        if !out.contains(w) {
+            out.push(w.clone());
+        }
+    }
+    out
+}

@@ -1,0 +1,136 @@
+//! Test harness: starts the real server on 127.0.0.1:0 over a temporary data
+//! directory, and builds clients and admin requests for it.
+#![allow(dead_code)]
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::OnceLock,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{transport::Channel, Request};
+use xingweinong::{config::Config, pb, server};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub type MatchClient = pb::match_service_client::MatchServiceClient<Channel>;
+pub type RosterClient = pb::roster_service_client::RosterServiceClient<Channel>;
+
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("xwn-test-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn config(data_dir: &Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_path_buf(),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        ..Config::default()
+    }
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts a server in the current runtime.
+    pub async fn start(config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let data_dir = config.data_dir.clone();
+        let handle = tokio::spawn(server::serve(config, listener, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            data_dir,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.handle.take().unwrap().await.unwrap().unwrap();
+    }
+
+    pub async fn channel(&self) -> Channel {
+        channel(self.addr).await
+    }
+}
+
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// One demo-roster server per test binary, on its own runtime, for tests
+/// that only read.
+pub fn shared_server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let dir = temp_dir("shared");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                server::serve(config(&dir), listener, std::future::pending())
+                    .await
+                    .unwrap();
+            });
+        });
+        rx.recv().unwrap()
+    })
+}
+
+pub fn admin<T>(message: T) -> Request<T> {
+    with_token(message, ADMIN_TOKEN)
+}
+
+pub fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut r = Request::new(message);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+pub fn at_division(text: &str, code: &str) -> pb::MatchProblemRequest {
+    pb::MatchProblemRequest {
+        text: text.into(),
+        location: Some(pb::Location {
+            kind: Some(pb::location::Kind::DivisionCode(code.into())),
+        }),
+        limit: 5,
+        ranking: 0,
+    }
+}
+
+pub fn csv_chunk(text: &str) -> pb::RosterChunk {
+    pb::RosterChunk {
+        format: pb::RosterFormat::Csv as i32,
+        data: text.as_bytes().to_vec(),
+    }
+}
+
+pub const HEADER: &str =
+    "id,name,phone,tier,corps,specialties,skills,division_code,lat,lon,capacity,active";

@@ -1,0 +1,269 @@
+//! MatchProblem over gRPC: the order equals a brute-force nearest-qualified
+//! scan of the roster; no phone numbers leak; bad input gets its status.
+
+mod common;
+
+use common::*;
+use tonic::Code;
+use tonic_types::StatusExt;
+use xingweinong::{
+    divisions::{DivisionCode, Divisions},
+    geo::GeoPoint,
+    lexicon::Lexicon,
+    model::Talent,
+    pb,
+    roster::{self, gen, RosterFormat},
+};
+
+fn demo_roster() -> Vec<Talent> {
+    let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
+    let csv = gen::generate_csv(gen::DEMO_SEED, gen::VILLAGE_PRACTITIONERS, lex, div);
+    roster::parse_roster(RosterFormat::Csv, csv.as_bytes(), lex, div).unwrap()
+}
+
+/// Qualified talents for `subject` (or, when nobody has it, for its corps),
+/// nearest first, as (id, distance, closeness).
+fn brute_force(
+    roster: &[Talent],
+    subject: &str,
+    origin: GeoPoint,
+    division: Option<DivisionCode>,
+) -> Vec<(String, f64, u8)> {
+    let lex = Lexicon::embedded();
+    let mut qualified: Vec<&Talent> = roster
+        .iter()
+        .filter(|t| t.is_available() && t.specialties.iter().any(|s| s == subject))
+        .collect();
+    if qualified.is_empty() {
+        let corps = lex.subject(lex.subject_id(subject).unwrap()).corps;
+        qualified = roster
+            .iter()
+            .filter(|t| {
+                t.is_available()
+                    && t.specialties
+                        .iter()
+                        .any(|s| lex.subject(lex.subject_id(s).unwrap()).corps == corps)
+            })
+            .collect();
+    }
+    let mut ranked: Vec<(String, f64, u8)> = qualified
+        .iter()
+        .map(|t| {
+            (
+                t.id.clone(),
+                origin.distance_km(t.point),
+                division.map_or(0, |d| d.closeness(t.division_code)),
+            )
+        })
+        .collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)));
+    ranked
+}
+
+#[tokio::test]
+async fn order_equals_brute_force_nearest_qualified() {
+    let roster = demo_roster();
+    let lex = Lexicon::embedded();
+    let div = Divisions::embedded();
+    let mut client = MatchClient::new(channel(shared_server()).await);
+    // Every subject (without a parent, so no parent fallback) at towns and
+    // villages across all counties, and at raw points.
+    let places: Vec<&xingweinong::divisions::Division> = div
+        .counties()
+        .flat_map(|c| div.children(c.code).into_iter().take(3))
+        .flat_map(|town| std::iter::once(town).chain(div.children(town.code).into_iter().take(1)))
+        .collect();
+    let mut checked = 0;
+    for (i, subject) in lex
+        .subjects()
+        .iter()
+        .filter(|s| s.parent.is_none())
+        .enumerate()
+    {
+        for (j, place) in places.iter().enumerate().filter(|(j, _)| (i + j) % 7 == 0) {
+            let by_point = j % 2 == 0;
+            let location = if by_point {
+                let p = GeoPoint {
+                    lat: place.point.lat + 0.013 * (i % 5) as f64,
+                    lon: place.point.lon - 0.011 * (j % 3) as f64,
+                };
+                pb::location::Kind::Point(pb::GeoPoint {
+                    lat: p.lat,
+                    lon: p.lon,
+                })
+            } else {
+                pb::location::Kind::DivisionCode(place.code.to_string())
+            };
+            let request = pb::MatchProblemRequest {
+                text: format!("{}出问题了，咋办", subject.name),
+                location: Some(pb::Location {
+                    kind: Some(location.clone()),
+                }),
+                limit: 10,
+                ranking: 0,
+            };
+            let reply = client.match_problem(request).await.unwrap().into_inner();
+            assert_eq!(reply.subject, subject.name);
+            let (origin, division) = match location {
+                pb::location::Kind::Point(p) => (
+                    GeoPoint {
+                        lat: p.lat,
+                        lon: p.lon,
+                    },
+                    None,
+                ),
+                pb::location::Kind::DivisionCode(_) => (place.point, Some(place.code)),
+            };
+            let expected = brute_force(&roster, &subject.name, origin, division);
+            assert_eq!(
+                reply.candidates.len(),
+                expected.len().min(10),
+                "{} at {}",
+                subject.name,
+                place.name
+            );
+            let mut seen = std::collections::HashSet::new();
+            for (got, want) in reply.candidates.iter().zip(&expected) {
+                let talent = got.talent.as_ref().unwrap();
+                assert!(seen.insert(talent.id.clone()), "duplicate {}", talent.id);
+                assert!(
+                    (got.distance_km - want.1).abs() < 1e-6,
+                    "{}: {} vs {}",
+                    subject.name,
+                    got.distance_km,
+                    want.1
+                );
+                let (_, d, closeness) = expected
+                    .iter()
+                    .find(|e| e.0 == talent.id)
+                    .expect("a qualified talent");
+                assert!((d - got.distance_km).abs() < 1e-6);
+                assert_eq!(*closeness, want.2, "closeness order for {}", subject.name);
+                assert!(!got.reason.is_empty());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 150, "only {checked} problems checked");
+}
+
+#[tokio::test]
+async fn phone_numbers_never_reach_match_replies() {
+    let roster = demo_roster();
+    let mut client = MatchClient::new(channel(shared_server()).await);
+    for text in [
+        "苹果树叶子发黄有斑点",
+        "猪不吃食还发烧",
+        "小麦条锈病",
+        "鱼塘浮头",
+        "花椒树流胶",
+    ] {
+        let mut request = at_division(text, "610527106202");
+        request.limit = 50;
+        let reply = client.match_problem(request).await.unwrap().into_inner();
+        assert!(!reply.candidates.is_empty(), "{text}");
+        let bytes = prost::Message::encode_to_vec(&reply);
+        for c in &reply.candidates {
+            let talent = c.talent.as_ref().unwrap();
+            assert!(talent.phone.is_empty());
+            let phone = &roster.iter().find(|t| t.id == talent.id).unwrap().phone;
+            assert!(!phone.is_empty());
+            assert!(
+                !bytes.windows(phone.len()).any(|w| w == phone.as_bytes()),
+                "phone of {} leaked",
+                talent.id
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_invalid_argument_naming_the_field() {
+    let mut client = MatchClient::new(channel(shared_server()).await);
+    let point = |lat, lon| {
+        Some(pb::Location {
+            kind: Some(pb::location::Kind::Point(pb::GeoPoint { lat, lon })),
+        })
+    };
+    let cases = [
+        (at_division("", "610527106202"), "text"),
+        (at_division("  \n\t ", "610527106202"), "text"),
+        (at_division(&"苹".repeat(4001), "610527106202"), "text"),
+        (
+            at_division("苹果", "610527999999"),
+            "location.division_code",
+        ),
+        (at_division("苹果", "abc"), "location.division_code"),
+        (
+            pb::MatchProblemRequest {
+                text: "苹果".into(),
+                location: point(95.0, 109.0),
+                limit: 5,
+                ranking: 0,
+            },
+            "location.point",
+        ),
+        (
+            pb::MatchProblemRequest {
+                text: "苹果".into(),
+                location: point(34.0, 200.0),
+                limit: 5,
+                ranking: 0,
+            },
+            "location.point",
+        ),
+        (
+            pb::MatchProblemRequest {
+                text: "苹果".into(),
+                location: None,
+                limit: 5,
+                ranking: 0,
+            },
+            "location",
+        ),
+        (
+            pb::MatchProblemRequest {
+                text: "苹果".into(),
+                location: Some(pb::Location { kind: None }),
+                limit: 5,
+                ranking: 0,
+            },
+            "location",
+        ),
+        (
+            pb::MatchProblemRequest {
+                limit: 51,
+                ..at_division("苹果", "610527106202")
+            },
+            "limit",
+        ),
+    ];
+    for (request, field) in cases {
+        let err = client.match_problem(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+        let violations = err.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(violations[0].field, field);
+        assert!(err.message().starts_with(field), "{}", err.message());
+    }
+    // 4,000 characters exactly is fine.
+    let ok = client
+        .match_problem(at_division(&"苹果".repeat(2000), "610527106202"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.subject, "苹果");
+}
+
+#[tokio::test]
+async fn unknown_subject_is_not_an_error_and_has_no_candidates() {
+    let mut client = MatchClient::new(channel(shared_server()).await);
+    let reply = client
+        .match_problem(at_division("你好，在吗", "610527106202"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.subject.is_empty());
+    assert_eq!(reply.corps, pb::Corps::Unspecified as i32);
+    assert!(reply.candidates.is_empty());
+    assert!(!reply.analysis.unwrap().note.is_empty());
+}
