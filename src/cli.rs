@@ -10,7 +10,7 @@ use tonic::{metadata::MetadataValue, transport::Channel, Request};
 use tonic_types::StatusExt;
 
 use crate::{
-    config::Config, divisions::Divisions, eval, lexicon::Lexicon, pb, roster::gen, server,
+    config::Config, divisions::Divisions, eval, lexicon::Lexicon, loadgen, pb, roster::gen, server,
 };
 
 #[derive(Debug, Parser)]
@@ -53,6 +53,25 @@ pub enum Command {
         /// Rank by text relevance blended with distance instead of distance.
         #[arg(long)]
         best_match: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Drives a running server with load and prints throughput and latency.
+    Loadgen {
+        #[arg(long, value_enum, default_value_t = loadgen::Rpc::Match)]
+        rpc: loadgen::Rpc,
+        /// HTTP/2 connections.
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
+        /// Calls in flight per connection.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Labelled reports (JSONL with text and division_code).
+        #[arg(long, default_value = "tests/data/problems/dev.jsonl")]
+        reports: PathBuf,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -230,6 +249,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 eval::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let report = eval::evaluate(Lexicon::embedded(), &items);
             print!("{}", report.render(worst));
+            Ok(())
+        }
+        Command::Loadgen {
+            rpc,
+            connections,
+            concurrency,
+            seconds,
+            reports,
+            client,
+        } => {
+            let text = std::fs::read_to_string(&reports)
+                .with_context(|| format!("cannot read {}", reports.display()))?;
+            let reports =
+                eval::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", reports.display()))?;
+            let plan = loadgen::Plan {
+                server: client.server.clone(),
+                connections,
+                concurrency,
+                duration: Duration::from_secs_f64(seconds),
+                rpc,
+                reports,
+            };
+            let outcome = loadgen::run(plan).await?;
+            println!("{connections} connections x {concurrency} in flight");
+            println!("{}", outcome.render(rpc));
             Ok(())
         }
         Command::Match {

@@ -14,7 +14,7 @@
 //!   [`roster_store`] keeps versions on disk and swaps them atomically.
 //! - [`service`]: the domain operations, free of any transport.
 //! - Transport and process: [`grpc`] (adapters and status mapping),
-//!   [`server`] (start-up and serving), [`config`], [`cli`].
+//!   [`server`] (start-up and serving), [`config`], [`cli`], [`loadgen`].
 
 pub mod analyzer;
 pub mod cli;
@@ -25,6 +25,7 @@ pub mod eval;
 pub mod geo;
 pub mod grpc;
 pub mod lexicon;
+pub mod loadgen;
 pub mod model;
 pub mod roster;
 pub mod roster_store;

@@ -97,13 +97,18 @@ pub async fn serve(
         "serving"
     );
     drop(snapshot);
+    // Without TCP_NODELAY, replies of more than one frame wait ~40 ms for
+    // the client's delayed ACK (Nagle).
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(std::time::Duration::from_secs(60)));
     tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .add_service(health)
         .add_service(reflection)
         .add_service(match_api)
         .add_service(roster_api)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .context("the gRPC server failed")?;
     tracing::info!("stopped");

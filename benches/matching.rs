@@ -1,0 +1,116 @@
+//! In-process benchmark of the analyser and of MatchProblem's core on the
+//! demo roster (or a synthetic one: `XWN_BENCH_SIZE=100000`): index build
+//! time, memory after load, and p50/p99 per query over the development set.
+//!
+//! Run: `cargo bench --bench matching`.
+
+use std::time::Instant;
+
+use xingweinong::{
+    analyzer,
+    config::MatchConfig,
+    divisions::Divisions,
+    eval,
+    lexicon::Lexicon,
+    loadgen::quantile,
+    roster::{self, gen, RosterFormat},
+    roster_store::RosterStore,
+    service::{Location, MatchRequest, Service},
+};
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+fn percentiles(label: &str, mut us: Vec<u64>) {
+    us.sort_unstable();
+    println!(
+        "{label:<28} n={:<7} p50 {:>8.1} µs  p99 {:>8.1} µs  max {:>8.1} µs",
+        us.len(),
+        quantile(&us, 0.5) as f64 / 1000.0,
+        quantile(&us, 0.99) as f64 / 1000.0,
+        *us.last().unwrap_or(&0) as f64 / 1000.0
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let size: usize = std::env::var("XWN_BENCH_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let rounds: usize = std::env::var("XWN_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
+    let top = gen::CITY_EXPERTS + gen::COUNTY_TOWN_STAFF;
+    let villagers = if size > top {
+        size - top
+    } else {
+        gen::VILLAGE_PRACTITIONERS
+    };
+    let csv = gen::generate_csv(gen::DEMO_SEED, villagers, lex, div);
+    let talents = roster::parse_roster(RosterFormat::Csv, csv.as_bytes(), lex, div).unwrap();
+    let count = talents.len();
+    let dir = std::env::temp_dir().join(format!("xwn-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let rss_before = rss_mib();
+    let t = Instant::now();
+    let store = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
+    println!(
+        "roster {count} talents: index built and loaded in {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "RSS after load {:.0} MiB (+{:.0} MiB for the roster)",
+        rss_mib(),
+        rss_mib() - rss_before
+    );
+    let service = Service::new(std::sync::Arc::new(store), MatchConfig::default());
+
+    let dev = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/problems/dev.jsonl"
+    ))
+    .unwrap();
+    let items = eval::parse(&dev).unwrap();
+    let mut analyse = Vec::new();
+    let mut nearest = Vec::new();
+    let mut best = Vec::new();
+    for round in 0..rounds {
+        for item in &items {
+            let t = Instant::now();
+            let a = analyzer::analyze(lex, &item.text);
+            analyse.push(t.elapsed().as_nanos() as u64);
+            std::hint::black_box(a);
+            for (best_match, out) in [(false, &mut nearest), (true, &mut best)] {
+                let request = MatchRequest {
+                    text: item.text.clone(),
+                    location: Some(Location::Division(item.division_code.clone())),
+                    limit: 5,
+                    best_match,
+                };
+                let t = Instant::now();
+                let reply = service.match_problem(&request).unwrap();
+                if round > 0 {
+                    out.push(t.elapsed().as_nanos() as u64);
+                }
+                std::hint::black_box(reply);
+            }
+        }
+    }
+    percentiles("analyse", analyse);
+    percentiles("match (nearest)", nearest);
+    percentiles("match (best match)", best);
+    let _ = std::fs::remove_dir_all(&dir);
+}
