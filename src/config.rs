@@ -32,6 +32,26 @@ impl Default for MatchConfig {
     }
 }
 
+/// Ticket routing settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TicketConfig {
+    /// How long an offer waits for acceptance before it goes to the next
+    /// responder, in milliseconds.
+    pub offer_timeout_ms: u64,
+    /// Offers at one tier without acceptance before the ticket moves a tier up.
+    pub escalate_after: u32,
+}
+
+impl Default for TicketConfig {
+    fn default() -> TicketConfig {
+        TicketConfig {
+            offer_timeout_ms: 10 * 60 * 1000,
+            escalate_after: 3,
+        }
+    }
+}
+
 /// Everything `xwn serve` needs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -46,6 +66,7 @@ pub struct Config {
     /// Seed of the demo roster stored when the data directory is empty.
     pub demo_seed: u64,
     pub matching: MatchConfig,
+    pub tickets: TicketConfig,
 }
 
 impl Default for Config {
@@ -57,6 +78,7 @@ impl Default for Config {
             max_upload_bytes: 64 << 20,
             demo_seed: crate::roster::gen::DEMO_SEED,
             matching: MatchConfig::default(),
+            tickets: TicketConfig::default(),
         }
     }
 }

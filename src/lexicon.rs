@@ -353,6 +353,21 @@ impl Lexicon {
         &self.subjects[usize::from(id)]
     }
 
+    /// Words for the full-text index: jieba's search mode, which adds the
+    /// dictionary words inside long ones (猕猴桃溃疡病 → 猕猴桃, 溃疡病 …),
+    /// so a query for a part finds the whole.
+    pub fn search_words<'t>(&self, text: &'t str) -> impl Iterator<Item = Word<'t>> + 't
+    where
+        Self: 't,
+    {
+        let tokens = self.jieba.cut_for_search(text, false);
+        tokens.into_iter().map(|t| Word {
+            text: t.word,
+            byte_start: t.byte_start,
+            is_content: t.word.chars().any(char::is_alphanumeric),
+        })
+    }
+
     /// A canonical subject by its exact name.
     pub fn subject_id(&self, name: &str) -> Option<SubjectId> {
         self.specialty_names
@@ -440,10 +455,10 @@ mod tests {
     fn segmenter_keeps_lexicon_terms_whole() {
         let lex = Lexicon::embedded();
         let words: Vec<_> = lex
-            .words("猕猴桃溃疡病和奶山羊，节水灌溉")
+            .words("猕猴桃得了溃疡病，奶山羊，节水灌溉")
             .map(|w| w.text)
             .collect();
-        for term in ["猕猴桃", "奶山羊", "节水灌溉"] {
+        for term in ["猕猴桃", "溃疡病", "奶山羊", "节水灌溉"] {
             assert!(words.contains(&term), "{term} not whole in {words:?}");
         }
     }

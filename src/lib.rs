@@ -32,6 +32,7 @@ pub mod roster_store;
 pub mod search;
 pub mod server;
 pub mod service;
+pub mod tickets;
 
 /// Code generated from `proto/` by `build.rs`.
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]

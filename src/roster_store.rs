@@ -44,6 +44,8 @@ pub struct RosterStore {
     /// Held while the roster changes: one writer at a time.
     live: Mutex<Live>,
     snapshot: ArcSwap<Snapshot>,
+    /// Announces each new roster version.
+    versions: tokio::sync::watch::Sender<u64>,
     lexicon: &'static Lexicon,
 }
 
@@ -110,10 +112,12 @@ impl RosterStore {
             }
         };
         remove_stale(&root, &live.dir);
+        let (versions, _) = tokio::sync::watch::channel(snapshot.version());
         Ok(RosterStore {
             root,
             live: Mutex::new(live),
             snapshot: ArcSwap::from_pointee(snapshot),
+            versions,
             lexicon,
         })
     }
@@ -121,6 +125,17 @@ impl RosterStore {
     /// The roster as queries see it now.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// Receives every new roster version.
+    pub fn versions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.versions.subscribe()
+    }
+
+    fn publish(&self, snapshot: Snapshot) {
+        let version = snapshot.version();
+        self.snapshot.store(Arc::new(snapshot));
+        self.versions.send_replace(version);
     }
 
     /// Replaces the whole roster; returns the new version. Blocking.
@@ -135,7 +150,7 @@ impl RosterStore {
         let new_live = open_live(dir)?;
         let snapshot = fresh_snapshot(&new_live, talents, version);
         let old = std::mem::replace(&mut *live, new_live);
-        self.snapshot.store(Arc::new(snapshot));
+        self.publish(snapshot);
         drop(old);
         remove_stale(&self.root, &live.dir);
         Ok(version)
@@ -213,7 +228,7 @@ impl RosterStore {
         }
         live.reader.reload()?;
         let snapshot = Snapshot::new(version, live.reader.searcher(), live.fields, table);
-        self.snapshot.store(Arc::new(snapshot));
+        self.publish(snapshot);
         Ok(version)
     }
 }

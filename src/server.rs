@@ -12,12 +12,16 @@ use crate::{
     config::Config,
     divisions::Divisions,
     error::Error,
-    grpc::{AdminAuth, MatchApi, RosterApi},
+    grpc::{AdminAuth, MatchApi, ResponderApi, RosterApi, TicketApi},
     lexicon::Lexicon,
     pb,
     roster::{self, RosterFormat},
     roster_store::RosterStore,
     service::Service,
+    tickets::{
+        dispatch::{DispatchConfig, Dispatcher},
+        sqlite::SqliteStore,
+    },
 };
 
 /// Largest single gRPC message accepted (a roster chunk, say); whole uploads
@@ -58,6 +62,15 @@ pub async fn serve(
     let store = tokio::task::spawn_blocking(move || open_store(&store_config)).await??;
     let snapshot = store.snapshot();
     let service = Arc::new(Service::new(Arc::new(store), config.matching.clone()));
+    let data_dir = config.data_dir.clone();
+    let tickets = tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir)).await??;
+    let dispatch = DispatchConfig {
+        offer_timeout: std::time::Duration::from_millis(config.tickets.offer_timeout_ms),
+        escalate_after: config.tickets.escalate_after,
+    };
+    let dispatcher = Dispatcher::start(Arc::new(tickets), service.clone(), dispatch)
+        .await
+        .context("cannot start the ticket dispatcher")?;
 
     if config.admin_token.is_none() {
         tracing::warn!(
@@ -82,9 +95,19 @@ pub async fn serve(
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let roster_api = pb::roster_service_server::RosterServiceServer::new(RosterApi::new(
         service.clone(),
+        dispatcher.clone(),
         AdminAuth::new(config.admin_token.clone()),
         config.max_upload_bytes,
     ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let ticket_api = pb::ticket_service_server::TicketServiceServer::new(TicketApi::new(
+        service.clone(),
+        dispatcher.clone(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let responder_api = pb::responder_service_server::ResponderServiceServer::new(
+        ResponderApi::new(service.clone(), dispatcher.clone()),
+    )
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
     let address = listener.local_addr()?;
@@ -108,7 +131,13 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(match_api)
         .add_service(roster_api)
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .add_service(ticket_api)
+        .add_service(responder_api)
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            // Live streams never end by themselves: end them, so the drain can.
+            dispatcher.close_streams().await;
+        })
         .await
         .context("the gRPC server failed")?;
     tracing::info!("stopped");

@@ -21,7 +21,8 @@ use crate::{
 pub const MAX_TEXT_CHARS: usize = 4_000;
 
 /// Where the farmer says they are, as received.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Location {
     Division(String),
     Point { lat: f64, lon: f64 },
@@ -128,6 +129,11 @@ impl Service {
         self.store.snapshot()
     }
 
+    /// Receives every new roster version.
+    pub fn roster_versions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.store.versions()
+    }
+
     /// Resolves a farmer's location; `field` names it in errors.
     pub fn resolve_location(&self, location: Option<&Location>, field: &str) -> Result<Origin> {
         match location {
@@ -203,7 +209,7 @@ impl Service {
             Ranking::Nearest
         };
         let snapshot = self.store.snapshot();
-        let candidates = self.rank(&snapshot, &analysis, origin, ranking, limit)?;
+        let candidates = self.rank(&snapshot, &Need::of(&analysis), origin, ranking, limit)?;
         Ok(MatchOutcome {
             subject: analysis
                 .subject
@@ -215,132 +221,132 @@ impl Service {
         })
     }
 
-    /// The ranked candidates for an analysed report at `origin`.
+    /// The ranked candidates for a need at `origin`. Qualified are the
+    /// subject's specialists; its parent's too when none of them is within
+    /// `parent_radius_km`; the corps' specialists when nobody has either.
     pub fn rank(
         &self,
         snapshot: &Snapshot,
-        analysis: &Analysis,
+        need: &Need,
         origin: Origin,
         ranking: Ranking,
         limit: usize,
     ) -> Result<Vec<Candidate>> {
-        let words = query_words(analysis);
-        let search = |pool: &Pool| snapshot.top(pool, origin, &words, ranking, limit);
-        let tagged = |hits: Vec<Hit>, basis: Basis| hits.into_iter().map(move |h| (h, basis));
-
-        let hits: Vec<(Hit, Basis)> = match (analysis.subject, analysis.corps) {
-            (Some(subject), _) => {
-                let name = self.lexicon.subject(subject).name.clone();
-                let own = search(&Pool {
-                    specialties: vec![name.clone()],
-                    corps: vec![],
-                })?;
-                let parent = self.lexicon.subject(subject).parent;
-                let near = own
-                    .first()
-                    .is_some_and(|h| h.distance_km <= self.config.parent_radius_km);
-                match parent {
-                    Some(parent) if !near => {
-                        let parent_name = self.lexicon.subject(parent).name.clone();
-                        let both = search(&Pool {
-                            specialties: vec![name.clone(), parent_name],
-                            corps: vec![],
-                        })?;
-                        if both.is_empty() {
-                            tagged(
-                                self.corps_hits(
-                                    snapshot, analysis, origin, ranking, limit, &words,
-                                )?,
-                                Basis::Corps,
-                            )
-                            .collect()
-                        } else {
-                            both.into_iter()
-                                .map(|h| {
-                                    let basis = if h.talent.specialties.contains(&name) {
-                                        Basis::Subject
-                                    } else {
-                                        Basis::Parent
-                                    };
-                                    (h, basis)
-                                })
-                                .collect()
-                        }
-                    }
-                    _ if own.is_empty() => tagged(
-                        self.corps_hits(snapshot, analysis, origin, ranking, limit, &words)?,
-                        Basis::Corps,
-                    )
-                    .collect(),
-                    _ => tagged(own, Basis::Subject).collect(),
+        let search = |pool: &Pool| snapshot.top(pool, origin, &need.words, ranking, limit);
+        let mut hits = Vec::new();
+        if let Some(subject) = need.subject {
+            let subject = self.lexicon.subject(subject);
+            let mut pool = Pool {
+                specialties: vec![subject.name.clone()],
+                corps: vec![],
+            };
+            hits = search(&pool)?;
+            if let Some(parent) = subject.parent {
+                if !self.has_near(snapshot, &pool, origin, &hits, ranking)? {
+                    pool.specialties
+                        .push(self.lexicon.subject(parent).name.clone());
+                    hits = search(&pool)?;
                 }
             }
-            (None, Some(_)) => tagged(
-                self.corps_hits(snapshot, analysis, origin, ranking, limit, &words)?,
-                Basis::Corps,
-            )
-            .collect(),
-            (None, None) => Vec::new(),
-        };
+        }
+        if hits.is_empty() {
+            if let Some(corps) = need.corps {
+                hits = search(&Pool {
+                    specialties: vec![],
+                    corps: vec![corps],
+                })?;
+            }
+        }
         Ok(hits
             .into_iter()
-            .map(|(hit, basis)| self.candidate(hit, basis, analysis, ranking))
+            .map(|hit| self.candidate(hit, need, ranking))
             .collect())
     }
 
-    fn corps_hits(
+    /// Whether a specialist of `pool` is within `parent_radius_km`; `hits`
+    /// already answer it for the nearest ranking.
+    fn has_near(
         &self,
         snapshot: &Snapshot,
-        analysis: &Analysis,
+        pool: &Pool,
         origin: Origin,
+        hits: &[Hit],
         ranking: Ranking,
-        limit: usize,
-        words: &[String],
-    ) -> Result<Vec<Hit>> {
-        let Some(corps) = analysis.corps else {
-            return Ok(Vec::new());
+    ) -> Result<bool> {
+        let nearest = match ranking {
+            Ranking::Nearest => hits.first().map(|h| h.distance_km),
+            Ranking::BestMatch { .. } => snapshot
+                .top(pool, origin, &[], Ranking::Nearest, 1)?
+                .first()
+                .map(|h| h.distance_km),
         };
-        Ok(snapshot.top(
-            &Pool {
-                specialties: vec![],
-                corps: vec![corps],
-            },
-            origin,
-            words,
-            ranking,
-            limit,
-        )?)
+        Ok(nearest.is_some_and(|d| d <= self.config.parent_radius_km))
     }
 
-    fn candidate(
-        &self,
-        hit: Hit,
-        basis: Basis,
-        analysis: &Analysis,
-        ranking: Ranking,
-    ) -> Candidate {
-        let talent = &hit.talent;
-        let subject = analysis
-            .subject
-            .map(|s| self.lexicon.subject(s).name.as_str());
-        let mut matched: Vec<String> = Vec::new();
-        let mut push = |term: &str| {
-            if !matched.iter().any(|m| m == term) {
-                matched.push(term.to_string());
+    /// The pool of specialties that qualify for a need at `origin`, by the
+    /// rules of [`Service::rank`]; empty when nobody in the roster qualifies.
+    pub fn pool(&self, snapshot: &Snapshot, need: &Need, origin: Origin) -> Result<Pool> {
+        let nearest = |pool: &Pool| snapshot.top(pool, origin, &[], Ranking::Nearest, 1);
+        if let Some(subject) = need.subject {
+            let subject = self.lexicon.subject(subject);
+            let mut pool = Pool {
+                specialties: vec![subject.name.clone()],
+                corps: vec![],
+            };
+            let hits = nearest(&pool)?;
+            if let Some(parent) = subject.parent {
+                if !self.has_near(snapshot, &pool, origin, &hits, Ranking::Nearest)? {
+                    pool.specialties
+                        .push(self.lexicon.subject(parent).name.clone());
+                }
             }
-        };
-        if let Some(s) = subject.filter(|s| talent.specialties.iter().any(|t| t == s)) {
-            push(s);
+            if !hits.is_empty() || !nearest(&pool)?.is_empty() {
+                return Ok(pool);
+            }
         }
-        for word in query_words(analysis) {
+        match need.corps {
+            Some(corps) => {
+                let pool = Pool {
+                    specialties: vec![],
+                    corps: vec![corps],
+                };
+                Ok(if nearest(&pool)?.is_empty() {
+                    Pool::default()
+                } else {
+                    pool
+                })
+            }
+            None => Ok(Pool::default()),
+        }
+    }
+
+    /// A ranked hit as a candidate, with why it qualified.
+    pub fn candidate(&self, hit: Hit, need: &Need, ranking: Ranking) -> Candidate {
+        let talent = &hit.talent;
+        let subject = need.subject.map(|s| self.lexicon.subject(s));
+        let has = |name: &str| talent.specialties.iter().any(|t| t == name);
+        let basis = match subject {
+            Some(s) if has(&s.name) => Basis::Subject,
+            Some(s) if s.parent.is_some_and(|p| has(&self.lexicon.subject(p).name)) => {
+                Basis::Parent
+            }
+            _ => Basis::Corps,
+        };
+        let subject = subject.map(|s| s.name.as_str());
+        let mut matched: Vec<String> = Vec::new();
+        if let Some(s) = subject.filter(|s| has(s)) {
+            matched.push(s.to_string());
+        }
+        for word in &need.words {
             let long_enough = word.chars().count() >= 2;
             if long_enough
-                && (talent.skills.contains(&word) || talent.specialties.iter().any(|s| s == &word))
+                && !matched.contains(word)
+                && (talent.skills.contains(word.as_str()) || has(word))
             {
-                push(&word);
+                matched.push(word.clone());
             }
         }
-        let reason = self.reason(&hit, basis, subject, analysis.corps, &matched, ranking);
+        let reason = self.reason(&hit, basis, subject, need.corps, &matched, ranking);
         Candidate {
             distance_km: hit.distance_km,
             score: hit.score,
@@ -365,8 +371,15 @@ impl Service {
         let what = match (basis, subject) {
             (Basis::Subject, Some(s)) => format!("专长{s}"),
             (Basis::Parent, Some(s)) => {
-                let parent = t.specialties.first().map(String::as_str).unwrap_or("");
-                format!("附近无{s}专长人员，由{parent}专长人员应答")
+                let parent = self
+                    .lexicon
+                    .subject_id(s)
+                    .and_then(|id| self.lexicon.subject(id).parent)
+                    .map_or("", |p| self.lexicon.subject(p).name.as_str());
+                format!(
+                    "附近{}公里内无{s}专长人员，由{parent}专长人员应答",
+                    self.config.parent_radius_km
+                )
             }
             _ => format!(
                 "无该品类专长人员，{}组人员应答（专长{}）",
@@ -542,18 +555,33 @@ impl Service {
     }
 }
 
-/// The report's words used for text scoring: content words, deduplicated,
-/// with every evidence term (single-character subjects included).
-pub fn query_words(analysis: &Analysis) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for w in analysis
-        .words
-        .iter()
-        .chain(analysis.evidence.iter().map(|e| &e.term))
-    {
-        if !out.contains(w) {
-            out.push(w.clone());
+/// What a report needs: a subject or at least a corps, and its words for
+/// text scoring.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Need {
+    pub subject: Option<SubjectId>,
+    pub corps: Option<Corps>,
+    pub words: Vec<String>,
+}
+
+impl Need {
+    /// The report's content words, deduplicated, with every evidence term
+    /// (single-character subjects included).
+    pub fn of(analysis: &Analysis) -> Need {
+        let mut words: Vec<String> = Vec::new();
+        for w in analysis
+            .words
+            .iter()
+            .chain(analysis.evidence.iter().map(|e| &e.term))
+        {
+            if !words.contains(w) {
+                words.push(w.clone());
+            }
+        }
+        Need {
+            subject: analysis.subject,
+            corps: analysis.corps,
+            words,
         }
     }
-    out
 }

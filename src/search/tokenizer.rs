@@ -19,10 +19,11 @@ impl JiebaTokenizer {
     }
 }
 
-/// Content words of `text`, lowercased: what is indexed and what is searched.
+/// Content words of `text` in jieba's search mode, lowercased: what is
+/// indexed and what is searched.
 pub fn terms(lexicon: &Lexicon, text: &str) -> Vec<(usize, usize, String)> {
     lexicon
-        .words(text)
+        .search_words(text)
         .filter(|w| w.is_content)
         .map(|w| {
             (

@@ -134,3 +134,148 @@ pub fn csv_chunk(text: &str) -> pb::RosterChunk {
 
 pub const HEADER: &str =
     "id,name,phone,tier,corps,specialties,skills,division_code,lat,lon,capacity,active";
+
+pub type TicketClient = pb::ticket_service_client::TicketServiceClient<Channel>;
+pub type ResponderClient = pb::responder_service_client::ResponderServiceClient<Channel>;
+
+/// Issues a responder (or liaison) token through the admin API.
+pub async fn token_for(channel: &Channel, id: &str) -> String {
+    let mut roster = RosterClient::new(channel.clone());
+    roster
+        .issue_responder_token(admin(pb::IssueResponderTokenRequest {
+            talent_id: id.into(),
+            ttl_seconds: 3600,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+}
+
+/// Imports a roster from CSV rows (header added).
+pub async fn import_rows(channel: &Channel, rows: &str) {
+    let mut roster = RosterClient::new(channel.clone());
+    roster
+        .import_roster(admin(tokio_stream::iter(vec![csv_chunk(&format!(
+            "{HEADER}\n{rows}"
+        ))])))
+        .await
+        .unwrap();
+}
+
+/// A responder: its token and a client.
+pub struct Responder {
+    pub id: String,
+    pub token: String,
+    pub client: ResponderClient,
+}
+
+impl Responder {
+    pub async fn new(channel: &Channel, id: &str) -> Responder {
+        let token = token_for(channel, id).await;
+        Responder {
+            id: id.into(),
+            token,
+            client: ResponderClient::new(channel.clone()),
+        }
+    }
+
+    pub async fn online(&mut self) {
+        self.set(pb::Availability::Online).await;
+    }
+
+    pub async fn set(&mut self, a: pb::Availability) {
+        self.client
+            .set_availability(with_token(
+                pb::SetAvailabilityRequest {
+                    availability: a as i32,
+                },
+                &self.token,
+            ))
+            .await
+            .unwrap();
+    }
+
+    pub async fn watch(&mut self) -> tonic::Streaming<pb::AssignmentEvent> {
+        self.client
+            .watch_assignments(with_token(pb::WatchAssignmentsRequest {}, &self.token))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    pub async fn accept(&mut self, ticket: &str) -> Result<pb::Ticket, tonic::Status> {
+        let r = pb::TicketActionRequest {
+            ticket_id: ticket.into(),
+        };
+        self.client
+            .accept_assignment(with_token(r, &self.token))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn decline(&mut self, ticket: &str) -> Result<pb::Ticket, tonic::Status> {
+        let r = pb::DeclineAssignmentRequest {
+            ticket_id: ticket.into(),
+            reason: "不在家".into(),
+        };
+        self.client
+            .decline_assignment(with_token(r, &self.token))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn resolve(
+        &mut self,
+        ticket: &str,
+        answer: &str,
+    ) -> Result<pb::Ticket, tonic::Status> {
+        let r = pb::ResolveTicketRequest {
+            ticket_id: ticket.into(),
+            answer: answer.into(),
+        };
+        self.client
+            .resolve_ticket(with_token(r, &self.token))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn escalate(&mut self, ticket: &str) -> Result<pb::Ticket, tonic::Status> {
+        let r = pb::EscalateTicketRequest {
+            ticket_id: ticket.into(),
+            reason: "需要上级专家".into(),
+        };
+        self.client
+            .escalate_ticket(with_token(r, &self.token))
+            .await
+            .map(|r| r.into_inner())
+    }
+}
+
+/// The next message of a stream, waiting at most five seconds.
+pub async fn next<T>(stream: &mut tonic::Streaming<T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(5), stream.message())
+        .await
+        .expect("a message within 5 s")
+        .unwrap()
+        .expect("the stream is open")
+}
+
+pub fn at_point(lat: f64, lon: f64) -> Option<pb::Location> {
+    Some(pb::Location {
+        kind: Some(pb::location::Kind::Point(pb::GeoPoint { lat, lon })),
+    })
+}
+
+pub fn submit_request(
+    text: &str,
+    location: Option<pb::Location>,
+    key: &str,
+) -> pb::SubmitProblemRequest {
+    pb::SubmitProblemRequest {
+        text: text.into(),
+        location,
+        contact: "13700000000".into(),
+        idempotency_key: key.into(),
+    }
+}

@@ -1,6 +1,10 @@
-//! The gRPC adapter: unwraps requests, checks the admin token, calls the
-//! domain [`Service`], converts results back, and maps every domain error
-//! onto a status in one place ([`status`]).
+//! The gRPC adapter: unwraps requests, checks tokens, calls the domain
+//! ([`Service`], [`Dispatcher`]), converts results back, and maps every
+//! domain error onto a status in one place ([`status`]).
+
+mod tickets;
+
+pub use tickets::{ResponderApi, TicketApi};
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -16,6 +20,7 @@ use crate::{
     pb,
     roster::{RawRow, RosterFormat},
     service::{Candidate, ListRequest, Location, MatchRequest, Service},
+    tickets::{dispatch::Dispatcher, token::constant_time_eq},
 };
 
 /// Maps a domain error onto a gRPC status. Bad rows travel as
@@ -53,15 +58,6 @@ pub fn status(error: Error) -> Status {
             Status::internal(m)
         }
     }
-}
-
-/// Compares in time that depends only on the lengths, not on where the
-/// first difference is.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Checks `authorization: Bearer <token>` against the admin token.
@@ -313,19 +309,80 @@ impl pb::match_service_server::MatchService for MatchApi {
             roster_version: outcome.roster_version,
         }))
     }
+
+    async fn ping(
+        &self,
+        _: Request<pb::PingRequest>,
+    ) -> Result<Response<pb::PingResponse>, Status> {
+        Ok(Response::new(pb::PingResponse {}))
+    }
+}
+
+/// Reads a streamed upload whole: the first chunk names the format, and the
+/// total may not pass `limit` bytes.
+async fn read_upload(
+    mut stream: Streaming<pb::RosterChunk>,
+    limit: u64,
+) -> Result<(RosterFormat, Vec<u8>), Status> {
+    let mut format = None;
+    let mut data = Vec::new();
+    while let Some(chunk) = stream.message().await? {
+        let chunk_format = match pb::RosterFormat::try_from(chunk.format) {
+            Ok(pb::RosterFormat::Csv) => Some(RosterFormat::Csv),
+            Ok(pb::RosterFormat::Jsonl) => Some(RosterFormat::Jsonl),
+            Ok(pb::RosterFormat::Unspecified) => None,
+            Err(_) => {
+                return Err(status(Error::invalid(
+                    "format",
+                    format!("unknown format value {}", chunk.format),
+                )))
+            }
+        };
+        match (format, chunk_format) {
+            (None, None) => {
+                return Err(status(Error::invalid(
+                    "format",
+                    "the first chunk must say ROSTER_FORMAT_CSV or ROSTER_FORMAT_JSONL",
+                )))
+            }
+            (None, Some(f)) => format = Some(f),
+            (Some(f), Some(g)) if f != g => {
+                return Err(status(Error::invalid(
+                    "format",
+                    "chunks of one upload must all have the same format",
+                )))
+            }
+            _ => {}
+        }
+        if (data.len() + chunk.data.len()) as u64 > limit {
+            return Err(status(Error::ResourceExhausted(format!(
+                "the upload is larger than the limit of {limit} bytes"
+            ))));
+        }
+        data.extend_from_slice(&chunk.data);
+    }
+    let format = format.ok_or_else(|| status(Error::invalid("data", "the upload is empty")))?;
+    Ok((format, data))
 }
 
 /// `RosterService`: every call needs the admin token.
 pub struct RosterApi {
     service: Arc<Service>,
+    dispatcher: Arc<Dispatcher>,
     auth: AdminAuth,
     max_upload_bytes: u64,
 }
 
 impl RosterApi {
-    pub fn new(service: Arc<Service>, auth: AdminAuth, max_upload_bytes: u64) -> RosterApi {
+    pub fn new(
+        service: Arc<Service>,
+        dispatcher: Arc<Dispatcher>,
+        auth: AdminAuth,
+        max_upload_bytes: u64,
+    ) -> RosterApi {
         RosterApi {
             service,
+            dispatcher,
             auth,
             max_upload_bytes,
         }
@@ -340,46 +397,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<Streaming<pb::RosterChunk>>,
     ) -> Result<Response<pb::ImportReport>, Status> {
         self.auth.check(request.metadata())?;
-        let mut stream = request.into_inner();
-        let mut format = None;
-        let mut data = Vec::new();
-        while let Some(chunk) = stream.message().await? {
-            let chunk_format = match pb::RosterFormat::try_from(chunk.format) {
-                Ok(pb::RosterFormat::Csv) => Some(RosterFormat::Csv),
-                Ok(pb::RosterFormat::Jsonl) => Some(RosterFormat::Jsonl),
-                Ok(pb::RosterFormat::Unspecified) => None,
-                Err(_) => {
-                    return Err(status(Error::invalid(
-                        "format",
-                        format!("unknown format value {}", chunk.format),
-                    )))
-                }
-            };
-            match (format, chunk_format) {
-                (None, None) => {
-                    return Err(status(Error::invalid(
-                        "format",
-                        "the first chunk must say ROSTER_FORMAT_CSV or ROSTER_FORMAT_JSONL",
-                    )))
-                }
-                (None, Some(f)) => format = Some(f),
-                (Some(f), Some(g)) if f != g => {
-                    return Err(status(Error::invalid(
-                        "format",
-                        "chunks of one upload must all have the same format",
-                    )))
-                }
-                _ => {}
-            }
-            if (data.len() + chunk.data.len()) as u64 > self.max_upload_bytes {
-                return Err(status(Error::ResourceExhausted(format!(
-                    "the roster upload is larger than the limit of {} bytes",
-                    self.max_upload_bytes
-                ))));
-            }
-            data.extend_from_slice(&chunk.data);
-        }
-        let format = format.ok_or_else(|| status(Error::invalid("data", "the upload is empty")))?;
+        let (format, data) = read_upload(request.into_inner(), self.max_upload_bytes).await?;
         let bytes = data.len();
         let service = self.service.clone();
         let (accepted, version) = blocking(move || service.import_roster(format, &data)).await?;
@@ -490,6 +508,71 @@ impl pb::roster_service_server::RosterService for RosterApi {
             next_page_token: page.next_page_token.unwrap_or_default(),
             total: page.total,
             roster_version: page.roster_version,
+        }))
+    }
+
+    async fn issue_responder_token(
+        &self,
+        request: Request<pb::IssueResponderTokenRequest>,
+    ) -> Result<Response<pb::IssueResponderTokenResponse>, Status> {
+        self.auth.check(request.metadata())?;
+        let r = request.into_inner();
+        let (token, expires_at_ms, role) = self
+            .dispatcher
+            .issue_token(r.talent_id.trim(), r.ttl_seconds)
+            .await
+            .map_err(status)?;
+        tracing::info!(audit = "issue_responder_token", subject = %r.talent_id, role = role.key(), "token issued");
+        Ok(Response::new(pb::IssueResponderTokenResponse {
+            token,
+            expires_at_ms,
+            role: role.key().into(),
+        }))
+    }
+
+    async fn import_liaisons(
+        &self,
+        request: Request<Streaming<pb::RosterChunk>>,
+    ) -> Result<Response<pb::ImportReport>, Status> {
+        self.auth.check(request.metadata())?;
+        let (format, data) = read_upload(request.into_inner(), self.max_upload_bytes).await?;
+        let accepted = self
+            .dispatcher
+            .import_liaisons(format, &data)
+            .await
+            .map_err(status)?;
+        tracing::info!(
+            audit = "import_liaisons",
+            bytes = data.len(),
+            accepted,
+            "liaisons replaced"
+        );
+        Ok(Response::new(pb::ImportReport {
+            accepted,
+            errors: Vec::new(),
+            roster_version: self.service.snapshot().version(),
+        }))
+    }
+
+    async fn list_tickets(
+        &self,
+        request: Request<pb::ListTicketsRequest>,
+    ) -> Result<Response<pb::ListTicketsResponse>, Status> {
+        self.auth.check(request.metadata())?;
+        let r = request.into_inner();
+        let state = tickets::state_from_pb(r.state)?;
+        let (list, next) = self
+            .dispatcher
+            .list_tickets(state, r.assignee_id.trim(), r.page_size, &r.page_token)
+            .await
+            .map_err(status)?;
+        let snapshot = self.service.snapshot();
+        Ok(Response::new(pb::ListTicketsResponse {
+            tickets: list
+                .iter()
+                .map(|t| tickets::ticket_to_pb(t, &[], tickets::Viewer::Admin, &snapshot))
+                .collect(),
+            next_page_token: next.unwrap_or_default(),
         }))
     }
 }

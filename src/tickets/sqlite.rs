@@ -1,0 +1,420 @@
+//! The SQLite ticket store: one connection in WAL mode with full sync, so a
+//! committed ticket survives a crash; migrations from `migrations/sqlite/`.
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{
+    liaison::Liaison,
+    store::{TicketFilter, TicketStore},
+    Availability, Event, EventKind, Ticket, TicketState,
+};
+use crate::{
+    error::{Error, Result},
+    model::{Corps, Tier},
+};
+
+/// Versioned migrations; the database's `user_version` says how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_tickets.sql")];
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::Storage(format!("ticket database: {e}"))
+    }
+}
+
+fn bad(what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, format!("{what} {value:?}"), rusqlite::types::Type::Text)
+}
+
+impl SqliteStore {
+    /// Opens (creating) `<data_dir>/tickets.sqlite3` and runs what
+    /// migrations it lacks.
+    pub fn open(data_dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::Storage(format!("cannot create {}: {e}", data_dir.display())))?;
+        let path = data_dir.join("tickets.sqlite3");
+        let mut conn = Connection::open(&path)
+            .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done.max(0) as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn
+                .lock()
+                .map_err(|_| Error::Internal("ticket database lock poisoned".into()))?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("ticket database worker failed: {e}")))?
+    }
+}
+
+fn tier_key(t: Tier) -> &'static str {
+    t.key()
+}
+
+fn tier_of(key: &str) -> rusqlite::Result<Tier> {
+    Tier::parse(key).ok_or_else(|| bad("tier", key))
+}
+
+const TICKET_COLUMNS: &str = "id, text, location, division_code, subject, corps, contact, \
+     idempotency_key, state, assignee, tier, offers_in_tier, offer_deadline_ms, answer, reason, \
+     created_at_ms, updated_at_ms";
+
+fn ticket_row(r: &Row<'_>) -> rusqlite::Result<Ticket> {
+    let location: String = r.get(2)?;
+    let corps: Option<String> = r.get(5)?;
+    let state: String = r.get(8)?;
+    let tier: String = r.get(10)?;
+    Ok(Ticket {
+        id: r.get(0)?,
+        text: r.get(1)?,
+        location: serde_json::from_str(&location).map_err(|_| bad("location", &location))?,
+        division_code: r.get(3)?,
+        subject: r.get(4)?,
+        corps: match corps {
+            None => None,
+            Some(c) => Some(Corps::parse(&c).ok_or_else(|| bad("corps", &c))?),
+        },
+        contact: r.get(6)?,
+        idempotency_key: r.get(7)?,
+        state: TicketState::parse(&state).ok_or_else(|| bad("state", &state))?,
+        assignee: r.get(9)?,
+        tier: tier_of(&tier)?,
+        offers_in_tier: r.get(11)?,
+        offer_deadline_ms: r.get(12)?,
+        answer: r.get(13)?,
+        reason: r.get(14)?,
+        created_at_ms: r.get(15)?,
+        updated_at_ms: r.get(16)?,
+    })
+}
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    let kind: String = r.get(2)?;
+    let state: String = r.get(6)?;
+    let tier: String = r.get(8)?;
+    Ok(Event {
+        ticket_id: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        kind: EventKind::parse(&kind).ok_or_else(|| bad("event kind", &kind))?,
+        actor: r.get(3)?,
+        at_ms: r.get(4)?,
+        reason: r.get(5)?,
+        state: TicketState::parse(&state).ok_or_else(|| bad("state", &state))?,
+        talent_id: r.get(7)?,
+        tier: tier_of(&tier)?,
+    })
+}
+
+fn write_ticket(tx: &rusqlite::Transaction<'_>, t: &Ticket) -> rusqlite::Result<()> {
+    let location = serde_json::to_string(&t.location).expect("locations serialize");
+    tx.execute(
+        &format!("INSERT OR REPLACE INTO tickets ({TICKET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
+        params![
+            t.id,
+            t.text,
+            location,
+            t.division_code,
+            t.subject,
+            t.corps.map(|c| c.chinese()),
+            t.contact,
+            t.idempotency_key,
+            t.state.key(),
+            t.assignee,
+            tier_key(t.tier),
+            t.offers_in_tier,
+            t.offer_deadline_ms,
+            t.answer,
+            t.reason,
+            t.created_at_ms,
+            t.updated_at_ms,
+        ],
+    )?;
+    Ok(())
+}
+
+fn write_events(tx: &rusqlite::Transaction<'_>, events: &[Event]) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO ticket_events (ticket_id, seq, kind, actor, at_ms, reason, state, talent_id, tier) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for e in events {
+        stmt.execute(params![
+            e.ticket_id,
+            e.seq as i64,
+            e.kind.key(),
+            e.actor,
+            e.at_ms,
+            e.reason,
+            e.state.key(),
+            e.talent_id,
+            tier_key(e.tier)
+        ])?;
+    }
+    Ok(())
+}
+
+fn events_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT ticket_id, seq, kind, actor, at_ms, reason, state, talent_id, tier \
+         FROM ticket_events WHERE ticket_id = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([id], event_row)?;
+    rows.collect()
+}
+
+#[async_trait]
+impl TicketStore for SqliteStore {
+    async fn insert(&self, ticket: &Ticket, events: &[Event]) -> Result<Option<String>> {
+        let (ticket, events) = (ticket.clone(), events.to_vec());
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            if let Some(key) = &ticket.idempotency_key {
+                let existing: Option<String> = tx
+                    .query_row(
+                        "SELECT id FROM tickets WHERE idempotency_key = ?1",
+                        [key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if existing.is_some() {
+                    return Ok(existing);
+                }
+            }
+            write_ticket(&tx, &ticket)?;
+            write_events(&tx, &events)?;
+            tx.commit()?;
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn update(&self, ticket: &Ticket, events: &[Event]) -> Result<()> {
+        let (ticket, events) = (ticket.clone(), events.to_vec());
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            write_ticket(&tx, &ticket)?;
+            write_events(&tx, &events)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<(Ticket, Vec<Event>)>> {
+        let id = id.to_string();
+        self.with(move |conn| {
+            let ticket = conn
+                .query_row(
+                    &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ?1"),
+                    [&id],
+                    ticket_row,
+                )
+                .optional()?;
+            match ticket {
+                None => Ok(None),
+                Some(t) => {
+                    let events = events_of(conn, &id)?;
+                    Ok(Some((t, events)))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_string();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id FROM tickets WHERE idempotency_key = ?1",
+                    [&key],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn open_tickets(&self) -> Result<Vec<(Ticket, Vec<Event>)>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {TICKET_COLUMNS} FROM tickets WHERE state IN ('queued', 'offered', 'accepted') \
+                 ORDER BY created_at_ms, id"
+            ))?;
+            let tickets: Vec<Ticket> = stmt.query_map([], ticket_row)?.collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::with_capacity(tickets.len());
+            for t in tickets {
+                let events = events_of(conn, &t.id)?;
+                out.push((t, events));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
+        let filter = filter.clone();
+        self.with(move |conn| {
+            let (after_ms, after_id) = filter.after.clone().unwrap_or((i64::MAX, String::new()));
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {TICKET_COLUMNS} FROM tickets \
+                 WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR assignee = ?2) \
+                 AND (created_at_ms < ?3 OR (created_at_ms = ?3 AND id < ?4) OR ?5) \
+                 ORDER BY created_at_ms DESC, id DESC LIMIT ?6"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    filter.state.map(|s| s.key()),
+                    filter.assignee,
+                    after_ms,
+                    after_id,
+                    filter.after.is_none(),
+                    filter.limit as i64
+                ],
+                ticket_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn set_availability(
+        &self,
+        talent_id: &str,
+        availability: Availability,
+        at_ms: i64,
+    ) -> Result<()> {
+        let talent_id = talent_id.to_string();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO availability (talent_id, availability, updated_at_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (talent_id) DO UPDATE SET availability = ?2, updated_at_ms = ?3",
+                params![talent_id, availability.key(), at_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn availabilities(&self) -> Result<Vec<(String, Availability)>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare("SELECT talent_id, availability FROM availability")?;
+            let rows = stmt.query_map([], |r| {
+                let key: String = r.get(1)?;
+                Ok((
+                    r.get(0)?,
+                    Availability::parse(&key).ok_or_else(|| bad("availability", &key))?,
+                ))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn replace_liaisons(&self, liaisons: &[Liaison]) -> Result<()> {
+        let liaisons = liaisons.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute("DELETE FROM liaisons", [])?;
+            for l in &liaisons {
+                tx.execute(
+                    "INSERT INTO liaisons (id, name, phone, villages) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        l.id,
+                        l.name,
+                        l.phone,
+                        serde_json::to_string(&l.villages).expect("strings serialize")
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn liaisons(&self) -> Result<Vec<Liaison>> {
+        self.with(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT id, name, phone, villages FROM liaisons ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                let villages: String = r.get(3)?;
+                Ok(Liaison {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    phone: r.get(2)?,
+                    villages: serde_json::from_str(&villages)
+                        .map_err(|_| bad("villages", &villages))?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn signing_key(&self) -> Result<Vec<u8>> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let existing: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT value FROM secrets WHERE name = 'token_key'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let key = match existing {
+                Some(k) => k,
+                None => {
+                    let mut key = vec![0u8; 32];
+                    getrandom::fill(&mut key)
+                        .map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+                    tx.execute(
+                        "INSERT INTO secrets (name, value) VALUES ('token_key', ?1)",
+                        [&key],
+                    )?;
+                    key
+                }
+            };
+            tx.commit()?;
+            Ok(key)
+        })
+        .await
+    }
+}
