@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use crate::{
+    divisions::Divisions,
     lexicon::{CueRole, Lexicon, Sense, SubjectId, TermKind},
     model::Corps,
 };
@@ -26,12 +27,28 @@ const MIN_CORPS_EVIDENCE: f32 = 0.6;
 const NEIGHBOUR_REACH: usize = 2;
 /// How much a problem cue in the same clause raises a subject's weight.
 const PROBLEM_BOOST: f32 = 0.3;
+/// How much a problem cue right after a mention raises it, on top.
+const CLOSE_PROBLEM_BOOST: f32 = 0.3;
+/// How many words after a mention a problem cue counts as said of it.
+const SYMPTOM_REACH: usize = 3;
 /// How much a mention after a contrast cue is raised.
 const CONTRAST_BOOST: f32 = 0.3;
+/// How much a county's farming counts, times the subject's share of it.
+const PRIOR_WEIGHT: f32 = 0.8;
+/// What being named outright adds to a subject.
+const NAMED_BONUS: f32 = 0.5;
+/// What being the first subject named adds on top.
+const FIRST_BONUS: f32 = 0.1;
+/// What a mention naming a place of the subject (苹果园) counts for.
+const PLACE_FACTOR: f32 = 0.5;
+/// What each repeated mention of a term adds, as a share of its weight.
+const REPEAT_SHARE: f32 = 0.3;
+/// Non-agricultural markers below this never decide.
+const NONAGRI_MIN: f32 = 0.5;
 /// Share of a parent's evidence a child subject takes over.
 const PARENT_SHARE: f32 = 0.6;
 /// Suffixes that turn a subject into a place or a part (苹果园, 梨树, 猪场).
-const SUFFIXES: [(&str, bool); 14] = [
+const SUFFIXES: [(&str, bool); 19] = [
     ("树", false),
     ("苗", false),
     ("秧", false),
@@ -46,6 +63,11 @@ const SUFFIXES: [(&str, bool); 14] = [
     ("塘", true),
     ("池", true),
     ("架", false),
+    ("子", false),
+    ("娃", false),
+    ("儿", false),
+    ("里", false),
+    ("上", false),
 ];
 /// Prefixes that qualify a subject without changing it (小猪, 母羊).
 const PREFIXES: [&str; 6] = ["小", "大", "母", "公", "老", "幼"];
@@ -59,6 +81,8 @@ pub enum Role {
     Neighbour,
     /// Names a place of the subject (苹果园): counts a little less.
     Place,
+    /// Said to be fine (X没事): not the patient.
+    Unaffected,
     /// A word that marks a technical problem.
     Problem,
     /// A word that marks a non-agricultural request.
@@ -73,6 +97,7 @@ impl Role {
             Role::Main => "main",
             Role::Neighbour => "neighbour",
             Role::Place => "place",
+            Role::Unaffected => "unaffected",
             Role::Problem => "problem",
             Role::NonAgri => "non_agricultural",
             Role::CorpsHint => "corps_hint",
@@ -129,12 +154,21 @@ struct Mention {
     place: bool,
 }
 
-/// Analyses one report.
+/// Analyses one report with no idea where it comes from.
 pub fn analyze(lexicon: &Lexicon, text: &str) -> Analysis {
+    analyze_in(lexicon, text, None)
+}
+
+/// Analyses one report from a county (白水县 …): what the county grows is a
+/// weak prior, as it is for a local extension agent. A county named in the
+/// text wins over the one given.
+pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analysis {
     let mut words = Vec::new();
     let mut mentions = Vec::new();
     let mut evidence = Vec::new();
     let mut problem_in_clause: HashMap<usize, f32> = HashMap::new();
+    // (word index, clause, weight) of every problem cue.
+    let mut problems: Vec<(usize, usize, f32)> = Vec::new();
     let mut neighbour_cues: Vec<(usize, usize, CueRole, f32)> = Vec::new();
     let mut contrast_at: Option<usize> = None;
     let mut nonagri = 0.0f32;
@@ -143,7 +177,7 @@ pub fn analyze(lexicon: &Lexicon, text: &str) -> Analysis {
 
     let mut clause = 0;
     let mut index = 0;
-    for word in lexicon.words(text) {
+    for word in lexicon.reading_words(text) {
         if !word.is_content {
             clause += 1;
             continue;
@@ -164,6 +198,7 @@ pub fn analyze(lexicon: &Lexicon, text: &str) -> Analysis {
         if let Some(cue) = lexicon.cue(w) {
             match cue.role {
                 CueRole::Problem => {
+                    problems.push((i, clause, cue.weight));
                     let e = problem_in_clause.entry(clause).or_default();
                     *e = e.max(cue.weight);
                     problem_total += cue.weight;
@@ -204,45 +239,61 @@ pub fn analyze(lexicon: &Lexicon, text: &str) -> Analysis {
         }
     }
 
-    // Weigh each mention by its role, then add up per subject; a term counts
-    // once per subject however often it is repeated.
-    let mut scores: HashMap<SubjectId, f32> = HashMap::new();
-    let mut counted: HashMap<(SubjectId, &str), f32> = HashMap::new();
+    // Weigh each mention by its role and kind, then add up per subject: a
+    // term's strongest mention counts whole, repeats a little.
+    let mut mention_weights: HashMap<(SubjectId, &str), Vec<f32>> = HashMap::new();
+    let mut named: HashMap<SubjectId, usize> = HashMap::new();
+    let mut technical = problem_total;
+    let mut technical_terms: HashMap<&str, f32> = HashMap::new();
     for m in &mentions {
-        let neighbour = neighbour_cues
+        let cue = neighbour_cues
             .iter()
             .find_map(|&(at, cue_clause, role, weight)| {
+                let before = at > m.word && at - m.word <= NEIGHBOUR_REACH;
+                let after = m.word > at && m.word - at <= NEIGHBOUR_REACH;
                 let near = cue_clause == m.clause
                     && match role {
-                        CueRole::NeighbourBefore => at > m.word && at - m.word <= NEIGHBOUR_REACH,
-                        CueRole::NeighbourAfter => m.word > at && m.word - at <= NEIGHBOUR_REACH,
-                        _ => false,
+                        CueRole::NeighbourBefore | CueRole::Unaffected => before,
+                        CueRole::PlaceBefore => at == m.word + 1,
+                        CueRole::NeighbourAfter => after,
+                        CueRole::Problem | CueRole::Contrast => false,
                     };
-                near.then_some(weight)
+                near.then_some((role, weight))
             });
-        let mut factor = 1.0;
-        let role = if let Some(discount) = neighbour {
-            factor *= 1.0 - discount;
-            Role::Neighbour
-        } else if m.place {
-            factor *= 0.8;
-            Role::Place
-        } else {
-            Role::Main
+        let (role, mut factor) = match cue {
+            Some((CueRole::Unaffected, discount)) => (Role::Unaffected, 1.0 - discount),
+            Some((CueRole::PlaceBefore, discount)) => (Role::Place, 1.0 - discount),
+            Some((_, discount)) => (Role::Neighbour, 1.0 - discount),
+            None if m.place => (Role::Place, PLACE_FACTOR),
+            None => (Role::Main, 1.0),
         };
-        if role != Role::Neighbour {
-            factor *=
-                1.0 + PROBLEM_BOOST * problem_in_clause.get(&m.clause).copied().unwrap_or(0.0);
+        if matches!(role, Role::Main | Role::Place) {
+            // The subject a symptom is said of stands just before it.
+            let close = problems
+                .iter()
+                .filter(|&&(at, clause, _)| {
+                    clause == m.clause && at > m.word && at - m.word <= SYMPTOM_REACH
+                })
+                .map(|&(_, _, w)| w)
+                .fold(0.0f32, f32::max);
+            let in_clause = problem_in_clause.get(&m.clause).copied().unwrap_or(0.0);
+            factor *= 1.0 + PROBLEM_BOOST * in_clause + CLOSE_PROBLEM_BOOST * close;
         }
         if contrast_at.is_some_and(|c| m.word > c) {
             factor *= 1.0 + CONTRAST_BOOST;
         }
         for sense in &m.senses {
-            let weight = sense.weight * factor;
-            let slot = counted.entry((sense.subject, m.term.as_str())).or_default();
-            if weight > *slot {
-                *scores.entry(sense.subject).or_default() += weight - *slot;
-                *slot = weight;
+            let weight = sense.weight * factor * kind_factor(sense.kind);
+            mention_weights
+                .entry((sense.subject, m.term.as_str()))
+                .or_default()
+                .push(weight);
+            if role == Role::Main && sense.kind.names_subject() && sense.weight >= 0.9 {
+                named.entry(sense.subject).or_insert(m.word);
+            }
+            if sense.kind.is_technical() {
+                let t = technical_terms.entry(m.term.as_str()).or_default();
+                *t = t.max(sense.weight);
             }
             evidence.push(Evidence {
                 term: m.term.clone(),
@@ -254,16 +305,66 @@ pub fn analyze(lexicon: &Lexicon, text: &str) -> Analysis {
             });
         }
     }
-    // A child subject with its own evidence takes over part of its parent's.
-    let parents: Vec<(SubjectId, f32)> = scores
-        .keys()
-        .filter_map(|&s| {
-            let parent = lexicon.subject(s).parent?;
-            Some((s, scores.get(&parent).copied().unwrap_or(0.0)))
+    technical += technical_terms.values().sum::<f32>();
+    // Per subject, per term: the strongest mention and a share of repeats.
+    let mut by_term: HashMap<SubjectId, HashMap<&str, f32>> = HashMap::new();
+    for ((subject, term), mut weights) in mention_weights {
+        weights.sort_by(|a, b| b.total_cmp(a));
+        let repeats: f32 = weights[1..].iter().sum();
+        by_term
+            .entry(subject)
+            .or_default()
+            .insert(term, weights[0] + REPEAT_SHARE * repeats);
+    }
+    let mut scores: HashMap<SubjectId, f32> = by_term
+        .iter()
+        .map(|(&s, terms)| (s, terms.values().sum()))
+        .collect();
+    // The county's crops and animals: a weak prior, stronger where the
+    // report hints at their corps (果园, 大棚 …).
+    let divisions = Divisions::embedded();
+    let named_county = divisions
+        .counties()
+        .find(|c| text.contains(county_stem(&c.name)))
+        .map(|c| c.name.as_str());
+    if let Some(county) = named_county.or(county) {
+        for &(s, share) in lexicon.county_prior(county) {
+            let hint = corps_hints
+                .get(&lexicon.subject(s).corps)
+                .copied()
+                .unwrap_or(0.0);
+            let evidence_for_it = scores.get(&s).copied().unwrap_or(0.0);
+            *scores.entry(s).or_default() +=
+                PRIOR_WEIGHT * share * (1.0 + hint + evidence_for_it.min(1.0));
+        }
+    }
+    // Being named outright, as what the report is about, counts; the first
+    // such subject is the likely topic.
+    let first_named = named.iter().min_by_key(|(_, &at)| at).map(|(&s, _)| s);
+    for &s in named.keys() {
+        *scores.entry(s).or_default() += NAMED_BONUS
+            + if Some(s) == first_named {
+                FIRST_BONUS
+            } else {
+                0.0
+            };
+    }
+    // A child subject with evidence of its own (奶山羊) takes over part of
+    // its parent's (羊) from the terms that did not already count for it.
+    let inherited: Vec<(SubjectId, f32)> = by_term
+        .iter()
+        .filter_map(|(&child, own)| {
+            let parent = by_term.get(&lexicon.subject(child).parent?)?;
+            let extra: f32 = parent
+                .iter()
+                .filter(|(t, _)| !own.contains_key(*t))
+                .map(|(_, w)| w)
+                .sum();
+            Some((child, PARENT_SHARE * extra))
         })
         .collect();
-    for (child, parent_score) in parents {
-        *scores.entry(child).or_default() += PARENT_SHARE * parent_score;
+    for (child, extra) in inherited {
+        *scores.entry(child).or_default() += extra;
     }
 
     let mut ranked: Vec<(SubjectId, f32)> = scores.into_iter().collect();
@@ -286,9 +387,9 @@ pub fn analyze(lexicon: &Lexicon, text: &str) -> Analysis {
         .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
         .map(|(&c, &w)| (c, w));
 
-    let agri_strength =
-        top_score.max(top_corps.map_or(0.0, |c| c.1)) + 0.5 * problem_total.min(1.0);
-    let not_agricultural = nonagri >= 0.5 && nonagri > agri_strength;
+    // Naming a crop is no technical problem; diseases, pests, symptoms,
+    // practices and problem words are.
+    let not_agricultural = nonagri >= NONAGRI_MIN && nonagri > technical;
 
     let mut analysis = Analysis {
         agricultural: true,
@@ -302,7 +403,7 @@ pub fn analyze(lexicon: &Lexicon, text: &str) -> Analysis {
     };
     if not_agricultural {
         analysis.agricultural = false;
-        analysis.confidence = (nonagri / (nonagri + agri_strength)).min(1.0);
+        analysis.confidence = (nonagri / (nonagri + technical)).min(1.0);
         analysis.note = "这不像是农业技术问题（如补贴、价格、问候），未分派专家；政策与收购事宜请咨询当地农业农村部门".into();
     } else if top_score >= MIN_SUBJECT_EVIDENCE {
         let subject = top.expect("a top score has a subject");
@@ -320,6 +421,21 @@ pub fn analyze(lexicon: &Lexicon, text: &str) -> Analysis {
         analysis.note = "未能从描述中判断是哪种作物、畜禽或哪类问题，请补充作物或畜禽名称".into();
     }
     analysis
+}
+
+/// 白水县 → 白水: how counties are named in speech.
+fn county_stem(name: &str) -> &str {
+    name.strip_suffix(['县', '区', '市']).unwrap_or(name)
+}
+
+/// Settings, products and parts hint at a subject more weakly than its
+/// names, diseases and symptoms do.
+fn kind_factor(kind: TermKind) -> f32 {
+    match kind {
+        TermKind::Context | TermKind::Product => 0.6,
+        TermKind::Part => 0.9,
+        _ => 1.0,
+    }
 }
 
 /// The senses of a word, directly or through a suffix or prefix; the flag

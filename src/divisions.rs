@@ -208,6 +208,19 @@ impl Divisions {
         })
     }
 
+    /// The county a place lies in: by code when it has one, else the county
+    /// whose seat is nearest to the point.
+    pub fn county_near(&self, code: Option<DivisionCode>, point: GeoPoint) -> Option<&Division> {
+        match code {
+            Some(code) => self.county_of(code),
+            None => self.counties().min_by(|a, b| {
+                point
+                    .distance_km(a.point)
+                    .total_cmp(&point.distance_km(b.point))
+            }),
+        }
+    }
+
     /// Every division whose parent is `code`, in table order.
     pub fn children(&self, code: DivisionCode) -> Vec<&Division> {
         let mut out: Vec<&Division> = self.by_code.values().filter(|d| d.parent == code).collect();

@@ -149,7 +149,11 @@ pub fn evaluate(lexicon: &Lexicon, items: &[Labelled]) -> Report {
         ..Report::default()
     };
     for item in items {
-        let a = analyzer::analyze(lexicon, &item.text);
+        let divisions = crate::divisions::Divisions::embedded();
+        let county = crate::divisions::DivisionCode::parse(&item.division_code)
+            .and_then(|c| divisions.county_of(c))
+            .map(|c| c.name.as_str());
+        let a = analyzer::analyze_in(lexicon, &item.text, county);
         let got_subject = a
             .subject
             .map(|s| lexicon.subject(s).name.clone())

@@ -6,6 +6,7 @@
 
 use std::{collections::HashMap, sync::OnceLock};
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use jieba_rs::Jieba;
 
 use crate::model::Corps;
@@ -74,6 +75,19 @@ impl TermKind {
         }
     }
 
+    /// Describes a technical problem (a disease, a pest, a symptom, a
+    /// practice) rather than naming what has it.
+    pub fn is_technical(self) -> bool {
+        matches!(
+            self,
+            TermKind::Disease
+                | TermKind::Pest
+                | TermKind::Symptom
+                | TermKind::Practice
+                | TermKind::Equipment
+        )
+    }
+
     /// Names the subject itself rather than hinting at it.
     pub fn names_subject(self) -> bool {
         matches!(
@@ -98,10 +112,16 @@ pub enum CueRole {
     NeighbourBefore,
     /// The subject named just after it is a place or neighbour (隔壁X).
     NeighbourAfter,
+    /// The subject named just before it is fine (X没事, X倒还好): it is
+    /// not the patient.
+    Unaffected,
     /// Marks an agricultural technical problem (病, 发黄, 咋办).
     Problem,
     /// Shifts the focus to what follows (但是, 主要是).
     Contrast,
+    /// The subject named just before it is where things are (X地里): a
+    /// place, not the patient.
+    PlaceBefore,
 }
 
 impl CueRole {
@@ -109,8 +129,10 @@ impl CueRole {
         Some(match text.trim() {
             "neighbour_before" | "neighbour" => CueRole::NeighbourBefore,
             "neighbour_after" => CueRole::NeighbourAfter,
+            "unaffected" => CueRole::Unaffected,
             "problem" => CueRole::Problem,
             "contrast" => CueRole::Contrast,
+            "place" => CueRole::PlaceBefore,
             _ => return None,
         })
     }
@@ -129,6 +151,7 @@ pub struct Sources<'a> {
     pub corps_terms: &'a str,
     pub cues: &'a str,
     pub nonagri: &'a str,
+    pub county_profiles: &'a str,
 }
 
 impl Sources<'static> {
@@ -140,6 +163,7 @@ impl Sources<'static> {
             corps_terms: include_str!("../index/lexicon/corps_terms.csv"),
             cues: include_str!("../index/lexicon/cues.csv"),
             nonagri: include_str!("../index/lexicon/nonagri.csv"),
+            county_profiles: include_str!("../index/county_profiles.csv"),
         }
     }
 }
@@ -153,7 +177,12 @@ pub struct Lexicon {
     corps_terms: HashMap<String, (Corps, f32)>,
     cues: HashMap<String, Cue>,
     nonagri: HashMap<String, f32>,
+    /// County name → (subject, share of the county's farming).
+    county_priors: HashMap<String, Vec<(SubjectId, f32)>>,
     jieba: Jieba,
+    /// Every multi-character word of the lexicon, longest match first.
+    matcher: AhoCorasick,
+    patterns: Vec<String>,
 }
 
 impl std::fmt::Debug for Lexicon {
@@ -323,17 +352,50 @@ impl Lexicon {
             nonagri.insert(get(0).to_string(), weight(get(1), "nonagri.csv", line)?);
         }
 
+        let mut county_priors: HashMap<String, Vec<(SubjectId, f32)>> = HashMap::new();
+        for (line, f) in rows(src.county_profiles) {
+            let get = |n: usize| f.get(n).map(String::as_str).unwrap_or("");
+            let subject = *ids.get(get(1)).ok_or(format!(
+                "county_profiles.csv line {line}: unknown subject {:?}",
+                get(1)
+            ))?;
+            let w: f32 = get(2)
+                .parse()
+                .ok()
+                .filter(|w: &f32| *w > 0.0)
+                .ok_or(format!(
+                    "county_profiles.csv line {line}: weight must be a positive number"
+                ))?;
+            county_priors
+                .entry(get(0).to_string())
+                .or_default()
+                .push((subject, w));
+        }
+        for list in county_priors.values_mut() {
+            let total: f32 = list.iter().map(|(_, w)| w).sum();
+            for (_, w) in list.iter_mut() {
+                *w /= total;
+            }
+        }
+
         let mut jieba = Jieba::new();
-        let words = terms
+        let mut patterns: Vec<String> = terms
             .keys()
             .chain(corps_terms.keys())
             .chain(cues.keys())
-            .chain(nonagri.keys());
-        for word in words {
-            if word.chars().count() > 1 {
-                jieba.add_word(word, None, None);
-            }
+            .chain(nonagri.keys())
+            .filter(|w| w.chars().count() > 1)
+            .cloned()
+            .collect();
+        patterns.sort();
+        patterns.dedup();
+        for word in &patterns {
+            jieba.add_word(word, None, None);
         }
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .map_err(|e| format!("cannot build the term matcher: {e}"))?;
         Ok(Lexicon {
             subjects,
             specialty_names,
@@ -341,7 +403,10 @@ impl Lexicon {
             corps_terms,
             cues,
             nonagri,
+            county_priors,
             jieba,
+            matcher,
+            patterns,
         })
     }
 
@@ -351,6 +416,42 @@ impl Lexicon {
 
     pub fn subject(&self, id: SubjectId) -> &Subject {
         &self.subjects[usize::from(id)]
+    }
+
+    /// Splits a report for reading: every lexicon word of two or more
+    /// characters is taken whole, longest first, wherever it stands (so
+    /// 奶羊 survives in 奶羊配种 even where jieba would cut 奶|羊配种); the
+    /// text between is cut by jieba.
+    pub fn reading_words<'t>(&self, text: &'t str) -> Vec<Word<'t>> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        let gap = |from: usize, to: usize, out: &mut Vec<Word<'t>>| {
+            if from < to {
+                out.extend(
+                    self.jieba
+                        .cut(&text[from..to], false)
+                        .into_iter()
+                        .map(|t| Word {
+                            text: t.word,
+                            byte_start: from + t.byte_start,
+                            is_content: t.word.chars().any(char::is_alphanumeric),
+                        }),
+                );
+            }
+        };
+        for m in self.matcher.find_iter(text) {
+            gap(at, m.start(), &mut out);
+            let word = &text[m.start()..m.end()];
+            debug_assert_eq!(word, self.patterns[m.pattern().as_usize()]);
+            out.push(Word {
+                text: word,
+                byte_start: m.start(),
+                is_content: true,
+            });
+            at = m.end();
+        }
+        gap(at, text.len(), &mut out);
+        out
     }
 
     /// Words for the full-text index: jieba's search mode, which adds the
@@ -401,6 +502,14 @@ impl Lexicon {
     /// Every term and its senses, in no particular order.
     pub fn iter_terms(&self) -> impl Iterator<Item = (&str, &[Sense])> {
         self.terms.iter().map(|(t, s)| (t.as_str(), s.as_slice()))
+    }
+
+    /// What a county grows or raises: (subject, share), shares adding to 1.
+    pub fn county_prior(&self, county: &str) -> &[(SubjectId, f32)] {
+        self.county_priors
+            .get(county)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Number of distinct terms that point to a subject.
@@ -471,6 +580,7 @@ mod tests {
             corps_terms: "term,corps,weight\n",
             cues: "term,role,weight\n",
             nonagri: "term,weight\n",
+            county_profiles: "county,subject,weight\n",
         };
         let err = Lexicon::build(&src).unwrap_err();
         assert!(err.contains("unknown subject"), "{err}");

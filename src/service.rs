@@ -168,6 +168,16 @@ impl Service {
         }
     }
 
+    /// Reads a report from a farmer at `origin`: the county's farming is a
+    /// prior.
+    pub fn analyze(&self, text: &str, origin: Origin) -> Analysis {
+        let county = self
+            .divisions
+            .county_near(origin.division, origin.point)
+            .map(|c| c.name.as_str());
+        analyzer::analyze_in(self.lexicon, text, county)
+    }
+
     /// Checks a report's text.
     pub fn check_text(text: &str, field: &str) -> Result<()> {
         if text.trim().is_empty() {
@@ -200,7 +210,7 @@ impl Service {
             }
             n => n,
         } as usize;
-        let analysis = analyzer::analyze(self.lexicon, &request.text);
+        let analysis = self.analyze(&request.text, origin);
         let ranking = if request.best_match {
             Ranking::BestMatch {
                 scale_km: self.config.best_match_scale_km,

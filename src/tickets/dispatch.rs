@@ -27,7 +27,6 @@ use super::{
     Availability, Event, EventKind, Ticket, TicketState,
 };
 use crate::{
-    analyzer,
     error::{Error, Result},
     model::{Talent, Tier},
     roster::RosterFormat,
@@ -379,7 +378,7 @@ impl Dispatcher {
         let key =
             (!s.idempotency_key.trim().is_empty()).then(|| s.idempotency_key.trim().to_string());
         let location = s.location.expect("resolved above");
-        let analysis = analyzer::analyze(self.service.lexicon(), &s.text);
+        let analysis = self.service.analyze(&s.text, origin);
         let lexicon = self.service.lexicon();
 
         let mut state = self.state.lock().await;

@@ -1,0 +1,169 @@
+//! Crash safety of the real binary: `kill -9` while farmers submit and
+//! responders act, then a restart. Every acknowledged ticket must be there
+//! with a consistent history, and the server must start cleanly each time.
+//! `XWN_CRASH_ROUNDS` sets the number of kills (default 5).
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use xingweinong::pb;
+
+const ROSTER: &str = "\
+v1,村一,13900000011,village,,苹果,苹果腐烂病,610527106202,35.000,109.500,50,true
+v2,村二,13900000012,village,,苹果,,610527106203,35.010,109.500,50,true
+";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_xwn"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("XWN_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn connect(port: u16) -> tonic::transport::Channel {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let endpoint =
+            tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+        if let Ok(channel) = endpoint.connect().await {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+            let ok = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
+            if ok.is_ok() {
+                return channel;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not start within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_keeps_every_acknowledged_ticket() {
+    let rounds: usize = std::env::var("XWN_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let dir = temp_dir("crash");
+    let port = free_port();
+    let mut child = spawn(&dir, port);
+    let channel = connect(port).await;
+    import_rows(&channel, ROSTER).await;
+    // The token outlives every restart: the signing key is in the data directory.
+    let mut v1 = Responder::new(&channel, "v1").await;
+    v1.online().await;
+
+    // ticket id → (secret, the state we saw acknowledged)
+    let mut acknowledged: HashMap<String, (String, pb::TicketState)> = HashMap::new();
+    for round in 0..rounds {
+        let channel = connect(port).await;
+        v1.client = ResponderClient::new(channel.clone());
+        let mut farmer = TicketClient::new(channel.clone());
+        // Submit and act until the kill lands at a random-ish moment.
+        let kill_after = Duration::from_millis(50 + (round as u64 * 37) % 200);
+        let started = Instant::now();
+        let mut n = 0;
+        while started.elapsed() < kill_after + Duration::from_millis(300) {
+            if started.elapsed() >= kill_after && child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL
+            }
+            n += 1;
+            let request = submit_request(
+                "苹果树腐烂病",
+                at_point(35.0, 109.5),
+                &format!("r{round}-{n}"),
+            );
+            match farmer.submit_problem(request).await {
+                Ok(t) => {
+                    let t = t.into_inner();
+                    let mut state = t.state();
+                    if n % 3 == 0 && v1.accept(&t.id).await.is_ok() {
+                        state = pb::TicketState::Accepted;
+                        if n % 2 == 0 && v1.resolve(&t.id, "处理了").await.is_ok() {
+                            state = pb::TicketState::Resolved;
+                        }
+                    }
+                    acknowledged.insert(t.id.clone(), (t.ticket_secret.clone(), state));
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+        child = spawn(&dir, port);
+    }
+
+    let channel = connect(port).await;
+    let mut farmer = TicketClient::new(channel.clone());
+    assert!(
+        acknowledged.len() >= rounds,
+        "too few tickets acknowledged: {}",
+        acknowledged.len()
+    );
+    for (id, (secret, seen)) in &acknowledged {
+        let t = farmer
+            .get_ticket(pb::GetTicketRequest {
+                ticket_id: id.clone(),
+                ticket_secret: secret.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("acknowledged ticket {id} is gone: {e}"))
+            .into_inner();
+        // A later change may have landed before the kill; nothing goes back.
+        let order = |s: pb::TicketState| match s {
+            pb::TicketState::Queued | pb::TicketState::Offered => 0,
+            pb::TicketState::Accepted => 1,
+            _ => 2,
+        };
+        assert!(
+            order(t.state()) >= order(*seen),
+            "{id}: {:?} after {:?}",
+            t.state(),
+            seen
+        );
+        let seqs: Vec<u64> = t.history.iter().map(|e| e.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "{id}: gaps in the history"
+        );
+        assert_eq!(
+            t.history.last().unwrap().state(),
+            t.state(),
+            "{id}: history and state disagree"
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
