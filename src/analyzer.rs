@@ -291,9 +291,17 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
             if role == Role::Main && sense.kind.names_subject() && sense.weight >= 0.9 {
                 named.entry(sense.subject).or_insert(m.word);
             }
-            if sense.kind.is_technical() {
+            // How surely the term describes a technical problem, whatever
+            // its host: a disease is one, a practice may be asked about.
+            let technicality = match sense.kind {
+                TermKind::Disease | TermKind::Pest | TermKind::Symptom => 1.0,
+                TermKind::Equipment => 0.6,
+                TermKind::Practice => 0.4,
+                _ => 0.0,
+            };
+            if technicality > 0.0 {
                 let t = technical_terms.entry(m.term.as_str()).or_default();
-                *t = t.max(sense.weight);
+                *t = t.max(technicality);
             }
             evidence.push(Evidence {
                 term: m.term.clone(),
@@ -328,14 +336,16 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
         .find(|c| text.contains(county_stem(&c.name)))
         .map(|c| c.name.as_str());
     if let Some(county) = named_county.or(county) {
-        for &(s, share) in lexicon.county_prior(county) {
-            let hint = corps_hints
-                .get(&lexicon.subject(s).corps)
-                .copied()
-                .unwrap_or(0.0);
-            let evidence_for_it = scores.get(&s).copied().unwrap_or(0.0);
-            *scores.entry(s).or_default() +=
-                PRIOR_WEIGHT * share * (1.0 + hint + evidence_for_it.min(1.0));
+        let prior = lexicon.county_prior(county);
+        let mut corps_share: HashMap<Corps, f32> = HashMap::new();
+        for &(s, share) in prior {
+            *corps_share.entry(lexicon.subject(s).corps).or_default() += share;
+        }
+        for &(s, share) in prior {
+            let corps = lexicon.subject(s).corps;
+            let within = share / corps_share[&corps];
+            let hint = corps_hints.get(&corps).copied().unwrap_or(0.0).min(1.0);
+            *scores.entry(s).or_default() += PRIOR_WEIGHT * (share + within * hint);
         }
     }
     // Being named outright, as what the report is about, counts; the first
@@ -477,11 +487,14 @@ fn lookup(lexicon: &Lexicon, word: &str) -> Option<(Vec<Sense>, bool)> {
 mod tests {
     use super::*;
 
+    fn read(text: &str) -> Analysis {
+        analyze(Lexicon::embedded(), text)
+    }
+
     fn subject(text: &str) -> Option<String> {
-        let lex = Lexicon::embedded();
-        analyze(lex, text)
+        read(text)
             .subject
-            .map(|s| lex.subject(s).name.clone())
+            .map(|s| Lexicon::embedded().subject(s).name.clone())
     }
 
     #[test]
@@ -491,22 +504,90 @@ mod tests {
     }
 
     #[test]
-    fn aliases_and_dialect_resolve() {
+    fn varieties_name_their_crop() {
+        assert_eq!(
+            subject("红富士套袋以后果面上有黑点").as_deref(),
+            Some("苹果")
+        );
+        assert_eq!(subject("徐香今年个头小").as_deref(), Some("猕猴桃"));
+    }
+
+    #[test]
+    fn dialect_and_aliases_resolve() {
         assert_eq!(subject("洋芋种下去不出苗").as_deref(), Some("马铃薯"));
         assert_eq!(subject("苞谷叶子卷了").as_deref(), Some("玉米"));
+        assert_eq!(subject("猪娃拉稀不止").as_deref(), Some("猪"));
     }
 
     #[test]
-    fn child_subject_beats_its_parent() {
+    fn a_host_specific_disease_decides_the_subject() {
+        assert_eq!(subject("怀疑是蓝耳病 咳嗽喘").as_deref(), Some("猪"));
+        assert_eq!(subject("新城疫疫苗多长时间打一次").as_deref(), Some("鸡"));
+    }
+
+    #[test]
+    fn a_neighbour_or_place_loses_to_the_patient() {
+        assert_eq!(subject("苹果园边上那块玉米全是虫").as_deref(), Some("玉米"));
+        assert_eq!(
+            subject("隔壁的苹果园打药 把我的葡萄熏了").as_deref(),
+            Some("葡萄")
+        );
+        let a = read("玉米地里种的绿豆 绿豆叶子上有蚜虫 玉米没事");
+        assert_eq!(a.subject, Lexicon::embedded().subject_id("绿豆"));
+        assert_eq!(a.runner_up, Lexicon::embedded().subject_id("玉米"));
+    }
+
+    #[test]
+    fn child_subject_beats_its_parent_and_shared_terms_do_not_favour_it() {
         let lex = Lexicon::embedded();
-        let a = analyze(lex, "奶山羊这几天羊不爱吃草");
-        assert_eq!(a.subject, lex.subject_id("奶山羊"));
+        assert_eq!(
+            read("奶山羊这几天羊不爱吃草").subject,
+            lex.subject_id("奶山羊")
+        );
+        assert_eq!(read("奶羊配种啥时候好").subject, lex.subject_id("奶山羊"));
     }
 
     #[test]
-    fn nothing_agricultural_is_not_routed() {
-        let a = analyze(Lexicon::embedded(), "你好在吗");
-        assert!(a.subject.is_none() && a.corps.is_none());
-        assert!(!a.note.is_empty());
+    fn a_county_prior_settles_a_report_that_names_no_crop() {
+        let lex = Lexicon::embedded();
+        let at = |county| analyze_in(lex, "果园里的树今年长得不好 咋办", Some(county)).subject;
+        assert_eq!(at("白水县"), lex.subject_id("苹果"));
+        assert_eq!(at("韩城市"), lex.subject_id("花椒"));
+        assert_eq!(at("大荔县"), lex.subject_id("冬枣"));
+        // Without a county the same report names no crop, only the corps.
+        let a = analyze(lex, "果园里的树今年长得不好 咋办");
+        assert_eq!((a.subject, a.corps), (None, Some(Corps::Fruit)));
+    }
+
+    #[test]
+    fn non_agricultural_reports_are_not_routed() {
+        for text in [
+            "你好在吗",
+            "玉米现在啥价钱 收购点在哪",
+            "大棚补贴咋申请 找谁办",
+            "贷款利息多少",
+        ] {
+            let a = read(text);
+            assert!(a.subject.is_none() && a.corps.is_none(), "{text}: {a:?}");
+            assert!(!a.note.is_empty(), "{text}");
+        }
+        // A price question with a real problem in it is still agricultural.
+        assert_eq!(
+            subject("玉米价钱低 叶子上还全是锈病").as_deref(),
+            Some("玉米")
+        );
+    }
+
+    #[test]
+    fn evidence_names_the_terms_and_their_roles() {
+        let a = read("苹果园边上那块玉米全是虫");
+        let lex = Lexicon::embedded();
+        let apple = a
+            .evidence
+            .iter()
+            .find(|e| e.subject == lex.subject_id("苹果"))
+            .unwrap();
+        assert_ne!(apple.role, Role::Main);
+        assert!(a.subject_terms().contains(&"玉米"));
     }
 }

@@ -75,19 +75,6 @@ impl TermKind {
         }
     }
 
-    /// Describes a technical problem (a disease, a pest, a symptom, a
-    /// practice) rather than naming what has it.
-    pub fn is_technical(self) -> bool {
-        matches!(
-            self,
-            TermKind::Disease
-                | TermKind::Pest
-                | TermKind::Symptom
-                | TermKind::Practice
-                | TermKind::Equipment
-        )
-    }
-
     /// Names the subject itself rather than hinting at it.
     pub fn names_subject(self) -> bool {
         matches!(

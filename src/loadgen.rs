@@ -20,8 +20,11 @@ use crate::{eval::Labelled, pb};
 pub enum Rpc {
     /// `MatchService.MatchProblem` with the file's reports.
     Match,
-    /// `grpc.health.v1.Health/Check`: an almost empty unary call, the ceiling.
+    /// `MatchService.Ping`: an empty unary call, the ceiling of the stack.
     Ping,
+    /// `TicketService.SubmitProblem` with the file's reports (each commits
+    /// a ticket).
+    Submit,
 }
 
 #[derive(Debug, Clone)]
@@ -126,7 +129,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
             workers.push(tokio::spawn(async move {
                 let mut matcher =
                     pb::match_service_client::MatchServiceClient::new(channel.clone());
-                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+                let mut tickets = pb::ticket_service_client::TicketServiceClient::new(channel);
                 let mut latencies = Vec::new();
                 let mut errors = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -136,12 +139,18 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
                             next = (next + 7) % reports.len();
                             matcher.match_problem(reports[next].clone()).await.is_ok()
                         }
-                        Rpc::Ping => health
-                            .check(tonic_health::pb::HealthCheckRequest {
-                                service: String::new(),
-                            })
-                            .await
-                            .is_ok(),
+                        Rpc::Ping => matcher.ping(pb::PingRequest {}).await.is_ok(),
+                        Rpc::Submit => {
+                            next = (next + 7) % reports.len();
+                            let r = &reports[next];
+                            let submit = pb::SubmitProblemRequest {
+                                text: r.text.clone(),
+                                location: r.location.clone(),
+                                contact: String::new(),
+                                idempotency_key: String::new(),
+                            };
+                            tickets.submit_problem(submit).await.is_ok()
+                        }
                     };
                     if ok {
                         latencies.push(t.elapsed().as_micros() as u64);

@@ -267,3 +267,108 @@ async fn unknown_subject_is_not_an_error_and_has_no_candidates() {
     assert!(reply.candidates.is_empty());
     assert!(!reply.analysis.unwrap().note.is_empty());
 }
+
+/// Imports rows (header added) into a fresh server and returns it.
+async fn server_with(tag: &str, rows: &str) -> TestServer {
+    let server = TestServer::start(config(&temp_dir(tag))).await;
+    let mut roster = RosterClient::new(server.channel().await);
+    let csv = format!("{HEADER}\n{rows}");
+    roster
+        .import_roster(admin(tokio_stream::iter(vec![csv_chunk(&csv)])))
+        .await
+        .unwrap();
+    server
+}
+
+fn ids(reply: &pb::MatchProblemResponse) -> Vec<String> {
+    reply
+        .candidates
+        .iter()
+        .map(|c| c.talent.as_ref().unwrap().id.clone())
+        .collect()
+}
+
+fn at(lat: f64, lon: f64, text: &str, ranking: pb::Ranking) -> pb::MatchProblemRequest {
+    pb::MatchProblemRequest {
+        text: text.into(),
+        location: Some(pb::Location {
+            kind: Some(pb::location::Kind::Point(pb::GeoPoint { lat, lon })),
+        }),
+        limit: 5,
+        ranking: ranking as i32,
+    }
+}
+
+#[tokio::test]
+async fn parent_specialists_answer_when_no_child_specialist_is_near() {
+    // g1 has 奶山羊 but is ~89 km north; s1 has 羊 and is ~5.6 km away.
+    let rows = "g1,奶一,,village,,奶山羊,,610527106202,35.80,109.50,3,true\n\
+                s1,羊一,,village,,羊,,610527106202,35.05,109.50,3,true\n\
+                p1,猪一,,village,,猪,,610527106202,35.00,109.50,3,true\n";
+    let server = server_with("parent", rows).await;
+    let mut client = MatchClient::new(server.channel().await);
+    let reply = client
+        .match_problem(at(35.0, 109.5, "奶山羊产后不下奶", pb::Ranking::Nearest))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.subject, "奶山羊");
+    assert_eq!(ids(&reply), ["s1", "g1"]);
+    assert!(
+        reply.candidates[0].reason.contains("无奶山羊专长人员"),
+        "{}",
+        reply.candidates[0].reason
+    );
+    assert!(
+        reply.candidates[1].reason.contains("专长奶山羊"),
+        "{}",
+        reply.candidates[1].reason
+    );
+    // Near the 奶山羊 specialist, only the subject's specialists qualify.
+    let reply = client
+        .match_problem(at(35.79, 109.5, "奶山羊产后不下奶", pb::Ranking::Nearest))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&reply), ["g1"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn best_match_prefers_the_specialist_of_the_problem_within_reach() {
+    // n1 is nearest but grows apples in general; d1 is 10 km further and
+    // treats 腐烂病; f1 treats it too but is 150 km away.
+    let rows = "n1,近一,,village,,苹果,苹果栽培管理,610527106202,35.00,109.50,3,true\n\
+                d1,病一,,village,,苹果,苹果腐烂病防治 刮治涂药,610527106202,35.09,109.50,3,true\n\
+                f1,远一,,village,,苹果,苹果腐烂病防治,610527106202,36.35,109.50,3,true\n";
+    let server = server_with("bestmatch", rows).await;
+    let mut client = MatchClient::new(server.channel().await);
+    let text = "苹果树主干上腐烂病刮了又长";
+    let nearest = client
+        .match_problem(at(35.0, 109.5, text, pb::Ranking::Nearest))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&nearest), ["n1", "d1", "f1"]);
+    let best = client
+        .match_problem(at(35.0, 109.5, text, pb::Ranking::BestMatch))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&best), ["d1", "n1", "f1"]);
+    assert!(
+        best.candidates[0]
+            .matched_terms
+            .iter()
+            .any(|t| t == "腐烂病"),
+        "{:?}",
+        best.candidates[0].matched_terms
+    );
+    assert!(
+        best.candidates[0].reason.contains("综合排序"),
+        "{}",
+        best.candidates[0].reason
+    );
+    assert!(best.candidates[0].score > best.candidates[1].score);
+    server.stop().await;
+}
