@@ -167,3 +167,78 @@ async fn kill_9_keeps_every_acknowledged_ticket() {
     child.wait().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_imports_leaves_the_old_or_the_new_roster() {
+    let rounds: usize = std::env::var("XWN_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let a = "a1,甲,,village,,苹果,,610527106202,,,,\na2,乙,,village,,梨,,610527106202,,,,\n";
+    let b = "b1,丙,,village,,小麦,,610527106202,,,,\nb2,丁,,village,,玉米,,610527106202,,,,\nb3,戊,,city,,猪,,610500000000,,,,\n";
+    let dir = temp_dir("crash-import");
+    let port = free_port();
+    let mut child = spawn(&dir, port);
+    for round in 0..rounds {
+        let channel = connect(port).await;
+        let mut roster = RosterClient::new(channel.clone());
+        let kill_after = Duration::from_millis(20 + (round as u64 * 53) % 150);
+        let started = Instant::now();
+        let mut n = 0;
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() >= kill_after {
+                child.kill().unwrap();
+                break;
+            }
+            n += 1;
+            let rows = if n % 2 == 0 { a } else { b };
+            let chunk = csv_chunk(&format!("{HEADER}\n{rows}"));
+            let _ = roster
+                .import_roster(admin(tokio_stream::iter(vec![chunk])))
+                .await;
+        }
+        child.wait().unwrap();
+        child = spawn(&dir, port);
+        let channel = connect(port).await;
+        let mut roster = RosterClient::new(channel.clone());
+        let list = roster
+            .list_talents(admin(pb::ListTalentsRequest {
+                include_inactive: true,
+                page_size: 500,
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let ids: Vec<&str> = list.talents.iter().map(|t| t.id.as_str()).collect();
+        let whole =
+            ids == ["a1", "a2"] || ids == ["b1", "b2", "b3"] || (n == 0 && list.total > 1000);
+        assert!(whole, "round {round}: a mixed or empty roster: {ids:?}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully() {
+    let dir = temp_dir("sigterm");
+    let port = free_port();
+    let mut child = spawn(&dir, port);
+    connect(port).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "no exit within 10 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
