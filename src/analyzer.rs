@@ -401,6 +401,10 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
     // practices and problem words are.
     let not_agricultural = nonagri >= NONAGRI_MIN && nonagri > technical;
 
+    // Keep the evidence that explains the reading: the cues and markers, and
+    // the senses of the two leading subjects.
+    evidence.retain(|e| e.subject.is_none() || e.subject == top || e.subject == runner_up);
+
     let mut analysis = Analysis {
         agricultural: true,
         subject: None,

@@ -72,8 +72,26 @@ pub struct TopSegmentCollector {
     ranking: Ranking,
     limit: usize,
     ords: Column<u64>,
+    /// Cosine of the origin's latitude, for [`flat_km`].
+    cos_lat: f64,
     /// Best first, at most `limit` long.
     best: Vec<Entry>,
+}
+
+impl TopSegmentCollector {
+    /// The worst kept distance once `limit` entries are kept.
+    fn full_worst(&self) -> Option<f64> {
+        (self.best.len() == self.limit).then(|| self.best.last().map_or(f64::MAX, |e| e.primary))
+    }
+}
+
+/// Equirectangular distance in km: exact enough to prune, far cheaper than
+/// the haversine.
+fn flat_km(a: crate::geo::GeoPoint, cos_lat: f64, b: crate::geo::GeoPoint) -> f64 {
+    const KM_PER_DEGREE: f64 = 111.195;
+    let dx = (b.lon - a.lon) * cos_lat;
+    let dy = b.lat - a.lat;
+    KM_PER_DEGREE * (dx * dx + dy * dy).sqrt()
 }
 
 impl Collector for TopCollector {
@@ -91,6 +109,7 @@ impl Collector for TopCollector {
             ranking: self.ranking,
             limit: self.limit,
             ords: segment.fast_fields().u64("ord")?,
+            cos_lat: self.origin.point.lat.to_radians().cos(),
             best: Vec::with_capacity(self.limit + 1),
         })
     }
@@ -142,6 +161,14 @@ impl SegmentCollector for TopSegmentCollector {
         };
         if !talent.is_available() {
             return;
+        }
+        // A cheap flat-earth distance rules out most talents before the
+        // exact great-circle one is computed: over Weinan's extent it is
+        // within 1 % of the truth; the margin allows 5 %.
+        if let (Ranking::Nearest, Some(worst)) = (self.ranking, self.full_worst()) {
+            if flat_km(self.origin.point, self.cos_lat, talent.point) > worst * 1.05 + 0.05 {
+                return;
+            }
         }
         let distance = self.origin.point.distance_km(talent.point);
         let primary = match self.ranking {
@@ -225,6 +252,32 @@ impl SegmentCollector for OrdSegmentCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flat_distance_is_within_a_percent_over_weinan() {
+        let a = crate::geo::GeoPoint {
+            lat: 34.5,
+            lon: 109.5,
+        };
+        for (dlat, dlon) in [
+            (0.0, 0.5),
+            (0.8, 0.0),
+            (0.6, 0.9),
+            (-0.4, -0.7),
+            (0.01, 0.01),
+        ] {
+            let b = crate::geo::GeoPoint {
+                lat: a.lat + dlat,
+                lon: a.lon + dlon,
+            };
+            let exact = a.distance_km(b);
+            let flat = flat_km(a, a.lat.to_radians().cos(), b);
+            assert!(
+                (flat - exact).abs() <= exact * 0.01,
+                "{dlat},{dlon}: {flat} vs {exact}"
+            );
+        }
+    }
 
     #[test]
     fn gauss_decay_halves_at_scale() {
