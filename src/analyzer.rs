@@ -335,6 +335,8 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
         .counties()
         .find(|c| text.contains(county_stem(&c.name)))
         .map(|c| c.name.as_str());
+    // Subjects the text itself points to; a prior alone never names one.
+    let pointed: Vec<SubjectId> = scores.keys().copied().collect();
     if let Some(county) = named_county.or(county) {
         let prior = lexicon.county_prior(county);
         let mut corps_share: HashMap<Corps, f32> = HashMap::new();
@@ -377,7 +379,10 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
         *scores.entry(child).or_default() += extra;
     }
 
-    let mut ranked: Vec<(SubjectId, f32)> = scores.into_iter().collect();
+    let mut ranked: Vec<(SubjectId, f32)> = scores
+        .into_iter()
+        .filter(|(s, _)| pointed.contains(s))
+        .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let (top, top_score) = ranked
         .first()
@@ -399,7 +404,8 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
 
     // Naming a crop is no technical problem; diseases, pests, symptoms,
     // practices and problem words are.
-    let not_agricultural = nonagri >= NONAGRI_MIN && nonagri > technical;
+    let not_agricultural =
+        (nonagri >= NONAGRI_MIN && nonagri >= technical) || (nonagri > 0.0 && technical == 0.0);
 
     // Keep the evidence that explains the reading: the cues and markers, and
     // the senses of the two leading subjects.
