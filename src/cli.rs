@@ -89,6 +89,8 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    #[command(flatten)]
+    Tickets(tickets::TicketCommand),
     /// Lists talents, filtered (admin).
     Talents {
         #[arg(long)]
@@ -109,6 +111,8 @@ pub enum Command {
         client: ClientArgs,
     },
 }
+
+mod tickets;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FileFormat {
@@ -208,6 +212,36 @@ impl ClientArgs {
     }
 }
 
+/// Reads a roster-like file into upload chunks of 1 MiB; the format comes
+/// from the flag or else the file name (`.jsonl`/`.json`, otherwise CSV).
+pub fn read_chunks(
+    file: &std::path::Path,
+    format: Option<FileFormat>,
+) -> anyhow::Result<Vec<pb::RosterChunk>> {
+    let format = match format {
+        Some(f) => f,
+        None if file
+            .extension()
+            .is_some_and(|e| e == "jsonl" || e == "json") =>
+        {
+            FileFormat::Jsonl
+        }
+        None => FileFormat::Csv,
+    };
+    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let format = match format {
+        FileFormat::Csv => pb::RosterFormat::Csv,
+        FileFormat::Jsonl => pb::RosterFormat::Jsonl,
+    } as i32;
+    Ok(data
+        .chunks(1 << 20)
+        .map(|c| pb::RosterChunk {
+            format,
+            data: c.to_vec(),
+        })
+        .collect())
+}
+
 /// Turns a status into an error message listing its field violations.
 pub fn explain(status: tonic::Status) -> anyhow::Error {
     let mut message = format!("{:?}: {}", status.code(), status.message());
@@ -222,6 +256,7 @@ pub fn explain(status: tonic::Status) -> anyhow::Error {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Tickets(command) => tickets::run(command).await,
         Command::Serve(args) => {
             let config = args.config()?;
             let listener = tokio::net::TcpListener::bind(config.listen)
@@ -308,29 +343,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             format,
             client,
         } => {
-            let format = match format {
-                Some(f) => f,
-                None if file
-                    .extension()
-                    .is_some_and(|e| e == "jsonl" || e == "json") =>
-                {
-                    FileFormat::Jsonl
-                }
-                None => FileFormat::Csv,
-            };
-            let data =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let format = match format {
-                FileFormat::Csv => pb::RosterFormat::Csv,
-                FileFormat::Jsonl => pb::RosterFormat::Jsonl,
-            } as i32;
-            let chunks: Vec<pb::RosterChunk> = data
-                .chunks(1 << 20)
-                .map(|c| pb::RosterChunk {
-                    format,
-                    data: c.to_vec(),
-                })
-                .collect();
+            let chunks = read_chunks(&file, format)?;
             let mut api =
                 pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
             let report = api
