@@ -331,7 +331,7 @@ async fn parent_specialists_answer_when_no_child_specialist_is_near() {
         .unwrap()
         .into_inner();
     assert_eq!(ids(&reply), ["g1"]);
-    server.stop().await;
+    server.stop_and_clean().await;
 }
 
 #[tokio::test]
@@ -370,5 +370,5 @@ async fn best_match_prefers_the_specialist_of_the_problem_within_reach() {
         best.candidates[0].reason
     );
     assert!(best.candidates[0].score > best.candidates[1].score);
-    server.stop().await;
+    server.stop_and_clean().await;
 }

@@ -173,7 +173,7 @@ async fn submit_offer_decline_accept_resolve_seen_live() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    server.stop().await;
+    server.stop_and_clean().await;
 }
 
 #[tokio::test]
@@ -241,7 +241,7 @@ async fn offers_time_out_and_escalate_through_the_tiers() {
         c1.escalate(&ticket.id).await.unwrap_err().code(),
         Code::FailedPrecondition
     );
-    server.stop().await;
+    server.stop_and_clean().await;
 }
 
 #[tokio::test]
@@ -288,7 +288,7 @@ async fn full_capacity_queues_and_freed_capacity_offers_the_oldest() {
     v1.online().await;
     let offer = next(&mut v1_stream).await;
     assert_eq!(offer.ticket.unwrap().id, c.id);
-    server.stop().await;
+    server.stop_and_clean().await;
 }
 
 #[tokio::test]
@@ -320,7 +320,7 @@ async fn the_same_idempotency_key_returns_the_same_ticket() {
         .unwrap()
         .into_inner();
     assert_eq!(list.tickets.len(), 2);
-    server.stop().await;
+    server.stop_and_clean().await;
 }
 
 #[tokio::test]
@@ -357,7 +357,7 @@ async fn unroutable_tickets_are_visible_to_admins() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
-    server.stop().await;
+    server.stop_and_clean().await;
 }
 
 #[tokio::test]
@@ -392,7 +392,7 @@ async fn responder_calls_need_a_valid_token_of_the_right_kind() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    server.stop().await;
+    server.stop_and_clean().await;
 }
 
 #[tokio::test]
@@ -455,7 +455,7 @@ async fn liaisons_see_read_only_copies_of_their_villages_tickets() {
             .code(),
         Code::PermissionDenied
     );
-    server.stop().await;
+    server.stop_and_clean().await;
 }
 
 #[tokio::test]
@@ -501,7 +501,7 @@ async fn removing_a_responder_reroutes_its_open_tickets() {
             K::Offered
         ]
     );
-    server.stop().await;
+    server.stop_and_clean().await;
 }
 
 #[tokio::test]

@@ -69,6 +69,13 @@ impl TestServer {
         self.handle.take().unwrap().await.unwrap().unwrap();
     }
 
+    /// Stops the server and removes its data directory.
+    pub async fn stop_and_clean(self) {
+        let dir = self.data_dir.clone();
+        self.stop().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     pub async fn channel(&self) -> Channel {
         channel(self.addr).await
     }
