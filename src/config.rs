@@ -52,6 +52,36 @@ impl Default for TicketConfig {
     }
 }
 
+/// Limits that keep the server responsive under overload.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitConfig {
+    /// Calls in flight at once for the whole server; past it, RESOURCE_EXHAUSTED.
+    pub max_in_flight: usize,
+    /// Farmer-facing calls per second from one client address; 0 turns the
+    /// limit off.
+    pub client_rate_per_sec: f64,
+    /// How many such calls a client may make at once before the rate applies.
+    pub client_burst: f64,
+    /// Longest a unary call may run, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// HTTP/2 keep-alive ping interval, in seconds: dead peers and idle
+    /// streams whose peer is gone are reaped after one more interval.
+    pub keepalive_secs: u64,
+}
+
+impl Default for LimitConfig {
+    fn default() -> LimitConfig {
+        LimitConfig {
+            max_in_flight: 1024,
+            client_rate_per_sec: 100.0,
+            client_burst: 200.0,
+            request_timeout_ms: 10_000,
+            keepalive_secs: 30,
+        }
+    }
+}
+
 /// Everything `xwn serve` needs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -67,6 +97,7 @@ pub struct Config {
     pub demo_seed: u64,
     pub matching: MatchConfig,
     pub tickets: TicketConfig,
+    pub limits: LimitConfig,
 }
 
 impl Default for Config {
@@ -79,6 +110,7 @@ impl Default for Config {
             demo_seed: crate::roster::gen::DEMO_SEED,
             matching: MatchConfig::default(),
             tickets: TicketConfig::default(),
+            limits: LimitConfig::default(),
         }
     }
 }

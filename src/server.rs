@@ -12,7 +12,7 @@ use crate::{
     config::Config,
     divisions::Divisions,
     error::Error,
-    grpc::{AdminAuth, MatchApi, ResponderApi, RosterApi, TicketApi},
+    grpc::{AdminAuth, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
     lexicon::Lexicon,
     pb,
     roster::{self, RosterFormat},
@@ -90,23 +90,28 @@ pub async fn serve(
         .build_v1()
         .context("cannot build the reflection service")?;
 
-    let match_api =
-        pb::match_service_server::MatchServiceServer::new(MatchApi::new(service.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let limits = Arc::new(Limits::new(&config.limits));
+    let match_api = pb::match_service_server::MatchServiceServer::new(MatchApi::new(
+        service.clone(),
+        limits.clone(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let roster_api = pb::roster_service_server::RosterServiceServer::new(RosterApi::new(
         service.clone(),
         dispatcher.clone(),
         AdminAuth::new(config.admin_token.clone()),
         config.max_upload_bytes,
+        limits.clone(),
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let ticket_api = pb::ticket_service_server::TicketServiceServer::new(TicketApi::new(
         service.clone(),
         dispatcher.clone(),
+        limits.clone(),
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let responder_api = pb::responder_service_server::ResponderServiceServer::new(
-        ResponderApi::new(service.clone(), dispatcher.clone()),
+        ResponderApi::new(service.clone(), dispatcher.clone(), limits.clone()),
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
@@ -125,7 +130,13 @@ pub async fn serve(
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(std::time::Duration::from_secs(60)));
+    let keepalive = std::time::Duration::from_secs(config.limits.keepalive_secs);
     tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(keepalive))
+        .http2_keepalive_timeout(Some(keepalive))
+        .timeout(std::time::Duration::from_millis(
+            config.limits.request_timeout_ms,
+        ))
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .add_service(health)
         .add_service(reflection)

@@ -7,7 +7,7 @@ mod common;
 
 use std::{
     collections::HashMap,
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -19,55 +19,6 @@ v1,村一,13900000011,village,,苹果,苹果腐烂病,610527106202,35.000,109.50
 v2,村二,13900000012,village,,苹果,,610527106203,35.010,109.500,50,true
 ";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_xwn"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("XWN_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn connect(port: u16) -> tonic::transport::Channel {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let endpoint =
-            tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
-        if let Ok(channel) = endpoint.connect().await {
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-            let ok = health
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await;
-            if ok.is_ok() {
-                return channel;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not start within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_keeps_every_acknowledged_ticket() {
     let rounds: usize = std::env::var("XWN_CRASH_ROUNDS")
@@ -76,7 +27,7 @@ async fn kill_9_keeps_every_acknowledged_ticket() {
         .unwrap_or(5);
     let dir = temp_dir("crash");
     let port = free_port();
-    let mut child = spawn(&dir, port);
+    let mut child = spawn(&dir, port, None);
     let channel = connect(port).await;
     import_rows(&channel, ROSTER).await;
     // The token outlives every restart: the signing key is in the data directory.
@@ -120,7 +71,7 @@ async fn kill_9_keeps_every_acknowledged_ticket() {
         }
         let _ = child.kill();
         child.wait().unwrap();
-        child = spawn(&dir, port);
+        child = spawn(&dir, port, None);
     }
 
     let channel = connect(port).await;
@@ -178,7 +129,7 @@ async fn kill_9_during_imports_leaves_the_old_or_the_new_roster() {
     let b = "b1,丙,,village,,小麦,,610527106202,,,,\nb2,丁,,village,,玉米,,610527106202,,,,\nb3,戊,,city,,猪,,610500000000,,,,\n";
     let dir = temp_dir("crash-import");
     let port = free_port();
-    let mut child = spawn(&dir, port);
+    let mut child = spawn(&dir, port, None);
     for round in 0..rounds {
         let channel = connect(port).await;
         let mut roster = RosterClient::new(channel.clone());
@@ -198,7 +149,7 @@ async fn kill_9_during_imports_leaves_the_old_or_the_new_roster() {
                 .await;
         }
         child.wait().unwrap();
-        child = spawn(&dir, port);
+        child = spawn(&dir, port, None);
         let channel = connect(port).await;
         let mut roster = RosterClient::new(channel.clone());
         let list = roster
@@ -224,7 +175,7 @@ async fn kill_9_during_imports_leaves_the_old_or_the_new_roster() {
 async fn sigterm_stops_the_server_gracefully() {
     let dir = temp_dir("sigterm");
     let port = free_port();
-    let mut child = spawn(&dir, port);
+    let mut child = spawn(&dir, port, None);
     connect(port).await;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -2,8 +2,10 @@
 //! ([`Service`], [`Dispatcher`]), converts results back, and maps every
 //! domain error onto a status in one place ([`status`]).
 
+mod limits;
 mod tickets;
 
+pub use limits::Limits;
 pub use tickets::{ResponderApi, TicketApi};
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -272,11 +274,12 @@ pub fn location_from_pb(location: Option<pb::Location>) -> Option<Location> {
 /// `MatchService`: open to every caller; never returns phone numbers.
 pub struct MatchApi {
     service: Arc<Service>,
+    limits: Arc<Limits>,
 }
 
 impl MatchApi {
-    pub fn new(service: Arc<Service>) -> MatchApi {
-        MatchApi { service }
+    pub fn new(service: Arc<Service>, limits: Arc<Limits>) -> MatchApi {
+        MatchApi { service, limits }
     }
 }
 
@@ -287,6 +290,7 @@ impl pb::match_service_server::MatchService for MatchApi {
         &self,
         request: Request<pb::MatchProblemRequest>,
     ) -> Result<Response<pb::MatchProblemResponse>, Status> {
+        let _permit = self.limits.admit(request.remote_addr(), true)?;
         let r = request.into_inner();
         let ranking = pb::Ranking::try_from(r.ranking).map_err(|_| {
             status(Error::invalid(
@@ -371,6 +375,7 @@ pub struct RosterApi {
     dispatcher: Arc<Dispatcher>,
     auth: AdminAuth,
     max_upload_bytes: u64,
+    limits: Arc<Limits>,
 }
 
 impl RosterApi {
@@ -379,12 +384,14 @@ impl RosterApi {
         dispatcher: Arc<Dispatcher>,
         auth: AdminAuth,
         max_upload_bytes: u64,
+        limits: Arc<Limits>,
     ) -> RosterApi {
         RosterApi {
             service,
             dispatcher,
             auth,
             max_upload_bytes,
+            limits,
         }
     }
 }
@@ -397,6 +404,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<Streaming<pb::RosterChunk>>,
     ) -> Result<Response<pb::ImportReport>, Status> {
         self.auth.check(request.metadata())?;
+        let _permit = self.limits.admit(request.remote_addr(), false)?;
         let (format, data) = read_upload(request.into_inner(), self.max_upload_bytes).await?;
         let bytes = data.len();
         let service = self.service.clone();
@@ -421,6 +429,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<pb::UpsertTalentsRequest>,
     ) -> Result<Response<pb::UpsertTalentsResponse>, Status> {
         self.auth.check(request.metadata())?;
+        let _permit = self.limits.admit(request.remote_addr(), false)?;
         let rows: Vec<RawRow> = request
             .into_inner()
             .talents
@@ -448,6 +457,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<pb::RemoveTalentsRequest>,
     ) -> Result<Response<pb::RemoveTalentsResponse>, Status> {
         self.auth.check(request.metadata())?;
+        let _permit = self.limits.admit(request.remote_addr(), false)?;
         let ids = request.into_inner().ids;
         let service = self.service.clone();
         let (removed, not_found, version) = blocking(move || service.remove_talents(&ids)).await?;
@@ -469,6 +479,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<pb::GetRosterStatsRequest>,
     ) -> Result<Response<pb::RosterStats>, Status> {
         self.auth.check(request.metadata())?;
+        let _permit = self.limits.admit(request.remote_addr(), false)?;
         let (s, version) = self.service.stats();
         Ok(Response::new(pb::RosterStats {
             total: s.total,
@@ -488,6 +499,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<pb::ListTalentsRequest>,
     ) -> Result<Response<pb::ListTalentsResponse>, Status> {
         self.auth.check(request.metadata())?;
+        let _permit = self.limits.admit(request.remote_addr(), false)?;
         let r = request.into_inner();
         let page = self
             .service
@@ -516,6 +528,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<pb::IssueResponderTokenRequest>,
     ) -> Result<Response<pb::IssueResponderTokenResponse>, Status> {
         self.auth.check(request.metadata())?;
+        let _permit = self.limits.admit(request.remote_addr(), false)?;
         let r = request.into_inner();
         let (token, expires_at_ms, role) = self
             .dispatcher
@@ -535,6 +548,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<Streaming<pb::RosterChunk>>,
     ) -> Result<Response<pb::ImportReport>, Status> {
         self.auth.check(request.metadata())?;
+        let _permit = self.limits.admit(request.remote_addr(), false)?;
         let (format, data) = read_upload(request.into_inner(), self.max_upload_bytes).await?;
         let accepted = self
             .dispatcher
@@ -559,6 +573,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<pb::ListTicketsRequest>,
     ) -> Result<Response<pb::ListTicketsResponse>, Status> {
         self.auth.check(request.metadata())?;
+        let _permit = self.limits.admit(request.remote_addr(), false)?;
         let r = request.into_inner();
         let state = tickets::state_from_pb(r.state)?;
         let (list, next) = self

@@ -7,7 +7,7 @@ use std::{pin::Pin, sync::Arc};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{metadata::MetadataMap, Request, Response, Status};
 
-use super::{corps_to_pb, location_from_pb, status, talent_to_pb, tier_to_pb};
+use super::{corps_to_pb, location_from_pb, status, talent_to_pb, tier_to_pb, Limits};
 use crate::{
     error::Error,
     pb,
@@ -152,13 +152,19 @@ type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 pub struct TicketApi {
     service: Arc<Service>,
     dispatcher: Arc<Dispatcher>,
+    limits: Arc<Limits>,
 }
 
 impl TicketApi {
-    pub fn new(service: Arc<Service>, dispatcher: Arc<Dispatcher>) -> TicketApi {
+    pub fn new(
+        service: Arc<Service>,
+        dispatcher: Arc<Dispatcher>,
+        limits: Arc<Limits>,
+    ) -> TicketApi {
         TicketApi {
             service,
             dispatcher,
+            limits,
         }
     }
 }
@@ -170,6 +176,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::SubmitProblemRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
+        let _permit = self.limits.admit(request.remote_addr(), true)?;
         let r = request.into_inner();
         let submission = Submission {
             text: r.text,
@@ -188,6 +195,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::GetTicketRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
+        let _permit = self.limits.admit(request.remote_addr(), true)?;
         let r = request.into_inner();
         let (ticket, history) = self
             .dispatcher
@@ -208,6 +216,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::WatchTicketRequest>,
     ) -> Result<Response<Self::WatchTicketStream>, Status> {
+        let _permit = self.limits.admit(request.remote_addr(), true)?;
         let r = request.into_inner();
         let (history, rx) = self
             .dispatcher
@@ -230,6 +239,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::CancelTicketRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
+        let _permit = self.limits.admit(request.remote_addr(), true)?;
         let r = request.into_inner();
         let ticket = self
             .dispatcher
@@ -249,17 +259,24 @@ impl pb::ticket_service_server::TicketService for TicketApi {
 pub struct ResponderApi {
     service: Arc<Service>,
     dispatcher: Arc<Dispatcher>,
+    limits: Arc<Limits>,
 }
 
 impl ResponderApi {
-    pub fn new(service: Arc<Service>, dispatcher: Arc<Dispatcher>) -> ResponderApi {
+    pub fn new(
+        service: Arc<Service>,
+        dispatcher: Arc<Dispatcher>,
+        limits: Arc<Limits>,
+    ) -> ResponderApi {
         ResponderApi {
             service,
             dispatcher,
+            limits,
         }
     }
 
     async fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
+        let _permit = self.limits.admit(None, false)?;
         let token = metadata
             .get("authorization")
             .and_then(|v| v.to_str().ok())

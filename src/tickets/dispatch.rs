@@ -619,6 +619,7 @@ impl Dispatcher {
     async fn change(
         &self,
         id: &str,
+        responder: Option<&str>,
         decide: impl FnOnce(&Dispatcher, &State, &mut Ticket, &mut Vec<Event>, u64) -> Result<()>,
     ) -> Result<Ticket> {
         let mut state = self.state.lock().await;
@@ -626,12 +627,18 @@ impl Dispatcher {
             Some(t) => t.clone(),
             None => {
                 return Err(match self.store.get(id).await? {
+                    // A closed ticket's state is only the business of whoever held it.
+                    Some((t, _)) if responder.is_some_and(|r| t.assignee.as_deref() != Some(r)) => {
+                        Error::PermissionDenied(format!(
+                            "ticket {id} is not offered to or accepted by you"
+                        ))
+                    }
                     Some((t, _)) => Error::FailedPrecondition(format!(
                         "ticket {id} is {} and can no longer change",
                         t.state.key()
                     )),
                     None => Error::NotFound(format!("no ticket {id:?}")),
-                })
+                });
             }
         };
         let mut ticket = old.clone();
@@ -705,8 +712,9 @@ impl Dispatcher {
 
     pub async fn accept(&self, talent: &str, id: &str) -> Result<Ticket> {
         let talent = talent.to_string();
+        let who = talent.clone();
         let ticket = self
-            .change(id, move |d, _, t, events, seq| {
+            .change(id, Some(&who), move |d, _, t, events, seq| {
                 if t.state == TicketState::Accepted
                     && t.assignee.as_deref() == Some(talent.as_str())
                 {
@@ -735,8 +743,9 @@ impl Dispatcher {
     pub async fn decline(&self, talent: &str, id: &str, reason: &str) -> Result<Ticket> {
         check_len("reason", reason, MAX_REASON_CHARS)?;
         let (talent, reason) = (talent.to_string(), reason.trim().to_string());
+        let who = talent.clone();
         let ticket = self
-            .change(id, move |d, state, t, events, seq| {
+            .change(id, Some(&who), move |d, state, t, events, seq| {
                 Dispatcher::own_offer(t, &talent, &[TicketState::Offered])?;
                 let actor = format!("responder:{talent}");
                 events.push(d.event(t, seq, EventKind::Declined, &actor, &reason, Some(&talent)));
@@ -756,8 +765,9 @@ impl Dispatcher {
         }
         check_len("answer", answer, MAX_ANSWER_CHARS)?;
         let (talent, answer) = (talent.to_string(), answer.trim().to_string());
+        let who = talent.clone();
         let ticket = self
-            .change(id, move |d, _, t, events, seq| {
+            .change(id, Some(&who), move |d, _, t, events, seq| {
                 Dispatcher::own_offer(t, &talent, &[TicketState::Accepted])?;
                 t.state = TicketState::Resolved;
                 t.answer = answer;
@@ -779,8 +789,9 @@ impl Dispatcher {
     pub async fn escalate(&self, talent: &str, id: &str, reason: &str) -> Result<Ticket> {
         check_len("reason", reason, MAX_REASON_CHARS)?;
         let (talent, reason) = (talent.to_string(), reason.trim().to_string());
+        let who = talent.clone();
         let ticket = self
-            .change(id, move |d, state, t, events, seq| {
+            .change(id, Some(&who), move |d, state, t, events, seq| {
                 Dispatcher::own_offer(t, &talent, &[TicketState::Offered, TicketState::Accepted])?;
                 let up = tier_above(t.tier).ok_or_else(|| {
                     Error::FailedPrecondition(
@@ -809,7 +820,7 @@ impl Dispatcher {
     pub async fn cancel(&self, id: &str, secret: &str) -> Result<Ticket> {
         self.farmer_ticket(id, secret).await?;
         let ticket = self
-            .change(id, |d, _, t, events, seq| {
+            .change(id, None, |d, _, t, events, seq| {
                 t.state = TicketState::Cancelled;
                 t.offer_deadline_ms = None;
                 events.push(d.event(t, seq, EventKind::Cancelled, "farmer", "", None));
@@ -832,7 +843,7 @@ impl Dispatcher {
                     .map(|(_, id)| id.clone())
             };
             let Some(id) = due else { break };
-            self.change(&id, |d, state, t, events, seq| {
+            self.change(&id, None, |d, state, t, events, seq| {
                 let talent = t.assignee.clone().unwrap_or_default();
                 let reason = format!("{}秒内未接单", d.config.offer_timeout.as_secs());
                 events.push(d.event(
@@ -868,7 +879,7 @@ impl Dispatcher {
         };
         for id in departed {
             let result = self
-                .change(&id, |d, state, t, events, seq| {
+                .change(&id, None, |d, state, t, events, seq| {
                     let Some(talent) = State::holds(t).map(str::to_string) else {
                         return Ok(());
                     };
@@ -904,7 +915,7 @@ impl Dispatcher {
             q.into_iter().map(|t| t.id.clone()).collect()
         };
         for id in queued {
-            self.change(&id, |d, state, t, events, _| {
+            self.change(&id, None, |d, state, t, events, _| {
                 if t.state != TicketState::Queued {
                     return Ok(());
                 }

@@ -30,12 +30,15 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 }
 
 pub fn config(data_dir: &Path) -> Config {
-    Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.to_path_buf(),
         admin_token: Some(ADMIN_TOKEN.into()),
         ..Config::default()
-    }
+    };
+    // Tests call fast from one address; the rate limit has its own test.
+    config.limits.client_rate_per_sec = 0.0;
+    config
 }
 
 pub struct TestServer {
@@ -284,5 +287,62 @@ pub fn submit_request(
         location,
         contact: "13700000000".into(),
         idempotency_key: key.into(),
+    }
+}
+
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the real `xwn serve` binary; its stderr goes to `log` when given.
+pub fn spawn(dir: &Path, port: u16, log: Option<&Path>) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::null(),
+    };
+    Command::new(env!("CARGO_BIN_EXE_xwn"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("XWN_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", if log.is_some() { "debug" } else { "warn" })
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
+/// Connects once the server answers its health check (30 s at most).
+pub async fn connect(port: u16) -> Channel {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+        if let Ok(channel) = endpoint.connect().await {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+            let ok = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
+            if ok.is_ok() {
+                return channel;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not start within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
