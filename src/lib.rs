@@ -14,9 +14,11 @@
 //!   [`roster_store`] keeps versions on disk and swaps them atomically.
 //! - [`service`]: the domain operations, free of any transport.
 //! - Transport and process: [`grpc`] (adapters and status mapping),
-//!   [`server`] (start-up and serving), [`config`], [`cli`], [`loadgen`].
+//!   [`server`] (start-up and serving), [`config`], [`cli`], [`loadgen`];
+//!   [`audit`] keeps the log of admin actions.
 
 pub mod analyzer;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod divisions;

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 use crate::{
+    audit::AuditLog,
     config::Config,
     divisions::Divisions,
     error::Error,
@@ -102,6 +103,7 @@ pub async fn serve(
         AdminAuth::new(config.admin_token.clone()),
         config.max_upload_bytes,
         limits.clone(),
+        Arc::new(AuditLog::open(&config.data_dir).context("cannot open the audit log")?),
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let ticket_api = pb::ticket_service_server::TicketServiceServer::new(TicketApi::new(

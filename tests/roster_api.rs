@@ -163,6 +163,13 @@ async fn a_bad_file_is_refused_whole_and_every_bad_row_reported() {
         .unwrap()
         .into_inner();
     assert_eq!(before, after, "the live roster must not change");
+    // The audit log names the refused upload by its digest, with no phone in it.
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(last["action"], "import_roster");
+    assert_eq!(last["sha256"].as_str().unwrap().len(), 64);
+    assert!(last["refused"].as_str().unwrap().contains("5 problem"), "{last}");
+    assert!(!audit.contains("13900000001"));
     let mut matcher = MatchClient::new(server.channel().await);
     let reply = matcher
         .match_problem(at_division("苹果树腐烂病", "610527106202"))

@@ -10,11 +10,13 @@ pub use tickets::{ResponderApi, TicketApi};
 
 use std::{collections::BTreeMap, sync::Arc};
 
+use serde_json::json;
 use tonic::{metadata::MetadataMap, Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
     analyzer::Analysis,
+    audit::AuditLog,
     divisions::Divisions,
     error::Error,
     lexicon::Lexicon,
@@ -376,6 +378,7 @@ pub struct RosterApi {
     auth: AdminAuth,
     max_upload_bytes: u64,
     limits: Arc<Limits>,
+    audit: Arc<AuditLog>,
 }
 
 impl RosterApi {
@@ -385,6 +388,7 @@ impl RosterApi {
         auth: AdminAuth,
         max_upload_bytes: u64,
         limits: Arc<Limits>,
+        audit: Arc<AuditLog>,
     ) -> RosterApi {
         RosterApi {
             service,
@@ -392,6 +396,7 @@ impl RosterApi {
             auth,
             max_upload_bytes,
             limits,
+            audit,
         }
     }
 }
@@ -405,10 +410,18 @@ impl pb::roster_service_server::RosterService for RosterApi {
     ) -> Result<Response<pb::ImportReport>, Status> {
         self.auth.check(request.metadata())?;
         let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let peer = request.remote_addr();
         let (format, data) = read_upload(request.into_inner(), self.max_upload_bytes).await?;
         let bytes = data.len();
+        let sha256 = crate::audit::digest(&data);
         let service = self.service.clone();
-        let (accepted, version) = blocking(move || service.import_roster(format, &data)).await?;
+        let outcome = blocking(move || service.import_roster(format, &data)).await;
+        let details = match &outcome {
+            Ok((accepted, version)) => json!({"sha256": sha256, "bytes": bytes, "accepted": accepted, "roster_version": version}),
+            Err(s) => json!({"sha256": sha256, "bytes": bytes, "refused": s.message()}),
+        };
+        self.audit.record("import_roster", peer, details);
+        let (accepted, version) = outcome?;
         tracing::info!(
             audit = "import_roster",
             bytes,
@@ -430,6 +443,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
     ) -> Result<Response<pb::UpsertTalentsResponse>, Status> {
         self.auth.check(request.metadata())?;
         let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let peer = request.remote_addr();
         let rows: Vec<RawRow> = request
             .into_inner()
             .talents
@@ -437,8 +451,10 @@ impl pb::roster_service_server::RosterService for RosterApi {
             .enumerate()
             .map(|(i, t)| talent_to_row(t, i as u64 + 1))
             .collect();
+        let ids: Vec<String> = rows.iter().map(|r| r.fields.get("id").cloned().unwrap_or_default()).collect();
         let service = self.service.clone();
         let (upserted, version) = blocking(move || service.upsert_talents(rows)).await?;
+        self.audit.record("upsert_talents", peer, json!({"ids": ids, "roster_version": version}));
         tracing::info!(
             audit = "upsert_talents",
             upserted,
@@ -458,9 +474,12 @@ impl pb::roster_service_server::RosterService for RosterApi {
     ) -> Result<Response<pb::RemoveTalentsResponse>, Status> {
         self.auth.check(request.metadata())?;
         let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let peer = request.remote_addr();
         let ids = request.into_inner().ids;
+        let touched = ids.clone();
         let service = self.service.clone();
         let (removed, not_found, version) = blocking(move || service.remove_talents(&ids)).await?;
+        self.audit.record("remove_talents", peer, json!({"ids": touched, "removed": removed, "roster_version": version}));
         tracing::info!(
             audit = "remove_talents",
             removed,
@@ -529,12 +548,15 @@ impl pb::roster_service_server::RosterService for RosterApi {
     ) -> Result<Response<pb::IssueResponderTokenResponse>, Status> {
         self.auth.check(request.metadata())?;
         let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let peer = request.remote_addr();
         let r = request.into_inner();
         let (token, expires_at_ms, role) = self
             .dispatcher
             .issue_token(r.talent_id.trim(), r.ttl_seconds)
             .await
             .map_err(status)?;
+        let details = json!({"subject": r.talent_id.trim(), "role": role.key(), "expires_at_ms": expires_at_ms});
+        self.audit.record("issue_responder_token", peer, details);
         tracing::info!(audit = "issue_responder_token", subject = %r.talent_id, role = role.key(), "token issued");
         Ok(Response::new(pb::IssueResponderTokenResponse {
             token,
@@ -549,12 +571,16 @@ impl pb::roster_service_server::RosterService for RosterApi {
     ) -> Result<Response<pb::ImportReport>, Status> {
         self.auth.check(request.metadata())?;
         let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let peer = request.remote_addr();
         let (format, data) = read_upload(request.into_inner(), self.max_upload_bytes).await?;
-        let accepted = self
-            .dispatcher
-            .import_liaisons(format, &data)
-            .await
-            .map_err(status)?;
+        let outcome = self.dispatcher.import_liaisons(format, &data).await;
+        let sha256 = crate::audit::digest(&data);
+        let details = match &outcome {
+            Ok(accepted) => json!({"sha256": sha256, "bytes": data.len(), "accepted": accepted}),
+            Err(e) => json!({"sha256": sha256, "bytes": data.len(), "refused": e.to_string()}),
+        };
+        self.audit.record("import_liaisons", peer, details);
+        let accepted = outcome.map_err(status)?;
         tracing::info!(
             audit = "import_liaisons",
             bytes = data.len(),
