@@ -33,8 +33,13 @@ impl AuditLog {
     /// Opens (creating) the log for appending.
     pub fn open(data_dir: &Path) -> std::io::Result<AuditLog> {
         std::fs::create_dir_all(data_dir)?;
-        let file = OpenOptions::new().create(true).append(true).open(data_dir.join("audit.jsonl"))?;
-        Ok(AuditLog { file: Mutex::new(file) })
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("audit.jsonl"))?;
+        Ok(AuditLog {
+            file: Mutex::new(file),
+        })
     }
 
     /// Appends one entry; `details` is merged into it. A failure to write
@@ -65,10 +70,17 @@ mod tests {
     fn appends_one_json_line_per_action() {
         let dir = std::env::temp_dir().join(format!("xwn-audit-{}", std::process::id()));
         let log = AuditLog::open(&dir).unwrap();
-        log.record("import_roster", "127.0.0.1:9".parse().ok(), json!({"accepted": 3, "sha256": digest(b"x")}));
+        log.record(
+            "import_roster",
+            "127.0.0.1:9".parse().ok(),
+            json!({"accepted": 3, "sha256": digest(b"x")}),
+        );
         log.record("remove_talents", None, json!({"ids": ["a"]}));
         let text = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["action"], "import_roster");
         assert_eq!(lines[0]["accepted"], 3);

@@ -168,7 +168,10 @@ async fn a_bad_file_is_refused_whole_and_every_bad_row_reported() {
     let last: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
     assert_eq!(last["action"], "import_roster");
     assert_eq!(last["sha256"].as_str().unwrap().len(), 64);
-    assert!(last["refused"].as_str().unwrap().contains("5 problem"), "{last}");
+    assert!(
+        last["refused"].as_str().unwrap().contains("5 problem"),
+        "{last}"
+    );
     assert!(!audit.contains("13900000001"));
     let mut matcher = MatchClient::new(server.channel().await);
     let reply = matcher

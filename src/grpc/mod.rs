@@ -417,7 +417,9 @@ impl pb::roster_service_server::RosterService for RosterApi {
         let service = self.service.clone();
         let outcome = blocking(move || service.import_roster(format, &data)).await;
         let details = match &outcome {
-            Ok((accepted, version)) => json!({"sha256": sha256, "bytes": bytes, "accepted": accepted, "roster_version": version}),
+            Ok((accepted, version)) => {
+                json!({"sha256": sha256, "bytes": bytes, "accepted": accepted, "roster_version": version})
+            }
             Err(s) => json!({"sha256": sha256, "bytes": bytes, "refused": s.message()}),
         };
         self.audit.record("import_roster", peer, details);
@@ -451,10 +453,17 @@ impl pb::roster_service_server::RosterService for RosterApi {
             .enumerate()
             .map(|(i, t)| talent_to_row(t, i as u64 + 1))
             .collect();
-        let ids: Vec<String> = rows.iter().map(|r| r.fields.get("id").cloned().unwrap_or_default()).collect();
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.fields.get("id").cloned().unwrap_or_default())
+            .collect();
         let service = self.service.clone();
         let (upserted, version) = blocking(move || service.upsert_talents(rows)).await?;
-        self.audit.record("upsert_talents", peer, json!({"ids": ids, "roster_version": version}));
+        self.audit.record(
+            "upsert_talents",
+            peer,
+            json!({"ids": ids, "roster_version": version}),
+        );
         tracing::info!(
             audit = "upsert_talents",
             upserted,
@@ -479,7 +488,11 @@ impl pb::roster_service_server::RosterService for RosterApi {
         let touched = ids.clone();
         let service = self.service.clone();
         let (removed, not_found, version) = blocking(move || service.remove_talents(&ids)).await?;
-        self.audit.record("remove_talents", peer, json!({"ids": touched, "removed": removed, "roster_version": version}));
+        self.audit.record(
+            "remove_talents",
+            peer,
+            json!({"ids": touched, "removed": removed, "roster_version": version}),
+        );
         tracing::info!(
             audit = "remove_talents",
             removed,
