@@ -6,11 +6,14 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic::{metadata::MetadataValue, transport::Channel, Request};
 
 use super::{explain, read_chunks, ClientArgs, FileFormat, PlaceArgs};
-use crate::pb;
+use crate::{
+    divisions::{DivisionCode, Divisions},
+    geo::GeoPoint,
+    pb,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum TicketCommand {
@@ -322,6 +325,19 @@ fn print_ticket(t: &pb::Ticket) {
     }
 }
 
+/// Great-circle kilometres between the farmer (the ticket's point or
+/// division) and the assignee, when both are known.
+fn distance_km(t: &pb::Ticket) -> Option<f64> {
+    let farmer = match t.location.as_ref()?.kind.as_ref()? {
+        pb::location::Kind::Point(p) => GeoPoint::new(p.lat, p.lon).ok()?,
+        pb::location::Kind::DivisionCode(code) => {
+            Divisions::embedded().get(DivisionCode::parse(code)?)?.point
+        }
+    };
+    let p = t.assignee.as_ref()?.point.as_ref()?;
+    Some(farmer.distance_km(GeoPoint::new(p.lat, p.lon).ok()?))
+}
+
 fn print_assignment(a: &pb::AssignmentEvent) {
     let (Some(t), Some(e)) = (&a.ticket, &a.event) else {
         return;
@@ -333,7 +349,7 @@ fn print_assignment(a: &pb::AssignmentEvent) {
         .collect::<Vec<_>>()
         .join(", ");
     println!(
-        "{} {}{} — {} [{}] {}",
+        "{} {}{} — {} [{}] tier {}  {}",
         kind_name(e.kind),
         t.id,
         if tags.is_empty() {
@@ -347,19 +363,51 @@ fn print_assignment(a: &pb::AssignmentEvent) {
             &t.subject
         },
         state_name(t.state),
+        tier_name(t.tier),
         t.text
     );
+    if !e.reason.is_empty() {
+        println!("  reason {}", e.reason);
+    }
     if !t.contact.is_empty() {
         println!("  contact {}", t.contact);
     }
-    if e.kind() == pb::TicketEventKind::Offered && t.offer_deadline_ms > 0 {
+    if e.kind() != pb::TicketEventKind::Offered || t.offer_deadline_ms <= 0 {
+        return;
+    }
+    let km = distance_km(t).map_or(String::new(), |km| format!("{km:.1} km; "));
+    if a.read_only {
+        let to = t
+            .assignee
+            .as_ref()
+            .map_or(String::new(), |a| format!("{} {} ", a.id, a.name));
         println!(
-            "  type `accept {}` or `decline {} reason` before {}",
+            "  offered to {to}({km}open until {})",
+            utc(t.offer_deadline_ms)
+        );
+    } else {
+        println!(
+            "  {km}type `accept {}` or `decline {} reason` before {}",
             t.id,
             t.id,
             utc(t.offer_deadline_ms)
         );
     }
+}
+
+/// Lines typed on stdin, read on a plain thread: `tokio::io::stdin` reads on
+/// the runtime's blocking pool, where a pending read cannot be cancelled and
+/// would hold the exit after Ctrl-C until Enter is pressed.
+fn stdin_lines() -> tokio::sync::mpsc::Receiver<std::io::Result<String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 async fn watch(args: &ResponderArgs) -> anyhow::Result<()> {
@@ -375,7 +423,10 @@ async fn watch(args: &ResponderArgs) -> anyhow::Result<()> {
         .await
         .map_err(explain)?
         .into_inner();
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut lines = stdin_lines();
+    // One listener for the whole loop, so a Ctrl-C pressed while an action
+    // is in flight is not lost.
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let result = loop {
         tokio::select! {
             message = stream.message() => match message {
@@ -383,8 +434,8 @@ async fn watch(args: &ResponderArgs) -> anyhow::Result<()> {
                 Ok(None) => break Ok(()),
                 Err(s) => break Err(explain(s)),
             },
-            line = lines.next_line() => {
-                let Some(line) = line? else { break Ok(()) };
+            line = lines.recv() => {
+                let Some(line) = line.transpose()? else { break Ok(()) };
                 let mut words = line.trim().splitn(3, char::is_whitespace);
                 let (verb, id, rest) = (words.next().unwrap_or(""), words.next().unwrap_or(""), words.next().unwrap_or(""));
                 let outcome = match verb {
@@ -401,7 +452,7 @@ async fn watch(args: &ResponderArgs) -> anyhow::Result<()> {
                     eprintln!("error: {e:#}");
                 }
             }
-            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = &mut ctrl_c => break Ok(()),
         }
     };
     let _ = responder.set(pb::Availability::Offline).await;
@@ -447,13 +498,14 @@ pub async fn run(command: TicketCommand) -> anyhow::Result<()> {
                     ticket_secret: secret,
                 };
                 let mut stream = api.watch_ticket(r).await.map_err(explain)?.into_inner();
+                let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
                 loop {
                     tokio::select! {
                         message = stream.message() => match message.map_err(explain)? {
                             Some(e) => print_event(&e),
                             None => break,
                         },
-                        _ = tokio::signal::ctrl_c() => break,
+                        _ = &mut ctrl_c => break,
                     }
                 }
             } else {

@@ -306,6 +306,9 @@ pub fn spawn(dir: &Path, port: u16, log: Option<&Path>) -> std::process::Child {
         Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
         None => Stdio::null(),
     };
+    // Tests call fast from one address: no rate limit.
+    let config = dir.with_extension("toml");
+    std::fs::write(&config, "[limits]\nclient_rate_per_sec = 0.0\n").unwrap();
     Command::new(env!("CARGO_BIN_EXE_xwn"))
         .args([
             "serve",
@@ -314,6 +317,8 @@ pub fn spawn(dir: &Path, port: u16, log: Option<&Path>) -> std::process::Child {
             "--data-dir",
         ])
         .arg(dir)
+        .arg("--config")
+        .arg(&config)
         .env("XWN_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", if log.is_some() { "debug" } else { "warn" })
         .stdout(Stdio::null())
