@@ -1167,6 +1167,55 @@ impl Dispatcher {
         self.state.lock().await.subscribers = Subscribers::default();
     }
 
+    /// Checks, under the lock, that memory agrees with the store: the same
+    /// open tickets in the same states, each responder's load equal to the
+    /// tickets it holds, and no load above capacity. Returns what disagrees.
+    pub async fn self_check(&self) -> Result<(), String> {
+        let state = self.state.lock().await;
+        let stored = self.store.open_tickets().await.map_err(|e| e.to_string())?;
+        let mut held: HashMap<String, u32> = HashMap::new();
+        for (t, _) in &stored {
+            match state.open.get(&t.id) {
+                Some(m) if m.state == t.state && m.assignee == t.assignee => {}
+                other => {
+                    let memory = other.map(|m| m.state);
+                    return Err(format!(
+                        "ticket {}: memory {memory:?}, store {:?}",
+                        t.id, t.state
+                    ));
+                }
+            }
+            if let Some(h) = State::holds(t) {
+                *held.entry(h.to_string()).or_default() += 1;
+            }
+        }
+        if stored.len() != state.open.len() {
+            return Err(format!(
+                "{} open tickets in memory, {} in the store",
+                state.open.len(),
+                stored.len()
+            ));
+        }
+        let snapshot = self.service.snapshot();
+        for (who, &n) in &held {
+            if let Some(t) = snapshot.get(who).filter(|t| n > t.capacity) {
+                return Err(format!("{who} holds {n} tickets, capacity {}", t.capacity));
+            }
+        }
+        let loads = state
+            .load
+            .iter()
+            .filter(|(_, &n)| n > 0)
+            .map(|(w, &n)| (w.clone(), n));
+        if loads.collect::<HashMap<_, _>>() != held {
+            return Err(format!(
+                "loads in memory {:?}, tickets held in the store {held:?}",
+                state.load
+            ));
+        }
+        Ok(())
+    }
+
     /// Current load of a responder (offered plus accepted tickets).
     pub async fn load(&self, talent: &str) -> u32 {
         self.state
