@@ -274,7 +274,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let csv =
                 gen::generate_csv(seed, villagers, Lexicon::embedded(), Divisions::embedded());
             use std::io::Write;
-            std::io::stdout().lock().write_all(csv.as_bytes())?;
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            match std::io::stdout().lock().write_all(csv.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other?,
+            }
             Ok(())
         }
         Command::Eval { file, worst } => {

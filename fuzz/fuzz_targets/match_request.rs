@@ -1,0 +1,50 @@
+//! Fuzzes request validation and matching end to end on a small roster:
+//! any text, division code, point and limit either match or get a clean
+//! error naming a field; never a panic.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use libfuzzer_sys::fuzz_target;
+use xingweinong::{
+    config::MatchConfig,
+    divisions::Divisions,
+    error::Error,
+    lexicon::Lexicon,
+    roster::{self, RosterFormat},
+    roster_store::RosterStore,
+    service::{Location, MatchRequest, Service},
+};
+
+fn service() -> &'static Service {
+    static SERVICE: OnceLock<Service> = OnceLock::new();
+    SERVICE.get_or_init(|| {
+        let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
+        let csv = roster::gen::generate_csv(1, 300, lex, div);
+        let talents = roster::parse_roster(RosterFormat::Csv, csv.as_bytes(), lex, div).unwrap();
+        let dir = std::env::temp_dir().join(format!("xwn-fuzz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
+        Service::new(Arc::new(store), MatchConfig::default())
+    })
+}
+
+fuzz_target!(|input: (&str, &str, f64, f64, u8, u32, bool)| {
+    let (text, code, lat, lon, which, limit, best_match) = input;
+    let location = match which % 3 {
+        0 => None,
+        1 => Some(Location::Division(code.to_string())),
+        _ => Some(Location::Point { lat, lon }),
+    };
+    let request = MatchRequest {
+        text: text.to_string(),
+        location,
+        limit,
+        best_match,
+    };
+    match service().match_problem(&request) {
+        Ok(outcome) => assert!(outcome.candidates.len() <= 50),
+        Err(Error::InvalidArgument { field, .. }) => assert!(!field.is_empty()),
+        Err(other) => panic!("unexpected error {other:?}"),
+    }
+});

@@ -1,0 +1,14 @@
+//! Fuzzes the CSV roster parser and validator: any bytes, no panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use xingweinong::{divisions::Divisions, lexicon::Lexicon, roster};
+
+fuzz_target!(|data: &[u8]| {
+    let _ = roster::parse_roster(
+        roster::RosterFormat::Csv,
+        data,
+        Lexicon::embedded(),
+        Divisions::embedded(),
+    );
+});
