@@ -414,15 +414,10 @@ impl Lexicon {
         let mut at = 0;
         let gap = |from: usize, to: usize, out: &mut Vec<Word<'t>>| {
             if from < to {
+                let cut = self.jieba.cut(&text[from..to], false);
                 out.extend(
-                    self.jieba
-                        .cut(&text[from..to], false)
-                        .into_iter()
-                        .map(|t| Word {
-                            text: t.word,
-                            byte_start: from + t.byte_start,
-                            is_content: t.word.chars().any(char::is_alphanumeric),
-                        }),
+                    cut.into_iter()
+                        .map(|t| Word::at(t.word, from + t.byte_start)),
                 );
             }
         };
@@ -430,11 +425,7 @@ impl Lexicon {
             gap(at, m.start(), &mut out);
             let word = &text[m.start()..m.end()];
             debug_assert_eq!(word, self.patterns[m.pattern().as_usize()]);
-            out.push(Word {
-                text: word,
-                byte_start: m.start(),
-                is_content: true,
-            });
+            out.push(Word::at(word, m.start()));
             at = m.end();
         }
         gap(at, text.len(), &mut out);
@@ -448,12 +439,10 @@ impl Lexicon {
     where
         Self: 't,
     {
-        let tokens = self.jieba.cut_for_search(text, false);
-        tokens.into_iter().map(|t| Word {
-            text: t.word,
-            byte_start: t.byte_start,
-            is_content: t.word.chars().any(char::is_alphanumeric),
-        })
+        self.jieba
+            .cut_for_search(text, false)
+            .into_iter()
+            .map(|t| Word::at(t.word, t.byte_start))
     }
 
     /// A canonical subject by its exact name.
@@ -515,12 +504,10 @@ impl Lexicon {
     where
         Self: 't,
     {
-        let tokens = self.jieba.cut(text, false);
-        tokens.into_iter().map(|t| Word {
-            text: t.word,
-            byte_start: t.byte_start,
-            is_content: t.word.chars().any(char::is_alphanumeric),
-        })
+        self.jieba
+            .cut(text, false)
+            .into_iter()
+            .map(|t| Word::at(t.word, t.byte_start))
     }
 }
 
@@ -531,6 +518,16 @@ pub struct Word<'t> {
     pub byte_start: usize,
     /// False for punctuation and white space, which end a clause.
     pub is_content: bool,
+}
+
+impl<'t> Word<'t> {
+    fn at(text: &'t str, byte_start: usize) -> Word<'t> {
+        Word {
+            text,
+            byte_start,
+            is_content: text.chars().any(char::is_alphanumeric),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -186,14 +186,7 @@ impl Service {
                 "is empty: describe the problem in a few words",
             ));
         }
-        let chars = text.chars().count();
-        if chars > MAX_TEXT_CHARS {
-            return Err(Error::invalid(
-                field,
-                format!("is {chars} characters long; the limit is {MAX_TEXT_CHARS}"),
-            ));
-        }
-        Ok(())
+        check_len(field, text, MAX_TEXT_CHARS)
     }
 
     /// Analyses a report and ranks the responders who qualify for it.
@@ -563,6 +556,18 @@ impl Service {
     pub fn subject(&self, name: &str) -> Option<SubjectId> {
         self.lexicon.resolve_specialty(name)
     }
+}
+
+/// Refuses text longer than `max` characters, naming the field.
+pub fn check_len(field: &str, text: &str, max: usize) -> Result<()> {
+    let n = text.chars().count();
+    if n > max {
+        return Err(Error::invalid(
+            field,
+            format!("is {n} characters long; the limit is {max}"),
+        ));
+    }
+    Ok(())
 }
 
 /// What a report needs: a subject or at least a corps, and its words for

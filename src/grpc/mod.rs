@@ -401,6 +401,14 @@ impl RosterApi {
     }
 }
 
+impl RosterApi {
+    /// Checks the admin token, then admits the call under the load limits.
+    fn admit<T>(&self, request: &Request<T>) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        self.auth.check(request.metadata())?;
+        self.limits.admit(request.remote_addr(), false)
+    }
+}
+
 #[tonic::async_trait]
 impl pb::roster_service_server::RosterService for RosterApi {
     #[tracing::instrument(skip_all)]
@@ -408,8 +416,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         &self,
         request: Request<Streaming<pb::RosterChunk>>,
     ) -> Result<Response<pb::ImportReport>, Status> {
-        self.auth.check(request.metadata())?;
-        let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let _permit = self.admit(&request)?;
         let peer = request.remote_addr();
         let (format, data) = read_upload(request.into_inner(), self.max_upload_bytes).await?;
         let bytes = data.len();
@@ -443,8 +450,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         &self,
         request: Request<pb::UpsertTalentsRequest>,
     ) -> Result<Response<pb::UpsertTalentsResponse>, Status> {
-        self.auth.check(request.metadata())?;
-        let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let _permit = self.admit(&request)?;
         let peer = request.remote_addr();
         let rows: Vec<RawRow> = request
             .into_inner()
@@ -481,8 +487,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         &self,
         request: Request<pb::RemoveTalentsRequest>,
     ) -> Result<Response<pb::RemoveTalentsResponse>, Status> {
-        self.auth.check(request.metadata())?;
-        let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let _permit = self.admit(&request)?;
         let peer = request.remote_addr();
         let ids = request.into_inner().ids;
         let touched = ids.clone();
@@ -510,8 +515,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         &self,
         request: Request<pb::GetRosterStatsRequest>,
     ) -> Result<Response<pb::RosterStats>, Status> {
-        self.auth.check(request.metadata())?;
-        let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let _permit = self.admit(&request)?;
         let (s, version) = self.service.stats();
         Ok(Response::new(pb::RosterStats {
             total: s.total,
@@ -530,8 +534,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         &self,
         request: Request<pb::ListTalentsRequest>,
     ) -> Result<Response<pb::ListTalentsResponse>, Status> {
-        self.auth.check(request.metadata())?;
-        let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let _permit = self.admit(&request)?;
         let r = request.into_inner();
         let page = self
             .service
@@ -559,8 +562,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         &self,
         request: Request<pb::IssueResponderTokenRequest>,
     ) -> Result<Response<pb::IssueResponderTokenResponse>, Status> {
-        self.auth.check(request.metadata())?;
-        let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let _permit = self.admit(&request)?;
         let peer = request.remote_addr();
         let r = request.into_inner();
         let (token, expires_at_ms, role) = self
@@ -582,8 +584,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         &self,
         request: Request<Streaming<pb::RosterChunk>>,
     ) -> Result<Response<pb::ImportReport>, Status> {
-        self.auth.check(request.metadata())?;
-        let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let _permit = self.admit(&request)?;
         let peer = request.remote_addr();
         let (format, data) = read_upload(request.into_inner(), self.max_upload_bytes).await?;
         let outcome = self.dispatcher.import_liaisons(format, &data).await;
@@ -611,8 +612,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         &self,
         request: Request<pb::ListTicketsRequest>,
     ) -> Result<Response<pb::ListTicketsResponse>, Status> {
-        self.auth.check(request.metadata())?;
-        let _permit = self.limits.admit(request.remote_addr(), false)?;
+        let _permit = self.admit(&request)?;
         let r = request.into_inner();
         let state = tickets::state_from_pb(r.state)?;
         let (list, next) = self

@@ -31,7 +31,7 @@ use crate::{
     model::{Talent, Tier},
     roster::RosterFormat,
     search::{tokenizer, Ranking, Snapshot},
-    service::{Location, Need, Service},
+    service::{check_len, Location, Need, Service},
 };
 
 /// Capacity of each live stream; a subscriber this far behind is dropped
@@ -264,17 +264,6 @@ fn tier_above(t: Tier) -> Option<Tier> {
         Tier::CountyTown => Some(Tier::City),
         Tier::City => None,
     }
-}
-
-fn check_len(field: &str, text: &str, max: usize) -> Result<()> {
-    let n = text.chars().count();
-    if n > max {
-        return Err(Error::invalid(
-            field,
-            format!("is {n} characters long; the limit is {max}"),
-        ));
-    }
-    Ok(())
 }
 
 impl Dispatcher {
