@@ -284,13 +284,29 @@ fn build(root: &Path, talents: &[Talent], version: u64, lexicon: &Lexicon) -> Re
         Ok(())
     })();
     if let Err(e) = result {
+        // tantivy's worker threads lose the io::Error behind a full disk; a
+        // small write, before the partial build is removed, tells whether
+        // that was the cause.
+        let cause = probe_space(root);
         let _ = fs::remove_dir_all(&tmp);
-        return Err(e);
+        return Err(match cause {
+            Some(io) => storage("cannot build the new roster index under", root, io),
+            None => e,
+        });
     }
     let dir = root.join(format!("v{version:020}-{nanos}"));
     fs::rename(&tmp, &dir).map_err(|e| storage("cannot rename", &tmp, e))?;
     sync_dir(root)?;
     Ok(dir)
+}
+
+/// Writes and removes 1 MiB under `dir`; the error if that fails.
+fn probe_space(dir: &Path) -> Option<std::io::Error> {
+    let probe = dir.join(".space-probe");
+    let result =
+        fs::write(&probe, vec![0u8; 1 << 20]).and_then(|()| fs::File::open(&probe)?.sync_all());
+    let _ = fs::remove_file(&probe);
+    result.err()
 }
 
 /// Points `CURRENT` at `dir`: write, sync, rename, sync.

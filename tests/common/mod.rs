@@ -135,6 +135,13 @@ pub fn at_division(text: &str, code: &str) -> pb::MatchProblemRequest {
     }
 }
 
+pub fn csv_chunk_bytes(data: &[u8]) -> pb::RosterChunk {
+    pb::RosterChunk {
+        format: pb::RosterFormat::Csv as i32,
+        data: data.to_vec(),
+    }
+}
+
 pub fn csv_chunk(text: &str) -> pb::RosterChunk {
     pb::RosterChunk {
         format: pb::RosterFormat::Csv as i32,
