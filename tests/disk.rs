@@ -55,7 +55,7 @@ async fn a_full_disk_gives_clear_errors_and_loses_nothing() {
     let chunks: Vec<pb::RosterChunk> = big
         .as_bytes()
         .chunks(1 << 20)
-        .map(|c| csv_chunk_bytes(c))
+        .map(csv_chunk_bytes)
         .collect();
     let err = roster
         .import_roster(admin(tokio_stream::iter(chunks)))
