@@ -139,6 +139,11 @@ async fn submit_offer_decline_accept_resolve_seen_live() {
             K::Resolved
         ]
     );
+    let (created, updated) = (got.created_at.unwrap(), got.updated_at.unwrap());
+    assert!(
+        created.seconds > 1_700_000_000 && updated.seconds >= created.seconds,
+        "{created:?} {updated:?}"
+    );
     let seqs: Vec<u64> = got.history.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
 

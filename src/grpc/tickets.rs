@@ -109,6 +109,14 @@ fn location_to_pb(l: &Location) -> pb::Location {
     pb::Location { kind: Some(kind) }
 }
 
+/// Unix milliseconds as a protobuf timestamp.
+fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
 pub fn ticket_to_pb(
     t: &Ticket,
     history: &[Event],
@@ -133,8 +141,8 @@ pub fn ticket_to_pb(
         tier: tier_to_pb(t.tier).into(),
         history: history.iter().map(|e| event_to_pb(e, snapshot)).collect(),
         answer: t.answer.clone(),
-        created_at_ms: t.created_at_ms,
-        updated_at_ms: t.updated_at_ms,
+        created_at: Some(timestamp(t.created_at_ms)),
+        updated_at: Some(timestamp(t.updated_at_ms)),
         ticket_secret: String::new(),
         contact: if contact {
             t.contact.clone()
