@@ -203,6 +203,8 @@ impl ClientArgs {
         let token = self
             .token
             .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
             .context("admin commands need --token or XWN_ADMIN_TOKEN")?;
         let value: MetadataValue<_> = format!("Bearer {token}")
             .parse()

@@ -581,7 +581,13 @@ pub async fn run(command: TicketCommand) -> anyhow::Result<()> {
                 .set(availability.to_pb())
                 .await
                 .map_err(explain)?;
-            println!("availability set");
+            println!(
+                "now {}",
+                availability
+                    .to_pb()
+                    .as_str_name()
+                    .trim_start_matches("AVAILABILITY_")
+            );
         }
         TicketCommand::Liaisons {
             file,
