@@ -90,14 +90,7 @@ async fn a_full_disk_gives_clear_errors_and_loses_nothing() {
         .await
         .unwrap()
         .into_inner();
-    let got = farmer
-        .get_ticket(pb::GetTicketRequest {
-            ticket_id: t.id.clone(),
-            ticket_secret: t.ticket_secret.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let got = fetch(&mut farmer, &t).await;
     assert_eq!(got.history.len(), t.history.len());
     server.stop().await;
 }

@@ -358,3 +358,12 @@ pub async fn connect(port: u16) -> Channel {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A submitted ticket as its farmer reads it now (with its secret).
+pub async fn fetch(farmer: &mut TicketClient, ticket: &pb::Ticket) -> pb::Ticket {
+    let request = pb::GetTicketRequest {
+        ticket_id: ticket.id.clone(),
+        ticket_secret: ticket.ticket_secret.clone(),
+    };
+    farmer.get_ticket(request).await.unwrap().into_inner()
+}
