@@ -11,7 +11,7 @@
 #
 # Usage: bench/compare.sh
 # Environment: XWN_BENCH_CONNECTIONS (2), XWN_BENCH_CONCURRENCY (16),
-#   XWN_BENCH_SECONDS (10), XWN_BENCH_REPORTS (tests/data/problems/dev.jsonl),
+#   XWN_BENCH_SECONDS (10), XWN_BENCH_ROUNDS (3), XWN_BENCH_REPORTS (tests/data/problems/dev.jsonl),
 #   XWN_BENCH_XWN_PORT (56051), XWN_BENCH_KEEP (1 keeps the work directory),
 #   and the ports of bench/peers/common.sh. Not run by CI.
 set -euo pipefail
@@ -21,6 +21,7 @@ cd "$repo"
 connections=${XWN_BENCH_CONNECTIONS:-2}
 concurrency=${XWN_BENCH_CONCURRENCY:-16}
 seconds=${XWN_BENCH_SECONDS:-10}
+rounds=${XWN_BENCH_ROUNDS:-3}
 reports=${XWN_BENCH_REPORTS:-tests/data/problems/dev.jsonl}
 xwn_port=${XWN_BENCH_XWN_PORT:-56051}
 in_flight=$((connections * concurrency))
@@ -56,7 +57,10 @@ demo_seed = $ROSTER_SEED
 # The load comes from one address: no per-client rate limit.
 client_rate_per_sec = 0.0
 TOML
-"$xwn" serve --config "$work/xwn.toml" >"$work/xwn.log" 2>&1 &
+# Flags as well as the file: XWN_LISTEN or XWN_DATA_DIR in the caller's
+# environment would beat the file.
+"$xwn" serve --config "$work/xwn.toml" --listen "127.0.0.1:$xwn_port" --data-dir "$work/xwn-data" \
+    >"$work/xwn.log" 2>&1 &
 xwn_pid=$!
 server="http://127.0.0.1:$xwn_port"
 for i in $(seq 1 600); do
@@ -92,28 +96,34 @@ xwn_load() {
     } >>"$results"
 }
 
-say "load: $connections connections x $concurrency in flight, $seconds s each"
-# xwn's memory is read near the end of its MatchProblem run, connections open.
-(sleep "$(awk -v s="$seconds" 'BEGIN { print s * 0.9 }')" &&
-    "$driver" memory --system xwn --pid "$xwn_pid" --out "$results" >&2) &
-memory_probe=$!
-xwn_load xwn match
-wait "$memory_probe"
-xwn_load xwn-ping ping
-for system in postgres groonga; do
-    case $system in
-    postgres) addr=$PG_ADDR pid=$PG_PID ;;
-    groonga) addr=$GROONGA_ADDR pid=$GROONGA_PID ;;
-    esac
-    "$driver" load --system "$system" --addr "$addr" --connections "$connections" \
-        --concurrency "$concurrency" --seconds "$seconds" --reports "$reports" \
-        --server-pid "$pid" --out "$results"
+# The systems take turns, round after round, so that a change in what else
+# runs on the machine falls on all of them alike; each row is the round of
+# median throughput.
+say "load: $connections connections x $concurrency in flight, $seconds s per system, $rounds rounds"
+for round in $(seq 1 "$rounds"); do
+    # xwn's memory is read near the end of its MatchProblem run, with the
+    # load's connections open.
+    (sleep "$(awk -v s="$seconds" 'BEGIN { print s * 0.9 }')" &&
+        "$driver" memory --system "xwn#$round" --pid "$xwn_pid" --out "$results" >&2) &
+    memory_probe=$!
+    xwn_load "xwn#$round" match
+    wait "$memory_probe"
+    xwn_load "xwn-ping#$round" ping
+    for system in postgres groonga; do
+        case $system in
+        postgres) addr=$PG_ADDR pid=$PG_PID ;;
+        groonga) addr=$GROONGA_ADDR pid=$GROONGA_PID ;;
+        esac
+        "$driver" load --system "$system" --addr "$addr" --connections "$connections" \
+            --concurrency "$concurrency" --seconds "$seconds" --reports "$reports" \
+            --server-pid "$pid" --name "$system#$round" --out "$results"
+    done
 done
 
 echo
 "$driver" table "$results" --note "$(printf '%s\n' \
     "bench/compare.sh on $(date -u +%Y-%m-%d), $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" \
-    "$connections connections x $concurrency in flight, $seconds s per system; peers: a connection per in-flight query." \
+    "$connections connections x $concurrency in flight, $seconds s per system and round; $rounds rounds taken in turn, each row the round of median calls/s (range in brackets); peers: a connection per in-flight query." \
     "The load generator runs on the same cores as the servers: every figure includes its cost. Load average before the run: $load_before." \
     "memory: RSS summed over the server's processes with the load's connections open." \
     "agreement: top-1 among the talents with the labelled subject nearest to the report's point (ties all count).")"

@@ -72,6 +72,10 @@ enum Command {
         /// connections are still open.
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Records the figures under this name (`postgres#2` for round 2);
+        /// the system's name by default.
+        #[arg(long)]
+        name: Option<String>,
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -676,10 +680,41 @@ fn table(results: &Path, note: &str) -> anyhow::Result<()> {
                 .insert(f.to_string(), v.to_string());
         }
     }
-    let empty = BTreeMap::new();
+    // A system's load figures come in rounds (`postgres#1`, `postgres#2` …):
+    // its row takes the round of median throughput, and the range.
+    let merged = |system: &str| -> BTreeMap<String, String> {
+        let mut fields = by_system.get(system).cloned().unwrap_or_default();
+        let per_s = |f: &BTreeMap<String, String>| -> f64 {
+            f.get("calls_per_s")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let mut rounds: Vec<&BTreeMap<String, String>> = by_system
+            .iter()
+            .filter(|(k, _)| k.split_once('#').is_some_and(|(base, _)| base == system))
+            .map(|(_, f)| f)
+            .collect();
+        rounds.sort_by(|a, b| per_s(a).total_cmp(&per_s(b)));
+        if let Some(median) = rounds.get((rounds.len().max(1) - 1) / 2) {
+            fields.extend(median.iter().map(|(k, v)| (k.clone(), v.clone())));
+            fields.insert("rounds".into(), rounds.len().to_string());
+            let range = format!(
+                "{:.0}–{:.0}",
+                per_s(rounds[0]),
+                per_s(rounds[rounds.len() - 1])
+            );
+            fields.insert("range".into(), range);
+        }
+        fields
+    };
+    let merged: BTreeMap<&str, BTreeMap<String, String>> =
+        ["xwn", "xwn-ping", "postgres", "groonga"]
+            .into_iter()
+            .map(|s| (s, merged(s)))
+            .collect();
     let row = |system: &str, label: &str| Row {
         label: label.to_string(),
-        fields: by_system.get(system).unwrap_or(&empty),
+        fields: &merged[system],
     };
     let rows = [
         row("xwn", "xwn MatchProblem (gRPC)"),
@@ -706,11 +741,13 @@ fn table(results: &Path, note: &str) -> anyhow::Result<()> {
             _ => "—".to_string(),
         };
         let errors = r.get("errors").unwrap_or(0.0);
-        let calls = if errors > 0.0 {
-            format!("{} ({errors:.0} errors)", r.text("calls_per_s", 0))
-        } else {
-            r.text("calls_per_s", 0)
-        };
+        let mut calls = r.text("calls_per_s", 0);
+        if r.get("rounds").is_some_and(|n| n > 1.0) {
+            calls = format!("{calls} ({})", r.fields["range"]);
+        }
+        if errors > 0.0 {
+            calls = format!("{calls}, {errors:.0} errors");
+        }
         // Summed RSS counts shared memory once per process: PSS beside it
         // where the two differ much (PostgreSQL's shared buffers).
         let memory = match (r.get("rss_mib"), r.get("pss_mib")) {
@@ -772,6 +809,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             reports,
             server_pid,
+            name,
             out,
         } => {
             let queries = read_reports(&reports)?
@@ -784,7 +822,7 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs_f64(seconds),
             };
             let (outcome, memory) = load(&target, &plan, Arc::new(queries), server_pid).await?;
-            let system = target.system.key();
+            let system = name.as_deref().unwrap_or(target.system.key());
             // The same line as `xwn loadgen`'s, under the system's name.
             let line = outcome.render(Rpc::Match);
             let line = line.strip_prefix("Match: ").unwrap_or(&line);
