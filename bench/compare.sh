@@ -15,6 +15,7 @@
 #   XWN_BENCH_XWN_PORT (56051), XWN_BENCH_KEEP (1 keeps the work directory),
 #   and the ports of bench/peers/common.sh. Not run by CI.
 set -euo pipefail
+# shellcheck source=bench/peers/common.sh
 source "$(dirname "$0")/peers/common.sh"
 cd "$repo"
 
@@ -45,6 +46,7 @@ driver=$(driver_bin)
 "$driver" export "$work/roster.csv" "$work" >&2
 
 "$repo/bench/peers/start.sh" "$work"
+# shellcheck disable=SC1091 # written by bench/peers/start.sh
 source "$work/peers.env"
 
 port_free "$xwn_port" XWN_BENCH_XWN_PORT

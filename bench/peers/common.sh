@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared by the peer scripts (sourced, not run): paths, ports, building the
 # tools, waiting for a port.
 #
@@ -33,7 +34,8 @@ xwn_bin() {
 # Builds (when stale) and prints the peer driver (benches/peers.rs).
 driver_bin() {
     local exe
-    exe=$(cd "$repo" && cargo bench --locked --bench peers --no-run --message-format=json 2>/dev/null |
+    exe=$(cd "$repo" && cargo bench --locked --bench peers --no-run --quiet \
+        --message-format=json-render-diagnostics |
         sed -n 's/.*"executable":"\([^"]*\/peers-[^"]*\)".*/\1/p' | tail -n 1)
     [ -x "$exe" ] || die "cannot build the peer driver: run 'cargo bench --bench peers --no-run'"
     echo "$exe"

@@ -12,6 +12,7 @@
 #
 # Usage: bench/peers/start.sh WORK
 set -euo pipefail
+# shellcheck source=bench/peers/common.sh
 source "$(dirname "$0")/common.sh"
 
 work=${1:?usage: bench/peers/start.sh WORK}

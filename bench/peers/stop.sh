@@ -4,6 +4,7 @@
 #
 # Usage: bench/peers/stop.sh WORK
 set -uo pipefail
+# shellcheck source=bench/peers/common.sh
 source "$(dirname "$0")/common.sh"
 
 work=${1:?usage: bench/peers/stop.sh WORK}
