@@ -57,6 +57,8 @@ pub enum Command {
         client: ClientArgs,
     },
     /// Drives a running server with load and prints throughput and latency.
+    /// `--server` may list several replicas, comma-separated: connections
+    /// go to them round-robin.
     Loadgen {
         #[arg(long, value_enum, default_value_t = loadgen::Rpc::Match)]
         rpc: loadgen::Rpc,
@@ -134,6 +136,10 @@ pub struct ServeArgs {
     /// Admin bearer token (16+ characters).
     #[arg(long, env = "XWN_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Ticket and roster-log store: `sqlite` [default] or a postgres:// URL
+    /// that every replica shares.
+    #[arg(long, env = "XWN_STORE", hide_env_values = true)]
+    pub store: Option<String>,
 }
 
 impl ServeArgs {
@@ -151,6 +157,9 @@ impl ServeArgs {
         }
         if let Some(t) = &self.admin_token {
             config.admin_token = Some(t.clone());
+        }
+        if let Some(s) = &self.store {
+            config.store = s.clone();
         }
         config.validate()?;
         Ok(config)

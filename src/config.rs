@@ -87,8 +87,13 @@ impl Default for LimitConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub listen: SocketAddr,
-    /// Holds the roster index (and later tickets); created when missing.
+    /// Holds the roster index and, with the embedded store, the tickets;
+    /// created when missing.
     pub data_dir: PathBuf,
+    /// Where tickets, presence and the roster log live: `sqlite` (the
+    /// embedded default, in `data_dir`) or a `postgres://` URL shared by
+    /// every replica.
+    pub store: String,
     /// Bearer token for admin calls; with none, admin calls are refused.
     pub admin_token: Option<String>,
     /// Largest roster upload accepted, in bytes.
@@ -105,6 +110,7 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:50051".parse().expect("valid address"),
             data_dir: PathBuf::from("./data"),
+            store: "sqlite".to_string(),
             admin_token: None,
             max_upload_bytes: 64 << 20,
             demo_seed: crate::roster::gen::DEMO_SEED,
@@ -129,10 +135,21 @@ impl Config {
         Ok(config)
     }
 
+    /// The PostgreSQL URL, when the store is shared.
+    pub fn postgres_url(&self) -> Option<&str> {
+        let s = self.store.trim();
+        (s.starts_with("postgres://") || s.starts_with("postgresql://")).then_some(s)
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.max_upload_bytes > 0,
             "max_upload_bytes must be above zero"
+        );
+        anyhow::ensure!(
+            self.store == "sqlite" || self.postgres_url().is_some(),
+            "store must be \"sqlite\" or a postgres:// URL, not {:?}",
+            self.store
         );
         let m = &self.matching;
         anyhow::ensure!(

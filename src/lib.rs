@@ -11,8 +11,12 @@
 //!   measures it on labelled reports.
 //! - The roster: [`roster`] parses and validates files and generates the
 //!   demo roster; [`search`] is the tantivy index and its queries;
-//!   [`roster_store`] keeps versions on disk and swaps them atomically.
-//! - [`service`]: the domain operations, free of any transport.
+//!   [`roster_store`] keeps versions on disk and swaps them atomically;
+//!   [`roster_log`] applies admin changes locally or through the log that
+//!   replicas share.
+//! - [`service`]: the domain operations, free of any transport;
+//!   [`tickets`]: tickets, their store and the dispatcher;
+//!   [`postgres`]: the store several replicas share.
 //! - Transport and process: [`grpc`] (adapters and status mapping),
 //!   [`server`] (start-up and serving), [`config`], [`cli`], [`loadgen`];
 //!   [`audit`] keeps the log of admin actions.
@@ -29,7 +33,9 @@ pub mod grpc;
 pub mod lexicon;
 pub mod loadgen;
 pub mod model;
+pub mod postgres;
 pub mod roster;
+pub mod roster_log;
 pub mod roster_store;
 pub mod search;
 pub mod server;

@@ -29,6 +29,7 @@ pub enum Rpc {
 
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// One address, or several comma-separated (replicas).
     pub server: String,
     pub connections: usize,
     pub concurrency: usize,
@@ -107,12 +108,21 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         plan.rpc != Rpc::Match || !plan.reports.is_empty(),
         "no reports to send"
     );
+    // Several servers (replicas), comma-separated: connections go round-robin.
+    let servers: Vec<&str> = plan
+        .server
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    anyhow::ensure!(!servers.is_empty(), "no server to drive");
     let mut channels = Vec::new();
-    for _ in 0..plan.connections {
-        let channel = Channel::from_shared(plan.server.clone())?
+    for i in 0..plan.connections {
+        let server = servers[i % servers.len()];
+        let channel = Channel::from_shared(server.to_string())?
             .connect()
             .await
-            .with_context(|| format!("cannot connect to {}", plan.server))?;
+            .with_context(|| format!("cannot connect to {server}"))?;
         channels.push(channel);
     }
     let reports = Arc::new(plan.reports.iter().map(request).collect::<Vec<_>>());

@@ -140,11 +140,16 @@ impl RosterStore {
 
     /// Replaces the whole roster; returns the new version. Blocking.
     pub fn replace(&self, talents: Vec<Talent>) -> Result<u64> {
+        self.replace_at(talents, None)
+    }
+
+    /// Replaces the whole roster as `version` (default: the next one).
+    pub fn replace_at(&self, talents: Vec<Talent>, version: Option<u64>) -> Result<u64> {
         let mut live = self
             .live
             .lock()
             .map_err(|_| Error::Internal("roster lock poisoned".into()))?;
-        let version = self.snapshot().version() + 1;
+        let version = version.unwrap_or(self.snapshot().version() + 1);
         let dir = build(&self.root, &talents, version, self.lexicon)?;
         switch_current(&self.root, &dir)?;
         let new_live = open_live(dir)?;
@@ -158,7 +163,12 @@ impl RosterStore {
 
     /// Adds or replaces talents by id in one commit; returns the new version.
     pub fn upsert(&self, talents: Vec<Talent>) -> Result<u64> {
-        self.change(|live, table, current, lexicon| {
+        self.upsert_at(talents, None)
+    }
+
+    /// Upserts as `version` (default: the next one).
+    pub fn upsert_at(&self, talents: Vec<Talent>, version: Option<u64>) -> Result<u64> {
+        self.change(version, |live, table, current, lexicon| {
             let mut added: HashMap<String, usize> = HashMap::new();
             for talent in talents {
                 live.writer
@@ -183,16 +193,22 @@ impl RosterStore {
     /// Removes talents by id in one commit. Returns the ids that were not
     /// there and the new version (unchanged when nothing was removed).
     pub fn remove(&self, ids: &[String]) -> Result<(Vec<String>, u64)> {
+        self.remove_at(ids, None)
+    }
+
+    /// Removes as `version`; with a version given, the version is taken
+    /// even when nothing was there to remove.
+    pub fn remove_at(&self, ids: &[String], version: Option<u64>) -> Result<(Vec<String>, u64)> {
         let snapshot = self.snapshot();
         let not_found: Vec<String> = ids
             .iter()
             .filter(|id| snapshot.get(id).is_none())
             .cloned()
             .collect();
-        if not_found.len() == ids.len() {
+        if not_found.len() == ids.len() && version.is_none() {
             return Ok((not_found, snapshot.version()));
         }
-        let version = self.change(|live, table, current, _| {
+        let version = self.change(version, |live, table, current, _| {
             for id in ids {
                 live.writer
                     .delete_term(Term::from_field_text(live.fields.id, id));
@@ -207,6 +223,7 @@ impl RosterStore {
 
     fn change(
         &self,
+        version: Option<u64>,
         apply: impl FnOnce(&mut Live, &mut Vec<Option<Arc<Talent>>>, &Snapshot, &Lexicon) -> Result<()>,
     ) -> Result<u64> {
         let mut live = self
@@ -214,7 +231,7 @@ impl RosterStore {
             .lock()
             .map_err(|_| Error::Internal("roster lock poisoned".into()))?;
         let current = self.snapshot();
-        let version = current.version() + 1;
+        let version = version.unwrap_or(current.version() + 1);
         let mut table = current.table().to_vec();
         if let Err(e) = apply(&mut live, &mut table, &current, self.lexicon) {
             live.writer.rollback()?;

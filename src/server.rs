@@ -16,12 +16,15 @@ use crate::{
     grpc::{AdminAuth, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
     lexicon::Lexicon,
     pb,
+    postgres::PgStore,
     roster::{self, RosterFormat},
+    roster_log::Roster,
     roster_store::RosterStore,
     service::Service,
     tickets::{
         dispatch::{DispatchConfig, Dispatcher},
         sqlite::SqliteStore,
+        store::TicketStore,
     },
 };
 
@@ -29,18 +32,23 @@ use crate::{
 /// are bounded by `max_upload_bytes`.
 const MAX_MESSAGE_BYTES: usize = 8 << 20;
 
+/// The demo roster file of `seed`.
+fn demo_roster_csv(seed: u64) -> String {
+    roster::gen::generate_csv(
+        seed,
+        roster::gen::VILLAGE_PRACTITIONERS,
+        Lexicon::embedded(),
+        Divisions::embedded(),
+    )
+}
+
 /// Opens (or bootstraps) the roster under the configured data directory.
 pub fn open_store(config: &Config) -> anyhow::Result<RosterStore> {
     let lexicon = Lexicon::embedded();
     let seed = config.demo_seed;
     RosterStore::open(&config.data_dir, lexicon, || {
         tracing::info!(seed, "empty data directory: storing the demo roster");
-        let csv = roster::gen::generate_csv(
-            seed,
-            roster::gen::VILLAGE_PRACTITIONERS,
-            lexicon,
-            Divisions::embedded(),
-        );
+        let csv = demo_roster_csv(seed);
         roster::parse_roster(
             RosterFormat::Csv,
             csv.as_bytes(),
@@ -61,15 +69,31 @@ pub async fn serve(
     let started = std::time::Instant::now();
     let store_config = config.clone();
     let store = tokio::task::spawn_blocking(move || open_store(&store_config)).await??;
-    let snapshot = store.snapshot();
     let service = Arc::new(Service::new(Arc::new(store), config.matching.clone()));
-    let data_dir = config.data_dir.clone();
-    let tickets = tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir)).await??;
+    let (tickets, roster): (Arc<dyn TicketStore>, _) = match config.postgres_url() {
+        None => {
+            let data_dir = config.data_dir.clone();
+            let tickets =
+                tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir)).await??;
+            (Arc::new(tickets), Roster::local(service.clone()))
+        }
+        Some(url) => {
+            let shared = PgStore::connect(url)
+                .await
+                .context("cannot open the shared PostgreSQL store")?;
+            let demo = demo_roster_csv(config.demo_seed).into_bytes();
+            let roster = Roster::shared(service.clone(), shared.clone(), (RosterFormat::Csv, demo))
+                .await
+                .context("cannot follow the shared roster log")?;
+            (shared, roster)
+        }
+    };
+    let snapshot = service.snapshot();
     let dispatch = DispatchConfig {
         offer_timeout: std::time::Duration::from_millis(config.tickets.offer_timeout_ms),
         escalate_after: config.tickets.escalate_after,
     };
-    let dispatcher = Dispatcher::start(Arc::new(tickets), service.clone(), dispatch)
+    let dispatcher = Dispatcher::start(tickets, service.clone(), dispatch)
         .await
         .context("cannot start the ticket dispatcher")?;
 
@@ -99,6 +123,7 @@ pub async fn serve(
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let roster_api = pb::roster_service_server::RosterServiceServer::new(RosterApi::new(
         service.clone(),
+        roster,
         dispatcher.clone(),
         AdminAuth::new(config.admin_token.clone()),
         config.max_upload_bytes,

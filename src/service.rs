@@ -417,10 +417,20 @@ impl Service {
         )
     }
 
+    /// The durable roster behind this service.
+    pub fn roster(&self) -> &RosterStore {
+        &self.store
+    }
+
+    /// Validates a whole roster file, every row, changing nothing.
+    pub fn parse_roster(&self, format: RosterFormat, data: &[u8]) -> Result<Vec<Talent>> {
+        roster::parse_roster(format, data, self.lexicon, self.divisions)
+            .map_err(Error::invalid_roster)
+    }
+
     /// Validates and stores a whole roster file as the new roster.
     pub fn import_roster(&self, format: RosterFormat, data: &[u8]) -> Result<(u64, u64)> {
-        let talents = roster::parse_roster(format, data, self.lexicon, self.divisions)
-            .map_err(Error::invalid_roster)?;
+        let talents = self.parse_roster(format, data)?;
         let accepted = talents.len() as u64;
         let version = self.store.replace(talents)?;
         Ok((accepted, version))
@@ -428,6 +438,13 @@ impl Service {
 
     /// Adds or replaces talents given as rows (line = position in the request).
     pub fn upsert_talents(&self, rows: Vec<RawRow>) -> Result<(u64, u64)> {
+        let talents = self.validate_rows(rows)?;
+        let count = talents.len() as u64;
+        Ok((count, self.store.upsert(talents)?))
+    }
+
+    /// Validates talents given as rows, all of them, changing nothing.
+    pub fn validate_rows(&self, rows: Vec<RawRow>) -> Result<Vec<Talent>> {
         if rows.is_empty() {
             return Err(Error::invalid(
                 "talents",
@@ -451,24 +468,28 @@ impl Service {
         if !errors.is_empty() {
             return Err(Error::invalid_roster(errors));
         }
-        let count = talents.len() as u64;
-        Ok((count, self.store.upsert(talents)?))
+        Ok(talents)
     }
 
-    /// Removes talents by id; returns (removed, not found, version).
-    pub fn remove_talents(&self, ids: &[String]) -> Result<(u64, Vec<String>, u64)> {
+    /// Checks ids to remove; returns them sorted, without repeats.
+    pub fn unique_ids(ids: &[String]) -> Result<Vec<String>> {
         if ids.is_empty() || ids.iter().any(|id| id.trim().is_empty()) {
             return Err(Error::invalid(
                 "ids",
                 "give one or more non-empty talent ids",
             ));
         }
-        let unique: Vec<String> = ids
+        Ok(ids
             .iter()
             .cloned()
             .collect::<BTreeSet<_>>()
             .into_iter()
-            .collect();
+            .collect())
+    }
+
+    /// Removes talents by id; returns (removed, not found, version).
+    pub fn remove_talents(&self, ids: &[String]) -> Result<(u64, Vec<String>, u64)> {
+        let unique = Service::unique_ids(ids)?;
         let (not_found, version) = self.store.remove(&unique)?;
         Ok(((unique.len() - not_found.len()) as u64, not_found, version))
     }

@@ -23,6 +23,7 @@ use crate::{
     model::{Corps, Talent, Tier},
     pb,
     roster::{RawRow, RosterFormat},
+    roster_log::Roster,
     service::{Candidate, ListRequest, Location, MatchRequest, Service},
     tickets::{dispatch::Dispatcher, token::constant_time_eq},
 };
@@ -96,15 +97,6 @@ impl AdminAuth {
             Err(Status::unauthenticated("the admin token is wrong"))
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
-        .map_err(status)
 }
 
 pub fn corps_to_pb(corps: Option<Corps>) -> pb::Corps {
@@ -374,6 +366,7 @@ async fn read_upload(
 /// `RosterService`: every call needs the admin token.
 pub struct RosterApi {
     service: Arc<Service>,
+    roster: Arc<Roster>,
     dispatcher: Arc<Dispatcher>,
     auth: AdminAuth,
     max_upload_bytes: u64,
@@ -384,6 +377,7 @@ pub struct RosterApi {
 impl RosterApi {
     pub fn new(
         service: Arc<Service>,
+        roster: Arc<Roster>,
         dispatcher: Arc<Dispatcher>,
         auth: AdminAuth,
         max_upload_bytes: u64,
@@ -392,6 +386,7 @@ impl RosterApi {
     ) -> RosterApi {
         RosterApi {
             service,
+            roster,
             dispatcher,
             auth,
             max_upload_bytes,
@@ -421,8 +416,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         let (format, data) = read_upload(request.into_inner(), self.max_upload_bytes).await?;
         let bytes = data.len();
         let sha256 = crate::audit::digest(&data);
-        let service = self.service.clone();
-        let outcome = blocking(move || service.import_roster(format, &data)).await;
+        let outcome = self.roster.import(format, data).await.map_err(status);
         let details = match &outcome {
             Ok((accepted, version)) => {
                 json!({"sha256": sha256, "bytes": bytes, "accepted": accepted, "roster_version": version})
@@ -463,8 +457,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
             .iter()
             .map(|r| r.fields.get("id").cloned().unwrap_or_default())
             .collect();
-        let service = self.service.clone();
-        let (upserted, version) = blocking(move || service.upsert_talents(rows)).await?;
+        let (upserted, version) = self.roster.upsert(rows).await.map_err(status)?;
         self.audit.record(
             "upsert_talents",
             peer,
@@ -491,8 +484,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         let peer = request.remote_addr();
         let ids = request.into_inner().ids;
         let touched = ids.clone();
-        let service = self.service.clone();
-        let (removed, not_found, version) = blocking(move || service.remove_talents(&ids)).await?;
+        let (removed, not_found, version) = self.roster.remove(ids).await.map_err(status)?;
         self.audit.record(
             "remove_talents",
             peer,

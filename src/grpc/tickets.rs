@@ -192,7 +192,12 @@ impl pb::ticket_service_server::TicketService for TicketApi {
             contact: r.contact,
             idempotency_key: r.idempotency_key,
         };
-        let (ticket, history, secret) = self.dispatcher.submit(submission).await.map_err(status)?;
+        let (ticket, history, secret) =
+            detached(
+                &self.dispatcher,
+                |d| async move { d.submit(submission).await },
+            )
+            .await?;
         tracing::info!(ticket = %ticket.id, state = ticket.state.key(), "ticket submitted");
         let mut reply = ticket_to_pb(&ticket, &history, Viewer::Farmer, &self.service.snapshot());
         reply.ticket_secret = secret;
@@ -236,7 +241,15 @@ impl pb::ticket_service_server::TicketService for TicketApi {
             .iter()
             .map(|e| Ok(event_to_pb(e, &service.snapshot())))
             .collect();
+        // With replicas, an event can be in the history read from the store
+        // and then arrive again as this replica catches up: send each once.
+        let mut last = history.last().map_or(0, |e| e.seq);
         let live = tokio_stream::wrappers::ReceiverStream::new(rx)
+            .filter(move |e| {
+                let fresh = e.seq > last;
+                last = last.max(e.seq);
+                fresh
+            })
             .map(move |e| Ok(event_to_pb(&e, &service.snapshot())));
         Ok(Response::new(Box::pin(
             tokio_stream::iter(first).chain(live),
@@ -249,11 +262,10 @@ impl pb::ticket_service_server::TicketService for TicketApi {
     ) -> Result<Response<pb::Ticket>, Status> {
         let _permit = self.limits.admit(request.remote_addr(), true)?;
         let r = request.into_inner();
-        let ticket = self
-            .dispatcher
-            .cancel(r.ticket_id.trim(), &r.ticket_secret)
-            .await
-            .map_err(status)?;
+        let ticket = detached(&self.dispatcher, |d| async move {
+            d.cancel(r.ticket_id.trim(), &r.ticket_secret).await
+        })
+        .await?;
         Ok(Response::new(ticket_to_pb(
             &ticket,
             &[],
@@ -317,6 +329,22 @@ impl ResponderApi {
     }
 }
 
+/// Runs a dispatcher call to its end on a task of its own: a client that
+/// hangs up must not cut a decision between its commit and its apply.
+async fn detached<T, F>(
+    dispatcher: &Arc<Dispatcher>,
+    call: impl FnOnce(Arc<Dispatcher>) -> F,
+) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = crate::error::Result<T>> + Send + 'static,
+{
+    tokio::spawn(call(dispatcher.clone()))
+        .await
+        .map_err(|e| Status::internal(format!("the dispatcher task failed: {e}")))?
+        .map_err(status)
+}
+
 fn push_to_pb(push: &Push, who: &Principal, snapshot: &Snapshot) -> pb::AssignmentEvent {
     let viewer = match who {
         Principal::Responder(id) => Viewer::Responder(id),
@@ -362,11 +390,11 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         request: Request<pb::TicketActionRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
         let who = self.responder(request.metadata()).await?;
-        let ticket = self
-            .dispatcher
-            .accept(&who, request.get_ref().ticket_id.trim())
-            .await
-            .map_err(status)?;
+        let (me, r) = (who.clone(), request.into_inner());
+        let ticket = detached(&self.dispatcher, |d| async move {
+            d.accept(&me, r.ticket_id.trim()).await
+        })
+        .await?;
         Ok(self.reply(&ticket, &who))
     }
 
@@ -375,12 +403,11 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         request: Request<pb::DeclineAssignmentRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
         let who = self.responder(request.metadata()).await?;
-        let r = request.get_ref();
-        let ticket = self
-            .dispatcher
-            .decline(&who, r.ticket_id.trim(), &r.reason)
-            .await
-            .map_err(status)?;
+        let (me, r) = (who.clone(), request.into_inner());
+        let ticket = detached(&self.dispatcher, |d| async move {
+            d.decline(&me, r.ticket_id.trim(), &r.reason).await
+        })
+        .await?;
         Ok(self.reply(&ticket, &who))
     }
 
@@ -389,12 +416,11 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         request: Request<pb::ResolveTicketRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
         let who = self.responder(request.metadata()).await?;
-        let r = request.get_ref();
-        let ticket = self
-            .dispatcher
-            .resolve(&who, r.ticket_id.trim(), &r.answer)
-            .await
-            .map_err(status)?;
+        let (me, r) = (who.clone(), request.into_inner());
+        let ticket = detached(&self.dispatcher, |d| async move {
+            d.resolve(&me, r.ticket_id.trim(), &r.answer).await
+        })
+        .await?;
         Ok(self.reply(&ticket, &who))
     }
 
@@ -403,12 +429,11 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         request: Request<pb::EscalateTicketRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
         let who = self.responder(request.metadata()).await?;
-        let r = request.get_ref();
-        let ticket = self
-            .dispatcher
-            .escalate(&who, r.ticket_id.trim(), &r.reason)
-            .await
-            .map_err(status)?;
+        let (me, r) = (who.clone(), request.into_inner());
+        let ticket = detached(&self.dispatcher, |d| async move {
+            d.escalate(&me, r.ticket_id.trim(), &r.reason).await
+        })
+        .await?;
         Ok(self.reply(&ticket, &who))
     }
 
@@ -429,10 +454,10 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
                 )))
             }
         };
-        self.dispatcher
-            .set_availability(&who, availability)
-            .await
-            .map_err(status)?;
+        detached(&self.dispatcher, |d| async move {
+            d.set_availability(&who, availability).await
+        })
+        .await?;
         Ok(Response::new(pb::SetAvailabilityResponse {
             availability: value,
         }))

@@ -38,6 +38,21 @@ pub enum RosterFormat {
     Jsonl,
 }
 
+impl RosterFormat {
+    pub fn key(self) -> &'static str {
+        match self {
+            RosterFormat::Csv => "csv",
+            RosterFormat::Jsonl => "jsonl",
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<RosterFormat> {
+        [RosterFormat::Csv, RosterFormat::Jsonl]
+            .into_iter()
+            .find(|f| f.key() == key)
+    }
+}
+
 /// What is wrong with one row (or, at line 0, with the file as a whole).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {

@@ -7,7 +7,10 @@
 //! Every change is computed on a copy of the ticket, committed to the store
 //! together with its events, and only then applied to the in-memory state
 //! (load per responder, offer deadlines, exclusions) and pushed to streams.
-//! One lock serialises the decisions, so capacity is never exceeded.
+//! One lock serialises the decisions of this process; across replicas a
+//! decision commits only if nobody else committed since this replica last
+//! caught up with the store's change log (else it catches up and decides
+//! again), so capacity is never exceeded and no ticket is offered twice.
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -22,7 +25,7 @@ use tokio::sync::{mpsc, Mutex, Notify};
 use super::{
     liaison::{parse_liaisons, Liaison},
     now_ms, random_hex,
-    store::{TicketFilter, TicketStore},
+    store::{Change, TicketFilter, TicketStore, Written},
     token::{constant_time_eq, Claims, Role, Signer},
     Availability, Event, EventKind, Ticket, TicketState,
 };
@@ -119,6 +122,8 @@ struct State {
     /// Village code → liaison ids.
     liaisons_by_village: HashMap<String, Vec<String>>,
     subscribers: Subscribers,
+    /// The last entry of the store's change log reflected here.
+    cursor: u64,
 }
 
 impl State {
@@ -276,7 +281,11 @@ impl Dispatcher {
         config: DispatchConfig,
     ) -> Result<Arc<Dispatcher>> {
         let key = store.signing_key().await?;
-        let mut state = State::default();
+        let mut state = State {
+            // Read before the rows: what changes meanwhile is caught up again.
+            cursor: store.head().await?,
+            ..State::default()
+        };
         for (ticket, events) in store.open_tickets().await? {
             state.apply(None, &ticket, &events);
         }
@@ -306,6 +315,9 @@ impl Dispatcher {
             Arc::downgrade(&dispatcher),
             dispatcher.service.roster_versions(),
         ));
+        if let Some(notifications) = dispatcher.store.notifications() {
+            tokio::spawn(follow_changes(Arc::downgrade(&dispatcher), notifications));
+        }
         dispatcher.drain_queue().await?;
         Ok(dispatcher)
     }
@@ -366,89 +378,149 @@ impl Dispatcher {
         check_len("idempotency_key", &s.idempotency_key, MAX_KEY_CHARS)?;
         let key =
             (!s.idempotency_key.trim().is_empty()).then(|| s.idempotency_key.trim().to_string());
-        let location = s.location.expect("resolved above");
+        let location = s.location.clone().expect("resolved above");
         let analysis = self.service.analyze(&s.text, origin);
         let lexicon = self.service.lexicon();
 
+        let id = new_ticket_id(now_ms());
         let mut state = self.state.lock().await;
-        if let Some(key) = &key {
-            if let Some(existing) = self.store.find_by_idempotency_key(key).await? {
-                let (ticket, events) = self
-                    .store
-                    .get(&existing)
-                    .await?
-                    .ok_or_else(|| Error::Internal("ticket vanished".into()))?;
-                let secret = self.secret(&ticket.id);
-                return Ok((ticket, events, secret));
+        let (ticket, events) = loop {
+            self.catch_up(&mut state).await?;
+            if let Some(key) = &key {
+                if let Some(existing) = self.store.find_by_idempotency_key(key).await? {
+                    return self.existing(&existing).await;
+                }
             }
-        }
-        let now = now_ms();
-        let mut ticket = Ticket {
-            id: new_ticket_id(now),
-            text: s.text.clone(),
-            division_code: match &location {
-                Location::Division(code) => Some(code.trim().to_string()),
-                Location::Point { .. } => None,
-            },
-            location,
-            subject: analysis.subject.map(|id| lexicon.subject(id).name.clone()),
-            corps: analysis.corps,
-            contact: s.contact.trim().to_string(),
-            idempotency_key: key,
-            state: TicketState::Queued,
-            assignee: None,
-            tier: Tier::Village,
-            offers_in_tier: 0,
-            offer_deadline_ms: None,
-            answer: String::new(),
-            reason: String::new(),
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
-        let mut events = vec![self.event(&ticket, 1, EventKind::Submitted, "farmer", "", None)];
-        let snapshot = self.service.snapshot();
-        let need = Need::of(&analysis);
-        if need.subject.is_none() && need.corps.is_none() {
-            ticket.state = TicketState::Unroutable;
-            ticket.reason = if analysis.note.is_empty() {
-                "无法判断问题所属品类".into()
-            } else {
-                analysis.note.clone()
+            let now = now_ms();
+            let mut ticket = Ticket {
+                id: id.clone(),
+                text: s.text.clone(),
+                division_code: match &location {
+                    Location::Division(code) => Some(code.trim().to_string()),
+                    Location::Point { .. } => None,
+                },
+                location: location.clone(),
+                subject: analysis.subject.map(|id| lexicon.subject(id).name.clone()),
+                corps: analysis.corps,
+                contact: s.contact.trim().to_string(),
+                idempotency_key: key.clone(),
+                state: TicketState::Queued,
+                assignee: None,
+                tier: Tier::Village,
+                offers_in_tier: 0,
+                offer_deadline_ms: None,
+                answer: String::new(),
+                reason: String::new(),
+                created_at_ms: now,
+                updated_at_ms: now,
             };
-            events.push(self.event(
-                &ticket,
-                2,
-                EventKind::Unroutable,
-                "system",
-                &ticket.reason.clone(),
-                None,
-            ));
-        } else {
-            self.route(
-                &state,
-                &snapshot,
-                &need,
-                origin,
-                &mut ticket,
-                &mut events,
-                "system",
-                false,
-            )?;
-        }
-        if let Some(existing) = self.store.insert(&ticket, &events).await? {
-            // Lost a race on the idempotency key with another replica.
-            let (ticket, events) = self
-                .store
-                .get(&existing)
-                .await?
-                .ok_or_else(|| Error::Internal("ticket vanished".into()))?;
-            return Ok((ticket.clone(), events, self.secret(&ticket.id)));
-        }
+            let mut events = vec![self.event(&ticket, 1, EventKind::Submitted, "farmer", "", None)];
+            let snapshot = self.service.snapshot();
+            let need = Need::of(&analysis);
+            if need.subject.is_none() && need.corps.is_none() {
+                ticket.state = TicketState::Unroutable;
+                ticket.reason = if analysis.note.is_empty() {
+                    "无法判断问题所属品类".into()
+                } else {
+                    analysis.note.clone()
+                };
+                events.push(self.event(
+                    &ticket,
+                    2,
+                    EventKind::Unroutable,
+                    "system",
+                    &ticket.reason.clone(),
+                    None,
+                ));
+            } else {
+                self.route(
+                    &state,
+                    &snapshot,
+                    &need,
+                    origin,
+                    &mut ticket,
+                    &mut events,
+                    "system",
+                    false,
+                )?;
+            }
+            match self.store.insert(&ticket, &events, state.cursor).await? {
+                Written::Done { head } => {
+                    state.cursor = head;
+                    break (ticket, events);
+                }
+                // Lost a race on the idempotency key with another replica.
+                Written::Duplicate(existing) => return self.existing(&existing).await,
+                Written::Stale => continue,
+            }
+        };
         state.apply(None, &ticket, &events);
         drop(state);
         self.timer.notify_one();
         let secret = self.secret(&ticket.id);
         Ok((ticket, events, secret))
+    }
+
+    /// A ticket submitted before under the same idempotency key.
+    async fn existing(&self, id: &str) -> Result<(Ticket, Vec<Event>, String)> {
+        let (ticket, events) = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::Internal("ticket vanished".into()))?;
+        let secret = self.secret(&ticket.id);
+        Ok((ticket, events, secret))
+    }
+
+    /// Applies what other replicas committed since `state.cursor`: each
+    /// changed ticket once, at its stored state, with the events this
+    /// process has not seen (which also pushes them to local streams).
+    async fn catch_up(&self, state: &mut State) -> Result<()> {
+        let changes = self.store.changes_since(state.cursor).await?;
+        let Some(&(last, _)) = changes.last() else {
+            return Ok(());
+        };
+        let mut seen = HashSet::new();
+        let mut todo: Vec<Change> = changes
+            .into_iter()
+            .rev()
+            .map(|(_, c)| c)
+            .filter(|c| seen.insert(c.clone()))
+            .collect();
+        todo.reverse();
+        for change in todo {
+            match change {
+                Change::Ticket(id) => {
+                    let Some((ticket, events)) = self.store.get(&id).await? else {
+                        continue;
+                    };
+                    let known = state.seq.get(&id).copied().unwrap_or(0);
+                    let fresh: Vec<Event> = events.into_iter().filter(|e| e.seq > known).collect();
+                    if !fresh.is_empty() {
+                        let old = state.open.get(&id).cloned();
+                        state.apply(old.as_ref(), &ticket, &fresh);
+                    }
+                }
+                Change::Presence(talent) => match self.store.availability(&talent).await? {
+                    Some(a) => {
+                        state.presence.insert(talent, a);
+                    }
+                    None => {
+                        state.presence.remove(&talent);
+                    }
+                },
+                Change::Liaisons => state.set_liaisons(self.store.liaisons().await?),
+            }
+        }
+        state.cursor = last;
+        self.timer.notify_one();
+        Ok(())
+    }
+
+    /// Catches up with other replicas' changes now.
+    pub async fn sync(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        self.catch_up(&mut state).await
     }
 
     /// Offers the ticket to the best free responder, or queues it, or marks
@@ -609,40 +681,53 @@ impl Dispatcher {
         &self,
         id: &str,
         responder: Option<&str>,
-        decide: impl FnOnce(&Dispatcher, &State, &mut Ticket, &mut Vec<Event>, u64) -> Result<()>,
+        decide: impl Fn(&Dispatcher, &State, &mut Ticket, &mut Vec<Event>, u64) -> Result<()>,
     ) -> Result<Ticket> {
         let mut state = self.state.lock().await;
-        let old = match state.open.get(id) {
-            Some(t) => t.clone(),
-            None => {
-                return Err(match self.store.get(id).await? {
-                    // A closed ticket's state is only the business of whoever held it.
-                    Some((t, _)) if responder.is_some_and(|r| t.assignee.as_deref() != Some(r)) => {
-                        Error::PermissionDenied(format!(
-                            "ticket {id} is not offered to or accepted by you"
-                        ))
-                    }
-                    Some((t, _)) => Error::FailedPrecondition(format!(
-                        "ticket {id} is {} and can no longer change",
-                        t.state.key()
-                    )),
-                    None => Error::NotFound(format!("no ticket {id:?}")),
-                });
+        loop {
+            self.catch_up(&mut state).await?;
+            let old = match state.open.get(id) {
+                Some(t) => t.clone(),
+                None => {
+                    return Err(match self.store.get(id).await? {
+                        // A closed ticket's state is only the business of whoever held it.
+                        Some((t, _))
+                            if responder.is_some_and(|r| t.assignee.as_deref() != Some(r)) =>
+                        {
+                            Error::PermissionDenied(format!(
+                                "ticket {id} is not offered to or accepted by you"
+                            ))
+                        }
+                        Some((t, _)) => Error::FailedPrecondition(format!(
+                            "ticket {id} is {} and can no longer change",
+                            t.state.key()
+                        )),
+                        None => Error::NotFound(format!("no ticket {id:?}")),
+                    });
+                }
+            };
+            let mut ticket = old.clone();
+            ticket.updated_at_ms = now_ms().max(old.updated_at_ms);
+            let mut events = Vec::new();
+            let first_seq = state.seq.get(id).copied().unwrap_or(0) + 1;
+            decide(self, &state, &mut ticket, &mut events, first_seq)?;
+            if events.is_empty() {
+                return Ok(ticket);
             }
-        };
-        let mut ticket = old.clone();
-        ticket.updated_at_ms = now_ms().max(old.updated_at_ms);
-        let mut events = Vec::new();
-        let first_seq = state.seq.get(id).copied().unwrap_or(0) + 1;
-        decide(self, &state, &mut ticket, &mut events, first_seq)?;
-        if events.is_empty() {
-            return Ok(ticket);
+            match self.store.update(&ticket, &events, state.cursor).await? {
+                Written::Done { head } => {
+                    state.cursor = head;
+                    state.apply(Some(&old), &ticket, &events);
+                    drop(state);
+                    self.timer.notify_one();
+                    return Ok(ticket);
+                }
+                Written::Stale => continue,
+                Written::Duplicate(_) => {
+                    return Err(Error::Internal("an update hit an idempotency key".into()))
+                }
+            }
         }
-        self.store.update(&ticket, &events).await?;
-        state.apply(Some(&old), &ticket, &events);
-        drop(state);
-        self.timer.notify_one();
-        Ok(ticket)
     }
 
     /// Routes a ticket whose offer ended (declined, lapsed, escalated away,
@@ -759,7 +844,7 @@ impl Dispatcher {
             .change(id, Some(&who), move |d, _, t, events, seq| {
                 Dispatcher::own_offer(t, &talent, &[TicketState::Accepted])?;
                 t.state = TicketState::Resolved;
-                t.answer = answer;
+                t.answer = answer.clone();
                 events.push(d.event(
                     t,
                     seq,
@@ -832,20 +917,32 @@ impl Dispatcher {
                     .map(|(_, id)| id.clone())
             };
             let Some(id) = due else { break };
-            self.change(&id, None, |d, state, t, events, seq| {
-                let talent = t.assignee.clone().unwrap_or_default();
-                let reason = format!("{}秒内未接单", d.config.offer_timeout.as_secs());
-                events.push(d.event(
-                    t,
-                    seq,
-                    EventKind::OfferTimedOut,
-                    "system",
-                    &reason,
-                    Some(&talent),
-                ));
-                d.reroute(state, t, events, "system")
-            })
-            .await?;
+            let lapsed = self
+                .change(&id, None, |d, state, t, events, seq| {
+                    // Another replica may have moved it since the deadline was read.
+                    if t.state != TicketState::Offered
+                        || t.offer_deadline_ms.is_none_or(|at| at > now_ms())
+                    {
+                        return Ok(());
+                    }
+                    let talent = t.assignee.clone().unwrap_or_default();
+                    let reason = format!("{}秒内未接单", d.config.offer_timeout.as_secs());
+                    events.push(d.event(
+                        t,
+                        seq,
+                        EventKind::OfferTimedOut,
+                        "system",
+                        &reason,
+                        Some(&talent),
+                    ));
+                    d.reroute(state, t, events, "system")
+                })
+                .await;
+            match lapsed {
+                // Closed meanwhile by another replica: nothing to lapse.
+                Ok(_) | Err(Error::FailedPrecondition(_) | Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         self.drain_queue().await
     }
@@ -956,6 +1053,7 @@ impl Dispatcher {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         // Subscribe and read under the lock, so no event falls between.
         let mut state = self.state.lock().await;
+        self.catch_up(&mut state).await?;
         let (_, history) = self
             .store
             .get(id)
@@ -1002,6 +1100,7 @@ impl Dispatcher {
     ) -> Result<(Vec<Push>, mpsc::Receiver<Push>)> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let mut state = self.state.lock().await;
+        self.catch_up(&mut state).await?;
         let mut tickets: Vec<&Ticket> = match who {
             Principal::Responder(id) => state
                 .open
@@ -1160,7 +1259,8 @@ impl Dispatcher {
     /// open tickets in the same states, each responder's load equal to the
     /// tickets it holds, and no load above capacity. Returns what disagrees.
     pub async fn self_check(&self) -> Result<(), String> {
-        let state = self.state.lock().await;
+        let mut state = self.state.lock().await;
+        self.catch_up(&mut state).await.map_err(|e| e.to_string())?;
         let stored = self.store.open_tickets().await.map_err(|e| e.to_string())?;
         let mut held: HashMap<String, u32> = HashMap::new();
         for (t, _) in &stored {
@@ -1285,6 +1385,24 @@ async fn roster_watch(weak: Weak<Dispatcher>, mut versions: tokio::sync::watch::
         let Some(d) = weak.upgrade() else { return };
         if let Err(e) = d.reroute_departed().await {
             tracing::error!(error = %e, "could not re-route after a roster change");
+        }
+    }
+}
+
+/// Catches up with other replicas whenever the store says they wrote, and
+/// every second in case a notification was lost.
+async fn follow_changes(
+    weak: Weak<Dispatcher>,
+    mut notifications: tokio::sync::watch::Receiver<u64>,
+) {
+    loop {
+        tokio::select! {
+            changed = notifications.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let Some(d) = weak.upgrade() else { return };
+        if let Err(e) = d.sync().await {
+            tracing::warn!(error = %e, "could not catch up with other replicas");
         }
     }
 }

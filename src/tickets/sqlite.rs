@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
     liaison::Liaison,
-    store::{TicketFilter, TicketStore},
+    store::{Change, TicketFilter, TicketStore, Written},
     Availability, Event, EventKind, Ticket, TicketState,
 };
 use crate::{
@@ -201,7 +201,7 @@ fn events_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Event>> {
 
 #[async_trait]
 impl TicketStore for SqliteStore {
-    async fn insert(&self, ticket: &Ticket, events: &[Event]) -> Result<Option<String>> {
+    async fn insert(&self, ticket: &Ticket, events: &[Event], _head: u64) -> Result<Written> {
         let (ticket, events) = (ticket.clone(), events.to_vec());
         self.with(move |conn| {
             let tx = conn.transaction()?;
@@ -213,28 +213,41 @@ impl TicketStore for SqliteStore {
                         |r| r.get(0),
                     )
                     .optional()?;
-                if existing.is_some() {
-                    return Ok(existing);
+                if let Some(id) = existing {
+                    return Ok(Written::Duplicate(id));
                 }
             }
             write_ticket(&tx, &ticket)?;
             write_events(&tx, &events)?;
             tx.commit()?;
-            Ok(None)
+            Ok(Written::Done { head: 0 })
         })
         .await
     }
 
-    async fn update(&self, ticket: &Ticket, events: &[Event]) -> Result<()> {
+    async fn update(&self, ticket: &Ticket, events: &[Event], _head: u64) -> Result<Written> {
         let (ticket, events) = (ticket.clone(), events.to_vec());
         self.with(move |conn| {
             let tx = conn.transaction()?;
             write_ticket(&tx, &ticket)?;
             write_events(&tx, &events)?;
             tx.commit()?;
-            Ok(())
+            Ok(Written::Done { head: 0 })
         })
         .await
+    }
+
+    /// One process writes: there is nothing to catch up with.
+    async fn changes_since(&self, _cursor: u64) -> Result<Vec<(u64, Change)>> {
+        Ok(Vec::new())
+    }
+
+    async fn head(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    fn notifications(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
     }
 
     async fn get(&self, id: &str) -> Result<Option<(Ticket, Vec<Event>)>> {
@@ -344,6 +357,21 @@ impl TicketStore for SqliteStore {
                 ))
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn availability(&self, talent_id: &str) -> Result<Option<Availability>> {
+        let talent_id = talent_id.to_string();
+        self.with(move |conn| {
+            let key: Option<String> = conn
+                .query_row(
+                    "SELECT availability FROM availability WHERE talent_id = ?1",
+                    [&talent_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(key.and_then(|k| Availability::parse(&k)))
         })
         .await
     }

@@ -1,6 +1,11 @@
 //! The ticket store behind a trait: tickets and their events, responder
 //! presence, liaisons and the token-signing key. SQLite is the embedded
-//! implementation; the trait leaves room for a shared database.
+//! implementation; PostgreSQL is the one several replicas share.
+//!
+//! Replicas keep open tickets in memory and follow a shared change log: a
+//! ticket write commits only when the log's head is still the one its
+//! replica last read (compare and swap), otherwise the replica catches up
+//! and decides again. The SQLite store has one writer and an empty log.
 
 use async_trait::async_trait;
 
@@ -17,14 +22,40 @@ pub struct TicketFilter {
     pub limit: usize,
 }
 
+/// What a ticket write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Committed; the change log's head is now `head`.
+    Done { head: u64 },
+    /// Nothing written: the idempotency key belongs to this ticket.
+    Duplicate(String),
+    /// Nothing written: another replica changed something since `head`.
+    Stale,
+}
+
+/// One entry of the shared change log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Change {
+    Ticket(String),
+    Presence(String),
+    Liaisons,
+}
+
 #[async_trait]
 pub trait TicketStore: Send + Sync + 'static {
-    /// Commits a new ticket with its first events. When its idempotency key
-    /// is already taken nothing is written and the existing ticket's id is
-    /// returned.
-    async fn insert(&self, ticket: &Ticket, events: &[Event]) -> Result<Option<String>>;
-    /// Commits a ticket's new row and the events that led to it, together.
-    async fn update(&self, ticket: &Ticket, events: &[Event]) -> Result<()>;
+    /// Commits a new ticket with its first events, if the change log's head
+    /// is still `head`. An idempotency key already taken writes nothing.
+    async fn insert(&self, ticket: &Ticket, events: &[Event], head: u64) -> Result<Written>;
+    /// Commits a ticket's new row and the events that led to it, together,
+    /// if the change log's head is still `head`.
+    async fn update(&self, ticket: &Ticket, events: &[Event], head: u64) -> Result<Written>;
+    /// Log entries after `cursor`, oldest first, with their numbers.
+    async fn changes_since(&self, cursor: u64) -> Result<Vec<(u64, Change)>>;
+    /// The number of the last log entry.
+    async fn head(&self) -> Result<u64>;
+    /// Ticks whenever other replicas may have written (None: nobody else
+    /// writes to this store).
+    fn notifications(&self) -> Option<tokio::sync::watch::Receiver<u64>>;
     async fn get(&self, id: &str) -> Result<Option<(Ticket, Vec<Event>)>>;
     async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<String>>;
     /// Queued, offered and accepted tickets with their histories, oldest first.
@@ -38,6 +69,7 @@ pub trait TicketStore: Send + Sync + 'static {
         at_ms: i64,
     ) -> Result<()>;
     async fn availabilities(&self) -> Result<Vec<(String, Availability)>>;
+    async fn availability(&self, talent_id: &str) -> Result<Option<Availability>>;
     /// Replaces every liaison at once.
     async fn replace_liaisons(&self, liaisons: &[Liaison]) -> Result<()>;
     async fn liaisons(&self) -> Result<Vec<Liaison>>;

@@ -308,6 +308,18 @@ pub fn free_port() -> u16 {
 
 /// Starts the real `xwn serve` binary; its stderr goes to `log` when given.
 pub fn spawn(dir: &Path, port: u16, log: Option<&Path>) -> std::process::Child {
+    spawn_on(dir, port, log, "sqlite", "")
+}
+
+/// Starts the real `xwn serve` binary on the given ticket store, with
+/// `extra` appended to its config file.
+pub fn spawn_on(
+    dir: &Path,
+    port: u16,
+    log: Option<&Path>,
+    store: &str,
+    extra: &str,
+) -> std::process::Child {
     use std::process::{Command, Stdio};
     let stderr = match log {
         Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
@@ -315,7 +327,11 @@ pub fn spawn(dir: &Path, port: u16, log: Option<&Path>) -> std::process::Child {
     };
     // Tests call fast from one address: no rate limit.
     let config = dir.with_extension("toml");
-    std::fs::write(&config, "[limits]\nclient_rate_per_sec = 0.0\n").unwrap();
+    std::fs::write(
+        &config,
+        format!("{extra}\n[limits]\nclient_rate_per_sec = 0.0\n"),
+    )
+    .unwrap();
     Command::new(env!("CARGO_BIN_EXE_xwn"))
         .args([
             "serve",
@@ -327,6 +343,7 @@ pub fn spawn(dir: &Path, port: u16, log: Option<&Path>) -> std::process::Child {
         .arg("--config")
         .arg(&config)
         .env("XWN_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("XWN_STORE", store)
         .env("RUST_LOG", if log.is_some() { "debug" } else { "warn" })
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -366,4 +383,32 @@ pub async fn fetch(farmer: &mut TicketClient, ticket: &pb::Ticket) -> pb::Ticket
         ticket_secret: ticket.ticket_secret.clone(),
     };
     farmer.get_ticket(request).await.unwrap().into_inner()
+}
+
+/// A fresh database on the test PostgreSQL server named by
+/// `XWN_TEST_POSTGRES` (a `postgres://…/dbname` URL), or None — with a
+/// note on stderr — when none is configured: PostgreSQL tests then skip.
+pub async fn postgres_db(tag: &str) -> Option<String> {
+    let Ok(url) = std::env::var("XWN_TEST_POSTGRES") else {
+        eprintln!(
+            "SKIPPED: no PostgreSQL configured; set XWN_TEST_POSTGRES=postgres://user@host:port/db \
+             (.ci/run starts a throw-away cluster and sets it)"
+        );
+        return None;
+    };
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("XWN_TEST_POSTGRES={url} does not answer: {e}"));
+    tokio::spawn(connection);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!("xwn_{tag}_{}_{nanos}", std::process::id());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let base = url.rsplit_once('/').expect("a URL with a database").0;
+    Some(format!("{base}/{name}"))
 }

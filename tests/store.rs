@@ -1,0 +1,307 @@
+//! One suite for every ticket store: SQLite (embedded) and PostgreSQL
+//! (shared; skipped when no PostgreSQL is configured). Two PostgreSQL
+//! stores on one database stand for two replicas.
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use xingweinong::{
+    model::Tier,
+    postgres::PgStore,
+    service::Location,
+    tickets::{
+        liaison::Liaison,
+        sqlite::SqliteStore,
+        store::{Change, TicketFilter, TicketStore, Written},
+        Availability, Event, EventKind, Ticket, TicketState,
+    },
+};
+
+fn ticket(id: &str, key: Option<&str>, created: i64) -> Ticket {
+    Ticket {
+        id: id.into(),
+        text: "苹果树叶子发黄".into(),
+        location: Location::Division("610527107202".into()),
+        division_code: Some("610527107202".into()),
+        subject: Some("苹果".into()),
+        corps: None,
+        contact: "13700000000".into(),
+        idempotency_key: key.map(str::to_string),
+        state: TicketState::Queued,
+        assignee: None,
+        tier: Tier::Village,
+        offers_in_tier: 0,
+        offer_deadline_ms: None,
+        answer: String::new(),
+        reason: String::new(),
+        created_at_ms: created,
+        updated_at_ms: created,
+    }
+}
+
+fn event(t: &Ticket, seq: u64, kind: EventKind, talent: Option<&str>) -> Event {
+    Event {
+        ticket_id: t.id.clone(),
+        seq,
+        kind,
+        actor: "system".into(),
+        at_ms: t.updated_at_ms,
+        reason: String::new(),
+        state: t.state,
+        talent_id: talent.map(str::to_string),
+        tier: t.tier,
+    }
+}
+
+fn done(w: Written) -> u64 {
+    match w {
+        Written::Done { head } => head,
+        other => panic!("expected a commit, got {other:?}"),
+    }
+}
+
+/// What every store must do. `shared`: the store keeps a change log.
+async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
+    let head = store.head().await.unwrap();
+    let mut a = ticket("tk-a", Some("key-a"), 1_000);
+    a.state = TicketState::Offered;
+    a.assignee = Some("t1".into());
+    a.offers_in_tier = 1;
+    a.offer_deadline_ms = Some(61_000);
+    let first = vec![
+        event(&a, 1, EventKind::Submitted, None),
+        event(&a, 2, EventKind::Offered, Some("t1")),
+    ];
+    let head = done(store.insert(&a, &first, head).await.unwrap());
+
+    // The same idempotency key under another id writes nothing.
+    let b = ticket("tk-b", Some("key-a"), 2_000);
+    let dup = store
+        .insert(&b, &[event(&b, 1, EventKind::Submitted, None)], head)
+        .await
+        .unwrap();
+    assert_eq!(dup, Written::Duplicate("tk-a".into()));
+    assert!(store.get("tk-b").await.unwrap().is_none());
+    assert_eq!(
+        store.find_by_idempotency_key("key-a").await.unwrap(),
+        Some("tk-a".into())
+    );
+
+    let (got, events) = store.get("tk-a").await.unwrap().unwrap();
+    assert_eq!(got, a);
+    assert_eq!(events, first);
+
+    a.state = TicketState::Accepted;
+    a.offer_deadline_ms = None;
+    a.updated_at_ms = 3_000;
+    let accepted = event(&a, 3, EventKind::Accepted, Some("t1"));
+    let before = head;
+    let head = done(
+        store
+            .update(&a, std::slice::from_ref(&accepted), head)
+            .await
+            .unwrap(),
+    );
+
+    if shared {
+        assert_eq!(head, before + 1, "each commit moves the head by one");
+        // A replica that has not seen the last commit is refused, and
+        // nothing of its write lands.
+        let mut stale = a.clone();
+        stale.state = TicketState::Resolved;
+        let w = store
+            .update(
+                &stale,
+                &[event(&stale, 4, EventKind::Resolved, Some("t1"))],
+                before,
+            )
+            .await
+            .unwrap();
+        assert_eq!(w, Written::Stale);
+        let (now, events) = store.get("tk-a").await.unwrap().unwrap();
+        assert_eq!(now.state, TicketState::Accepted);
+        assert_eq!(events.len(), 3);
+        let log = store.changes_since(before - 1).await.unwrap();
+        assert_eq!(
+            log,
+            vec![
+                (before, Change::Ticket("tk-a".into())),
+                (head, Change::Ticket("tk-a".into()))
+            ]
+        );
+        assert_eq!(store.head().await.unwrap(), head);
+    } else {
+        assert!(store.changes_since(0).await.unwrap().is_empty());
+    }
+
+    // Open tickets carry their histories; listings filter and page.
+    let c = ticket("tk-c", None, 4_000);
+    let head = done(
+        store
+            .insert(&c, &[event(&c, 1, EventKind::Submitted, None)], head)
+            .await
+            .unwrap(),
+    );
+    let open = store.open_tickets().await.unwrap();
+    let ids: Vec<&str> = open.iter().map(|(t, _)| t.id.as_str()).collect();
+    assert_eq!(ids, ["tk-a", "tk-c"]);
+    assert_eq!(open[0].1.last(), Some(&accepted));
+    let queued = store
+        .list(&TicketFilter {
+            state: Some(TicketState::Queued),
+            limit: 10,
+            ..TicketFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].id, "tk-c");
+    let page = store
+        .list(&TicketFilter {
+            after: Some((4_000, "tk-c".into())),
+            limit: 10,
+            ..TicketFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, "tk-a");
+    let held = store
+        .list(&TicketFilter {
+            assignee: Some("t1".into()),
+            limit: 10,
+            ..TicketFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+
+    // Presence and liaisons.
+    store
+        .set_availability("t1", Availability::Online, 5_000)
+        .await
+        .unwrap();
+    store
+        .set_availability("t1", Availability::Away, 6_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.availability("t1").await.unwrap(),
+        Some(Availability::Away)
+    );
+    assert_eq!(store.availability("nobody").await.unwrap(), None);
+    assert_eq!(
+        store.availabilities().await.unwrap(),
+        vec![("t1".to_string(), Availability::Away)]
+    );
+    let liaison = Liaison {
+        id: "dy-1".into(),
+        name: "王党员".into(),
+        phone: "13800000000".into(),
+        villages: vec!["610527107202".into()],
+    };
+    store
+        .replace_liaisons(std::slice::from_ref(&liaison))
+        .await
+        .unwrap();
+    assert_eq!(store.liaisons().await.unwrap(), vec![liaison]);
+    if shared {
+        let log = store.changes_since(head).await.unwrap();
+        let kinds: Vec<&Change> = log.iter().map(|(_, c)| c).collect();
+        assert_eq!(
+            kinds,
+            [
+                &Change::Presence("t1".into()),
+                &Change::Presence("t1".into()),
+                &Change::Liaisons
+            ]
+        );
+    }
+
+    let key = store.signing_key().await.unwrap();
+    assert_eq!(key.len(), 32);
+    assert_eq!(store.signing_key().await.unwrap(), key, "the key is kept");
+}
+
+#[tokio::test]
+async fn sqlite_store() {
+    let dir = common::temp_dir("store");
+    let store = Arc::new(SqliteStore::open(&dir).unwrap());
+    assert!(store.notifications().is_none());
+    suite(store, false).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_store() {
+    let Some(url) = common::postgres_db("store").await else {
+        return;
+    };
+    let store = PgStore::connect(&url).await.unwrap();
+    suite(store, true).await;
+}
+
+#[tokio::test]
+async fn postgres_replicas_share_key_log_and_wake_ups() {
+    let Some(url) = common::postgres_db("replicas").await else {
+        return;
+    };
+    let a = PgStore::connect(&url).await.unwrap();
+    // The second replica migrates nothing twice and shares the key.
+    let b = PgStore::connect(&url).await.unwrap();
+    assert_eq!(
+        a.signing_key().await.unwrap(),
+        b.signing_key().await.unwrap()
+    );
+    let mut wake = b.notifications().unwrap();
+    // Each commit on one replica wakes the other: three in a row (so it is
+    // not the one tick the listener gives when it connects).
+    let mut head = a.head().await.unwrap();
+    let mut woken = 0;
+    for i in 0..50 {
+        let t = ticket(&format!("tk-{i}"), None, 1_000 + i);
+        head = done(
+            a.insert(&t, &[event(&t, 1, EventKind::Submitted, None)], head)
+                .await
+                .unwrap(),
+        );
+        match tokio::time::timeout(Duration::from_secs(2), wake.changed()).await {
+            Ok(changed) => {
+                changed.unwrap();
+                woken += 1;
+            }
+            Err(_) => woken = 0,
+        }
+        if woken == 4 {
+            break;
+        }
+    }
+    assert_eq!(woken, 4, "commits on one replica do not wake the other");
+    assert_eq!(b.head().await.unwrap(), head);
+    let t = match b.changes_since(head - 1).await.unwrap().as_slice() {
+        [(h, Change::Ticket(id))] if *h == head => a.get(id).await.unwrap().unwrap().0,
+        other => panic!("unexpected log tail {other:?}"),
+    };
+    // Two replicas deciding from the same head: exactly one wins.
+    let mut offered = t.clone();
+    offered.state = TicketState::Offered;
+    offered.assignee = Some("t1".into());
+    let mut other = t.clone();
+    other.state = TicketState::Offered;
+    other.assignee = Some("t2".into());
+    let to_t1 = [event(&offered, 2, EventKind::Offered, Some("t1"))];
+    let to_t2 = [event(&other, 2, EventKind::Offered, Some("t2"))];
+    let (wa, wb) = tokio::join!(
+        a.update(&offered, &to_t1, head),
+        b.update(&other, &to_t2, head),
+    );
+    let outcomes = [wa.unwrap(), wb.unwrap()];
+    assert_eq!(
+        outcomes.iter().filter(|w| **w == Written::Stale).count(),
+        1,
+        "{outcomes:?}"
+    );
+    let (_, events) = a.get(&t.id).await.unwrap().unwrap();
+    assert_eq!(events.len(), 2);
+}
