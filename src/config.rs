@@ -68,6 +68,11 @@ pub struct LimitConfig {
     /// HTTP/2 keep-alive ping interval, in seconds: dead peers and idle
     /// streams whose peer is gone are reaped after one more interval.
     pub keepalive_secs: u64,
+    /// SubmitProblem calls in flight at once (each waits for the
+    /// dispatcher's one lock and a synchronous commit); past it,
+    /// RESOURCE_EXHAUSTED at once instead of a queue that grows with the
+    /// load. 0 leaves only `max_in_flight`.
+    pub max_submits_in_flight: usize,
 }
 
 impl Default for LimitConfig {
@@ -78,8 +83,22 @@ impl Default for LimitConfig {
             client_burst: 200.0,
             request_timeout_ms: 10_000,
             keepalive_secs: 30,
+            max_submits_in_flight: 64,
         }
     }
+}
+
+/// TLS for the listener (rustls). Files are PEM.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, leaf first.
+    pub cert_path: PathBuf,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+    /// With it, clients must present a certificate this CA signed (mutual TLS).
+    #[serde(default)]
+    pub client_ca_path: Option<PathBuf>,
 }
 
 /// Everything `xwn serve` needs.
@@ -98,6 +117,8 @@ pub struct Config {
     pub matching: MatchConfig,
     pub tickets: TicketConfig,
     pub limits: LimitConfig,
+    /// Serve TLS instead of plaintext HTTP/2 when present.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -111,6 +132,7 @@ impl Default for Config {
             matching: MatchConfig::default(),
             tickets: TicketConfig::default(),
             limits: LimitConfig::default(),
+            tls: None,
         }
     }
 }
@@ -147,6 +169,10 @@ impl Config {
             m.parent_radius_km >= 0.0,
             "matching.parent_radius_km must not be negative"
         );
+        anyhow::ensure!(
+            self.limits.max_in_flight > 0,
+            "limits.max_in_flight must be above zero"
+        );
         if let Some(token) = &self.admin_token {
             anyhow::ensure!(
                 token.len() >= 16,
@@ -170,5 +196,19 @@ mod tests {
         assert_eq!(c.matching.max_limit, 50);
         assert!(Config::from_toml("listn = \"0.0.0.0:9000\"\n").is_err());
         assert!(Config::from_toml("admin_token = \"short\"\n").is_err());
+    }
+
+    #[test]
+    fn tls_needs_both_cert_and_key() {
+        let c = Config::from_toml(
+            "[tls]\ncert_path = \"s.pem\"\nkey_path = \"s.key\"\nclient_ca_path = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.key_path, PathBuf::from("s.key"));
+        assert_eq!(tls.client_ca_path, Some(PathBuf::from("ca.pem")));
+        assert!(Config::from_toml("[tls]\ncert_path = \"s.pem\"\n").is_err());
+        assert!(Config::from_toml("[tls]\ncert = \"s.pem\"\nkey_path = \"k\"\n").is_err());
+        assert!(Config::from_toml("").unwrap().tls.is_none());
     }
 }

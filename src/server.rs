@@ -13,7 +13,7 @@ use crate::{
     config::Config,
     divisions::Divisions,
     error::Error,
-    grpc::{AdminAuth, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
+    grpc::{self, AdminAuth, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
     lexicon::Lexicon,
     pb,
     roster::{self, RosterFormat},
@@ -59,6 +59,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    // Certificate trouble stops start-up before anything is opened.
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = grpc::tls::apply_server(builder, tls)?;
+    }
     let store_config = config.clone();
     let store = tokio::task::spawn_blocking(move || open_store(&store_config)).await??;
     let snapshot = store.snapshot();
@@ -122,6 +127,8 @@ pub async fn serve(
         %address,
         data_dir = %config.data_dir.display(),
         roster_version = snapshot.version(),
+        tls = config.tls.is_some(),
+        mutual_tls = config.tls.as_ref().is_some_and(|t| t.client_ca_path.is_some()),
         talents = snapshot.len(),
         startup_ms = started.elapsed().as_millis() as u64,
         "serving"
@@ -133,7 +140,7 @@ pub async fn serve(
         .with_nodelay(Some(true))
         .with_keepalive(Some(std::time::Duration::from_secs(60)));
     let keepalive = std::time::Duration::from_secs(config.limits.keepalive_secs);
-    tonic::transport::Server::builder()
+    builder
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
         .timeout(std::time::Duration::from_millis(

@@ -4,6 +4,7 @@
 
 mod limits;
 mod tickets;
+pub mod tls;
 
 pub use limits::Limits;
 pub use tickets::{ResponderApi, TicketApi};
@@ -403,7 +404,7 @@ impl RosterApi {
 
 impl RosterApi {
     /// Checks the admin token, then admits the call under the load limits.
-    fn admit<T>(&self, request: &Request<T>) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+    fn admit<T>(&self, request: &Request<T>) -> Result<limits::Permit, Status> {
         self.auth.check(request.metadata())?;
         self.limits.admit(request.remote_addr(), false)
     }

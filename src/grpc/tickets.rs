@@ -184,7 +184,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::SubmitProblemRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
-        let _permit = self.limits.admit(request.remote_addr(), true)?;
+        let _permit = self.limits.admit_submit(request.remote_addr())?;
         let r = request.into_inner();
         let submission = Submission {
             text: r.text,
