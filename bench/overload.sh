@@ -36,13 +36,13 @@ grep -q serving "$dir/server.log" || { cat "$dir/server.log" >&2; exit 1; }
 
 kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$server/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
-load() { "$xwn" loadgen --server "http://127.0.0.1:$port" --connections 2 "$@" | tail -1; }
+load() { "$xwn" loadgen --server "http://127.0.0.1:$port" --connections 2 "$@" | sed 1d; }
 
 echo "config: $(tr '\n' ' ' < "$dir/config.toml")"
 echo "server RSS at start: $(mib "$(kib VmRSS)"), peak $(mib "$(kib VmHWM)")"
 for rpc in match submit; do
     closed=$(load --rpc "$rpc" --concurrency 16 --seconds "$secs")
-    capacity=$(sed -E 's/.* = ([0-9]+) calls\/s.*/\1/' <<< "$closed")
+    capacity=$(head -1 <<< "$closed" | sed -E 's/.* = ([0-9]+) calls\/s.*/\1/')
     rate=$(( 2 * capacity ))
     hwm_before=$(kib VmHWM)
     open=$(load --rpc "$rpc" --rate "$rate" --seconds "$secs")

@@ -73,6 +73,11 @@ pub struct LimitConfig {
     /// RESOURCE_EXHAUSTED at once instead of a queue that grows with the
     /// load. 0 leaves only `max_in_flight`.
     pub max_submits_in_flight: usize,
+    /// HTTP/2 streams one connection may have open at once (its peer must
+    /// wait for one to end before opening more), so a client that opens
+    /// streams faster than they are answered cannot grow the server's
+    /// memory; long-lived watch streams count too.
+    pub max_streams_per_connection: u32,
 }
 
 impl Default for LimitConfig {
@@ -84,6 +89,7 @@ impl Default for LimitConfig {
             request_timeout_ms: 10_000,
             keepalive_secs: 30,
             max_submits_in_flight: 64,
+            max_streams_per_connection: 1024,
         }
     }
 }
@@ -172,6 +178,10 @@ impl Config {
         anyhow::ensure!(
             self.limits.max_in_flight > 0,
             "limits.max_in_flight must be above zero"
+        );
+        anyhow::ensure!(
+            self.limits.max_streams_per_connection > 0,
+            "limits.max_streams_per_connection must be above zero"
         );
         if let Some(token) = &self.admin_token {
             anyhow::ensure!(

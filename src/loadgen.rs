@@ -56,6 +56,8 @@ pub struct Outcome {
     pub calls: u64,
     /// Failed calls by status code.
     pub errors: BTreeMap<String, u64>,
+    /// The first message seen for each failing status code.
+    pub samples: BTreeMap<String, String>,
     /// Open loop: calls scheduled.
     pub scheduled: u64,
     pub elapsed: Duration,
@@ -86,10 +88,26 @@ impl Outcome {
         self.errors.values().sum::<u64>() - self.shed()
     }
 
-    fn record(&mut self, result: Result<u64, tonic::Code>) {
+    fn record(&mut self, result: Result<u64, tonic::Status>) {
         match result {
             Ok(us) => self.latencies_us.push(us),
-            Err(code) => *self.errors.entry(format!("{code:?}")).or_default() += 1,
+            Err(status) => {
+                let code = format!("{:?}", status.code());
+                *self.errors.entry(code.clone()).or_default() += 1;
+                self.samples
+                    .entry(code)
+                    .or_insert_with(|| status.message().to_string());
+            }
+        }
+    }
+
+    fn merge(&mut self, part: Outcome) {
+        self.latencies_us.extend(part.latencies_us);
+        for (code, n) in part.errors {
+            *self.errors.entry(code).or_default() += n;
+        }
+        for (code, message) in part.samples {
+            self.samples.entry(code).or_insert(message);
         }
     }
 
@@ -114,6 +132,9 @@ impl Outcome {
             .collect();
         if !others.is_empty() {
             text.push_str(&format!(" ({})", others.join(", ")));
+        }
+        for (code, message) in &self.samples {
+            text.push_str(&format!("\n  first {code}: {message}"));
         }
         text
     }
@@ -160,7 +181,7 @@ impl Clients {
     }
 
     /// One call of `rpc` with report `r`.
-    async fn call(&mut self, rpc: Rpc, r: &pb::MatchProblemRequest) -> Result<(), tonic::Code> {
+    async fn call(&mut self, rpc: Rpc, r: &pb::MatchProblemRequest) -> Result<(), tonic::Status> {
         let result = match rpc {
             Rpc::Match => self.matcher.match_problem(r.clone()).await.map(|_| ()),
             Rpc::Ping => self.matcher.ping(pb::PingRequest {}).await.map(|_| ()),
@@ -174,7 +195,7 @@ impl Clients {
                 self.tickets.submit_problem(submit).await.map(|_| ())
             }
         };
-        result.map_err(|s| s.code())
+        result
     }
 }
 
@@ -249,11 +270,7 @@ async fn closed_loop(
     stop.store(true, Ordering::Relaxed);
     let mut outcome = Outcome::default();
     for w in workers {
-        let part = w.await?;
-        outcome.latencies_us.extend(part.latencies_us);
-        for (code, n) in part.errors {
-            *outcome.errors.entry(code).or_default() += n;
-        }
+        outcome.merge(w.await?);
     }
     outcome.elapsed = started.elapsed();
     Ok(outcome)
@@ -324,13 +341,14 @@ mod tests {
     fn shed_calls_are_counted_apart_from_other_errors() {
         let mut o = Outcome::default();
         o.record(Ok(10));
-        o.record(Err(tonic::Code::ResourceExhausted));
-        o.record(Err(tonic::Code::ResourceExhausted));
-        o.record(Err(tonic::Code::Unavailable));
+        o.record(Err(tonic::Status::resource_exhausted("full")));
+        o.record(Err(tonic::Status::resource_exhausted("full")));
+        o.record(Err(tonic::Status::unavailable("disk")));
         assert_eq!((o.shed(), o.other_errors()), (2, 1));
         o.calls = 1;
         let text = o.render(Rpc::Ping);
         assert!(text.contains("shed (RESOURCE_EXHAUSTED) 2"), "{text}");
         assert!(text.contains("other errors 1 (Unavailable 1)"), "{text}");
+        assert!(text.contains("first Unavailable: disk"), "{text}");
     }
 }

@@ -143,6 +143,7 @@ pub async fn serve(
     builder
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
+        .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
         .timeout(std::time::Duration::from_millis(
             config.limits.request_timeout_ms,
         ))
