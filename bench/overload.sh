@@ -39,6 +39,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 load() { "$xwn" loadgen --server "http://127.0.0.1:$port" --connections 2 "$@" | sed 1d; }
 
 echo "config: $(tr '\n' ' ' < "$dir/config.toml")"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every figure)"
 echo "server RSS at start: $(mib "$(kib VmRSS)"), peak $(mib "$(kib VmHWM)")"
 for rpc in match submit; do
     closed=$(load --rpc "$rpc" --concurrency 16 --seconds "$secs")
@@ -52,3 +53,4 @@ for rpc in match submit; do
     echo "open loop at 2x = $rate calls/s: $open"
     echo "server peak RSS (VmHWM): before $(mib "$hwm_before"), after $(mib "$hwm_after"); RSS now $(mib "$(kib VmRSS)")"
 done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

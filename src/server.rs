@@ -148,6 +148,7 @@ pub async fn serve(
             config.limits.request_timeout_ms,
         ))
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .layer(limits.admission_layer())
         .add_service(health)
         .add_service(reflection)
         .add_service(match_api)

@@ -1,18 +1,23 @@
-//! Load limits at the door: a bound on calls in flight for the whole server,
-//! a tighter one for SubmitProblem (whose calls queue behind the
-//! dispatcher's lock and a synchronous commit), and a token bucket per
-//! client address for farmer-facing calls. Past any of them, a call gets
-//! RESOURCE_EXHAUSTED at once instead of queueing.
+//! Load limits at the door. Calls in flight for the whole server are
+//! counted from the moment a request arrives (a tower layer, before it waits
+//! for a worker thread), so a CPU-bound server sheds instead of queueing;
+//! SubmitProblem has a tighter bound (its calls queue behind the
+//! dispatcher's lock and a synchronous commit); farmer-facing calls have a
+//! token bucket per client address. Past any of them, a call gets
+//! RESOURCE_EXHAUSTED at once.
 
 use std::{
     collections::HashMap,
+    future::Future,
     net::{IpAddr, SocketAddr},
+    pin::Pin,
     sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::Instant,
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::Status;
+use tonic::{codegen::http, Status};
 
 use crate::config::LimitConfig;
 
@@ -25,11 +30,11 @@ struct Bucket {
     at: Instant,
 }
 
-/// A call's place under the limits, held until its reply is sent.
+/// A call's place under the per-method limits, held until its reply is
+/// sent.
 #[derive(Debug)]
 #[must_use = "the call is admitted only while its permit is held"]
 pub struct Permit {
-    _in_flight: OwnedSemaphorePermit,
     _method: Option<OwnedSemaphorePermit>,
 }
 
@@ -58,24 +63,23 @@ impl Limits {
         }
     }
 
-    /// Admits a call: the permit is held until the reply is sent. Farmer
-    /// calls are also charged to their client's bucket.
+    /// The layer that bounds calls in flight for the whole server.
+    pub fn admission_layer(&self) -> AdmissionLayer {
+        AdmissionLayer {
+            in_flight: self.in_flight.clone(),
+            max: self.max_in_flight,
+        }
+    }
+
+    /// Admits a call past the per-client rate (farmer calls only). Calls in
+    /// flight were counted on arrival by the [`AdmissionLayer`].
     pub fn admit(&self, peer: Option<SocketAddr>, farmer: bool) -> Result<Permit, Status> {
         if farmer && self.rate > 0.0 {
             if let Some(ip) = peer.map(|p| p.ip()) {
                 self.charge(ip)?;
             }
         }
-        let in_flight = self.in_flight.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "the server is at its limit of {} calls in flight; retry shortly",
-                self.max_in_flight
-            ))
-        })?;
-        Ok(Permit {
-            _in_flight: in_flight,
-            _method: None,
-        })
+        Ok(Permit { _method: None })
     }
 
     /// Admits a SubmitProblem call: a farmer call that also takes one of
@@ -118,6 +122,81 @@ impl Limits {
     }
 }
 
+/// Liveness checks stay outside the limits: they tell an overloaded server
+/// from a dead one.
+fn exempt(path: &str) -> bool {
+    path == "/xingweinong.v1.MatchService/Ping" || path.starts_with("/grpc.health.v1.Health/")
+}
+
+/// Counts every call from its arrival to its reply (for a server stream:
+/// until the stream starts; for an upload: until it is read and applied)
+/// against `limits.max_in_flight`; past it, answers RESOURCE_EXHAUSTED
+/// without running the call.
+#[derive(Clone)]
+pub struct AdmissionLayer {
+    in_flight: Arc<Semaphore>,
+    max: usize,
+}
+
+impl<S> tower::Layer<S> for AdmissionLayer {
+    type Service = Admission<S>;
+
+    fn layer(&self, inner: S) -> Admission<S> {
+        Admission {
+            inner,
+            in_flight: self.in_flight.clone(),
+            max: self.max,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Admission<S> {
+    inner: S,
+    in_flight: Arc<Semaphore>,
+    max: usize,
+}
+
+type ResponseFuture<E> =
+    Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for Admission<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let permit = if exempt(request.uri().path()) {
+            None
+        } else {
+            match self.in_flight.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let status = Status::resource_exhausted(format!(
+                        "the server is at its limit of {} calls in flight; retry shortly",
+                        self.max
+                    ));
+                    return Box::pin(async move { Ok(status.into_http()) });
+                }
+            }
+        };
+        let reply = self.inner.call(request);
+        Box::pin(async move {
+            let response = reply.await;
+            drop(permit);
+            response
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,17 +230,63 @@ mod tests {
         );
     }
 
-    #[test]
-    fn calls_in_flight_are_bounded() {
-        let l = limits(2, 0.0, 1.0);
-        let a = l.admit(None, true).unwrap();
-        let _b = l.admit(None, true).unwrap();
-        assert_eq!(
-            l.admit(None, true).unwrap_err().code(),
-            tonic::Code::ResourceExhausted
-        );
-        drop(a);
-        assert!(l.admit(None, true).is_ok());
+    type Held = tokio::sync::oneshot::Receiver<()>;
+
+    /// Behind the layer, a service that answers a call when its oneshot
+    /// fires.
+    fn held_service(
+        max_in_flight: usize,
+    ) -> Admission<
+        tower::util::BoxService<
+            http::Request<Held>,
+            http::Response<tonic::body::Body>,
+            std::convert::Infallible,
+        >,
+    > {
+        let layer = limits(max_in_flight, 0.0, 1.0).admission_layer();
+        let inner =
+            tower::util::BoxService::new(tower::service_fn(|r: http::Request<Held>| async move {
+                let _ = r.into_body().await;
+                Ok(http::Response::new(tonic::body::Body::empty()))
+            }));
+        tower::Layer::layer(&layer, inner)
+    }
+
+    fn request(path: &str) -> (http::Request<Held>, tokio::sync::oneshot::Sender<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (http::Request::builder().uri(path).body(rx).unwrap(), tx)
+    }
+
+    fn grpc_status(response: &http::Response<tonic::body::Body>) -> Option<&str> {
+        response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[tokio::test]
+    async fn calls_in_flight_are_bounded_from_their_arrival() {
+        use tower::Service;
+        let mut service = held_service(2);
+        let path = "/xingweinong.v1.MatchService/MatchProblem";
+        let (r1, release1) = request(path);
+        let (r2, _release2) = request(path);
+        // Counted when they arrive, before they are polled.
+        let first = service.call(r1);
+        let _second = service.call(r2);
+        let (r3, _) = request(path);
+        let refused = service.call(r3).await.unwrap();
+        assert_eq!(grpc_status(&refused), Some("8"), "RESOURCE_EXHAUSTED");
+        let (ping, release_ping) = request("/xingweinong.v1.MatchService/Ping");
+        let ping = service.call(ping);
+        release_ping.send(()).unwrap();
+        assert_eq!(grpc_status(&ping.await.unwrap()), None, "Ping is exempt");
+        release1.send(()).unwrap();
+        assert_eq!(grpc_status(&first.await.unwrap()), None);
+        let (r4, release4) = request(path);
+        let fourth = service.call(r4);
+        release4.send(()).unwrap();
+        assert_eq!(grpc_status(&fourth.await.unwrap()), None, "a place freed");
     }
 
     #[test]
@@ -172,12 +297,9 @@ mod tests {
         let refused = l.admit_submit(None).err().unwrap();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(refused.message().contains("SubmitProblem"), "{refused:?}");
-        // Other calls still get the rest of the server's places.
-        let _c = l.admit(None, true).unwrap();
-        let _d = l.admit(None, true).unwrap();
         assert!(
-            l.admit(None, true).is_err(),
-            "submits count as calls in flight"
+            l.admit(None, true).is_ok(),
+            "other calls are not bound by it"
         );
         drop(a);
         assert!(l.admit_submit(None).is_ok());

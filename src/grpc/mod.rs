@@ -6,7 +6,7 @@ mod limits;
 mod tickets;
 pub mod tls;
 
-pub use limits::Limits;
+pub use limits::{AdmissionLayer, Limits};
 pub use tickets::{ResponderApi, TicketApi};
 
 use std::{collections::BTreeMap, sync::Arc};
