@@ -78,6 +78,11 @@ pub struct LimitConfig {
     /// streams faster than they are answered cannot grow the server's
     /// memory; long-lived watch streams count too.
     pub max_streams_per_connection: u32,
+    /// Longest a call may wait, from its arrival to the start of its work,
+    /// in milliseconds; a call that waited longer (the server is behind)
+    /// gets RESOURCE_EXHAUSTED without doing the work, so the backlog
+    /// drains. 0 turns it off.
+    pub max_queue_ms: u64,
 }
 
 impl Default for LimitConfig {
@@ -90,6 +95,7 @@ impl Default for LimitConfig {
             keepalive_secs: 30,
             max_submits_in_flight: 64,
             max_streams_per_connection: 1024,
+            max_queue_ms: 250,
         }
     }
 }

@@ -118,7 +118,7 @@ pub async fn serve(
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let responder_api = pb::responder_service_server::ResponderServiceServer::new(
-        ResponderApi::new(service.clone(), dispatcher.clone(), limits.clone()),
+        ResponderApi::new(service.clone(), dispatcher.clone()),
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
 

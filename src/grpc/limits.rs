@@ -3,17 +3,18 @@
 //! for a worker thread), so a CPU-bound server sheds instead of queueing;
 //! SubmitProblem has a tighter bound (its calls queue behind the
 //! dispatcher's lock and a synchronous commit); farmer-facing calls have a
-//! token bucket per client address. Past any of them, a call gets
-//! RESOURCE_EXHAUSTED at once.
+//! token bucket per client address; a call that waited too long for a
+//! worker is not started. Past any of them, a call gets RESOURCE_EXHAUSTED
+//! at once.
 
 use std::{
     collections::HashMap,
     future::Future,
-    net::{IpAddr, SocketAddr},
+    net::IpAddr,
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -44,6 +45,8 @@ pub struct Limits {
     /// None when `max_submits_in_flight` is 0.
     submits: Option<Arc<Semaphore>>,
     max_submits: usize,
+    /// None when `max_queue_ms` is 0.
+    max_queue: Option<Duration>,
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
@@ -57,6 +60,8 @@ impl Limits {
             submits: (config.max_submits_in_flight > 0)
                 .then(|| Arc::new(Semaphore::new(config.max_submits_in_flight))),
             max_submits: config.max_submits_in_flight,
+            max_queue: (config.max_queue_ms > 0)
+                .then(|| Duration::from_millis(config.max_queue_ms)),
             rate: config.client_rate_per_sec,
             burst: config.client_burst.max(1.0),
             buckets: Mutex::new(HashMap::new()),
@@ -71,9 +76,21 @@ impl Limits {
         }
     }
 
-    /// Admits a call past the per-client rate (farmer calls only). Calls in
-    /// flight were counted on arrival by the [`AdmissionLayer`].
-    pub fn admit(&self, peer: Option<SocketAddr>, farmer: bool) -> Result<Permit, Status> {
+    /// Admits a call that has not waited too long since its arrival, past
+    /// the per-client rate (farmer calls only). Calls in flight were counted
+    /// on arrival by the [`AdmissionLayer`].
+    pub fn admit<T>(&self, request: &tonic::Request<T>, farmer: bool) -> Result<Permit, Status> {
+        if let (Some(max), Some(Arrival(at))) = (self.max_queue, request.extensions().get()) {
+            let waited = at.elapsed();
+            if waited > max {
+                return Err(Status::resource_exhausted(format!(
+                    "the server is behind: this call waited {} ms for a worker (limit {} ms); retry shortly",
+                    waited.as_millis(),
+                    max.as_millis()
+                )));
+            }
+        }
+        let peer = request.remote_addr();
         if farmer && self.rate > 0.0 {
             if let Some(ip) = peer.map(|p| p.ip()) {
                 self.charge(ip)?;
@@ -84,8 +101,8 @@ impl Limits {
 
     /// Admits a SubmitProblem call: a farmer call that also takes one of
     /// the `max_submits_in_flight` places.
-    pub fn admit_submit(&self, peer: Option<SocketAddr>) -> Result<Permit, Status> {
-        let mut permit = self.admit(peer, true)?;
+    pub fn admit_submit<T>(&self, request: &tonic::Request<T>) -> Result<Permit, Status> {
+        let mut permit = self.admit(request, true)?;
         if let Some(submits) = &self.submits {
             let place = submits.clone().try_acquire_owned().map_err(|_| {
                 Status::resource_exhausted(format!(
@@ -121,6 +138,10 @@ impl Limits {
         Ok(())
     }
 }
+
+/// When the [`AdmissionLayer`] saw a call arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub Instant);
 
 /// Liveness checks stay outside the limits: they tell an overloaded server
 /// from a dead one.
@@ -173,7 +194,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(Arrival(Instant::now()));
         let permit = if exempt(request.uri().path()) {
             None
         } else {
@@ -211,21 +233,50 @@ mod tests {
         })
     }
 
+    /// A request from `peer`, as the server hands it to a handler.
+    fn from(peer: &str) -> tonic::Request<()> {
+        let mut r = tonic::Request::new(());
+        r.extensions_mut()
+            .insert(tonic::transport::server::TcpConnectInfo {
+                local_addr: None,
+                remote_addr: Some(peer.parse().unwrap()),
+            });
+        r
+    }
+
+    #[test]
+    fn a_call_that_waited_too_long_is_not_started() {
+        let l = limits(100, 0.0, 1.0);
+        let mut fresh = tonic::Request::new(());
+        fresh.extensions_mut().insert(Arrival(Instant::now()));
+        assert!(l.admit(&fresh, true).is_ok());
+        let mut stale = tonic::Request::new(());
+        stale
+            .extensions_mut()
+            .insert(Arrival(Instant::now() - Duration::from_secs(1)));
+        let refused = l.admit(&stale, true).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(refused.message().contains("limit 250 ms"), "{refused:?}");
+        assert!(l.admit_submit(&stale).is_err());
+    }
+
     #[test]
     fn a_client_gets_its_burst_then_is_refused() {
         let l = limits(100, 0.001, 3.0);
-        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
-        let other: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let peer = from("10.0.0.1:5000");
         for _ in 0..3 {
-            assert!(l.admit(Some(peer), true).is_ok());
+            assert!(l.admit(&peer, true).is_ok());
         }
         assert_eq!(
-            l.admit(Some(peer), true).unwrap_err().code(),
+            l.admit(&peer, true).unwrap_err().code(),
             tonic::Code::ResourceExhausted
         );
-        assert!(l.admit(Some(other), true).is_ok(), "buckets are per client");
         assert!(
-            l.admit(Some(peer), false).is_ok(),
+            l.admit(&from("10.0.0.2:5000"), true).is_ok(),
+            "buckets are per client"
+        );
+        assert!(
+            l.admit(&peer, false).is_ok(),
             "only farmer calls are rate limited"
         );
     }
@@ -292,23 +343,24 @@ mod tests {
     #[test]
     fn submits_have_their_own_tighter_bound() {
         let l = limits(4, 0.0, 1.0);
-        let a = l.admit_submit(None).unwrap();
-        let _b = l.admit_submit(None).unwrap();
-        let refused = l.admit_submit(None).err().unwrap();
+        let none = tonic::Request::new(());
+        let a = l.admit_submit(&none).unwrap();
+        let _b = l.admit_submit(&none).unwrap();
+        let refused = l.admit_submit(&none).err().unwrap();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(refused.message().contains("SubmitProblem"), "{refused:?}");
         assert!(
-            l.admit(None, true).is_ok(),
+            l.admit(&none, true).is_ok(),
             "other calls are not bound by it"
         );
         drop(a);
-        assert!(l.admit_submit(None).is_ok());
+        assert!(l.admit_submit(&none).is_ok());
         let off = Limits::new(&LimitConfig {
             max_in_flight: 4,
             max_submits_in_flight: 0,
             ..LimitConfig::default()
         });
-        let held: Vec<_> = (0..4).map(|_| off.admit_submit(None).unwrap()).collect();
+        let held: Vec<_> = (0..4).map(|_| off.admit_submit(&none).unwrap()).collect();
         assert_eq!(held.len(), 4, "0 leaves only max_in_flight");
     }
 }

@@ -293,7 +293,7 @@ impl pb::match_service_server::MatchService for MatchApi {
         &self,
         request: Request<pb::MatchProblemRequest>,
     ) -> Result<Response<pb::MatchProblemResponse>, Status> {
-        let _permit = self.limits.admit(request.remote_addr(), true)?;
+        let _permit = self.limits.admit(&request, true)?;
         let r = request.into_inner();
         let ranking = pb::Ranking::try_from(r.ranking).map_err(|_| {
             status(Error::invalid(
@@ -406,7 +406,7 @@ impl RosterApi {
     /// Checks the admin token, then admits the call under the load limits.
     fn admit<T>(&self, request: &Request<T>) -> Result<limits::Permit, Status> {
         self.auth.check(request.metadata())?;
-        self.limits.admit(request.remote_addr(), false)
+        self.limits.admit(request, false)
     }
 }
 
