@@ -50,6 +50,22 @@ where
     out
 }
 
+type Upload = (
+    mpsc::Sender<pb::RosterChunk>,
+    tokio::task::JoinHandle<Result<tonic::Response<pb::ImportReport>, tonic::Status>>,
+);
+
+/// An upload of the roster that stays open until its sender is dropped.
+fn start_upload(ch: &tonic::transport::Channel) -> Upload {
+    let (tx, rx) = mpsc::channel(1);
+    tx.try_send(csv_chunk(&format!("{HEADER}\n{ROSTER}")))
+        .unwrap();
+    let mut roster = RosterClient::new(ch.clone());
+    let call =
+        tokio::spawn(async move { roster.import_roster(admin(ReceiverStream::new(rx))).await });
+    (tx, call)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_max_in_flight_get_resource_exhausted_and_the_server_recovers() {
     let mut cfg = config(&temp_dir("overload"));
@@ -62,31 +78,25 @@ async fn calls_past_max_in_flight_get_resource_exhausted_and_the_server_recovers
         .await
         .unwrap();
 
-    // Two uploads that stay open hold both places.
-    let mut senders = Vec::new();
-    let mut uploads = Vec::new();
-    for _ in 0..2 {
-        let (tx, rx) = mpsc::channel(1);
-        tx.send(csv_chunk(&format!("{HEADER}\n{ROSTER}")))
-            .await
-            .unwrap();
-        let mut roster = RosterClient::new(ch.clone());
-        uploads.push(tokio::spawn(async move {
-            roster.import_roster(admin(ReceiverStream::new(rx))).await
-        }));
-        senders.push(tx);
-    }
-    // Wait (by count, not by time) until the server holds both.
+    // Two uploads that stay open hold both places. An upload that arrived
+    // while a probe held a place was refused: start it again.
+    let mut uploads: Vec<_> = (0..2).map(|_| start_upload(&ch)).collect();
     let mut tries = 0;
     loop {
-        let (c, _) = burst_of_matches(&ch, 1).await.remove(0);
-        if c == Code::ResourceExhausted {
+        for upload in uploads.iter_mut() {
+            if upload.1.is_finished() {
+                let (_, done) = std::mem::replace(upload, start_upload(&ch));
+                let refused = done.await.unwrap().expect_err("an open upload ended");
+                assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+            }
+        }
+        // Only the uploads and this probe take places: a refused probe
+        // means both uploads hold theirs.
+        let (c, message) = burst_of_matches(&ch, 1).await.remove(0);
+        if c == Code::ResourceExhausted && uploads.iter().all(|u| !u.1.is_finished()) {
             break;
         }
-        assert_eq!(c, Code::Ok);
-        if let Some(done) = uploads.iter_mut().find(|u| u.is_finished()) {
-            panic!("an upload ended early: {:?}", done.await.unwrap());
-        }
+        assert!(matches!(c, Code::Ok | Code::ResourceExhausted), "{message}");
         tries += 1;
         assert!(tries < 10_000, "the uploads never took their places");
         tokio::task::yield_now().await;
@@ -105,8 +115,8 @@ async fn calls_past_max_in_flight_get_resource_exhausted_and_the_server_recovers
         .unwrap();
 
     // The uploads end and succeed; then calls are answered again.
-    drop(senders);
-    for upload in uploads {
+    for (sender, upload) in uploads {
+        drop(sender);
         upload.await.unwrap().expect("the held upload completes");
     }
     let mut matcher = MatchClient::new(ch.clone());

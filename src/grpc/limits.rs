@@ -47,6 +47,9 @@ pub struct Limits {
     max_submits: usize,
     /// None when `max_queue_ms` is 0.
     max_queue: Option<Duration>,
+    /// One slot per core for CPU-bound work (MatchProblem), run off the
+    /// async workers so they keep reading, counting and shedding arrivals.
+    cpu: Arc<Semaphore>,
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
@@ -62,6 +65,9 @@ impl Limits {
             max_submits: config.max_submits_in_flight,
             max_queue: (config.max_queue_ms > 0)
                 .then(|| Duration::from_millis(config.max_queue_ms)),
+            cpu: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
             rate: config.client_rate_per_sec,
             burst: config.client_burst.max(1.0),
             buckets: Mutex::new(HashMap::new()),
@@ -80,7 +86,19 @@ impl Limits {
     /// the per-client rate (farmer calls only). Calls in flight were counted
     /// on arrival by the [`AdmissionLayer`].
     pub fn admit<T>(&self, request: &tonic::Request<T>, farmer: bool) -> Result<Permit, Status> {
-        if let (Some(max), Some(Arrival(at))) = (self.max_queue, request.extensions().get()) {
+        self.check_queue(request.extensions().get())?;
+        let peer = request.remote_addr();
+        if farmer && self.rate > 0.0 {
+            if let Some(ip) = peer.map(|p| p.ip()) {
+                self.charge(ip)?;
+            }
+        }
+        Ok(Permit { _method: None })
+    }
+
+    /// Refuses a call that has waited past `max_queue_ms` since it arrived.
+    fn check_queue(&self, arrival: Option<&Arrival>) -> Result<(), Status> {
+        if let (Some(max), Some(Arrival(at))) = (self.max_queue, arrival) {
             let waited = at.elapsed();
             if waited > max {
                 return Err(Status::resource_exhausted(format!(
@@ -90,13 +108,21 @@ impl Limits {
                 )));
             }
         }
-        let peer = request.remote_addr();
-        if farmer && self.rate > 0.0 {
-            if let Some(ip) = peer.map(|p| p.ip()) {
-                self.charge(ip)?;
-            }
-        }
-        Ok(Permit { _method: None })
+        Ok(())
+    }
+
+    /// Waits for a CPU slot for a CPU-bound call that arrived at `arrival`,
+    /// then applies the queue deadline again: a call that waited too long
+    /// for its slot is not started.
+    pub async fn cpu_slot(&self, arrival: Option<Arrival>) -> Result<OwnedSemaphorePermit, Status> {
+        let slot = self
+            .cpu
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("the server is stopping"))?;
+        self.check_queue(arrival.as_ref())?;
+        Ok(slot)
     }
 
     /// Admits a SubmitProblem call: a farmer call that also takes one of

@@ -294,6 +294,7 @@ impl pb::match_service_server::MatchService for MatchApi {
         request: Request<pb::MatchProblemRequest>,
     ) -> Result<Response<pb::MatchProblemResponse>, Status> {
         let _permit = self.limits.admit(&request, true)?;
+        let arrival = request.extensions().get::<limits::Arrival>().copied();
         let r = request.into_inner();
         let ranking = pb::Ranking::try_from(r.ranking).map_err(|_| {
             status(Error::invalid(
@@ -307,7 +308,11 @@ impl pb::match_service_server::MatchService for MatchApi {
             limit: r.limit,
             best_match: ranking == pb::Ranking::BestMatch,
         };
-        let outcome = self.service.match_problem(&request).map_err(status)?;
+        // CPU-bound: on a CPU slot off the async workers, which keep taking
+        // (and, past the limits, refusing) new calls meanwhile.
+        let _slot = self.limits.cpu_slot(arrival).await?;
+        let service = self.service.clone();
+        let outcome = blocking(move || service.match_problem(&request)).await?;
         Ok(Response::new(pb::MatchProblemResponse {
             subject: outcome.subject.unwrap_or_default(),
             corps: corps_to_pb(outcome.corps).into(),
