@@ -56,7 +56,8 @@ impl Default for TicketConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitConfig {
-    /// Calls in flight at once for the whole server; past it, RESOURCE_EXHAUSTED.
+    /// Calls in flight at once for the whole server, counted from their
+    /// arrival (before they wait for a worker); past it, RESOURCE_EXHAUSTED.
     pub max_in_flight: usize,
     /// Farmer-facing calls per second from one client address; 0 turns the
     /// limit off.
