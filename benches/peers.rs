@@ -589,7 +589,9 @@ async fn load(
     for w in workers {
         let (latencies, errors, first_error, conn) = w.await?;
         outcome.latencies_us.extend(latencies);
-        outcome.errors += errors;
+        if errors > 0 {
+            *outcome.errors.entry("failed".into()).or_default() += errors;
+        }
         if let Some(e) = first_error {
             eprintln!("{}: first error of a client: {e}", target.system.key());
         }
@@ -830,7 +832,7 @@ async fn main() -> anyhow::Result<()> {
             let ms = |q: f64| format!("{:.3}", outcome.quantile_us(q) as f64 / 1000.0);
             let mut fields = vec![
                 ("calls", outcome.calls.to_string()),
-                ("errors", outcome.errors.to_string()),
+                ("errors", outcome.errors.values().sum::<u64>().to_string()),
                 ("calls_per_s", format!("{:.1}", outcome.throughput())),
                 ("p50_ms", ms(0.50)),
                 ("p99_ms", ms(0.99)),

@@ -10,7 +10,14 @@ use tonic::{metadata::MetadataValue, transport::Channel, Request};
 use tonic_types::StatusExt;
 
 use crate::{
-    config::Config, divisions::Divisions, eval, lexicon::Lexicon, loadgen, pb, roster::gen, server,
+    config::{Config, TlsConfig},
+    divisions::Divisions,
+    eval,
+    grpc::tls::{self, ClientTls},
+    lexicon::Lexicon,
+    loadgen, pb,
+    roster::gen,
+    server,
 };
 
 #[derive(Debug, Parser)]
@@ -74,6 +81,11 @@ pub enum Command {
         /// Labelled reports (JSONL with text and division_code).
         #[arg(long, default_value = "tests/data/problems/dev.jsonl")]
         reports: PathBuf,
+        /// Open loop: start this many calls per second whatever the
+        /// answers, timing each from its scheduled start (--concurrency is
+        /// then unused). Without it: closed loop.
+        #[arg(long)]
+        rate: Option<f64>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -140,6 +152,15 @@ pub struct ServeArgs {
     /// that every replica shares.
     #[arg(long, env = "XWN_STORE", hide_env_values = true)]
     pub store: Option<String>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "XWN_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM).
+    #[arg(long, env = "XWN_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, env = "XWN_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -160,6 +181,32 @@ impl ServeArgs {
         }
         if let Some(s) = &self.store {
             config.store = s.clone();
+        }
+        if self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_client_ca.is_some() {
+            let file = config.tls.take();
+            let cert_path = self
+                .tls_cert
+                .clone()
+                .or_else(|| file.as_ref().map(|t| t.cert_path.clone()))
+                .context(
+                    "TLS needs a certificate: --tls-cert FILE, XWN_TLS_CERT or tls.cert_path",
+                )?;
+            let key_path = self
+                .tls_key
+                .clone()
+                .or_else(|| file.as_ref().map(|t| t.key_path.clone()))
+                .context(
+                    "TLS needs the certificate's key: --tls-key FILE, XWN_TLS_KEY or tls.key_path",
+                )?;
+            let client_ca_path = self
+                .tls_client_ca
+                .clone()
+                .or_else(|| file.and_then(|t| t.client_ca_path));
+            config.tls = Some(TlsConfig {
+                cert_path,
+                key_path,
+                client_ca_path,
+            });
         }
         config.validate()?;
         Ok(config)
@@ -188,23 +235,54 @@ impl PlaceArgs {
     }
 }
 
+/// How a client reaches an `https://` server.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// CA certificate (PEM) that signed an https:// server's certificate.
+    #[arg(long, env = "XWN_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for servers that require one (mutual TLS).
+    #[arg(long, env = "XWN_TLS_CLIENT_CERT")]
+    pub tls_client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "XWN_TLS_CLIENT_KEY")]
+    pub tls_client_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    pub fn client_tls(&self) -> ClientTls {
+        ClientTls {
+            ca: self.tls_ca.clone(),
+            cert: self.tls_client_cert.clone(),
+            key: self.tls_client_key.clone(),
+        }
+    }
+}
+
+/// Connects to `server` (`http://` plaintext, `https://` TLS).
+pub async fn connect(server: &str, tls: &TlsArgs) -> anyhow::Result<Channel> {
+    tls::endpoint(server, &tls.client_tls())?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to {server}: {}", tls::error_chain(&e)))
+}
+
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// Server address.
+    /// Server address (`https://…` for a TLS server).
     #[arg(long, env = "XWN_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
     /// Admin bearer token.
     #[arg(long, env = "XWN_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl ClientArgs {
     async fn channel(&self) -> anyhow::Result<Channel> {
-        Channel::from_shared(self.server.clone())?
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .with_context(|| format!("cannot connect to {}", self.server))
+        connect(&self.server, &self.tls).await
     }
 
     fn admin<T>(&self, message: T) -> anyhow::Result<Request<T>> {
@@ -307,6 +385,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             concurrency,
             seconds,
             reports,
+            rate,
             client,
         } => {
             let text = std::fs::read_to_string(&reports)
@@ -315,14 +394,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 eval::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", reports.display()))?;
             let plan = loadgen::Plan {
                 server: client.server.clone(),
+                tls: client.tls.client_tls(),
                 connections,
                 concurrency,
                 duration: Duration::from_secs_f64(seconds),
                 rpc,
                 reports,
+                rate,
             };
             let outcome = loadgen::run(plan).await?;
-            println!("{connections} connections x {concurrency} in flight");
+            match rate {
+                Some(rate) => println!(
+                    "open loop: {rate} calls/s over {connections} connections, {} scheduled",
+                    outcome.scheduled
+                ),
+                None => println!("{connections} connections x {concurrency} in flight"),
+            }
             println!("{}", outcome.render(rpc));
             Ok(())
         }

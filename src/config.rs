@@ -56,7 +56,8 @@ impl Default for TicketConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitConfig {
-    /// Calls in flight at once for the whole server; past it, RESOURCE_EXHAUSTED.
+    /// Calls in flight at once for the whole server, counted from their
+    /// arrival (before they wait for a worker); past it, RESOURCE_EXHAUSTED.
     pub max_in_flight: usize,
     /// Farmer-facing calls per second from one client address; 0 turns the
     /// limit off.
@@ -68,6 +69,21 @@ pub struct LimitConfig {
     /// HTTP/2 keep-alive ping interval, in seconds: dead peers and idle
     /// streams whose peer is gone are reaped after one more interval.
     pub keepalive_secs: u64,
+    /// SubmitProblem calls in flight at once (each waits for the
+    /// dispatcher's one lock and a synchronous commit); past it,
+    /// RESOURCE_EXHAUSTED at once instead of a queue that grows with the
+    /// load. 0 leaves only `max_in_flight`.
+    pub max_submits_in_flight: usize,
+    /// HTTP/2 streams one connection may have open at once (its peer must
+    /// wait for one to end before opening more), so a client that opens
+    /// streams faster than they are answered cannot grow the server's
+    /// memory; long-lived watch streams count too.
+    pub max_streams_per_connection: u32,
+    /// Longest a call may wait, from its arrival to the start of its work,
+    /// in milliseconds; a call that waited longer (the server is behind)
+    /// gets RESOURCE_EXHAUSTED without doing the work, so the backlog
+    /// drains. 0 turns it off.
+    pub max_queue_ms: u64,
 }
 
 impl Default for LimitConfig {
@@ -78,8 +94,24 @@ impl Default for LimitConfig {
             client_burst: 200.0,
             request_timeout_ms: 10_000,
             keepalive_secs: 30,
+            max_submits_in_flight: 64,
+            max_streams_per_connection: 1024,
+            max_queue_ms: 250,
         }
     }
+}
+
+/// TLS for the listener (rustls). Files are PEM.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, leaf first.
+    pub cert_path: PathBuf,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+    /// With it, clients must present a certificate this CA signed (mutual TLS).
+    #[serde(default)]
+    pub client_ca_path: Option<PathBuf>,
 }
 
 /// Everything `xwn serve` needs.
@@ -103,6 +135,8 @@ pub struct Config {
     pub matching: MatchConfig,
     pub tickets: TicketConfig,
     pub limits: LimitConfig,
+    /// Serve TLS instead of plaintext HTTP/2 when present.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -117,6 +151,7 @@ impl Default for Config {
             matching: MatchConfig::default(),
             tickets: TicketConfig::default(),
             limits: LimitConfig::default(),
+            tls: None,
         }
     }
 }
@@ -164,6 +199,14 @@ impl Config {
             m.parent_radius_km >= 0.0,
             "matching.parent_radius_km must not be negative"
         );
+        anyhow::ensure!(
+            self.limits.max_in_flight > 0,
+            "limits.max_in_flight must be above zero"
+        );
+        anyhow::ensure!(
+            self.limits.max_streams_per_connection > 0,
+            "limits.max_streams_per_connection must be above zero"
+        );
         if let Some(token) = &self.admin_token {
             anyhow::ensure!(
                 token.len() >= 16,
@@ -187,5 +230,19 @@ mod tests {
         assert_eq!(c.matching.max_limit, 50);
         assert!(Config::from_toml("listn = \"0.0.0.0:9000\"\n").is_err());
         assert!(Config::from_toml("admin_token = \"short\"\n").is_err());
+    }
+
+    #[test]
+    fn tls_needs_both_cert_and_key() {
+        let c = Config::from_toml(
+            "[tls]\ncert_path = \"s.pem\"\nkey_path = \"s.key\"\nclient_ca_path = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.key_path, PathBuf::from("s.key"));
+        assert_eq!(tls.client_ca_path, Some(PathBuf::from("ca.pem")));
+        assert!(Config::from_toml("[tls]\ncert_path = \"s.pem\"\n").is_err());
+        assert!(Config::from_toml("[tls]\ncert = \"s.pem\"\nkey_path = \"k\"\n").is_err());
+        assert!(Config::from_toml("").unwrap().tls.is_none());
     }
 }

@@ -1,8 +1,11 @@
-//! A gRPC load generator (`xwn loadgen`): N HTTP/2 connections × M calls in
-//! flight for a fixed time, reporting throughput, latency percentiles and
-//! errors. Reports and their places come from a labelled JSONL file.
+//! A gRPC load generator (`xwn loadgen`): closed loop (N HTTP/2 connections
+//! × M calls in flight) or open loop (a fixed rate of calls, each timed from
+//! its scheduled start) for a fixed time, reporting throughput, latency
+//! percentiles and failures by status code (RESOURCE_EXHAUSTED apart).
+//! Reports and their places come from a labelled JSONL file.
 
 use std::{
+    collections::BTreeMap,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -13,7 +16,11 @@ use std::{
 use anyhow::Context;
 use tonic::transport::Channel;
 
-use crate::{eval::Labelled, pb};
+use crate::{
+    eval::Labelled,
+    grpc::tls::{self, ClientTls},
+    pb,
+};
 
 /// Which call to drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,22 +38,36 @@ pub enum Rpc {
 pub struct Plan {
     /// One address, or several comma-separated (replicas).
     pub server: String,
+    pub tls: ClientTls,
     pub connections: usize,
+    /// Calls in flight per connection (closed loop only).
     pub concurrency: usize,
     pub duration: Duration,
     pub rpc: Rpc,
     pub reports: Vec<Labelled>,
+    /// Open loop: start this many calls per second whatever the answers,
+    /// and time each from its scheduled start. None: closed loop.
+    pub rate: Option<f64>,
 }
 
 /// What one run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
+    /// Calls answered OK.
     pub calls: u64,
-    pub errors: u64,
+    /// Failed calls by status code.
+    pub errors: BTreeMap<String, u64>,
+    /// The first message seen for each failing status code.
+    pub samples: BTreeMap<String, String>,
+    /// Open loop: calls scheduled.
+    pub scheduled: u64,
     pub elapsed: Duration,
     /// Sorted latencies of successful calls, in microseconds.
     pub latencies_us: Vec<u64>,
 }
+
+/// The status code of calls shed by the server's limits.
+const SHED: &str = "ResourceExhausted";
 
 impl Outcome {
     pub fn throughput(&self) -> f64 {
@@ -58,9 +79,42 @@ impl Outcome {
         quantile(&self.latencies_us, q)
     }
 
+    /// Calls refused with RESOURCE_EXHAUSTED.
+    pub fn shed(&self) -> u64 {
+        self.errors.get(SHED).copied().unwrap_or(0)
+    }
+
+    /// Failed calls other than RESOURCE_EXHAUSTED.
+    pub fn other_errors(&self) -> u64 {
+        self.errors.values().sum::<u64>() - self.shed()
+    }
+
+    fn record(&mut self, result: Result<u64, tonic::Status>) {
+        match result {
+            Ok(us) => self.latencies_us.push(us),
+            Err(status) => {
+                let code = format!("{:?}", status.code());
+                *self.errors.entry(code.clone()).or_default() += 1;
+                self.samples
+                    .entry(code)
+                    .or_insert_with(|| status.message().to_string());
+            }
+        }
+    }
+
+    fn merge(&mut self, part: Outcome) {
+        self.latencies_us.extend(part.latencies_us);
+        for (code, n) in part.errors {
+            *self.errors.entry(code).or_default() += n;
+        }
+        for (code, message) in part.samples {
+            self.samples.entry(code).or_insert(message);
+        }
+    }
+
     pub fn render(&self, rpc: Rpc) -> String {
-        format!(
-            "{:?}: {} calls in {:.1} s = {:.0} calls/s; p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms; errors {}",
+        let mut text = format!(
+            "{:?}: {} calls in {:.1} s = {:.0} calls/s; p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms; shed (RESOURCE_EXHAUSTED) {}; other errors {}",
             rpc,
             self.calls,
             self.elapsed.as_secs_f64(),
@@ -68,8 +122,22 @@ impl Outcome {
             self.quantile_us(0.50) as f64 / 1000.0,
             self.quantile_us(0.99) as f64 / 1000.0,
             self.quantile_us(0.999) as f64 / 1000.0,
-            self.errors
-        )
+            self.shed(),
+            self.other_errors(),
+        );
+        let others: Vec<String> = self
+            .errors
+            .iter()
+            .filter(|(code, _)| *code != SHED)
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect();
+        if !others.is_empty() {
+            text.push_str(&format!(" ({})", others.join(", ")));
+        }
+        for (code, message) in &self.samples {
+            text.push_str(&format!("\n  first {code}: {message}"));
+        }
+        text
     }
 }
 
@@ -98,6 +166,40 @@ fn request(item: &Labelled) -> pb::MatchProblemRequest {
     }
 }
 
+/// The clients of one connection.
+#[derive(Clone)]
+struct Clients {
+    matcher: pb::match_service_client::MatchServiceClient<Channel>,
+    tickets: pb::ticket_service_client::TicketServiceClient<Channel>,
+}
+
+impl Clients {
+    fn new(channel: Channel) -> Clients {
+        Clients {
+            matcher: pb::match_service_client::MatchServiceClient::new(channel.clone()),
+            tickets: pb::ticket_service_client::TicketServiceClient::new(channel),
+        }
+    }
+
+    /// One call of `rpc` with report `r`.
+    async fn call(&mut self, rpc: Rpc, r: &pb::MatchProblemRequest) -> Result<(), tonic::Status> {
+        let result = match rpc {
+            Rpc::Match => self.matcher.match_problem(r.clone()).await.map(|_| ()),
+            Rpc::Ping => self.matcher.ping(pb::PingRequest {}).await.map(|_| ()),
+            Rpc::Submit => {
+                let submit = pb::SubmitProblemRequest {
+                    text: r.text.clone(),
+                    location: r.location.clone(),
+                    contact: String::new(),
+                    idempotency_key: String::new(),
+                };
+                self.tickets.submit_problem(submit).await.map(|_| ())
+            }
+        };
+        result
+    }
+}
+
 /// Runs the plan; every worker stops at the deadline.
 pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     anyhow::ensure!(
@@ -105,70 +207,72 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         "connections and concurrency must be above zero"
     );
     anyhow::ensure!(
-        plan.rpc != Rpc::Match || !plan.reports.is_empty(),
+        plan.rpc == Rpc::Ping || !plan.reports.is_empty(),
         "no reports to send"
     );
+    if let Some(rate) = plan.rate {
+        anyhow::ensure!(
+            rate.is_finite() && rate > 0.0,
+            "--rate must be above zero, got {rate}"
+        );
+    }
     // Several servers (replicas), comma-separated: connections go round-robin.
-    let servers: Vec<&str> = plan
+    let endpoints = plan
         .server
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .collect();
-    anyhow::ensure!(!servers.is_empty(), "no server to drive");
-    let mut channels = Vec::new();
+        .map(|server| Ok((server, tls::endpoint(server, &plan.tls)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!endpoints.is_empty(), "no server to drive");
+    let mut clients = Vec::new();
     for i in 0..plan.connections {
-        let server = servers[i % servers.len()];
-        let channel = Channel::from_shared(server.to_string())?
+        let (server, endpoint) = &endpoints[i % endpoints.len()];
+        let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("cannot connect to {server}"))?;
-        channels.push(channel);
+        clients.push(Clients::new(channel));
     }
-    let reports = Arc::new(plan.reports.iter().map(request).collect::<Vec<_>>());
+    let mut reports = plan.reports.iter().map(request).collect::<Vec<_>>();
+    if reports.is_empty() {
+        reports.push(pb::MatchProblemRequest::default());
+    }
+    let reports = Arc::new(reports);
+    let mut outcome = match plan.rate {
+        Some(rate) => open_loop(&plan, rate, clients, reports).await?,
+        None => closed_loop(&plan, clients, reports).await?,
+    };
+    outcome.calls = outcome.latencies_us.len() as u64;
+    outcome.latencies_us.sort_unstable();
+    Ok(outcome)
+}
+
+/// `concurrency` workers per connection, each with one call at a time.
+async fn closed_loop(
+    plan: &Plan,
+    clients: Vec<Clients>,
+    reports: Arc<Vec<pb::MatchProblemRequest>>,
+) -> anyhow::Result<Outcome> {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for (c, channel) in channels.iter().enumerate() {
+    for (c, client) in clients.iter().enumerate() {
         for m in 0..plan.concurrency {
-            let channel = channel.clone();
+            let mut client = client.clone();
             let reports = reports.clone();
             let stop = stop.clone();
             let rpc = plan.rpc;
             let mut next = c * plan.concurrency + m;
             workers.push(tokio::spawn(async move {
-                let mut matcher =
-                    pb::match_service_client::MatchServiceClient::new(channel.clone());
-                let mut tickets = pb::ticket_service_client::TicketServiceClient::new(channel);
-                let mut latencies = Vec::new();
-                let mut errors = 0u64;
+                let mut outcome = Outcome::default();
                 while !stop.load(Ordering::Relaxed) {
+                    next = (next + 7) % reports.len();
                     let t = Instant::now();
-                    let ok = match rpc {
-                        Rpc::Match => {
-                            next = (next + 7) % reports.len();
-                            matcher.match_problem(reports[next].clone()).await.is_ok()
-                        }
-                        Rpc::Ping => matcher.ping(pb::PingRequest {}).await.is_ok(),
-                        Rpc::Submit => {
-                            next = (next + 7) % reports.len();
-                            let r = &reports[next];
-                            let submit = pb::SubmitProblemRequest {
-                                text: r.text.clone(),
-                                location: r.location.clone(),
-                                contact: String::new(),
-                                idempotency_key: String::new(),
-                            };
-                            tickets.submit_problem(submit).await.is_ok()
-                        }
-                    };
-                    if ok {
-                        latencies.push(t.elapsed().as_micros() as u64);
-                    } else {
-                        errors += 1;
-                    }
+                    let result = client.call(rpc, &reports[next]).await;
+                    outcome.record(result.map(|()| t.elapsed().as_micros() as u64));
                 }
-                (latencies, errors)
+                outcome
             }));
         }
     }
@@ -176,13 +280,57 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     stop.store(true, Ordering::Relaxed);
     let mut outcome = Outcome::default();
     for w in workers {
-        let (latencies, errors) = w.await?;
-        outcome.latencies_us.extend(latencies);
-        outcome.errors += errors;
+        outcome.merge(w.await?);
     }
     outcome.elapsed = started.elapsed();
-    outcome.calls = outcome.latencies_us.len() as u64;
-    outcome.latencies_us.sort_unstable();
+    Ok(outcome)
+}
+
+/// Starts call `i` at `i / rate` seconds, whether or not earlier calls have
+/// been answered, and times it from that scheduled start: a server (or
+/// client) that falls behind shows as latency, not as fewer calls.
+async fn open_loop(
+    plan: &Plan,
+    rate: f64,
+    clients: Vec<Clients>,
+    reports: Arc<Vec<pb::MatchProblemRequest>>,
+) -> anyhow::Result<Outcome> {
+    let total = (plan.duration.as_secs_f64() * rate).floor() as u64;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let started = Instant::now();
+    let mut i = 0u64;
+    while i < total {
+        let due = started + Duration::from_secs_f64(i as f64 / rate);
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        // Every call due by now starts now (timers tick in milliseconds).
+        let now = Instant::now();
+        while i < total {
+            let scheduled = started + Duration::from_secs_f64(i as f64 / rate);
+            if scheduled > now {
+                break;
+            }
+            let mut client = clients[(i as usize) % clients.len()].clone();
+            let report = reports[(i as usize * 7) % reports.len()].clone();
+            let rpc = plan.rpc;
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let result = client.call(rpc, &report).await;
+                let _ = tx.send(result.map(|()| scheduled.elapsed().as_micros() as u64));
+            });
+            i += 1;
+        }
+    }
+    drop(tx);
+    let mut outcome = Outcome {
+        scheduled: total,
+        ..Outcome::default()
+    };
+    while let Some(result) = rx.recv().await {
+        outcome.record(result);
+    }
+    outcome.elapsed = started.elapsed();
     Ok(outcome)
 }
 
@@ -197,5 +345,20 @@ mod tests {
         assert_eq!(quantile(&v, 0.99), 99);
         assert_eq!(quantile(&v, 0.999), 100);
         assert_eq!(quantile(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn shed_calls_are_counted_apart_from_other_errors() {
+        let mut o = Outcome::default();
+        o.record(Ok(10));
+        o.record(Err(tonic::Status::resource_exhausted("full")));
+        o.record(Err(tonic::Status::resource_exhausted("full")));
+        o.record(Err(tonic::Status::unavailable("disk")));
+        assert_eq!((o.shed(), o.other_errors()), (2, 1));
+        o.calls = 1;
+        let text = o.render(Rpc::Ping);
+        assert!(text.contains("shed (RESOURCE_EXHAUSTED) 2"), "{text}");
+        assert!(text.contains("other errors 1 (Unavailable 1)"), "{text}");
+        assert!(text.contains("first Unavailable: disk"), "{text}");
     }
 }

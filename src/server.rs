@@ -13,7 +13,7 @@ use crate::{
     config::Config,
     divisions::Divisions,
     error::Error,
-    grpc::{AdminAuth, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
+    grpc::{self, AdminAuth, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
     lexicon::Lexicon,
     pb,
     postgres::PgStore,
@@ -67,6 +67,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    // Certificate trouble stops start-up before anything is opened.
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = grpc::tls::apply_server(builder, tls)?;
+    }
     let store_config = config.clone();
     let store = tokio::task::spawn_blocking(move || open_store(&store_config)).await??;
     let service = Arc::new(Service::new(Arc::new(store), config.matching.clone()));
@@ -138,7 +143,7 @@ pub async fn serve(
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let responder_api = pb::responder_service_server::ResponderServiceServer::new(
-        ResponderApi::new(service.clone(), dispatcher.clone(), limits.clone()),
+        ResponderApi::new(service.clone(), dispatcher.clone()),
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
@@ -147,6 +152,8 @@ pub async fn serve(
         %address,
         data_dir = %config.data_dir.display(),
         roster_version = snapshot.version(),
+        tls = config.tls.is_some(),
+        mutual_tls = config.tls.as_ref().is_some_and(|t| t.client_ca_path.is_some()),
         talents = snapshot.len(),
         startup_ms = started.elapsed().as_millis() as u64,
         "serving"
@@ -158,13 +165,15 @@ pub async fn serve(
         .with_nodelay(Some(true))
         .with_keepalive(Some(std::time::Duration::from_secs(60)));
     let keepalive = std::time::Duration::from_secs(config.limits.keepalive_secs);
-    tonic::transport::Server::builder()
+    builder
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
+        .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
         .timeout(std::time::Duration::from_millis(
             config.limits.request_timeout_ms,
         ))
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .layer(limits.admission_layer())
         .add_service(health)
         .add_service(reflection)
         .add_service(match_api)

@@ -2,7 +2,7 @@
 //! responders watch their offers live and act on them, admins issue tokens,
 //! load liaisons and list tickets.
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
@@ -153,6 +153,8 @@ pub struct ResponderArgs {
     /// The responder's (or liaison's) token from `xwn token`.
     #[arg(long, env = "XWN_RESPONDER_TOKEN", hide_env_values = true)]
     pub responder_token: String,
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 /// A responder client with its token.
@@ -163,11 +165,7 @@ struct Responder {
 
 impl Responder {
     async fn connect(args: &ResponderArgs) -> anyhow::Result<Responder> {
-        let channel = Channel::from_shared(args.server.clone())?
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .with_context(|| format!("cannot connect to {}", args.server))?;
+        let channel = super::connect(&args.server, &args.tls).await?;
         let token = format!("Bearer {}", args.responder_token.trim())
             .parse()
             .context("the token has characters HTTP headers cannot carry")?;

@@ -1,16 +1,24 @@
-//! Load limits at the door: a bound on calls in flight for the whole server,
-//! and a token bucket per client address for farmer-facing calls. Past
-//! either, a call gets RESOURCE_EXHAUSTED at once instead of queueing.
+//! Load limits at the door. Calls in flight for the whole server are
+//! counted from the moment a request arrives (a tower layer, before it waits
+//! for a worker thread), so a CPU-bound server sheds instead of queueing;
+//! SubmitProblem has a tighter bound (its calls queue behind the
+//! dispatcher's lock and a synchronous commit); farmer-facing calls have a
+//! token bucket per client address; a call that waited too long for a
+//! worker is not started. Past any of them, a call gets RESOURCE_EXHAUSTED
+//! at once.
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, SocketAddr},
+    future::Future,
+    net::IpAddr,
+    pin::Pin,
     sync::{Arc, Mutex},
-    time::Instant,
+    task::{Context, Poll},
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::Status;
+use tonic::{codegen::http, Status};
 
 use crate::config::LimitConfig;
 
@@ -23,9 +31,25 @@ struct Bucket {
     at: Instant,
 }
 
+/// A call's place under the per-method limits, held until its reply is
+/// sent.
+#[derive(Debug)]
+#[must_use = "the call is admitted only while its permit is held"]
+pub struct Permit {
+    _method: Option<OwnedSemaphorePermit>,
+}
+
 pub struct Limits {
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
+    /// None when `max_submits_in_flight` is 0.
+    submits: Option<Arc<Semaphore>>,
+    max_submits: usize,
+    /// None when `max_queue_ms` is 0.
+    max_queue: Option<Duration>,
+    /// One slot per core for CPU-bound work (MatchProblem), run off the
+    /// async workers so they keep reading, counting and shedding arrivals.
+    cpu: Arc<Semaphore>,
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
@@ -36,30 +60,85 @@ impl Limits {
         Limits {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             max_in_flight: config.max_in_flight,
+            submits: (config.max_submits_in_flight > 0)
+                .then(|| Arc::new(Semaphore::new(config.max_submits_in_flight))),
+            max_submits: config.max_submits_in_flight,
+            max_queue: (config.max_queue_ms > 0)
+                .then(|| Duration::from_millis(config.max_queue_ms)),
+            cpu: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
             rate: config.client_rate_per_sec,
             burst: config.client_burst.max(1.0),
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Admits a call: the permit is held until the reply is sent. Farmer
-    /// calls are also charged to their client's bucket.
-    pub fn admit(
-        &self,
-        peer: Option<SocketAddr>,
-        farmer: bool,
-    ) -> Result<OwnedSemaphorePermit, Status> {
+    /// The layer that bounds calls in flight for the whole server.
+    pub fn admission_layer(&self) -> AdmissionLayer {
+        AdmissionLayer {
+            in_flight: self.in_flight.clone(),
+            max: self.max_in_flight,
+        }
+    }
+
+    /// Admits a call that has not waited too long since its arrival, past
+    /// the per-client rate (farmer calls only). Calls in flight were counted
+    /// on arrival by the [`AdmissionLayer`].
+    pub fn admit<T>(&self, request: &tonic::Request<T>, farmer: bool) -> Result<Permit, Status> {
+        self.check_queue(request.extensions().get())?;
+        let peer = request.remote_addr();
         if farmer && self.rate > 0.0 {
             if let Some(ip) = peer.map(|p| p.ip()) {
                 self.charge(ip)?;
             }
         }
-        self.in_flight.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "the server is at its limit of {} calls in flight; retry shortly",
-                self.max_in_flight
-            ))
-        })
+        Ok(Permit { _method: None })
+    }
+
+    /// Refuses a call that has waited past `max_queue_ms` since it arrived.
+    fn check_queue(&self, arrival: Option<&Arrival>) -> Result<(), Status> {
+        if let (Some(max), Some(Arrival(at))) = (self.max_queue, arrival) {
+            let waited = at.elapsed();
+            if waited > max {
+                return Err(Status::resource_exhausted(format!(
+                    "the server is behind: this call waited {} ms for a worker (limit {} ms); retry shortly",
+                    waited.as_millis(),
+                    max.as_millis()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for a CPU slot for a CPU-bound call that arrived at `arrival`,
+    /// then applies the queue deadline again: a call that waited too long
+    /// for its slot is not started.
+    pub async fn cpu_slot(&self, arrival: Option<Arrival>) -> Result<OwnedSemaphorePermit, Status> {
+        let slot = self
+            .cpu
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("the server is stopping"))?;
+        self.check_queue(arrival.as_ref())?;
+        Ok(slot)
+    }
+
+    /// Admits a SubmitProblem call: a farmer call that also takes one of
+    /// the `max_submits_in_flight` places.
+    pub fn admit_submit<T>(&self, request: &tonic::Request<T>) -> Result<Permit, Status> {
+        let mut permit = self.admit(request, true)?;
+        if let Some(submits) = &self.submits {
+            let place = submits.clone().try_acquire_owned().map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "the server is at its limit of {} SubmitProblem calls in flight; retry shortly",
+                    self.max_submits
+                ))
+            })?;
+            permit._method = Some(place);
+        }
+        Ok(permit)
     }
 
     fn charge(&self, ip: IpAddr) -> Result<(), Status> {
@@ -86,6 +165,86 @@ impl Limits {
     }
 }
 
+/// When the [`AdmissionLayer`] saw a call arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub Instant);
+
+/// Liveness checks stay outside the limits: they tell an overloaded server
+/// from a dead one.
+fn exempt(path: &str) -> bool {
+    path == "/xingweinong.v1.MatchService/Ping" || path.starts_with("/grpc.health.v1.Health/")
+}
+
+/// Counts every call from its arrival to its reply (for a server stream:
+/// until the stream starts; for an upload: until it is read and applied)
+/// against `limits.max_in_flight`; past it, answers RESOURCE_EXHAUSTED
+/// without running the call.
+#[derive(Clone)]
+pub struct AdmissionLayer {
+    in_flight: Arc<Semaphore>,
+    max: usize,
+}
+
+impl<S> tower::Layer<S> for AdmissionLayer {
+    type Service = Admission<S>;
+
+    fn layer(&self, inner: S) -> Admission<S> {
+        Admission {
+            inner,
+            in_flight: self.in_flight.clone(),
+            max: self.max,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Admission<S> {
+    inner: S,
+    in_flight: Arc<Semaphore>,
+    max: usize,
+}
+
+type ResponseFuture<E> =
+    Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for Admission<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(Arrival(Instant::now()));
+        let permit = if exempt(request.uri().path()) {
+            None
+        } else {
+            match self.in_flight.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let status = Status::resource_exhausted(format!(
+                        "the server is at its limit of {} calls in flight; retry shortly",
+                        self.max
+                    ));
+                    return Box::pin(async move { Ok(status.into_http()) });
+                }
+            }
+        };
+        let reply = self.inner.call(request);
+        Box::pin(async move {
+            let response = reply.await;
+            drop(permit);
+            response
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,41 +252,141 @@ mod tests {
     fn limits(max_in_flight: usize, rate: f64, burst: f64) -> Limits {
         Limits::new(&LimitConfig {
             max_in_flight,
+            max_submits_in_flight: 2,
             client_rate_per_sec: rate,
             client_burst: burst,
             ..LimitConfig::default()
         })
     }
 
+    /// A request from `peer`, as the server hands it to a handler.
+    fn from(peer: &str) -> tonic::Request<()> {
+        let mut r = tonic::Request::new(());
+        r.extensions_mut()
+            .insert(tonic::transport::server::TcpConnectInfo {
+                local_addr: None,
+                remote_addr: Some(peer.parse().unwrap()),
+            });
+        r
+    }
+
+    #[test]
+    fn a_call_that_waited_too_long_is_not_started() {
+        let l = limits(100, 0.0, 1.0);
+        let mut fresh = tonic::Request::new(());
+        fresh.extensions_mut().insert(Arrival(Instant::now()));
+        assert!(l.admit(&fresh, true).is_ok());
+        let mut stale = tonic::Request::new(());
+        stale
+            .extensions_mut()
+            .insert(Arrival(Instant::now() - Duration::from_secs(1)));
+        let refused = l.admit(&stale, true).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(refused.message().contains("limit 250 ms"), "{refused:?}");
+        assert!(l.admit_submit(&stale).is_err());
+    }
+
     #[test]
     fn a_client_gets_its_burst_then_is_refused() {
         let l = limits(100, 0.001, 3.0);
-        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
-        let other: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let peer = from("10.0.0.1:5000");
         for _ in 0..3 {
-            assert!(l.admit(Some(peer), true).is_ok());
+            assert!(l.admit(&peer, true).is_ok());
         }
         assert_eq!(
-            l.admit(Some(peer), true).unwrap_err().code(),
+            l.admit(&peer, true).unwrap_err().code(),
             tonic::Code::ResourceExhausted
         );
-        assert!(l.admit(Some(other), true).is_ok(), "buckets are per client");
         assert!(
-            l.admit(Some(peer), false).is_ok(),
+            l.admit(&from("10.0.0.2:5000"), true).is_ok(),
+            "buckets are per client"
+        );
+        assert!(
+            l.admit(&peer, false).is_ok(),
             "only farmer calls are rate limited"
         );
     }
 
+    type Held = tokio::sync::oneshot::Receiver<()>;
+
+    /// Behind the layer, a service that answers a call when its oneshot
+    /// fires.
+    fn held_service(
+        max_in_flight: usize,
+    ) -> Admission<
+        tower::util::BoxService<
+            http::Request<Held>,
+            http::Response<tonic::body::Body>,
+            std::convert::Infallible,
+        >,
+    > {
+        let layer = limits(max_in_flight, 0.0, 1.0).admission_layer();
+        let inner =
+            tower::util::BoxService::new(tower::service_fn(|r: http::Request<Held>| async move {
+                let _ = r.into_body().await;
+                Ok(http::Response::new(tonic::body::Body::empty()))
+            }));
+        tower::Layer::layer(&layer, inner)
+    }
+
+    fn request(path: &str) -> (http::Request<Held>, tokio::sync::oneshot::Sender<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (http::Request::builder().uri(path).body(rx).unwrap(), tx)
+    }
+
+    fn grpc_status(response: &http::Response<tonic::body::Body>) -> Option<&str> {
+        response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[tokio::test]
+    async fn calls_in_flight_are_bounded_from_their_arrival() {
+        use tower::Service;
+        let mut service = held_service(2);
+        let path = "/xingweinong.v1.MatchService/MatchProblem";
+        let (r1, release1) = request(path);
+        let (r2, _release2) = request(path);
+        // Counted when they arrive, before they are polled.
+        let first = service.call(r1);
+        let _second = service.call(r2);
+        let (r3, _) = request(path);
+        let refused = service.call(r3).await.unwrap();
+        assert_eq!(grpc_status(&refused), Some("8"), "RESOURCE_EXHAUSTED");
+        let (ping, release_ping) = request("/xingweinong.v1.MatchService/Ping");
+        let ping = service.call(ping);
+        release_ping.send(()).unwrap();
+        assert_eq!(grpc_status(&ping.await.unwrap()), None, "Ping is exempt");
+        release1.send(()).unwrap();
+        assert_eq!(grpc_status(&first.await.unwrap()), None);
+        let (r4, release4) = request(path);
+        let fourth = service.call(r4);
+        release4.send(()).unwrap();
+        assert_eq!(grpc_status(&fourth.await.unwrap()), None, "a place freed");
+    }
+
     #[test]
-    fn calls_in_flight_are_bounded() {
-        let l = limits(2, 0.0, 1.0);
-        let a = l.admit(None, true).unwrap();
-        let _b = l.admit(None, true).unwrap();
-        assert_eq!(
-            l.admit(None, true).unwrap_err().code(),
-            tonic::Code::ResourceExhausted
+    fn submits_have_their_own_tighter_bound() {
+        let l = limits(4, 0.0, 1.0);
+        let none = tonic::Request::new(());
+        let a = l.admit_submit(&none).unwrap();
+        let _b = l.admit_submit(&none).unwrap();
+        let refused = l.admit_submit(&none).err().unwrap();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(refused.message().contains("SubmitProblem"), "{refused:?}");
+        assert!(
+            l.admit(&none, true).is_ok(),
+            "other calls are not bound by it"
         );
         drop(a);
-        assert!(l.admit(None, true).is_ok());
+        assert!(l.admit_submit(&none).is_ok());
+        let off = Limits::new(&LimitConfig {
+            max_in_flight: 4,
+            max_submits_in_flight: 0,
+            ..LimitConfig::default()
+        });
+        let held: Vec<_> = (0..4).map(|_| off.admit_submit(&none).unwrap()).collect();
+        assert_eq!(held.len(), 4, "0 leaves only max_in_flight");
     }
 }

@@ -4,8 +4,9 @@
 
 mod limits;
 mod tickets;
+pub mod tls;
 
-pub use limits::Limits;
+pub use limits::{AdmissionLayer, Limits};
 pub use tickets::{ResponderApi, TicketApi};
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -97,6 +98,15 @@ impl AdminAuth {
             Err(Status::unauthenticated("the admin token is wrong"))
         }
     }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+        .map_err(status)
 }
 
 pub fn corps_to_pb(corps: Option<Corps>) -> pb::Corps {
@@ -284,7 +294,8 @@ impl pb::match_service_server::MatchService for MatchApi {
         &self,
         request: Request<pb::MatchProblemRequest>,
     ) -> Result<Response<pb::MatchProblemResponse>, Status> {
-        let _permit = self.limits.admit(request.remote_addr(), true)?;
+        let _permit = self.limits.admit(&request, true)?;
+        let arrival = request.extensions().get::<limits::Arrival>().copied();
         let r = request.into_inner();
         let ranking = pb::Ranking::try_from(r.ranking).map_err(|_| {
             status(Error::invalid(
@@ -298,7 +309,11 @@ impl pb::match_service_server::MatchService for MatchApi {
             limit: r.limit,
             best_match: ranking == pb::Ranking::BestMatch,
         };
-        let outcome = self.service.match_problem(&request).map_err(status)?;
+        // CPU-bound: on a CPU slot off the async workers, which keep taking
+        // (and, past the limits, refusing) new calls meanwhile.
+        let _slot = self.limits.cpu_slot(arrival).await?;
+        let service = self.service.clone();
+        let outcome = blocking(move || service.match_problem(&request)).await?;
         Ok(Response::new(pb::MatchProblemResponse {
             subject: outcome.subject.unwrap_or_default(),
             corps: corps_to_pb(outcome.corps).into(),
@@ -398,9 +413,9 @@ impl RosterApi {
 
 impl RosterApi {
     /// Checks the admin token, then admits the call under the load limits.
-    fn admit<T>(&self, request: &Request<T>) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+    fn admit<T>(&self, request: &Request<T>) -> Result<limits::Permit, Status> {
         self.auth.check(request.metadata())?;
-        self.limits.admit(request.remote_addr(), false)
+        self.limits.admit(request, false)
     }
 }
 

@@ -184,7 +184,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::SubmitProblemRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
-        let _permit = self.limits.admit(request.remote_addr(), true)?;
+        let _permit = self.limits.admit_submit(&request)?;
         let r = request.into_inner();
         let submission = Submission {
             text: r.text,
@@ -208,7 +208,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::GetTicketRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
-        let _permit = self.limits.admit(request.remote_addr(), true)?;
+        let _permit = self.limits.admit(&request, true)?;
         let r = request.into_inner();
         let (ticket, history) = self
             .dispatcher
@@ -229,7 +229,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::WatchTicketRequest>,
     ) -> Result<Response<Self::WatchTicketStream>, Status> {
-        let _permit = self.limits.admit(request.remote_addr(), true)?;
+        let _permit = self.limits.admit(&request, true)?;
         let r = request.into_inner();
         let (history, rx) = self
             .dispatcher
@@ -260,7 +260,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::CancelTicketRequest>,
     ) -> Result<Response<pb::Ticket>, Status> {
-        let _permit = self.limits.admit(request.remote_addr(), true)?;
+        let _permit = self.limits.admit(&request, true)?;
         let r = request.into_inner();
         let ticket = detached(&self.dispatcher, |d| async move {
             d.cancel(r.ticket_id.trim(), &r.ticket_secret).await
@@ -276,27 +276,23 @@ impl pb::ticket_service_server::TicketService for TicketApi {
 }
 
 /// `ResponderService`: responders and liaisons with their bearer token.
+/// Their calls count against the server's calls in flight only (the
+/// admission layer): responders' actions free capacity, so they are not
+/// rate limited or dropped for waiting.
 pub struct ResponderApi {
     service: Arc<Service>,
     dispatcher: Arc<Dispatcher>,
-    limits: Arc<Limits>,
 }
 
 impl ResponderApi {
-    pub fn new(
-        service: Arc<Service>,
-        dispatcher: Arc<Dispatcher>,
-        limits: Arc<Limits>,
-    ) -> ResponderApi {
+    pub fn new(service: Arc<Service>, dispatcher: Arc<Dispatcher>) -> ResponderApi {
         ResponderApi {
             service,
             dispatcher,
-            limits,
         }
     }
 
     async fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
-        let _permit = self.limits.admit(None, false)?;
         let token = metadata
             .get("authorization")
             .and_then(|v| v.to_str().ok())

@@ -38,6 +38,9 @@ pub fn config(data_dir: &Path) -> Config {
     };
     // Tests call fast from one address; the rate limit has its own test.
     config.limits.client_rate_per_sec = 0.0;
+    // A busy test machine must not turn waits into refusals; the queue
+    // deadline has its own test.
+    config.limits.max_queue_ms = 0;
     config
 }
 
@@ -325,11 +328,11 @@ pub fn spawn_on(
         Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
         None => Stdio::null(),
     };
-    // Tests call fast from one address: no rate limit.
+    // Tests call fast from one address: no rate limit, no queue deadline.
     let config = dir.with_extension("toml");
     std::fs::write(
         &config,
-        format!("{extra}\n[limits]\nclient_rate_per_sec = 0.0\n"),
+        format!("{extra}\n[limits]\nclient_rate_per_sec = 0.0\nmax_queue_ms = 0\n"),
     )
     .unwrap();
     Command::new(env!("CARGO_BIN_EXE_xwn"))
