@@ -3,6 +3,7 @@
 //! retrieval, filtered listing, statistics).
 
 mod collector;
+mod spatial;
 pub mod tokenizer;
 
 use std::{
@@ -11,12 +12,12 @@ use std::{
 };
 
 use tantivy::{
-    query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery},
+    query::{AllQuery, BooleanQuery, ConstScoreQuery, EnableScoring, Occur, Query, TermQuery},
     schema::{
         Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED,
         STRING,
     },
-    Index, IndexReader, Searcher, TantivyDocument, Term,
+    DocId, DocSet, Index, IndexReader, Searcher, TantivyDocument, Term, TERMINATED,
 };
 
 use crate::{
@@ -26,7 +27,8 @@ use crate::{
     model::{Corps, Talent, Tier},
 };
 pub use collector::Hit;
-use collector::{OrdCollector, TopCollector};
+use collector::{best_hits, Entry, OrdCollector, TopCollector};
+use spatial::SpatialIndex;
 
 /// The fields of a talent document.
 #[derive(Debug, Clone, Copy)]
@@ -219,6 +221,10 @@ pub struct Snapshot {
     talents: Arc<Vec<Option<Arc<Talent>>>>,
     by_id: HashMap<String, u32>,
     stats: Stats,
+    /// Each specialty's available talents by place, for nearest ranking.
+    spatial: SpatialIndex,
+    /// Where each ord's document is: (segment, doc), `u32::MAX` for none.
+    addresses: Vec<(u32, DocId)>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -246,6 +252,18 @@ impl Snapshot {
             talents.iter().flatten().map(Arc::as_ref),
             Divisions::embedded(),
         );
+        let spatial = SpatialIndex::build(&talents);
+        let mut addresses = vec![(u32::MAX, 0); talents.len()];
+        for (s, segment) in searcher.segment_readers().iter().enumerate() {
+            if let Ok(ords) = segment.fast_fields().u64("ord") {
+                for doc in segment.doc_ids_alive() {
+                    if let Some(slot) = ords.first(doc).and_then(|o| addresses.get_mut(o as usize))
+                    {
+                        *slot = (s as u32, doc);
+                    }
+                }
+            }
+        }
         Snapshot {
             version,
             searcher,
@@ -253,6 +271,8 @@ impl Snapshot {
             talents: Arc::new(talents),
             by_id,
             stats,
+            spatial,
+            addresses,
         }
     }
 
@@ -373,8 +393,76 @@ impl Snapshot {
             ));
         }
         let query = BooleanQuery::new(clauses);
+        if ranking == Ranking::Nearest && pool.corps.is_empty() {
+            return self.nearest(&query, pool, origin, !text_terms.is_empty(), limit);
+        }
         let collector = TopCollector::new(self.talents.clone(), origin, ranking, limit);
         self.searcher.search(&query, &collector)
+    }
+
+    /// [`Snapshot::top`] by distance for a pool of specialties, from the
+    /// spatial index: the text score is only computed where it decides
+    /// (between talents tied on distance and closeness).
+    fn nearest(
+        &self,
+        query: &BooleanQuery,
+        pool: &Pool,
+        origin: Origin,
+        scored: bool,
+        limit: usize,
+    ) -> tantivy::Result<Vec<Hit>> {
+        let near = self
+            .spatial
+            .nearest(&pool.specialties, origin.point, origin.division, limit);
+        let tied = near
+            .windows(2)
+            .any(|w| w[0].distance_km == w[1].distance_km && w[0].closeness == w[1].closeness);
+        let scores = if scored && tied {
+            let ords: Vec<u32> = near.iter().map(|n| n.ord).collect();
+            self.text_scores(query, &ords)?
+        } else {
+            vec![0.0; near.len()]
+        };
+        let entries = near
+            .iter()
+            .zip(scores)
+            .map(|(n, text)| Entry::new(n.distance_km, n.closeness, text, n.ord))
+            .collect();
+        Ok(best_hits(
+            &self.talents,
+            origin,
+            Ranking::Nearest,
+            entries,
+            limit,
+        ))
+    }
+
+    /// The score `query` gives each talent of `ords` (0 where it does not match).
+    fn text_scores(&self, query: &dyn Query, ords: &[u32]) -> tantivy::Result<Vec<f32>> {
+        let weight = query.weight(EnableScoring::enabled_from_searcher(&self.searcher))?;
+        let mut at: Vec<(u32, DocId, usize)> = ords
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &o)| {
+                let (segment, doc) = *self.addresses.get(o as usize)?;
+                (segment != u32::MAX).then_some((segment, doc, i))
+            })
+            .collect();
+        at.sort_unstable();
+        let mut scores = vec![0.0; ords.len()];
+        for group in at.chunk_by(|a, b| a.0 == b.0) {
+            let reader = self.searcher.segment_reader(group[0].0);
+            let mut scorer = weight.scorer(reader, 1.0)?;
+            for &(_, doc, i) in group {
+                if scorer.doc() < doc {
+                    scorer.seek(doc);
+                }
+                if scorer.doc() == doc && doc != TERMINATED {
+                    scores[i] = scorer.score();
+                }
+            }
+        }
+        Ok(scores)
     }
 
     /// Talents matching `filter`, ordered by id, after the id `after`.
