@@ -8,11 +8,14 @@ pub mod tokenizer;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
 use tantivy::{
-    query::{AllQuery, BooleanQuery, ConstScoreQuery, EnableScoring, Occur, Query, TermQuery},
+    query::{
+        AllQuery, Bm25StatisticsProvider, BooleanQuery, ConstScoreQuery, EnableScoring, Occur,
+        Query, TermQuery,
+    },
     schema::{
         Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED,
         STRING,
@@ -225,6 +228,54 @@ pub struct Snapshot {
     spatial: SpatialIndex,
     /// Where each ord's document is: (segment, doc), `u32::MAX` for none.
     addresses: Vec<(u32, DocId)>,
+    bm25: Bm25Cache,
+}
+
+/// The searcher's BM25 statistics, remembered: the snapshot never changes,
+/// and looking a term up in every segment per query costs more than
+/// scoring the few talents whose order depends on it.
+struct Bm25Cache {
+    searcher: Searcher,
+    docs: u64,
+    tokens: Mutex<HashMap<Field, u64>>,
+    doc_freqs: Mutex<HashMap<Term, u64>>,
+}
+
+impl Bm25Cache {
+    fn new(searcher: &Searcher) -> tantivy::Result<Bm25Cache> {
+        Ok(Bm25Cache {
+            docs: Bm25StatisticsProvider::total_num_docs(searcher)?,
+            searcher: searcher.clone(),
+            tokens: Mutex::new(HashMap::new()),
+            doc_freqs: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl Bm25StatisticsProvider for Bm25Cache {
+    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&n) = tokens.get(&field) {
+            return Ok(n);
+        }
+        let n = Bm25StatisticsProvider::total_num_tokens(&self.searcher, field)?;
+        tokens.insert(field, n);
+        Ok(n)
+    }
+
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        Ok(self.docs)
+    }
+
+    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        let mut freqs = self.doc_freqs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&n) = freqs.get(term) {
+            return Ok(n);
+        }
+        let n = self.searcher.doc_freq(term)?;
+        freqs.insert(term.clone(), n);
+        Ok(n)
+    }
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -266,11 +317,12 @@ impl Snapshot {
         }
         Snapshot {
             version,
-            searcher,
             fields,
             talents: Arc::new(talents),
             by_id,
             stats,
+            bm25: Bm25Cache::new(&searcher).expect("segment sizes are in memory"),
+            searcher,
             spatial,
             addresses,
         }
@@ -368,6 +420,19 @@ impl Snapshot {
         ranking: Ranking,
         limit: usize,
     ) -> tantivy::Result<Vec<Hit>> {
+        if (pool.specialties.is_empty() && pool.corps.is_empty()) || limit == 0 {
+            return Ok(Vec::new());
+        }
+        if ranking == Ranking::Nearest && pool.corps.is_empty() {
+            return self.nearest(pool, origin, text_terms, limit);
+        }
+        let collector = TopCollector::new(self.talents.clone(), origin, ranking, limit);
+        self.searcher
+            .search(&self.top_query(pool, text_terms), &collector)
+    }
+
+    /// The pool as a filter (score 0) plus the report's words, scored by BM25.
+    fn top_query(&self, pool: &Pool, text_terms: &[String]) -> BooleanQuery {
         let f = &self.fields;
         let mut pool_clauses: Vec<Box<dyn Query>> = pool
             .specialties
@@ -379,9 +444,6 @@ impl Snapshot {
                 .iter()
                 .map(|c| self.term(f.specialty_corps, c.chinese())),
         );
-        if pool_clauses.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
         let pool_query: Box<dyn Query> =
             Box::new(ConstScoreQuery::new(self.any_of(pool_clauses), 0.0));
         let mut clauses = vec![(Occur::Must, pool_query)];
@@ -392,12 +454,7 @@ impl Snapshot {
                 Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
             ));
         }
-        let query = BooleanQuery::new(clauses);
-        if ranking == Ranking::Nearest && pool.corps.is_empty() {
-            return self.nearest(&query, pool, origin, !text_terms.is_empty(), limit);
-        }
-        let collector = TopCollector::new(self.talents.clone(), origin, ranking, limit);
-        self.searcher.search(&query, &collector)
+        BooleanQuery::new(clauses)
     }
 
     /// [`Snapshot::top`] by distance for a pool of specialties, from the
@@ -405,10 +462,9 @@ impl Snapshot {
     /// (between talents tied on distance and closeness).
     fn nearest(
         &self,
-        query: &BooleanQuery,
         pool: &Pool,
         origin: Origin,
-        scored: bool,
+        text_terms: &[String],
         limit: usize,
     ) -> tantivy::Result<Vec<Hit>> {
         let near = self
@@ -417,9 +473,9 @@ impl Snapshot {
         let tied = near
             .windows(2)
             .any(|w| w[0].distance_km == w[1].distance_km && w[0].closeness == w[1].closeness);
-        let scores = if scored && tied {
+        let scores = if !text_terms.is_empty() && tied {
             let ords: Vec<u32> = near.iter().map(|n| n.ord).collect();
-            self.text_scores(query, &ords)?
+            self.text_scores(&self.top_query(pool, text_terms), &ords)?
         } else {
             vec![0.0; near.len()]
         };
@@ -439,7 +495,10 @@ impl Snapshot {
 
     /// The score `query` gives each talent of `ords` (0 where it does not match).
     fn text_scores(&self, query: &dyn Query, ords: &[u32]) -> tantivy::Result<Vec<f32>> {
-        let weight = query.weight(EnableScoring::enabled_from_searcher(&self.searcher))?;
+        let weight = query.weight(EnableScoring::enabled_from_statistics_provider(
+            &self.bm25,
+            &self.searcher,
+        ))?;
         let mut at: Vec<(u32, DocId, usize)> = ords
             .iter()
             .enumerate()
