@@ -128,6 +128,14 @@ impl Fields {
     }
 }
 
+/// Whether the indexed text of `talent` (its specialties and skills) may
+/// hold `word` as a token: tokens are lowercased slices of the text, so a
+/// text without capitals holds only its own substrings.
+fn may_contain(talent: &Talent, word: &str) -> bool {
+    let values = || talent.specialties.iter().map(String::as_str).chain([talent.skills.as_str()]);
+    values().any(|v| v.chars().any(char::is_uppercase) || v.contains(word))
+}
+
 /// Registers the jieba tokenizer on an index (it is not stored with it).
 pub fn register_tokenizer(index: &Index) {
     index.tokenizers().register(
@@ -473,9 +481,26 @@ impl Snapshot {
         let tied = near
             .windows(2)
             .any(|w| w[0].distance_km == w[1].distance_km && w[0].closeness == w[1].closeness);
-        let scores = if !text_terms.is_empty() && tied {
+        // A word none of these talents' texts contains scores for none of
+        // them: leaving it out changes no score and saves its BM25 weight.
+        let words: Vec<String> = if tied {
+            text_terms
+                .iter()
+                .filter(|w| {
+                    near.iter().any(|n| {
+                        self.talents[n.ord as usize]
+                            .as_ref()
+                            .is_some_and(|t| may_contain(t, w))
+                    })
+                })
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let scores = if !words.is_empty() {
             let ords: Vec<u32> = near.iter().map(|n| n.ord).collect();
-            self.text_scores(&self.top_query(pool, text_terms), &ords)?
+            self.text_scores(&self.top_query(pool, &words), &ords)?
         } else {
             vec![0.0; near.len()]
         };
