@@ -132,7 +132,13 @@ impl Fields {
 /// hold `word` as a token: tokens are lowercased slices of the text, so a
 /// text without capitals holds only its own substrings.
 fn may_contain(talent: &Talent, word: &str) -> bool {
-    let values = || talent.specialties.iter().map(String::as_str).chain([talent.skills.as_str()]);
+    let values = || {
+        talent
+            .specialties
+            .iter()
+            .map(String::as_str)
+            .chain([talent.skills.as_str()])
+    };
     values().any(|v| v.chars().any(char::is_uppercase) || v.contains(word))
 }
 
@@ -302,16 +308,23 @@ impl Snapshot {
         fields: Fields,
         talents: Vec<Option<Arc<Talent>>>,
     ) -> Snapshot {
-        let by_id = talents
-            .iter()
-            .enumerate()
-            .filter_map(|(ord, t)| Some((t.as_ref()?.id.clone(), ord as u32)))
-            .collect();
-        let stats = Stats::of(
-            talents.iter().flatten().map(Arc::as_ref),
-            Divisions::embedded(),
-        );
-        let spatial = SpatialIndex::build(&talents);
+        // The spatial index is built beside the id map and the counts.
+        let (spatial, (by_id, stats)) = std::thread::scope(|scope| {
+            let spatial = scope.spawn(|| SpatialIndex::build(&talents));
+            let by_id: HashMap<String, u32> = talents
+                .iter()
+                .enumerate()
+                .filter_map(|(ord, t)| Some((t.as_ref()?.id.clone(), ord as u32)))
+                .collect();
+            let stats = Stats::of(
+                talents.iter().flatten().map(Arc::as_ref),
+                Divisions::embedded(),
+            );
+            (
+                spatial.join().expect("the spatial index panicked"),
+                (by_id, stats),
+            )
+        });
         let mut addresses = vec![(u32::MAX, 0); talents.len()];
         for (s, segment) in searcher.segment_readers().iter().enumerate() {
             if let Ok(ords) = segment.fast_fields().u64("ord") {
@@ -336,25 +349,48 @@ impl Snapshot {
         }
     }
 
-    /// Reads every live talent back from an index's stored documents.
+    /// Reads every live talent back from an index's stored documents, the
+    /// segments shared among the machine's cores.
     pub fn load(reader: &IndexReader, fields: Fields, version: u64) -> tantivy::Result<Snapshot> {
         let searcher = reader.searcher();
+        let segments = searcher.segment_readers();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, segments.len().max(1));
+        let read = |part: usize| -> tantivy::Result<Vec<(usize, Talent)>> {
+            let mut out = Vec::new();
+            for segment in segments.iter().skip(part).step_by(threads) {
+                let store = segment.get_store_reader(4)?;
+                let ords = segment.fast_fields().u64("ord")?;
+                for doc_id in segment.doc_ids_alive() {
+                    let doc: TantivyDocument = store.get(doc_id)?;
+                    let json = doc
+                        .get_first(fields.doc)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("");
+                    let talent: Talent = serde_json::from_str(json).map_err(|e| {
+                        tantivy::TantivyError::InternalError(format!(
+                            "stored talent is unreadable: {e}"
+                        ))
+                    })?;
+                    out.push((ords.first(doc_id).unwrap_or(0) as usize, talent));
+                }
+            }
+            Ok(out)
+        };
+        let parts: Vec<tantivy::Result<Vec<(usize, Talent)>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..threads).map(|p| scope.spawn(move || read(p))).collect();
+            let mut parts = vec![read(0)];
+            parts.extend(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a loader panicked")),
+            );
+            parts
+        });
         let mut talents: Vec<Option<Arc<Talent>>> = Vec::new();
-        for segment in searcher.segment_readers() {
-            let store = segment.get_store_reader(4)?;
-            let ords = segment.fast_fields().u64("ord")?;
-            for doc_id in segment.doc_ids_alive() {
-                let doc: TantivyDocument = store.get(doc_id)?;
-                let json = doc
-                    .get_first(fields.doc)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("");
-                let talent: Talent = serde_json::from_str(json).map_err(|e| {
-                    tantivy::TantivyError::InternalError(format!(
-                        "stored talent is unreadable: {e}"
-                    ))
-                })?;
-                let ord = ords.first(doc_id).unwrap_or(0) as usize;
+        for part in parts {
+            for (ord, talent) in part? {
                 if talents.len() <= ord {
                     talents.resize(ord + 1, None);
                 }
