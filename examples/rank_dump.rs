@@ -62,7 +62,13 @@ fn main() {
                         limit,
                         best_match,
                     };
-                    let out = match service.match_problem(&request) {
+                    let started = std::time::Instant::now();
+                    let reply = service.match_problem(&request);
+                    let took = started.elapsed();
+                    if took.as_micros() > 2_000 {
+                        eprintln!("slow {i} {l} {best_match} {limit}: {took:?}");
+                    }
+                    let out = match reply {
                         Ok(o) => o
                             .candidates
                             .iter()

@@ -149,8 +149,11 @@ pub(super) fn best_hits(
     mut all: Vec<Entry>,
     limit: usize,
 ) -> Vec<Hit> {
+    if all.len() > limit {
+        all.select_nth_unstable_by(limit, |a, b| compare(table, a, b));
+        all.truncate(limit);
+    }
     all.sort_by(|a, b| compare(table, a, b));
-    all.truncate(limit);
     all.into_iter()
         .filter_map(|e| {
             let talent = table[e.ord as usize].clone()?;

@@ -310,7 +310,7 @@ impl Snapshot {
     ) -> Snapshot {
         // The spatial index is built beside the id map and the counts.
         let (spatial, (by_id, stats)) = std::thread::scope(|scope| {
-            let spatial = scope.spawn(|| SpatialIndex::build(&talents));
+            let spatial = scope.spawn(|| SpatialIndex::build(&talents, Lexicon::embedded()));
             let by_id: HashMap<String, u32> = talents
                 .iter()
                 .enumerate()
@@ -467,7 +467,7 @@ impl Snapshot {
         if (pool.specialties.is_empty() && pool.corps.is_empty()) || limit == 0 {
             return Ok(Vec::new());
         }
-        if ranking == Ranking::Nearest && pool.corps.is_empty() {
+        if ranking == Ranking::Nearest {
             return self.nearest(pool, origin, text_terms, limit);
         }
         let collector = TopCollector::new(self.talents.clone(), origin, ranking, limit);
@@ -501,7 +501,7 @@ impl Snapshot {
         BooleanQuery::new(clauses)
     }
 
-    /// [`Snapshot::top`] by distance for a pool of specialties, from the
+    /// [`Snapshot::top`] by distance, from the
     /// spatial index: the text score is only computed where it decides
     /// (between talents tied on distance and closeness).
     fn nearest(
@@ -511,15 +511,23 @@ impl Snapshot {
         text_terms: &[String],
         limit: usize,
     ) -> tantivy::Result<Vec<Hit>> {
-        let near = self
-            .spatial
-            .nearest(&pool.specialties, origin.point, origin.division, limit);
+        let near = self.spatial.nearest(
+            &pool.specialties,
+            &pool.corps,
+            origin.point,
+            origin.division,
+            limit,
+        );
         let tied = near
             .windows(2)
             .any(|w| w[0].distance_km == w[1].distance_km && w[0].closeness == w[1].closeness);
         // A word none of these talents' texts contains scores for none of
         // them: leaving it out changes no score and saves its BM25 weight.
-        let words: Vec<String> = if tied {
+        // (Checked for a handful of talents only: for hundreds, tantivy's
+        // weights cost less than the checks.)
+        let words: Vec<String> = if tied && near.len() > 64 {
+            text_terms.to_vec()
+        } else if tied {
             text_terms
                 .iter()
                 .filter(|w| {
@@ -536,7 +544,7 @@ impl Snapshot {
         };
         let scores = if !words.is_empty() {
             let ords: Vec<u32> = near.iter().map(|n| n.ord).collect();
-            self.text_scores(&self.top_query(pool, &words), &ords)?
+            self.text_scores(&words, &ords)?
         } else {
             vec![0.0; near.len()]
         };
@@ -554,12 +562,23 @@ impl Snapshot {
         ))
     }
 
-    /// The score `query` gives each talent of `ords` (0 where it does not match).
-    fn text_scores(&self, query: &dyn Query, ords: &[u32]) -> tantivy::Result<Vec<f32>> {
-        let weight = query.weight(EnableScoring::enabled_from_statistics_provider(
-            &self.bm25,
-            &self.searcher,
-        ))?;
+    /// The BM25 score of `words` for each talent of `ords`, as
+    /// [`Snapshot::top_query`] scores it: the pool clause adds 0 and the
+    /// union of the words adds the score of each word a document holds, in
+    /// the words' order. Each word's postings are sought on their own: the
+    /// union of them all would refill its window for every sought document.
+    fn text_scores(&self, words: &[String], ords: &[u32]) -> tantivy::Result<Vec<f32>> {
+        let enable = EnableScoring::enabled_from_statistics_provider(&self.bm25, &self.searcher);
+        let weights = words
+            .iter()
+            .map(|w| {
+                TermQuery::new(
+                    Term::from_field_text(self.fields.text, w),
+                    IndexRecordOption::WithFreqs,
+                )
+                .weight(enable)
+            })
+            .collect::<tantivy::Result<Vec<_>>>()?;
         let mut at: Vec<(u32, DocId, usize)> = ords
             .iter()
             .enumerate()
@@ -569,16 +588,18 @@ impl Snapshot {
             })
             .collect();
         at.sort_unstable();
-        let mut scores = vec![0.0; ords.len()];
+        let mut scores = vec![0.0f32; ords.len()];
         for group in at.chunk_by(|a, b| a.0 == b.0) {
             let reader = self.searcher.segment_reader(group[0].0);
-            let mut scorer = weight.scorer(reader, 1.0)?;
-            for &(_, doc, i) in group {
-                if scorer.doc() < doc {
-                    scorer.seek(doc);
-                }
-                if scorer.doc() == doc && doc != TERMINATED {
-                    scores[i] = scorer.score();
+            for weight in &weights {
+                let mut scorer = weight.scorer(reader, 1.0)?;
+                for &(_, doc, i) in group {
+                    if scorer.doc() < doc {
+                        scorer.seek(doc);
+                    }
+                    if scorer.doc() == doc && doc != TERMINATED {
+                        scores[i] += scorer.score();
+                    }
                 }
             }
         }

@@ -9,7 +9,12 @@ use std::{
     sync::Arc,
 };
 
-use crate::{divisions::DivisionCode, geo::GeoPoint, model::Talent};
+use crate::{
+    divisions::DivisionCode,
+    geo::GeoPoint,
+    lexicon::Lexicon,
+    model::{Corps, Talent},
+};
 
 /// Cell edge in degrees (about 5 km over Weinan).
 const CELL_DEG: f64 = 0.05;
@@ -53,10 +58,18 @@ pub struct Near {
     pub ord: u32,
 }
 
-/// Per specialty (canonical name), its available talents by cell.
+/// What qualifies a talent for a list: a specialty, or a specialty in a corps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Specialty(String),
+    Corps(Corps),
+}
+
+/// Per specialty (canonical name) and per corps of a specialty, the
+/// available talents by cell.
 #[derive(Debug, Default)]
 pub struct SpatialIndex {
-    by_specialty: HashMap<String, CellList>,
+    lists: HashMap<Key, CellList>,
 }
 
 fn cell_key(p: GeoPoint) -> (i64, i64) {
@@ -72,28 +85,38 @@ fn sin_below(x: f64) -> f64 {
 }
 
 impl SpatialIndex {
-    pub fn build(talents: &[Option<Arc<Talent>>]) -> SpatialIndex {
-        let mut lists: HashMap<String, Vec<((i64, i64), Member)>> = HashMap::new();
+    /// The lists of the talents' specialties and of their corps (as the
+    /// index's `specialty_corps` field has them under `lexicon`).
+    pub fn build(talents: &[Option<Arc<Talent>>], lexicon: &Lexicon) -> SpatialIndex {
+        let mut lists: HashMap<Key, Vec<((i64, i64), Member)>> = HashMap::new();
         for (ord, talent) in talents.iter().enumerate() {
             let Some(t) = talent.as_ref().filter(|t| t.is_available()) else {
                 continue;
             };
-            let member = Member {
-                point: t.point,
-                division: t.division_code,
-                ord: ord as u32,
-            };
+            let entry = (
+                cell_key(t.point),
+                Member {
+                    point: t.point,
+                    division: t.division_code,
+                    ord: ord as u32,
+                },
+            );
+            let mut corps: Vec<Corps> = Vec::new();
             for s in &t.specialties {
-                let entry = (cell_key(t.point), member);
-                match lists.get_mut(s.as_str()) {
-                    Some(list) => list.push(entry),
-                    None => {
-                        lists.insert(s.clone(), vec![entry]);
+                lists
+                    .entry(Key::Specialty(s.clone()))
+                    .or_default()
+                    .push(entry);
+                if let Some(id) = lexicon.subject_id(s) {
+                    let c = lexicon.subject(id).corps;
+                    if !corps.contains(&c) {
+                        corps.push(c);
+                        lists.entry(Key::Corps(c)).or_default().push(entry);
                     }
                 }
             }
         }
-        let by_specialty = lists
+        let lists = lists
             .into_iter()
             .map(|(s, mut entries)| {
                 entries.sort_by_key(|(key, m)| (*key, m.ord));
@@ -130,23 +153,27 @@ impl SpatialIndex {
                 (s, list)
             })
             .collect();
-        SpatialIndex { by_specialty }
+        SpatialIndex { lists }
     }
 
-    /// The available talents with any of `specialties` that can be among
+    /// The available talents with any of `specialties` or a specialty in
+    /// any of `corps` that can be among
     /// the `k` nearest to `origin` by (distance, closeness to `division`):
     /// the k best and every talent tied with the k-th on both, each once,
     /// in no particular order.
     pub fn nearest(
         &self,
         specialties: &[String],
+        corps: &[Corps],
         origin: GeoPoint,
         division: Option<DivisionCode>,
         k: usize,
     ) -> Vec<Near> {
         let lists: Vec<&CellList> = specialties
             .iter()
-            .filter_map(|s| self.by_specialty.get(s.as_str()))
+            .map(|s| Key::Specialty(s.clone()))
+            .chain(corps.iter().map(|&c| Key::Corps(c)))
+            .filter_map(|key| self.lists.get(&key))
             .collect();
         if k == 0 || lists.is_empty() {
             return Vec::new();
@@ -299,13 +326,13 @@ mod tests {
             }
         }
         table.push(None);
-        let index = SpatialIndex::build(&table);
+        let index = SpatialIndex::build(&table, Lexicon::embedded());
         let specialties = vec!["苹果".to_string()];
         for (lat, lon) in [(34.5, 109.5), (35.9, 110.8), (30.0, 100.0), (34.2, 108.9)] {
             let origin = GeoPoint { lat, lon };
             for k in [1, 5, 37] {
                 let mut got: Vec<f64> = index
-                    .nearest(&specialties, origin, None, k)
+                    .nearest(&specialties, &[], origin, None, k)
                     .iter()
                     .map(|n| n.distance_km)
                     .collect();
