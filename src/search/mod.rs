@@ -128,20 +128,6 @@ impl Fields {
     }
 }
 
-/// Whether the indexed text of `talent` (its specialties and skills) may
-/// hold `word` as a token: tokens are lowercased slices of the text, so a
-/// text without capitals holds only its own substrings.
-fn may_contain(talent: &Talent, word: &str) -> bool {
-    let values = || {
-        talent
-            .specialties
-            .iter()
-            .map(String::as_str)
-            .chain([talent.skills.as_str()])
-    };
-    values().any(|v| v.chars().any(char::is_uppercase) || v.contains(word))
-}
-
 /// Registers the jieba tokenizer on an index (it is not stored with it).
 pub fn register_tokenizer(index: &Index) {
     index.tokenizers().register(
@@ -521,21 +507,14 @@ impl Snapshot {
         let tied = near
             .windows(2)
             .any(|w| w[0].distance_km == w[1].distance_km && w[0].closeness == w[1].closeness);
-        // A word none of these talents' texts contains scores for none of
-        // them: leaving it out changes no score and saves its BM25 weight.
-        // (Checked for a handful of talents only: for hundreds, tantivy's
-        // weights cost less than the checks.)
-        let words: Vec<String> = if tied && near.len() > 64 {
-            text_terms.to_vec()
-        } else if tied {
+        // A word no talent's text holds scores for nobody: leaving it out
+        // changes no score and saves its BM25 weight and postings.
+        let words: Vec<String> = if tied {
             text_terms
                 .iter()
                 .filter(|w| {
-                    near.iter().any(|n| {
-                        self.talents[n.ord as usize]
-                            .as_ref()
-                            .is_some_and(|t| may_contain(t, w))
-                    })
+                    let term = Term::from_field_text(self.fields.text, w);
+                    !matches!(self.bm25.doc_freq(&term), Ok(0))
                 })
                 .cloned()
                 .collect()

@@ -72,6 +72,9 @@ pub struct SpatialIndex {
     lists: HashMap<Key, CellList>,
 }
 
+/// A member with its cell (row, column).
+type Placed = ((i64, i64), Member);
+
 fn cell_key(p: GeoPoint) -> (i64, i64) {
     (
         (p.lat / CELL_DEG).floor() as i64,
@@ -88,7 +91,7 @@ impl SpatialIndex {
     /// The lists of the talents' specialties and of their corps (as the
     /// index's `specialty_corps` field has them under `lexicon`).
     pub fn build(talents: &[Option<Arc<Talent>>], lexicon: &Lexicon) -> SpatialIndex {
-        let mut lists: HashMap<Key, Vec<((i64, i64), Member)>> = HashMap::new();
+        let mut lists: HashMap<Key, Vec<Placed>> = HashMap::new();
         for (ord, talent) in talents.iter().enumerate() {
             let Some(t) = talent.as_ref().filter(|t| t.is_available()) else {
                 continue;
