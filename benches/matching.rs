@@ -53,14 +53,9 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
-    let top = gen::CITY_EXPERTS + gen::COUNTY_TOWN_STAFF;
-    let villagers = if size > top {
-        size - top
-    } else {
-        gen::VILLAGE_PRACTITIONERS
-    };
-    let csv = gen::generate_csv(gen::DEMO_SEED, villagers, lex, div);
+    let csv = gen::generate_csv(gen::DEMO_SEED, gen::villagers_for(size), lex, div);
     let talents = roster::parse_roster(RosterFormat::Csv, csv.as_bytes(), lex, div).unwrap();
+    drop(csv);
     let count = talents.len();
     let dir = std::env::temp_dir().join(format!("xwn-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -28,8 +28,9 @@ use crate::{
 const CURRENT: &str = "CURRENT";
 /// Memory for the writer of the live index (single-row changes).
 const LIVE_WRITER_BYTES: usize = 32 << 20;
-/// Memory per thread when building a whole index.
-const BUILD_WRITER_BYTES: usize = 256 << 20;
+/// Memory of the writer that builds a whole index, shared by its threads
+/// (at least 64 MiB each): bounded whatever the machine's core count.
+const BUILD_WRITER_BYTES: usize = 384 << 20;
 
 struct Live {
     dir: PathBuf,
@@ -289,8 +290,8 @@ fn build(root: &Path, talents: &[Talent], version: u64, lexicon: &Lexicon) -> Re
             .map_or(1, |n| n.get())
             .min(4);
         let threads = if talents.len() < 50_000 { 1 } else { threads };
-        let mut writer: IndexWriter =
-            index.writer_with_num_threads(threads, BUILD_WRITER_BYTES * threads)?;
+        let heap = BUILD_WRITER_BYTES.max(threads * (64 << 20));
+        let mut writer: IndexWriter = index.writer_with_num_threads(threads, heap)?;
         for (ord, talent) in talents.iter().enumerate() {
             writer.add_document(fields.document(talent, ord as u64, lexicon))?;
         }

@@ -431,22 +431,32 @@ impl pb::roster_service_server::RosterService for RosterApi {
         let (format, data) = read_upload(request.into_inner(), self.max_upload_bytes).await?;
         let bytes = data.len();
         let sha256 = crate::audit::digest(&data);
-        let outcome = self.roster.import(format, data).await.map_err(status);
-        let details = match &outcome {
-            Ok((accepted, version)) => {
-                json!({"sha256": sha256, "bytes": bytes, "accepted": accepted, "roster_version": version})
+        // On a task of its own: a big import outlives the call's timeout or
+        // a caller who hangs up, and is still logged and audited.
+        let (roster, audit) = (self.roster.clone(), self.audit.clone());
+        let import = tokio::spawn(async move {
+            let outcome = roster.import(format, data).await.map_err(status);
+            let details = match &outcome {
+                Ok((accepted, version)) => {
+                    json!({"sha256": sha256, "bytes": bytes, "accepted": accepted, "roster_version": version})
+                }
+                Err(s) => json!({"sha256": sha256, "bytes": bytes, "refused": s.message()}),
+            };
+            audit.record("import_roster", peer, details);
+            if let Ok((accepted, version)) = &outcome {
+                tracing::info!(
+                    audit = "import_roster",
+                    bytes,
+                    accepted,
+                    roster_version = version,
+                    "roster replaced"
+                );
             }
-            Err(s) => json!({"sha256": sha256, "bytes": bytes, "refused": s.message()}),
-        };
-        self.audit.record("import_roster", peer, details);
-        let (accepted, version) = outcome?;
-        tracing::info!(
-            audit = "import_roster",
-            bytes,
-            accepted,
-            roster_version = version,
-            "roster replaced"
-        );
+            outcome
+        });
+        let (accepted, version) = import
+            .await
+            .map_err(|e| Status::internal(format!("the import task failed: {e}")))??;
         Ok(Response::new(pb::ImportReport {
             accepted,
             errors: Vec::new(),

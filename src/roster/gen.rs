@@ -76,6 +76,17 @@ const GIVEN: &[&str] = &[
     "学", "德",
 ];
 
+/// Village practitioners in a synthetic roster of `size` talents in all;
+/// the demo roster's number when `size` leaves none beside the top tiers.
+pub fn villagers_for(size: usize) -> usize {
+    let top = CITY_EXPERTS + COUNTY_TOWN_STAFF;
+    if size > top {
+        size - top
+    } else {
+        VILLAGE_PRACTITIONERS
+    }
+}
+
 /// Builds the demo roster as CSV: exactly 56 city experts at the city seat,
 /// 553 county/town staff in their counties' towns, `villagers` practitioners
 /// in villages, and exactly 603 sub-corps members from the top two tiers.

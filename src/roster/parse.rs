@@ -102,21 +102,15 @@ pub fn parse_roster(
             + 1;
         vec![RowError::new(line, "", "the file is not valid UTF-8")]
     })?;
-    let (rows, mut errors) = match format {
-        RosterFormat::Csv => csv_rows(text)?,
-        RosterFormat::Jsonl => jsonl_rows(text),
-    };
-    if rows.is_empty() && errors.is_empty() {
-        return Err(vec![RowError::new(
-            0,
-            "",
-            "the roster has no rows; an import never empties the roster",
-        )]);
-    }
-    let mut talents = Vec::with_capacity(rows.len());
-    let mut seen = HashSet::with_capacity(rows.len());
-    for row in &rows {
-        match validate_row(row, lexicon, divisions) {
+    // Each row is validated as soon as it is read and then dropped: a large
+    // roster is never held as text rows and talents at once.
+    let mut talents = Vec::new();
+    let mut seen = HashSet::new();
+    let mut errors = Vec::new();
+    let mut rows = 0usize;
+    let mut accept = |row: RawRow| {
+        rows += 1;
+        match validate_row(&row, lexicon, divisions) {
             Ok(talent) => {
                 if !seen.insert(talent.id.clone()) {
                     errors.push(RowError::new(
@@ -132,7 +126,19 @@ pub fn parse_roster(
             }
             Err(mut row_errors) => errors.append(&mut row_errors),
         }
+    };
+    let mut read_errors = match format {
+        RosterFormat::Csv => csv_rows(text, &mut accept)?,
+        RosterFormat::Jsonl => jsonl_rows(text, &mut accept),
+    };
+    if rows == 0 && read_errors.is_empty() {
+        return Err(vec![RowError::new(
+            0,
+            "",
+            "the roster has no rows; an import never empties the roster",
+        )]);
     }
+    errors.append(&mut read_errors);
     if errors.is_empty() {
         Ok(talents)
     } else {
@@ -173,8 +179,9 @@ fn check_columns<'a>(
     }
 }
 
-/// The rows and the rows that could not be read; header problems end it.
-fn csv_rows(text: &str) -> Result<(Vec<RawRow>, Vec<RowError>), Vec<RowError>> {
+/// Hands each row to `accept`; returns the rows that could not be read.
+/// Header problems end it.
+fn csv_rows(text: &str, accept: &mut impl FnMut(RawRow)) -> Result<Vec<RowError>, Vec<RowError>> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(text.as_bytes());
@@ -192,7 +199,6 @@ fn csv_rows(text: &str) -> Result<(Vec<RawRow>, Vec<RowError>), Vec<RowError>> {
         return Err(vec![RowError::new(1, "", "the file has no header row")]);
     }
     check_columns(1, header.iter().map(String::as_str))?;
-    let mut rows = Vec::new();
     let mut errors = Vec::new();
     for record in reader.records() {
         let record = match record {
@@ -224,14 +230,14 @@ fn csv_rows(text: &str) -> Result<(Vec<RawRow>, Vec<RowError>), Vec<RowError>> {
             .cloned()
             .zip(record.iter().map(str::to_string))
             .collect();
-        rows.push(RawRow { line, fields });
+        accept(RawRow { line, fields });
     }
-    Ok((rows, errors))
+    Ok(errors)
 }
 
-/// The rows and the lines that are not JSON objects with known keys.
-fn jsonl_rows(text: &str) -> (Vec<RawRow>, Vec<RowError>) {
-    let mut rows = Vec::new();
+/// Hands each row to `accept`; returns the lines that are not JSON objects
+/// with known keys.
+fn jsonl_rows(text: &str, accept: &mut impl FnMut(RawRow)) -> Vec<RowError> {
     let mut errors = Vec::new();
     for (i, line_text) in text.lines().enumerate() {
         let line = i as u64 + 1;
@@ -275,9 +281,9 @@ fn jsonl_rows(text: &str) -> (Vec<RawRow>, Vec<RowError>) {
             };
             fields.insert(key, text);
         }
-        rows.push(RawRow { line, fields });
+        accept(RawRow { line, fields });
     }
-    (rows, errors)
+    errors
 }
 
 fn parse_bool(text: &str) -> Option<bool> {

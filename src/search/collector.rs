@@ -12,7 +12,7 @@ use tantivy::{
 use super::{Origin, Ranking};
 use crate::model::Talent;
 
-type Table = Arc<Vec<Option<Arc<Talent>>>>;
+pub(super) type Table = Arc<Vec<Option<Arc<Talent>>>>;
 
 /// One ranked talent.
 #[derive(Debug, Clone)]
@@ -36,8 +36,19 @@ pub struct Entry {
     ord: u32,
 }
 
+impl Entry {
+    pub(super) fn new(primary: f64, closeness: u8, text: f32, ord: u32) -> Entry {
+        Entry {
+            primary,
+            closeness,
+            text,
+            ord,
+        }
+    }
+}
+
 /// Orders entries best first; ids break the last ties.
-fn compare(table: &Table, a: &Entry, b: &Entry) -> Ordering {
+pub(super) fn compare(table: &Table, a: &Entry, b: &Entry) -> Ordering {
     a.primary
         .total_cmp(&b.primary)
         .then(b.closeness.cmp(&a.closeness))
@@ -119,28 +130,47 @@ impl Collector for TopCollector {
     }
 
     fn merge_fruits(&self, fruits: Vec<Vec<Entry>>) -> tantivy::Result<Vec<Hit>> {
-        let mut all: Vec<Entry> = fruits.into_iter().flatten().collect();
-        all.sort_by(|a, b| compare(&self.table, a, b));
-        all.truncate(self.limit);
-        Ok(all
-            .into_iter()
-            .filter_map(|e| {
-                let talent = self.table[e.ord as usize].clone()?;
-                let distance_km = self.origin.point.distance_km(talent.point);
-                let score = match self.ranking {
-                    Ranking::Nearest => distance_km,
-                    Ranking::BestMatch { .. } => -e.primary,
-                };
-                Some(Hit {
-                    talent,
-                    distance_km,
-                    closeness: e.closeness,
-                    text_score: e.text,
-                    score,
-                })
-            })
-            .collect())
+        let all: Vec<Entry> = fruits.into_iter().flatten().collect();
+        Ok(best_hits(
+            &self.table,
+            self.origin,
+            self.ranking,
+            all,
+            self.limit,
+        ))
     }
+}
+
+/// The best `limit` entries as hits, best first.
+pub(super) fn best_hits(
+    table: &Table,
+    origin: Origin,
+    ranking: Ranking,
+    mut all: Vec<Entry>,
+    limit: usize,
+) -> Vec<Hit> {
+    if all.len() > limit {
+        all.select_nth_unstable_by(limit, |a, b| compare(table, a, b));
+        all.truncate(limit);
+    }
+    all.sort_by(|a, b| compare(table, a, b));
+    all.into_iter()
+        .filter_map(|e| {
+            let talent = table[e.ord as usize].clone()?;
+            let distance_km = origin.point.distance_km(talent.point);
+            let score = match ranking {
+                Ranking::Nearest => distance_km,
+                Ranking::BestMatch { .. } => -e.primary,
+            };
+            Some(Hit {
+                talent,
+                distance_km,
+                closeness: e.closeness,
+                text_score: e.text,
+                score,
+            })
+        })
+        .collect()
 }
 
 /// Gaussian decay that is 1 at distance 0 and 0.5 at `scale_km`.

@@ -3,20 +3,24 @@
 //! retrieval, filtered listing, statistics).
 
 mod collector;
+mod spatial;
 pub mod tokenizer;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
 use tantivy::{
-    query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery},
+    query::{
+        AllQuery, Bm25StatisticsProvider, BooleanQuery, ConstScoreQuery, EnableScoring, Occur,
+        Query, TermQuery,
+    },
     schema::{
         Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED,
         STRING,
     },
-    Index, IndexReader, Searcher, TantivyDocument, Term,
+    DocId, DocSet, Index, IndexReader, Searcher, TantivyDocument, Term, TERMINATED,
 };
 
 use crate::{
@@ -26,7 +30,8 @@ use crate::{
     model::{Corps, Talent, Tier},
 };
 pub use collector::Hit;
-use collector::{OrdCollector, TopCollector};
+use collector::{best_hits, Entry, OrdCollector, TopCollector};
+use spatial::SpatialIndex;
 
 /// The fields of a talent document.
 #[derive(Debug, Clone, Copy)]
@@ -219,6 +224,58 @@ pub struct Snapshot {
     talents: Arc<Vec<Option<Arc<Talent>>>>,
     by_id: HashMap<String, u32>,
     stats: Stats,
+    /// Each specialty's available talents by place, for nearest ranking.
+    spatial: SpatialIndex,
+    /// Where each ord's document is: (segment, doc), `u32::MAX` for none.
+    addresses: Vec<(u32, DocId)>,
+    bm25: Bm25Cache,
+}
+
+/// The searcher's BM25 statistics, remembered: the snapshot never changes,
+/// and looking a term up in every segment per query costs more than
+/// scoring the few talents whose order depends on it.
+struct Bm25Cache {
+    searcher: Searcher,
+    docs: u64,
+    tokens: Mutex<HashMap<Field, u64>>,
+    doc_freqs: Mutex<HashMap<Term, u64>>,
+}
+
+impl Bm25Cache {
+    fn new(searcher: &Searcher) -> tantivy::Result<Bm25Cache> {
+        Ok(Bm25Cache {
+            docs: Bm25StatisticsProvider::total_num_docs(searcher)?,
+            searcher: searcher.clone(),
+            tokens: Mutex::new(HashMap::new()),
+            doc_freqs: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl Bm25StatisticsProvider for Bm25Cache {
+    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&n) = tokens.get(&field) {
+            return Ok(n);
+        }
+        let n = Bm25StatisticsProvider::total_num_tokens(&self.searcher, field)?;
+        tokens.insert(field, n);
+        Ok(n)
+    }
+
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        Ok(self.docs)
+    }
+
+    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        let mut freqs = self.doc_freqs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&n) = freqs.get(term) {
+            return Ok(n);
+        }
+        let n = self.searcher.doc_freq(term)?;
+        freqs.insert(term.clone(), n);
+        Ok(n)
+    }
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -237,44 +294,89 @@ impl Snapshot {
         fields: Fields,
         talents: Vec<Option<Arc<Talent>>>,
     ) -> Snapshot {
-        let by_id = talents
-            .iter()
-            .enumerate()
-            .filter_map(|(ord, t)| Some((t.as_ref()?.id.clone(), ord as u32)))
-            .collect();
-        let stats = Stats::of(
-            talents.iter().flatten().map(Arc::as_ref),
-            Divisions::embedded(),
-        );
+        // The spatial index is built beside the id map and the counts.
+        let (spatial, (by_id, stats)) = std::thread::scope(|scope| {
+            let spatial = scope.spawn(|| SpatialIndex::build(&talents, Lexicon::embedded()));
+            let by_id: HashMap<String, u32> = talents
+                .iter()
+                .enumerate()
+                .filter_map(|(ord, t)| Some((t.as_ref()?.id.clone(), ord as u32)))
+                .collect();
+            let stats = Stats::of(
+                talents.iter().flatten().map(Arc::as_ref),
+                Divisions::embedded(),
+            );
+            (
+                spatial.join().expect("the spatial index panicked"),
+                (by_id, stats),
+            )
+        });
+        let mut addresses = vec![(u32::MAX, 0); talents.len()];
+        for (s, segment) in searcher.segment_readers().iter().enumerate() {
+            if let Ok(ords) = segment.fast_fields().u64("ord") {
+                for doc in segment.doc_ids_alive() {
+                    if let Some(slot) = ords.first(doc).and_then(|o| addresses.get_mut(o as usize))
+                    {
+                        *slot = (s as u32, doc);
+                    }
+                }
+            }
+        }
         Snapshot {
             version,
-            searcher,
             fields,
             talents: Arc::new(talents),
             by_id,
             stats,
+            bm25: Bm25Cache::new(&searcher).expect("segment sizes are in memory"),
+            searcher,
+            spatial,
+            addresses,
         }
     }
 
-    /// Reads every live talent back from an index's stored documents.
+    /// Reads every live talent back from an index's stored documents, the
+    /// segments shared among the machine's cores.
     pub fn load(reader: &IndexReader, fields: Fields, version: u64) -> tantivy::Result<Snapshot> {
         let searcher = reader.searcher();
+        let segments = searcher.segment_readers();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, segments.len().max(1));
+        let read = |part: usize| -> tantivy::Result<Vec<(usize, Talent)>> {
+            let mut out = Vec::new();
+            for segment in segments.iter().skip(part).step_by(threads) {
+                let store = segment.get_store_reader(4)?;
+                let ords = segment.fast_fields().u64("ord")?;
+                for doc_id in segment.doc_ids_alive() {
+                    let doc: TantivyDocument = store.get(doc_id)?;
+                    let json = doc
+                        .get_first(fields.doc)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("");
+                    let talent: Talent = serde_json::from_str(json).map_err(|e| {
+                        tantivy::TantivyError::InternalError(format!(
+                            "stored talent is unreadable: {e}"
+                        ))
+                    })?;
+                    out.push((ords.first(doc_id).unwrap_or(0) as usize, talent));
+                }
+            }
+            Ok(out)
+        };
+        let parts: Vec<tantivy::Result<Vec<(usize, Talent)>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..threads).map(|p| scope.spawn(move || read(p))).collect();
+            let mut parts = vec![read(0)];
+            parts.extend(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a loader panicked")),
+            );
+            parts
+        });
         let mut talents: Vec<Option<Arc<Talent>>> = Vec::new();
-        for segment in searcher.segment_readers() {
-            let store = segment.get_store_reader(4)?;
-            let ords = segment.fast_fields().u64("ord")?;
-            for doc_id in segment.doc_ids_alive() {
-                let doc: TantivyDocument = store.get(doc_id)?;
-                let json = doc
-                    .get_first(fields.doc)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("");
-                let talent: Talent = serde_json::from_str(json).map_err(|e| {
-                    tantivy::TantivyError::InternalError(format!(
-                        "stored talent is unreadable: {e}"
-                    ))
-                })?;
-                let ord = ords.first(doc_id).unwrap_or(0) as usize;
+        for part in parts {
+            for (ord, talent) in part? {
                 if talents.len() <= ord {
                     talents.resize(ord + 1, None);
                 }
@@ -348,6 +450,19 @@ impl Snapshot {
         ranking: Ranking,
         limit: usize,
     ) -> tantivy::Result<Vec<Hit>> {
+        if (pool.specialties.is_empty() && pool.corps.is_empty()) || limit == 0 {
+            return Ok(Vec::new());
+        }
+        if ranking == Ranking::Nearest {
+            return self.nearest(pool, origin, text_terms, limit);
+        }
+        let collector = TopCollector::new(self.talents.clone(), origin, ranking, limit);
+        self.searcher
+            .search(&self.top_query(pool, text_terms), &collector)
+    }
+
+    /// The pool as a filter (score 0) plus the report's words, scored by BM25.
+    fn top_query(&self, pool: &Pool, text_terms: &[String]) -> BooleanQuery {
         let f = &self.fields;
         let mut pool_clauses: Vec<Box<dyn Query>> = pool
             .specialties
@@ -359,9 +474,6 @@ impl Snapshot {
                 .iter()
                 .map(|c| self.term(f.specialty_corps, c.chinese())),
         );
-        if pool_clauses.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
         let pool_query: Box<dyn Query> =
             Box::new(ConstScoreQuery::new(self.any_of(pool_clauses), 0.0));
         let mut clauses = vec![(Occur::Must, pool_query)];
@@ -372,9 +484,105 @@ impl Snapshot {
                 Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
             ));
         }
-        let query = BooleanQuery::new(clauses);
-        let collector = TopCollector::new(self.talents.clone(), origin, ranking, limit);
-        self.searcher.search(&query, &collector)
+        BooleanQuery::new(clauses)
+    }
+
+    /// [`Snapshot::top`] by distance, from the
+    /// spatial index: the text score is only computed where it decides
+    /// (between talents tied on distance and closeness).
+    fn nearest(
+        &self,
+        pool: &Pool,
+        origin: Origin,
+        text_terms: &[String],
+        limit: usize,
+    ) -> tantivy::Result<Vec<Hit>> {
+        let near = self.spatial.nearest(
+            &pool.specialties,
+            &pool.corps,
+            origin.point,
+            origin.division,
+            limit,
+        );
+        let tied = near
+            .windows(2)
+            .any(|w| w[0].distance_km == w[1].distance_km && w[0].closeness == w[1].closeness);
+        // A word no talent's text holds scores for nobody: leaving it out
+        // changes no score and saves its BM25 weight and postings.
+        let words: Vec<String> = if tied {
+            text_terms
+                .iter()
+                .filter(|w| {
+                    let term = Term::from_field_text(self.fields.text, w);
+                    !matches!(self.bm25.doc_freq(&term), Ok(0))
+                })
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let scores = if !words.is_empty() {
+            let ords: Vec<u32> = near.iter().map(|n| n.ord).collect();
+            self.text_scores(&words, &ords)?
+        } else {
+            vec![0.0; near.len()]
+        };
+        let entries = near
+            .iter()
+            .zip(scores)
+            .map(|(n, text)| Entry::new(n.distance_km, n.closeness, text, n.ord))
+            .collect();
+        Ok(best_hits(
+            &self.talents,
+            origin,
+            Ranking::Nearest,
+            entries,
+            limit,
+        ))
+    }
+
+    /// The BM25 score of `words` for each talent of `ords`, as
+    /// [`Snapshot::top_query`] scores it: the pool clause adds 0 and the
+    /// union of the words adds the score of each word a document holds, in
+    /// the words' order. Each word's postings are sought on their own: the
+    /// union of them all would refill its window for every sought document.
+    fn text_scores(&self, words: &[String], ords: &[u32]) -> tantivy::Result<Vec<f32>> {
+        let enable = EnableScoring::enabled_from_statistics_provider(&self.bm25, &self.searcher);
+        let weights = words
+            .iter()
+            .map(|w| {
+                TermQuery::new(
+                    Term::from_field_text(self.fields.text, w),
+                    IndexRecordOption::WithFreqs,
+                )
+                .weight(enable)
+            })
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        let mut at: Vec<(u32, DocId, usize)> = ords
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &o)| {
+                let (segment, doc) = *self.addresses.get(o as usize)?;
+                (segment != u32::MAX).then_some((segment, doc, i))
+            })
+            .collect();
+        at.sort_unstable();
+        let mut scores = vec![0.0f32; ords.len()];
+        for group in at.chunk_by(|a, b| a.0 == b.0) {
+            let reader = self.searcher.segment_reader(group[0].0);
+            for weight in &weights {
+                let mut scorer = weight.scorer(reader, 1.0)?;
+                for &(_, doc, i) in group {
+                    if scorer.doc() < doc {
+                        scorer.seek(doc);
+                    }
+                    if scorer.doc() == doc && doc != TERMINATED {
+                        scores[i] += scorer.score();
+                    }
+                }
+            }
+        }
+        Ok(scores)
     }
 
     /// Talents matching `filter`, ordered by id, after the id `after`.

@@ -1,0 +1,356 @@
+//! An in-memory spatial index of each specialty's available talents: the
+//! members of a specialty grouped in small lat/lon cells, so the nearest
+//! ones are found by visiting the cells closest to the farmer first, not by
+//! scanning every specialist of a large roster.
+
+use std::{
+    cmp::Ordering,
+    collections::{BinaryHeap, HashMap},
+    sync::Arc,
+};
+
+use crate::{
+    divisions::DivisionCode,
+    geo::GeoPoint,
+    lexicon::Lexicon,
+    model::{Corps, Talent},
+};
+
+/// Cell edge in degrees (about 5 km over Weinan).
+const CELL_DEG: f64 = 0.05;
+/// Mean Earth radius, as `geo` uses it.
+const EARTH_RADIUS_KM: f64 = 6371.0088;
+/// A cell is skipped only when its lower bound passes the k-th distance by
+/// this much: rounding never drops a talent that ties.
+const SLACK_KM: f64 = 1e-6;
+
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    point: GeoPoint,
+    division: DivisionCode,
+    ord: u32,
+}
+
+/// The bounding box of a cell's members and where they sit in `members`.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    lat_lo: f64,
+    lat_hi: f64,
+    lon_lo: f64,
+    lon_hi: f64,
+    /// The smallest cosine of a latitude in the box.
+    min_cos: f64,
+    start: u32,
+    end: u32,
+}
+
+#[derive(Debug, Default)]
+struct CellList {
+    cells: Vec<Cell>,
+    members: Vec<Member>,
+}
+
+/// A talent that may rank: its distance, administrative closeness and ord.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Near {
+    pub distance_km: f64,
+    pub closeness: u8,
+    pub ord: u32,
+}
+
+/// What qualifies a talent for a list: a specialty, or a specialty in a corps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Specialty(String),
+    Corps(Corps),
+}
+
+/// Per specialty (canonical name) and per corps of a specialty, the
+/// available talents by cell.
+#[derive(Debug, Default)]
+pub struct SpatialIndex {
+    lists: HashMap<Key, CellList>,
+}
+
+/// A member with its cell (row, column).
+type Placed = ((i64, i64), Member);
+
+fn cell_key(p: GeoPoint) -> (i64, i64) {
+    (
+        (p.lat / CELL_DEG).floor() as i64,
+        (p.lon / CELL_DEG).floor() as i64,
+    )
+}
+
+/// `sin x` from below for `0 <= x <= π/2`: `x - x³/6`.
+fn sin_below(x: f64) -> f64 {
+    (x - x * x * x / 6.0).max(0.0)
+}
+
+impl SpatialIndex {
+    /// The lists of the talents' specialties and of their corps (as the
+    /// index's `specialty_corps` field has them under `lexicon`).
+    pub fn build(talents: &[Option<Arc<Talent>>], lexicon: &Lexicon) -> SpatialIndex {
+        let mut lists: HashMap<Key, Vec<Placed>> = HashMap::new();
+        for (ord, talent) in talents.iter().enumerate() {
+            let Some(t) = talent.as_ref().filter(|t| t.is_available()) else {
+                continue;
+            };
+            let entry = (
+                cell_key(t.point),
+                Member {
+                    point: t.point,
+                    division: t.division_code,
+                    ord: ord as u32,
+                },
+            );
+            let mut corps: Vec<Corps> = Vec::new();
+            for s in &t.specialties {
+                lists
+                    .entry(Key::Specialty(s.clone()))
+                    .or_default()
+                    .push(entry);
+                if let Some(id) = lexicon.subject_id(s) {
+                    let c = lexicon.subject(id).corps;
+                    if !corps.contains(&c) {
+                        corps.push(c);
+                        lists.entry(Key::Corps(c)).or_default().push(entry);
+                    }
+                }
+            }
+        }
+        let lists = lists
+            .into_iter()
+            .map(|(s, mut entries)| {
+                entries.sort_by_key(|(key, m)| (*key, m.ord));
+                let mut list = CellList {
+                    cells: Vec::new(),
+                    members: Vec::with_capacity(entries.len()),
+                };
+                let mut i = 0;
+                while i < entries.len() {
+                    let key = entries[i].0;
+                    let start = i;
+                    while i < entries.len() && entries[i].0 == key {
+                        i += 1;
+                    }
+                    let group = &entries[start..i];
+                    let lat = |f: fn(f64, f64) -> f64, init| {
+                        group.iter().map(|(_, m)| m.point.lat).fold(init, f)
+                    };
+                    let lon = |f: fn(f64, f64) -> f64, init| {
+                        group.iter().map(|(_, m)| m.point.lon).fold(init, f)
+                    };
+                    let (lat_lo, lat_hi) = (lat(f64::min, f64::MAX), lat(f64::max, f64::MIN));
+                    list.cells.push(Cell {
+                        lat_lo,
+                        lat_hi,
+                        lon_lo: lon(f64::min, f64::MAX),
+                        lon_hi: lon(f64::max, f64::MIN),
+                        min_cos: lat_lo.to_radians().cos().min(lat_hi.to_radians().cos()),
+                        start: start as u32,
+                        end: i as u32,
+                    });
+                }
+                list.members.extend(entries.into_iter().map(|(_, m)| m));
+                (s, list)
+            })
+            .collect();
+        SpatialIndex { lists }
+    }
+
+    /// The available talents with any of `specialties` or a specialty in
+    /// any of `corps` that can be among
+    /// the `k` nearest to `origin` by (distance, closeness to `division`):
+    /// the k best and every talent tied with the k-th on both, each once,
+    /// in no particular order.
+    pub fn nearest(
+        &self,
+        specialties: &[String],
+        corps: &[Corps],
+        origin: GeoPoint,
+        division: Option<DivisionCode>,
+        k: usize,
+    ) -> Vec<Near> {
+        let lists: Vec<&CellList> = specialties
+            .iter()
+            .map(|s| Key::Specialty(s.clone()))
+            .chain(corps.iter().map(|&c| Key::Corps(c)))
+            .filter_map(|key| self.lists.get(&key))
+            .collect();
+        if k == 0 || lists.is_empty() {
+            return Vec::new();
+        }
+        let cos0 = origin.lat.to_radians().cos();
+        // Cells closest first, by a lower bound of the haversine term.
+        let mut heap: BinaryHeap<Visit> = lists
+            .iter()
+            .enumerate()
+            .flat_map(|(l, list)| {
+                list.cells.iter().enumerate().map(move |(c, cell)| Visit {
+                    a: lower_hav(origin, cos0, cell),
+                    list: l as u32,
+                    cell: c as u32,
+                })
+            })
+            .collect();
+        let mut found: Vec<Near> = Vec::new();
+        let mut bound = f64::INFINITY;
+        while let Some(visit) = heap.pop() {
+            if bound.is_finite() && hav_km(visit.a) > bound + SLACK_KM {
+                break;
+            }
+            let list = lists[visit.list as usize];
+            let cell = list.cells[visit.cell as usize];
+            for m in &list.members[cell.start as usize..cell.end as usize] {
+                let distance_km = origin.distance_km(m.point);
+                if distance_km > bound {
+                    continue;
+                }
+                found.push(Near {
+                    distance_km,
+                    closeness: division.map_or(0, |d| d.closeness(m.division)),
+                    ord: m.ord,
+                });
+            }
+            if found.len() >= k {
+                let (_, kth, _) = found
+                    .select_nth_unstable_by(k - 1, |a, b| a.distance_km.total_cmp(&b.distance_km));
+                bound = kth.distance_km;
+                found.retain(|n| n.distance_km <= bound);
+            }
+        }
+        if lists.len() > 1 {
+            found.sort_unstable_by_key(|n| n.ord);
+            found.dedup_by_key(|n| n.ord);
+        }
+        // Keep the k best by (distance, closeness) and their ties.
+        let key = |a: &Near, b: &Near| {
+            a.distance_km
+                .total_cmp(&b.distance_km)
+                .then(b.closeness.cmp(&a.closeness))
+        };
+        found.sort_unstable_by(key);
+        if found.len() > k {
+            let kth = found[k - 1];
+            let keep = found.partition_point(|n| key(n, &kth) != Ordering::Greater);
+            found.truncate(keep);
+        }
+        found
+    }
+}
+
+/// A lower bound of the haversine term `a` between `origin` and any point
+/// of `cell` (the distance is `2R·asin(√a)`, increasing in `a`).
+fn lower_hav(origin: GeoPoint, cos0: f64, cell: &Cell) -> f64 {
+    let gap = |x: f64, lo: f64, hi: f64| {
+        if x < lo {
+            lo - x
+        } else if x > hi {
+            x - hi
+        } else {
+            0.0
+        }
+    };
+    let dlat = gap(origin.lat, cell.lat_lo, cell.lat_hi);
+    let near = gap(origin.lon, cell.lon_lo, cell.lon_hi);
+    let far = (cell.lon_lo - origin.lon)
+        .abs()
+        .max((cell.lon_hi - origin.lon).abs());
+    let dlon = near.min(360.0 - far).max(0.0);
+    let s1 = sin_below((dlat / 2.0).to_radians());
+    let s2 = sin_below((dlon / 2.0).to_radians());
+    s1 * s1 + cos0 * cell.min_cos.max(0.0) * s2 * s2
+}
+
+fn hav_km(a: f64) -> f64 {
+    2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin()
+}
+
+/// A cell to visit, smallest lower bound first.
+#[derive(Debug, Clone, Copy)]
+struct Visit {
+    a: f64,
+    list: u32,
+    cell: u32,
+}
+
+impl PartialEq for Visit {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Visit {}
+impl PartialOrd for Visit {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Visit {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.a.total_cmp(&self.a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn talent(id: &str, lat: f64, lon: f64, specialty: &str) -> Option<Arc<Talent>> {
+        Some(Arc::new(Talent {
+            id: id.into(),
+            name: id.into(),
+            phone: String::new(),
+            tier: crate::model::Tier::Village,
+            corps: None,
+            specialties: vec![specialty.into()],
+            skills: String::new(),
+            division_code: DivisionCode::parse("610527106202").unwrap(),
+            given_point: None,
+            point: GeoPoint { lat, lon },
+            capacity: 1,
+            active: true,
+        }))
+    }
+
+    #[test]
+    fn finds_the_same_nearest_as_a_scan_with_ties() {
+        let mut table = Vec::new();
+        let mut n = 0u32;
+        for i in 0..40 {
+            for j in 0..40 {
+                n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let lat = 34.2 + 0.043 * i as f64 + f64::from(n % 7) * 0.001;
+                let lon = 108.9 + 0.047 * j as f64;
+                let s = if (i + j) % 3 == 0 { "梨" } else { "苹果" };
+                table.push(talent(&format!("t{i}-{j}"), lat, lon, s));
+                // Talents sharing a point tie on distance.
+                table.push(talent(&format!("u{i}-{j}"), lat, lon, "苹果"));
+            }
+        }
+        table.push(None);
+        let index = SpatialIndex::build(&table, Lexicon::embedded());
+        let specialties = vec!["苹果".to_string()];
+        for (lat, lon) in [(34.5, 109.5), (35.9, 110.8), (30.0, 100.0), (34.2, 108.9)] {
+            let origin = GeoPoint { lat, lon };
+            for k in [1, 5, 37] {
+                let mut got: Vec<f64> = index
+                    .nearest(&specialties, &[], origin, None, k)
+                    .iter()
+                    .map(|n| n.distance_km)
+                    .collect();
+                got.sort_by(f64::total_cmp);
+                let mut all: Vec<f64> = table
+                    .iter()
+                    .flatten()
+                    .filter(|t| t.specialties[0] == "苹果")
+                    .map(|t| origin.distance_km(t.point))
+                    .collect();
+                all.sort_by(f64::total_cmp);
+                let kth = all[k - 1];
+                let want: Vec<f64> = all.into_iter().filter(|d| *d <= kth).collect();
+                assert_eq!(got, want, "at {lat},{lon} k={k}");
+            }
+        }
+    }
+}
