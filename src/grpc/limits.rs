@@ -47,9 +47,8 @@ pub struct Limits {
     max_submits: usize,
     /// None when `max_queue_ms` is 0.
     max_queue: Option<Duration>,
-    /// Slots for CPU-bound work (MatchProblem): one fewer than the cores,
-    /// so one async worker always keeps reading, counting and shedding
-    /// arrivals while the others compute.
+    /// One slot per core for CPU-bound work (MatchProblem), run off the
+    /// async workers so they keep reading, counting and shedding arrivals.
     cpu: Arc<Semaphore>,
     rate: f64,
     burst: f64,
@@ -66,14 +65,8 @@ impl Limits {
             max_submits: config.max_submits_in_flight,
             max_queue: (config.max_queue_ms > 0)
                 .then(|| Duration::from_millis(config.max_queue_ms)),
-            // One core fewer than the async workers: CPU-bound calls run on
-            // the worker that took them (no hand-off), and one worker is
-            // always free to read, admit and refuse calls.
             cpu: Arc::new(Semaphore::new(
-                std::thread::available_parallelism()
-                    .map_or(2, |n| n.get())
-                    .saturating_sub(1)
-                    .max(1),
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
             rate: config.client_rate_per_sec,
             burst: config.client_burst.max(1.0),

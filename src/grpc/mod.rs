@@ -100,6 +100,15 @@ impl AdminAuth {
     }
 }
 
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+        .map_err(status)
+}
+
 pub fn corps_to_pb(corps: Option<Corps>) -> pb::Corps {
     match corps {
         None => pb::Corps::Unspecified,
@@ -300,12 +309,11 @@ impl pb::match_service_server::MatchService for MatchApi {
             limit: r.limit,
             best_match: ranking == pb::Ranking::BestMatch,
         };
-        // CPU-bound: computed right here (a hand-off to another thread cost
-        // a third of the throughput) under a CPU slot; there is one fewer
-        // slot than workers, so a worker stays free to take (and, past the
-        // limits, refuse) new calls meanwhile.
+        // CPU-bound: on a CPU slot off the async workers, which keep taking
+        // (and, past the limits, refusing) new calls meanwhile.
         let _slot = self.limits.cpu_slot(arrival).await?;
-        let outcome = self.service.match_problem(&request).map_err(status)?;
+        let service = self.service.clone();
+        let outcome = blocking(move || service.match_problem(&request)).await?;
         Ok(Response::new(pb::MatchProblemResponse {
             subject: outcome.subject.unwrap_or_default(),
             corps: corps_to_pb(outcome.corps).into(),
