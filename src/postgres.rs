@@ -255,27 +255,17 @@ impl PgStore {
         c.commit().await
     }
 
-    /// Bumps the log head (only if it is still `expected`, when given) and
-    /// records the change; returns the new head, or None when stale. Runs
-    /// inside the caller's transaction.
-    async fn log(conn: &mut Conn, expected: Option<u64>, change: &Change) -> Result<Option<u64>> {
-        let rows = match expected {
-            Some(head) => {
-                conn.query(
-                    "UPDATE log_head SET id = id + 1 WHERE id = $1 RETURNING id",
-                    &[&(head as i64)],
-                )
-                .await?
-            }
-            None => {
-                conn.query("UPDATE log_head SET id = id + 1 RETURNING id", &[])
-                    .await?
-            }
-        };
-        let Some(row) = rows.first() else {
-            return Ok(None);
-        };
-        let id: i64 = row.get(0);
+    /// Bumps the log head and records a change that does not depend on
+    /// what the writer had read (presence, liaisons), with its wake-up.
+    /// Runs inside the caller's transaction.
+    async fn log(conn: &mut Conn, change: &Change) -> Result<()> {
+        let rows = conn
+            .query("UPDATE log_head SET id = id + 1 RETURNING id", &[])
+            .await?;
+        let id: i64 = rows
+            .first()
+            .ok_or_else(|| Error::Internal("the log_head row is missing".into()))?
+            .get(0);
         let (kind, key) = match change {
             Change::Ticket(id) => ("ticket", id.as_str()),
             Change::Presence(id) => ("presence", id.as_str()),
@@ -291,7 +281,7 @@ impl PgStore {
             &[&CHANGES_CHANNEL, &id.to_string()],
         )
         .await?;
-        Ok(Some(id as u64))
+        Ok(())
     }
 
     /// Writes a ticket and its events under the compare and swap: after
@@ -618,7 +608,7 @@ impl TicketStore for PgStore {
     ) -> Result<()> {
         let mut c = self.pool.lease().await?;
         c.begin().await?;
-        PgStore::log(&mut c, None, &Change::Presence(talent_id.to_string())).await?;
+        PgStore::log(&mut c, &Change::Presence(talent_id.to_string())).await?;
         c.execute(
             "INSERT INTO availability (talent_id, availability, updated_at_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (talent_id) DO UPDATE SET availability = $2, updated_at_ms = $3",
@@ -660,7 +650,7 @@ impl TicketStore for PgStore {
     async fn replace_liaisons(&self, liaisons: &[Liaison]) -> Result<()> {
         let mut c = self.pool.lease().await?;
         c.begin().await?;
-        PgStore::log(&mut c, None, &Change::Liaisons).await?;
+        PgStore::log(&mut c, &Change::Liaisons).await?;
         c.execute("DELETE FROM liaisons", &[]).await?;
         for l in liaisons {
             let villages = serde_json::to_string(&l.villages).expect("strings serialize");
