@@ -396,14 +396,25 @@ impl PgStore {
     }
 }
 
-const UPSERT_TICKET: &str = "INSERT INTO tickets (id, text, location, division_code, subject, \
-     corps, contact, idempotency_key, state, assignee, tier, offers_in_tier, offer_deadline_ms, \
-     answer, reason, created_at_ms, updated_at_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+/// The columns of a ticket row, in the order `ticket_row` reads them and
+/// `UPSERT_TICKET` binds them.
+macro_rules! ticket_columns {
+    () => {
+        "id, text, location, division_code, subject, corps, contact, idempotency_key, state, \
+         assignee, tier, offers_in_tier, offer_deadline_ms, answer, reason, created_at_ms, \
+         updated_at_ms"
+    };
+}
+
+const UPSERT_TICKET: &str = concat!(
+    "INSERT INTO tickets (",
+    ticket_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
      ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, assignee = EXCLUDED.assignee, \
      tier = EXCLUDED.tier, offers_in_tier = EXCLUDED.offers_in_tier, \
      offer_deadline_ms = EXCLUDED.offer_deadline_ms, answer = EXCLUDED.answer, \
-     reason = EXCLUDED.reason, updated_at_ms = EXCLUDED.updated_at_ms";
+     reason = EXCLUDED.reason, updated_at_ms = EXCLUDED.updated_at_ms"
+);
 
 /// Every event of one write in one statement, column by column.
 const INSERT_EVENTS: &str = "INSERT INTO ticket_events \
@@ -534,9 +545,7 @@ impl TicketStore for PgStore {
         let mut c = self.pool.lease().await?;
         let rows = c
             .query(
-                "SELECT id, text, location, division_code, subject, corps, contact, \
-                 idempotency_key, state, assignee, tier, offers_in_tier, offer_deadline_ms, answer, \
-                 reason, created_at_ms, updated_at_ms FROM tickets WHERE id = $1",
+                concat!("SELECT ", ticket_columns!(), " FROM tickets WHERE id = $1"),
                 &[&id],
             )
             .await?;
@@ -560,10 +569,12 @@ impl TicketStore for PgStore {
         let mut c = self.pool.lease().await?;
         let rows = c
             .query(
-                "SELECT id, text, location, division_code, subject, corps, contact, \
-                 idempotency_key, state, assignee, tier, offers_in_tier, offer_deadline_ms, answer, \
-                 reason, created_at_ms, updated_at_ms FROM tickets \
-                 WHERE state IN ('queued', 'offered', 'accepted') ORDER BY created_at_ms, id",
+                concat!(
+                    "SELECT ",
+                    ticket_columns!(),
+                    " FROM tickets WHERE state IN ('queued', 'offered', 'accepted') \
+                     ORDER BY created_at_ms, id"
+                ),
                 &[],
             )
             .await?;
@@ -581,12 +592,14 @@ impl TicketStore for PgStore {
         let (after_ms, after_id) = filter.after.clone().unwrap_or((i64::MAX, String::new()));
         let rows = c
             .query(
-                "SELECT id, text, location, division_code, subject, corps, contact, \
-                 idempotency_key, state, assignee, tier, offers_in_tier, offer_deadline_ms, answer, \
-                 reason, created_at_ms, updated_at_ms FROM tickets \
+                concat!(
+                    "SELECT ",
+                    ticket_columns!(),
+                    " FROM tickets \
                  WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR assignee = $2) \
                  AND (created_at_ms < $3 OR (created_at_ms = $3 AND id < $4) OR $5) \
-                 ORDER BY created_at_ms DESC, id DESC LIMIT $6",
+                 ORDER BY created_at_ms DESC, id DESC LIMIT $6"
+                ),
                 &[
                     &filter.state.map(|s| s.key()),
                     &filter.assignee,
