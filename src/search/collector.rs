@@ -1,5 +1,6 @@
-//! tantivy collectors: the top-k of qualified talents by distance or by
-//! blended relevance, and a plain collector of talent positions.
+//! Ranked hits and the order among them, a tantivy collector of talent
+//! positions, and (in tests) the scan collector the spatial rankings are
+//! checked against.
 
 use std::{cmp::Ordering, sync::Arc};
 
@@ -45,6 +46,11 @@ impl Entry {
             ord,
         }
     }
+
+    /// The ranking's key, smaller is better.
+    pub(super) fn primary(&self) -> f64 {
+        self.primary
+    }
 }
 
 /// Orders entries best first; ids break the last ties.
@@ -59,6 +65,9 @@ pub(super) fn compare(table: &Table, a: &Entry, b: &Entry) -> Ordering {
         })
 }
 
+/// Every qualified talent of every segment, scored: the plain scan the
+/// spatial rankings are tested against.
+#[cfg(test)]
 pub struct TopCollector {
     table: Table,
     origin: Origin,
@@ -66,6 +75,7 @@ pub struct TopCollector {
     limit: usize,
 }
 
+#[cfg(test)]
 impl TopCollector {
     pub fn new(table: Table, origin: Origin, ranking: Ranking, limit: usize) -> TopCollector {
         TopCollector {
@@ -77,34 +87,16 @@ impl TopCollector {
     }
 }
 
+#[cfg(test)]
 pub struct TopSegmentCollector {
     table: Table,
     origin: Origin,
     ranking: Ranking,
-    limit: usize,
     ords: Column<u64>,
-    /// Cosine of the origin's latitude, for [`flat_km`].
-    cos_lat: f64,
-    /// Best first, at most `limit` long.
-    best: Vec<Entry>,
+    all: Vec<Entry>,
 }
 
-impl TopSegmentCollector {
-    /// The worst kept distance once `limit` entries are kept.
-    fn full_worst(&self) -> Option<f64> {
-        (self.best.len() == self.limit).then(|| self.best.last().map_or(f64::MAX, |e| e.primary))
-    }
-}
-
-/// Equirectangular distance in km: exact enough to prune, far cheaper than
-/// the haversine.
-fn flat_km(a: crate::geo::GeoPoint, cos_lat: f64, b: crate::geo::GeoPoint) -> f64 {
-    const KM_PER_DEGREE: f64 = 111.195;
-    let dx = (b.lon - a.lon) * cos_lat;
-    let dy = b.lat - a.lat;
-    KM_PER_DEGREE * (dx * dx + dy * dy).sqrt()
-}
-
+#[cfg(test)]
 impl Collector for TopCollector {
     type Fruit = Vec<Hit>;
     type Child = TopSegmentCollector;
@@ -118,10 +110,8 @@ impl Collector for TopCollector {
             table: self.table.clone(),
             origin: self.origin,
             ranking: self.ranking,
-            limit: self.limit,
             ords: segment.fast_fields().u64("ord")?,
-            cos_lat: self.origin.point.lat.to_radians().cos(),
-            best: Vec::with_capacity(self.limit + 1),
+            all: Vec::new(),
         })
     }
 
@@ -179,6 +169,7 @@ pub fn gauss_decay(distance_km: f64, scale_km: f64) -> f64 {
     (-(distance_km * distance_km) * std::f64::consts::LN_2 / (scale * scale)).exp()
 }
 
+#[cfg(test)]
 impl SegmentCollector for TopSegmentCollector {
     type Fruit = Vec<Entry>;
 
@@ -192,14 +183,6 @@ impl SegmentCollector for TopSegmentCollector {
         if !talent.is_available() {
             return;
         }
-        // A cheap flat-earth distance rules out most talents before the
-        // exact great-circle one is computed: over Weinan's extent it is
-        // within 1 % of the truth; the margin allows 5 %.
-        if let (Ranking::Nearest, Some(worst)) = (self.ranking, self.full_worst()) {
-            if flat_km(self.origin.point, self.cos_lat, talent.point) > worst * 1.05 + 0.05 {
-                return;
-            }
-        }
         let distance = self.origin.point.distance_km(talent.point);
         let primary = match self.ranking {
             Ranking::Nearest => distance,
@@ -211,27 +194,12 @@ impl SegmentCollector for TopSegmentCollector {
             .origin
             .division
             .map_or(0, |d| d.closeness(talent.division_code));
-        let entry = Entry {
-            primary,
-            closeness,
-            text: score,
-            ord: ord as u32,
-        };
-        if self.best.len() == self.limit {
-            let worst = self.best.last().expect("limit is above zero");
-            if compare(&self.table, &entry, worst) != Ordering::Less {
-                return;
-            }
-            self.best.pop();
-        }
-        let at = self
-            .best
-            .partition_point(|e| compare(&self.table, e, &entry) == Ordering::Less);
-        self.best.insert(at, entry);
+        self.all
+            .push(Entry::new(primary, closeness, score, ord as u32));
     }
 
     fn harvest(self) -> Vec<Entry> {
-        self.best
+        self.all
     }
 }
 
@@ -282,32 +250,6 @@ impl SegmentCollector for OrdSegmentCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flat_distance_is_within_a_percent_over_weinan() {
-        let a = crate::geo::GeoPoint {
-            lat: 34.5,
-            lon: 109.5,
-        };
-        for (dlat, dlon) in [
-            (0.0, 0.5),
-            (0.8, 0.0),
-            (0.6, 0.9),
-            (-0.4, -0.7),
-            (0.01, 0.01),
-        ] {
-            let b = crate::geo::GeoPoint {
-                lat: a.lat + dlat,
-                lon: a.lon + dlon,
-            };
-            let exact = a.distance_km(b);
-            let flat = flat_km(a, a.lat.to_radians().cos(), b);
-            assert!(
-                (flat - exact).abs() <= exact * 0.01,
-                "{dlat},{dlon}: {flat} vs {exact}"
-            );
-        }
-    }
 
     #[test]
     fn gauss_decay_halves_at_scale() {

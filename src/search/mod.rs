@@ -12,9 +12,10 @@ use std::{
 };
 
 use tantivy::{
+    fieldnorm::FieldNormReader,
     query::{
-        AllQuery, Bm25StatisticsProvider, BooleanQuery, ConstScoreQuery, EnableScoring, Occur,
-        Query, TermQuery,
+        AllQuery, Bm25StatisticsProvider, Bm25Weight, BooleanQuery, EnableScoring, Occur, Query,
+        TermQuery,
     },
     schema::{
         Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED,
@@ -30,7 +31,7 @@ use crate::{
     model::{Corps, Talent, Tier},
 };
 pub use collector::Hit;
-use collector::{best_hits, Entry, OrdCollector, TopCollector};
+use collector::{best_hits, Entry, OrdCollector};
 use spatial::SpatialIndex;
 
 /// The fields of a talent document.
@@ -229,6 +230,14 @@ pub struct Snapshot {
     /// Where each ord's document is: (segment, doc), `u32::MAX` for none.
     addresses: Vec<(u32, DocId)>,
     bm25: Bm25Cache,
+    /// Where each segment's documents start in the numbering of all of them.
+    doc_bases: Vec<u32>,
+    /// Each segment's field norms of `text`.
+    text_norms: Vec<FieldNormReader>,
+    /// Documents in all segments, deleted ones included.
+    total_docs: u32,
+    /// Zeroed buffers of text scores by document, for best-match queries.
+    scratch: Mutex<Vec<Vec<f32>>>,
 }
 
 /// The searcher's BM25 statistics, remembered: the snapshot never changes,
@@ -294,9 +303,39 @@ impl Snapshot {
         fields: Fields,
         talents: Vec<Option<Arc<Talent>>>,
     ) -> Snapshot {
+        let mut addresses = vec![(u32::MAX, 0); talents.len()];
+        for (s, segment) in searcher.segment_readers().iter().enumerate() {
+            if let Ok(ords) = segment.fast_fields().u64("ord") {
+                for doc in segment.doc_ids_alive() {
+                    if let Some(slot) = ords.first(doc).and_then(|o| addresses.get_mut(o as usize))
+                    {
+                        *slot = (s as u32, doc);
+                    }
+                }
+            }
+        }
+        let mut doc_bases = Vec::new();
+        let mut text_norms = Vec::new();
+        let mut total_docs = 0u32;
+        for segment in searcher.segment_readers() {
+            doc_bases.push(total_docs);
+            total_docs += segment.max_doc();
+            text_norms.push(
+                segment
+                    .get_fieldnorms_reader(fields.text)
+                    .unwrap_or_else(|_| FieldNormReader::constant(segment.max_doc(), 1)),
+            );
+        }
+        let docs: Vec<u32> = addresses
+            .iter()
+            .map(|&(segment, doc)| match doc_bases.get(segment as usize) {
+                Some(base) => base + doc,
+                None => u32::MAX,
+            })
+            .collect();
         // The spatial index is built beside the id map and the counts.
         let (spatial, (by_id, stats)) = std::thread::scope(|scope| {
-            let spatial = scope.spawn(|| SpatialIndex::build(&talents, Lexicon::embedded()));
+            let spatial = scope.spawn(|| SpatialIndex::build(&talents, Lexicon::embedded(), &docs));
             let by_id: HashMap<String, u32> = talents
                 .iter()
                 .enumerate()
@@ -311,17 +350,6 @@ impl Snapshot {
                 (by_id, stats),
             )
         });
-        let mut addresses = vec![(u32::MAX, 0); talents.len()];
-        for (s, segment) in searcher.segment_readers().iter().enumerate() {
-            if let Ok(ords) = segment.fast_fields().u64("ord") {
-                for doc in segment.doc_ids_alive() {
-                    if let Some(slot) = ords.first(doc).and_then(|o| addresses.get_mut(o as usize))
-                    {
-                        *slot = (s as u32, doc);
-                    }
-                }
-            }
-        }
         Snapshot {
             version,
             fields,
@@ -329,6 +357,10 @@ impl Snapshot {
             by_id,
             stats,
             bm25: Bm25Cache::new(&searcher).expect("segment sizes are in memory"),
+            doc_bases,
+            text_norms,
+            total_docs,
+            scratch: Mutex::new(Vec::new()),
             searcher,
             spatial,
             addresses,
@@ -440,8 +472,8 @@ impl Snapshot {
 
     /// The best `limit` available talents of `pool` for a farmer at
     /// `origin`, scored against `text_terms` (content words of the report).
-    /// The posting lists of the pool's specialties select the candidates; no
-    /// talent outside them is looked at.
+    /// The spatial lists of the pool's specialties and corps hold the
+    /// candidates, nearest cells first; no talent outside them is looked at.
     pub fn top(
         &self,
         pool: &Pool,
@@ -453,15 +485,32 @@ impl Snapshot {
         if (pool.specialties.is_empty() && pool.corps.is_empty()) || limit == 0 {
             return Ok(Vec::new());
         }
-        if ranking == Ranking::Nearest {
-            return self.nearest(pool, origin, text_terms, limit);
+        match ranking {
+            Ranking::Nearest => self.nearest(pool, origin, text_terms, limit),
+            Ranking::BestMatch { scale_km } => {
+                self.best_match(pool, origin, text_terms, scale_km, limit)
+            }
         }
-        let collector = TopCollector::new(self.talents.clone(), origin, ranking, limit);
+    }
+
+    /// [`Snapshot::top`] by tantivy: every talent of the pool's posting
+    /// lists scored, the oracle the spatial rankings are checked against.
+    #[cfg(test)]
+    fn top_by_scan(
+        &self,
+        pool: &Pool,
+        origin: Origin,
+        text_terms: &[String],
+        ranking: Ranking,
+        limit: usize,
+    ) -> tantivy::Result<Vec<Hit>> {
+        let collector = collector::TopCollector::new(self.talents.clone(), origin, ranking, limit);
         self.searcher
             .search(&self.top_query(pool, text_terms), &collector)
     }
 
     /// The pool as a filter (score 0) plus the report's words, scored by BM25.
+    #[cfg(test)]
     fn top_query(&self, pool: &Pool, text_terms: &[String]) -> BooleanQuery {
         let f = &self.fields;
         let mut pool_clauses: Vec<Box<dyn Query>> = pool
@@ -474,8 +523,10 @@ impl Snapshot {
                 .iter()
                 .map(|c| self.term(f.specialty_corps, c.chinese())),
         );
-        let pool_query: Box<dyn Query> =
-            Box::new(ConstScoreQuery::new(self.any_of(pool_clauses), 0.0));
+        let pool_query: Box<dyn Query> = Box::new(tantivy::query::ConstScoreQuery::new(
+            self.any_of(pool_clauses),
+            0.0,
+        ));
         let mut clauses = vec![(Occur::Must, pool_query)];
         for t in text_terms {
             let term = Term::from_field_text(f.text, t);
@@ -507,17 +558,8 @@ impl Snapshot {
         let tied = near
             .windows(2)
             .any(|w| w[0].distance_km == w[1].distance_km && w[0].closeness == w[1].closeness);
-        // A word no talent's text holds scores for nobody: leaving it out
-        // changes no score and saves its BM25 weight and postings.
-        let words: Vec<String> = if tied {
-            text_terms
-                .iter()
-                .filter(|w| {
-                    let term = Term::from_field_text(self.fields.text, w);
-                    !matches!(self.bm25.doc_freq(&term), Ok(0))
-                })
-                .cloned()
-                .collect()
+        let words = if tied {
+            self.held_words(text_terms)
         } else {
             Vec::new()
         };
@@ -539,6 +581,137 @@ impl Snapshot {
             entries,
             limit,
         ))
+    }
+
+    /// The words some talent's text holds. A word nobody's text holds scores
+    /// for nobody: leaving it out changes no score and saves its BM25 weight
+    /// and postings.
+    fn held_words(&self, text_terms: &[String]) -> Vec<String> {
+        text_terms
+            .iter()
+            .filter(|w| {
+                let term = Term::from_field_text(self.fields.text, w);
+                !matches!(self.bm25.doc_freq(&term), Ok(0))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// [`Snapshot::top`] by `(1 + BM25) × gauss(distance)`, from the spatial
+    /// index. The report's words are scored first, term at a time over
+    /// their posting lists, into a buffer by document. Then cells are
+    /// visited nearest first: a talent is looked at only if its score at
+    /// the cell's nearest edge could place, and the walk ends where even
+    /// the best text anywhere could not.
+    fn best_match(
+        &self,
+        pool: &Pool,
+        origin: Origin,
+        text_terms: &[String],
+        scale_km: f64,
+        limit: usize,
+    ) -> tantivy::Result<Vec<Hit>> {
+        let walk = self
+            .spatial
+            .walk(&pool.specialties, &pool.corps, origin.point);
+        let several = walk.lists() > 1;
+        let mut texts = self
+            .scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| vec![0.0; self.total_docs as usize]);
+        let mut touched = Vec::new();
+        let scored = self.score_words(&self.held_words(text_terms), &mut texts, &mut touched);
+        let kept = scored.map(|()| {
+            let text_max = touched
+                .iter()
+                .map(|&d| texts[d as usize])
+                .fold(0.0f32, f32::max);
+            // A score at a distance cannot pass this; a little over, for rounding.
+            let reach = |text: f32, decay: f64| (1.0 + f64::from(text)) * decay * (1.0 + 1e-9);
+            let mut kept: Vec<Entry> = Vec::new();
+            // Once `limit` are kept: the score a talent must reach to place.
+            let mut floor: Option<f64> = None;
+            let mut seen = std::collections::HashSet::new();
+            for (lower_km, members) in walk {
+                let decay = collector::gauss_decay(lower_km.max(0.0), scale_km);
+                if floor.is_some_and(|f| reach(text_max, decay) < f) {
+                    break;
+                }
+                for m in members {
+                    let text = texts.get(m.doc as usize).copied().unwrap_or(0.0);
+                    if floor.is_some_and(|f| reach(text, decay) < f) {
+                        continue;
+                    }
+                    let distance_km = origin.point.distance_km(m.point);
+                    let score =
+                        (1.0 + f64::from(text)) * collector::gauss_decay(distance_km, scale_km);
+                    if floor.is_some_and(|f| score < f) || (several && !seen.insert(m.ord)) {
+                        continue;
+                    }
+                    let closeness = origin.division.map_or(0, |d| d.closeness(m.division));
+                    kept.push(Entry::new(-score, closeness, text, m.ord));
+                    if kept.len() >= limit && (floor.is_none() || kept.len() >= 2 * limit + 16) {
+                        kept.select_nth_unstable_by(limit - 1, |a, b| {
+                            collector::compare(&self.talents, a, b)
+                        });
+                        kept.truncate(limit);
+                        floor = kept.iter().map(|e| -e.primary()).reduce(f64::min);
+                    }
+                }
+            }
+            kept
+        });
+        for d in touched {
+            texts[d as usize] = 0.0;
+        }
+        self.scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(texts);
+        Ok(best_hits(
+            &self.talents,
+            origin,
+            Ranking::BestMatch { scale_km },
+            kept?,
+            limit,
+        ))
+    }
+
+    /// Adds each word's BM25 score to `texts` (by document, zero where no
+    /// word is), in the words' order as the union of their term queries
+    /// adds them up; `touched` gets the documents it wrote to.
+    fn score_words(
+        &self,
+        words: &[String],
+        texts: &mut [f32],
+        touched: &mut Vec<u32>,
+    ) -> tantivy::Result<()> {
+        for word in words {
+            let term = Term::from_field_text(self.fields.text, word);
+            let weight = Bm25Weight::for_terms(&self.bm25, std::slice::from_ref(&term))?;
+            for (s, segment) in self.searcher.segment_readers().iter().enumerate() {
+                let index = segment.inverted_index(self.fields.text)?;
+                let Some(info) = index.get_term_info(&term)? else {
+                    continue;
+                };
+                let mut block =
+                    index.read_block_postings_from_terminfo(&info, IndexRecordOption::WithFreqs)?;
+                let (base, norms) = (self.doc_bases[s], &self.text_norms[s]);
+                while !block.docs().is_empty() {
+                    for (&doc, &tf) in block.docs().iter().zip(block.freqs()) {
+                        let slot = &mut texts[(base + doc) as usize];
+                        if *slot == 0.0 {
+                            touched.push(base + doc);
+                        }
+                        *slot += weight.score(norms.fieldnorm_id(doc), tf);
+                    }
+                    block.advance();
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The BM25 score of `words` for each talent of `ords`, as
@@ -660,5 +833,107 @@ impl Snapshot {
     /// Number of documents tantivy holds, deleted ones excluded.
     pub fn indexed_docs(&self) -> u64 {
         self.searcher.num_docs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        analyzer, eval,
+        roster::{self, gen, RosterFormat},
+        roster_store::RosterStore,
+    };
+
+    /// What a ranking returned, for comparing: ids in order, with scores
+    /// (the nearest ranking computes text scores only to break ties).
+    fn ranked(hits: &[Hit], ranking: Ranking) -> Vec<(String, f64, f32)> {
+        hits.iter()
+            .map(|h| {
+                let text = match ranking {
+                    Ranking::Nearest => 0.0,
+                    Ranking::BestMatch { .. } => h.text_score,
+                };
+                (h.talent.id.clone(), h.score, text)
+            })
+            .collect()
+    }
+
+    /// The spatial index answers both rankings exactly as a scan of every
+    /// qualified talent by tantivy does, ties and all, on a roster big
+    /// enough that most of it is never visited.
+    #[test]
+    fn spatial_rankings_equal_a_scan_of_every_qualified_talent() {
+        let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
+        let csv = gen::generate_csv(gen::DEMO_SEED + 7, gen::villagers_for(20_000), lex, div);
+        let talents = roster::parse_roster(RosterFormat::Csv, csv.as_bytes(), lex, div).unwrap();
+        let dir = std::env::temp_dir().join(format!("xwn-spatial-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
+        let snapshot = store.snapshot();
+        let items = eval::parse(include_str!("../../tests/data/problems/dev.jsonl")).unwrap();
+        let far = GeoPoint {
+            lat: 39.9,
+            lon: 116.4,
+        };
+        let mut compared = 0;
+        for (i, item) in items.iter().enumerate().step_by(5) {
+            let analysis = analyzer::analyze(lex, &item.text);
+            let mut pools = Vec::new();
+            if let Some(s) = analysis.subject {
+                let subject = lex.subject(s);
+                let mut specialties = vec![subject.name.clone()];
+                specialties.extend(subject.parent.map(|p| lex.subject(p).name.clone()));
+                pools.push(Pool {
+                    specialties,
+                    corps: vec![],
+                });
+            }
+            if let Some(c) = analysis.corps {
+                pools.push(Pool {
+                    specialties: vec![],
+                    corps: vec![c],
+                });
+            }
+            let code = DivisionCode::parse(&item.division_code).unwrap();
+            let home = Origin {
+                point: div.get(code).unwrap().point,
+                division: Some(code),
+            };
+            let origin = if i % 25 == 0 {
+                Origin {
+                    point: far,
+                    division: None,
+                }
+            } else {
+                home
+            };
+            for pool in &pools {
+                for ranking in [
+                    Ranking::Nearest,
+                    Ranking::BestMatch { scale_km: 30.0 },
+                    Ranking::BestMatch { scale_km: 3.0 },
+                ] {
+                    for limit in [1, 5, 40] {
+                        let got = snapshot
+                            .top(pool, origin, &analysis.words, ranking, limit)
+                            .unwrap();
+                        let want = snapshot
+                            .top_by_scan(pool, origin, &analysis.words, ranking, limit)
+                            .unwrap();
+                        assert!(!want.is_empty(), "{pool:?} has nobody");
+                        assert_eq!(
+                            ranked(&got, ranking),
+                            ranked(&want, ranking),
+                            "{:?} {pool:?} {ranking:?} limit {limit}",
+                            item.text
+                        );
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(compared > 300, "only {compared} queries compared");
     }
 }

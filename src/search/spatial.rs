@@ -24,11 +24,14 @@ const EARTH_RADIUS_KM: f64 = 6371.0088;
 /// this much: rounding never drops a talent that ties.
 const SLACK_KM: f64 = 1e-6;
 
+/// An available talent of a list, where it is.
 #[derive(Debug, Clone, Copy)]
-struct Member {
-    point: GeoPoint,
-    division: DivisionCode,
-    ord: u32,
+pub struct Member {
+    pub point: GeoPoint,
+    pub division: DivisionCode,
+    pub ord: u32,
+    /// Its document, numbered across the searcher's segments.
+    pub doc: u32,
 }
 
 /// The bounding box of a cell's members and where they sit in `members`.
@@ -89,8 +92,9 @@ fn sin_below(x: f64) -> f64 {
 
 impl SpatialIndex {
     /// The lists of the talents' specialties and of their corps (as the
-    /// index's `specialty_corps` field has them under `lexicon`).
-    pub fn build(talents: &[Option<Arc<Talent>>], lexicon: &Lexicon) -> SpatialIndex {
+    /// index's `specialty_corps` field has them under `lexicon`). `docs`
+    /// are the talents' documents by ord.
+    pub fn build(talents: &[Option<Arc<Talent>>], lexicon: &Lexicon, docs: &[u32]) -> SpatialIndex {
         let mut lists: HashMap<Key, Vec<Placed>> = HashMap::new();
         for (ord, talent) in talents.iter().enumerate() {
             let Some(t) = talent.as_ref().filter(|t| t.is_available()) else {
@@ -102,6 +106,7 @@ impl SpatialIndex {
                     point: t.point,
                     division: t.division_code,
                     ord: ord as u32,
+                    doc: docs.get(ord).copied().unwrap_or(u32::MAX),
                 },
             );
             let mut corps: Vec<Corps> = Vec::new();
@@ -159,6 +164,31 @@ impl SpatialIndex {
         SpatialIndex { lists }
     }
 
+    /// The cells of the lists of `specialties` and of `corps`, nearest to
+    /// `origin` first. A talent in several of those lists is met once per list.
+    pub fn walk(&self, specialties: &[String], corps: &[Corps], origin: GeoPoint) -> Walk<'_> {
+        let lists: Vec<&CellList> = specialties
+            .iter()
+            .map(|s| Key::Specialty(s.clone()))
+            .chain(corps.iter().map(|&c| Key::Corps(c)))
+            .filter_map(|key| self.lists.get(&key))
+            .collect();
+        let cos0 = origin.lat.to_radians().cos();
+        // Cells closest first, by a lower bound of the haversine term.
+        let heap: BinaryHeap<Visit> = lists
+            .iter()
+            .enumerate()
+            .flat_map(|(l, list)| {
+                list.cells.iter().enumerate().map(move |(c, cell)| Visit {
+                    a: lower_hav(origin, cos0, cell),
+                    list: l as u32,
+                    cell: c as u32,
+                })
+            })
+            .collect();
+        Walk { lists, heap }
+    }
+
     /// The available talents with any of `specialties` or a specialty in
     /// any of `corps` that can be among
     /// the `k` nearest to `origin` by (distance, closeness to `division`):
@@ -172,37 +202,18 @@ impl SpatialIndex {
         division: Option<DivisionCode>,
         k: usize,
     ) -> Vec<Near> {
-        let lists: Vec<&CellList> = specialties
-            .iter()
-            .map(|s| Key::Specialty(s.clone()))
-            .chain(corps.iter().map(|&c| Key::Corps(c)))
-            .filter_map(|key| self.lists.get(&key))
-            .collect();
-        if k == 0 || lists.is_empty() {
+        let walk = self.walk(specialties, corps, origin);
+        if k == 0 || walk.lists() == 0 {
             return Vec::new();
         }
-        let cos0 = origin.lat.to_radians().cos();
-        // Cells closest first, by a lower bound of the haversine term.
-        let mut heap: BinaryHeap<Visit> = lists
-            .iter()
-            .enumerate()
-            .flat_map(|(l, list)| {
-                list.cells.iter().enumerate().map(move |(c, cell)| Visit {
-                    a: lower_hav(origin, cos0, cell),
-                    list: l as u32,
-                    cell: c as u32,
-                })
-            })
-            .collect();
+        let several = walk.lists() > 1;
         let mut found: Vec<Near> = Vec::new();
         let mut bound = f64::INFINITY;
-        while let Some(visit) = heap.pop() {
-            if bound.is_finite() && hav_km(visit.a) > bound + SLACK_KM {
+        for (lower_km, members) in walk {
+            if bound.is_finite() && lower_km > bound {
                 break;
             }
-            let list = lists[visit.list as usize];
-            let cell = list.cells[visit.cell as usize];
-            for m in &list.members[cell.start as usize..cell.end as usize] {
+            for m in members {
                 let distance_km = origin.distance_km(m.point);
                 if distance_km > bound {
                     continue;
@@ -220,7 +231,7 @@ impl SpatialIndex {
                 found.retain(|n| n.distance_km <= bound);
             }
         }
-        if lists.len() > 1 {
+        if several {
             found.sort_unstable_by_key(|n| n.ord);
             found.dedup_by_key(|n| n.ord);
         }
@@ -237,6 +248,35 @@ impl SpatialIndex {
             found.truncate(keep);
         }
         found
+    }
+}
+
+/// The cells of some lists, nearest first: each with a lower bound of the
+/// distance in km from the origin to any of its members (less
+/// [`SLACK_KM`], so that rounding never makes it pass a member's distance).
+pub struct Walk<'a> {
+    lists: Vec<&'a CellList>,
+    heap: BinaryHeap<Visit>,
+}
+
+impl Walk<'_> {
+    /// How many of the asked lists exist.
+    pub fn lists(&self) -> usize {
+        self.lists.len()
+    }
+}
+
+impl<'a> Iterator for Walk<'a> {
+    type Item = (f64, &'a [Member]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let visit = self.heap.pop()?;
+        let list = self.lists[visit.list as usize];
+        let cell = list.cells[visit.cell as usize];
+        Some((
+            hav_km(visit.a) - SLACK_KM,
+            &list.members[cell.start as usize..cell.end as usize],
+        ))
     }
 }
 
@@ -329,7 +369,7 @@ mod tests {
             }
         }
         table.push(None);
-        let index = SpatialIndex::build(&table, Lexicon::embedded());
+        let index = SpatialIndex::build(&table, Lexicon::embedded(), &[]);
         let specialties = vec!["苹果".to_string()];
         for (lat, lon) in [(34.5, 109.5), (35.9, 110.8), (30.0, 100.0), (34.2, 108.9)] {
             let origin = GeoPoint { lat, lon };
