@@ -11,7 +11,7 @@
 //! mostly about subsidies, prices or greetings and name no technical problem
 //! is not agricultural.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::{
     divisions::Divisions,
@@ -166,14 +166,14 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
     let mut words = Vec::new();
     let mut mentions = Vec::new();
     let mut evidence = Vec::new();
-    let mut problem_in_clause: HashMap<usize, f32> = HashMap::new();
+    let mut problem_in_clause: HashMap<usize, f32> = HashMap::default();
     // (word index, clause, weight) of every problem cue.
     let mut problems: Vec<(usize, usize, f32)> = Vec::new();
     let mut neighbour_cues: Vec<(usize, usize, CueRole, f32)> = Vec::new();
     let mut contrast_at: Option<usize> = None;
     let mut nonagri = 0.0f32;
     let mut problem_total = 0.0f32;
-    let mut corps_hints: HashMap<Corps, f32> = HashMap::new();
+    let mut corps_hints: HashMap<Corps, f32> = HashMap::default();
 
     let mut clause = 0;
     let mut index = 0;
@@ -241,10 +241,10 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
 
     // Weigh each mention by its role and kind, then add up per subject: a
     // term's strongest mention counts whole, repeats a little.
-    let mut mention_weights: HashMap<(SubjectId, &str), Vec<f32>> = HashMap::new();
-    let mut named: HashMap<SubjectId, usize> = HashMap::new();
+    let mut mention_weights: HashMap<(SubjectId, &str), Vec<f32>> = HashMap::default();
+    let mut named: HashMap<SubjectId, usize> = HashMap::default();
     let mut technical = problem_total;
-    let mut technical_terms: HashMap<&str, f32> = HashMap::new();
+    let mut technical_terms: HashMap<&str, f32> = HashMap::default();
     for m in &mentions {
         let cue = neighbour_cues
             .iter()
@@ -315,7 +315,7 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
     }
     technical += technical_terms.values().sum::<f32>();
     // Per subject, per term: the strongest mention and a share of repeats.
-    let mut by_term: HashMap<SubjectId, HashMap<&str, f32>> = HashMap::new();
+    let mut by_term: HashMap<SubjectId, HashMap<&str, f32>> = HashMap::default();
     for ((subject, term), mut weights) in mention_weights {
         weights.sort_by(|a, b| b.total_cmp(a));
         let repeats: f32 = weights[1..].iter().sum();
@@ -339,7 +339,7 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
     let pointed: Vec<SubjectId> = scores.keys().copied().collect();
     if let Some(county) = named_county.or(county) {
         let prior = lexicon.county_prior(county);
-        let mut corps_share: HashMap<Corps, f32> = HashMap::new();
+        let mut corps_share: HashMap<Corps, f32> = HashMap::default();
         for &(s, share) in prior {
             *corps_share.entry(lexicon.subject(s).corps).or_default() += share;
         }

@@ -3,7 +3,9 @@
 //! The table is `index/weinan/divisions.csv`, compiled into the binary so the
 //! service needs no data files at run time.
 
-use std::{collections::HashMap, fmt, sync::OnceLock};
+use std::{fmt, sync::OnceLock};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::geo::GeoPoint;
 
@@ -109,7 +111,7 @@ impl Divisions {
 
     /// Parses `code,name,level,parent_code,lat,lon` rows, parents before children.
     pub fn parse(csv_text: &str) -> Result<Divisions, String> {
-        let mut by_code = HashMap::new();
+        let mut by_code = HashMap::default();
         let mut counties = Vec::new();
         let mut city = None;
         let mut reader = csv::Reader::from_reader(csv_text.as_bytes());

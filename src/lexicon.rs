@@ -4,7 +4,9 @@
 //! Everything is read from the CSV files under `index/`, compiled into the
 //! binary; a domain expert extends the lexicon there without touching Rust.
 
-use std::{collections::HashMap, sync::OnceLock};
+use std::sync::OnceLock;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use jieba_rs::Jieba;
@@ -215,7 +217,7 @@ impl Lexicon {
     /// be a canonical subject.
     pub fn build(src: &Sources<'_>) -> Result<Lexicon, String> {
         let mut subjects = Vec::new();
-        let mut ids: HashMap<String, SubjectId> = HashMap::new();
+        let mut ids: HashMap<String, SubjectId> = HashMap::default();
         let mut parents = Vec::new();
         let mut aliases = Vec::new();
         for (line, f) in rows(src.subjects) {
@@ -254,7 +256,7 @@ impl Lexicon {
             }
         }
 
-        let mut terms: HashMap<String, Vec<Sense>> = HashMap::new();
+        let mut terms: HashMap<String, Vec<Sense>> = HashMap::default();
         let mut add = |term: &str, sense: Sense| {
             let senses = terms.entry(term.to_string()).or_default();
             match senses.iter_mut().find(|s| s.subject == sense.subject) {
@@ -263,7 +265,7 @@ impl Lexicon {
                 None => senses.push(sense),
             }
         };
-        let mut specialty_names = HashMap::new();
+        let mut specialty_names = HashMap::default();
         for (name, &id) in &ids {
             add(
                 name,
@@ -308,7 +310,7 @@ impl Lexicon {
             );
         }
 
-        let mut corps_terms = HashMap::new();
+        let mut corps_terms = HashMap::default();
         for (line, f) in rows(src.corps_terms) {
             let get = |n: usize| f.get(n).map(String::as_str).unwrap_or("");
             let corps = Corps::parse(get(1)).ok_or(format!(
@@ -320,7 +322,7 @@ impl Lexicon {
                 (corps, weight(get(2), "corps_terms.csv", line)?),
             );
         }
-        let mut cues = HashMap::new();
+        let mut cues = HashMap::default();
         for (line, f) in rows(src.cues) {
             let get = |n: usize| f.get(n).map(String::as_str).unwrap_or("");
             let role = CueRole::parse(get(1))
@@ -333,13 +335,13 @@ impl Lexicon {
                 },
             );
         }
-        let mut nonagri = HashMap::new();
+        let mut nonagri = HashMap::default();
         for (line, f) in rows(src.nonagri) {
             let get = |n: usize| f.get(n).map(String::as_str).unwrap_or("");
             nonagri.insert(get(0).to_string(), weight(get(1), "nonagri.csv", line)?);
         }
 
-        let mut county_priors: HashMap<String, Vec<(SubjectId, f32)>> = HashMap::new();
+        let mut county_priors: HashMap<String, Vec<(SubjectId, f32)>> = HashMap::default();
         for (line, f) in rows(src.county_profiles) {
             let get = |n: usize| f.get(n).map(String::as_str).unwrap_or("");
             let subject = *ids.get(get(1)).ok_or(format!(

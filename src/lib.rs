@@ -11,7 +11,8 @@
 //!   measures it on labelled reports.
 //! - The roster: [`roster`] parses and validates files and generates the
 //!   demo roster; [`search`] is the tantivy index and its queries;
-//!   [`roster_store`] keeps versions on disk and swaps them atomically;
+//!   [`roster_store`] keeps versions on disk and swaps them atomically,
+//!   each with its [`talent_table`] file for fast restarts;
 //!   [`roster_log`] applies admin changes locally or through the log that
 //!   replicas share.
 //! - [`service`]: the domain operations, free of any transport;
@@ -40,6 +41,7 @@ pub mod roster_store;
 pub mod search;
 pub mod server;
 pub mod service;
+pub mod talent_table;
 pub mod tickets;
 
 /// Code generated from `proto/` by `build.rs`.

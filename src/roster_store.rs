@@ -23,6 +23,7 @@ use crate::{
     lexicon::Lexicon,
     model::Talent,
     search::{register_tokenizer, Fields, Snapshot},
+    talent_table,
 };
 
 const CURRENT: &str = "CURRENT";
@@ -34,7 +35,6 @@ const BUILD_WRITER_BYTES: usize = 384 << 20;
 
 struct Live {
     dir: PathBuf,
-    index: Index,
     reader: IndexReader,
     writer: IndexWriter,
     fields: Fields,
@@ -89,6 +89,16 @@ impl RosterStore {
         lexicon: &'static Lexicon,
         bootstrap: impl FnOnce() -> Result<Vec<Talent>>,
     ) -> Result<RosterStore> {
+        RosterStore::open_with(data_dir, || lexicon, bootstrap)
+    }
+
+    /// [`RosterStore::open`] with the lexicon made by `lexicon()`, on
+    /// another thread while an existing roster's talents are read.
+    pub fn open_with(
+        data_dir: &Path,
+        lexicon: impl FnOnce() -> &'static Lexicon + Send,
+        bootstrap: impl FnOnce() -> Result<Vec<Talent>>,
+    ) -> Result<RosterStore> {
         let root = data_dir.join("roster");
         fs::create_dir_all(&root).map_err(|e| storage("cannot create", &root, e))?;
         let current = match fs::read_to_string(root.join(CURRENT)) {
@@ -96,20 +106,27 @@ impl RosterStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(storage("cannot read", &root.join(CURRENT), e)),
         };
-        let (live, snapshot) = match current {
-            Some(dir) => {
-                let live = open_live(dir)?;
-                let version = version_of(&live.index)?;
-                let snapshot = Snapshot::load(&live.reader, live.fields, version)?;
-                (live, snapshot)
-            }
+        let (live, snapshot, lexicon) = match current {
+            Some(dir) => std::thread::scope(|scope| {
+                let lexicon = scope.spawn(lexicon);
+                let index = open_index(&dir)?;
+                let version = version_of(&index)?;
+                let table = read_table(&dir, version);
+                let lexicon = lexicon
+                    .join()
+                    .map_err(|_| Error::Internal("building the lexicon failed".into()))?;
+                let live = open_live(dir, index)?;
+                let snapshot = load_snapshot(&live, version, table)?;
+                Ok::<_, Error>((live, snapshot, lexicon))
+            })?,
             None => {
+                let lexicon = lexicon();
                 let talents = bootstrap()?;
                 let dir = build(&root, &talents, 1, lexicon)?;
                 switch_current(&root, &dir)?;
-                let live = open_live(dir)?;
+                let live = open_live(dir.clone(), open_index(&dir)?)?;
                 let snapshot = fresh_snapshot(&live, talents, 1);
-                (live, snapshot)
+                (live, snapshot, lexicon)
             }
         };
         remove_stale(&root, &live.dir);
@@ -153,7 +170,7 @@ impl RosterStore {
         let version = version.unwrap_or(self.snapshot().version() + 1);
         let dir = build(&self.root, &talents, version, self.lexicon)?;
         switch_current(&self.root, &dir)?;
-        let new_live = open_live(dir)?;
+        let new_live = open_live(dir.clone(), open_index(&dir)?)?;
         let snapshot = fresh_snapshot(&new_live, talents, version);
         let old = std::mem::replace(&mut *live, new_live);
         self.publish(snapshot);
@@ -245,15 +262,64 @@ impl RosterStore {
             return Err(e.into());
         }
         live.reader.reload()?;
+        save_table(&live.dir, version, &table);
         let snapshot = Snapshot::new(version, live.reader.searcher(), live.fields, table);
         self.publish(snapshot);
         Ok(version)
     }
 }
 
-fn open_live(dir: PathBuf) -> Result<Live> {
-    let index =
-        Index::open_in_dir(&dir).map_err(|e| storage("cannot open the roster index", &dir, e))?;
+/// The talent table file of `dir` at `version`, if there is a sound one.
+fn read_table(dir: &Path, version: u64) -> Option<talent_table::Table> {
+    match talent_table::read(dir, version) {
+        Ok(Some(table)) => return Some(table),
+        Ok(None) => tracing::info!(
+            dir = %dir.display(),
+            "no talent table of this roster version: reading the stored talents"
+        ),
+        Err(e) => tracing::warn!(
+            dir = %dir.display(),
+            error = %e,
+            "cannot read the talent table: reading the stored talents"
+        ),
+    }
+    None
+}
+
+/// The snapshot of the live index at `version`: from its talent `table`
+/// when it holds as many talents as the index, else from the index's stored
+/// documents, after which the table file is written for the next start.
+fn load_snapshot(
+    live: &Live,
+    version: u64,
+    table: Option<talent_table::Table>,
+) -> Result<Snapshot> {
+    let searcher = live.reader.searcher();
+    if let Some(table) = table {
+        if table.iter().flatten().count() as u64 == searcher.num_docs() {
+            return Ok(Snapshot::new(version, searcher, live.fields, table));
+        }
+        tracing::warn!(dir = %live.dir.display(), "the talent table disagrees with the index: reading the stored talents");
+    }
+    let snapshot = Snapshot::load(&live.reader, live.fields, version)?;
+    save_table(&live.dir, version, snapshot.table());
+    Ok(snapshot)
+}
+
+/// Writes the talent table file of `version`; a failure only costs the
+/// next start its speed.
+fn save_table(dir: &Path, version: u64, table: &[Option<Arc<Talent>>]) {
+    if let Err(e) = talent_table::write(dir, version, table.len(), |o| table[o].as_deref()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot write the talent table");
+    }
+}
+
+fn open_index(dir: &Path) -> Result<Index> {
+    Index::open_in_dir(dir).map_err(|e| storage("cannot open the roster index", dir, e))
+}
+
+/// The live index of `dir`, already opened as `index`.
+fn open_live(dir: PathBuf, index: Index) -> Result<Live> {
     register_tokenizer(&index);
     let fields = Fields::from_schema(&index.schema())?;
     let reader = index
@@ -263,7 +329,6 @@ fn open_live(dir: PathBuf) -> Result<Live> {
     let writer = index.writer_with_num_threads(1, LIVE_WRITER_BYTES)?;
     Ok(Live {
         dir,
-        index,
         reader,
         writer,
         fields,
@@ -299,6 +364,7 @@ fn build(root: &Path, talents: &[Talent], version: u64, lexicon: &Lexicon) -> Re
         prepared.set_payload(&payload(version));
         prepared.commit()?;
         writer.wait_merging_threads()?;
+        talent_table::write(&tmp, version, talents.len(), |o| talents.get(o))?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -422,6 +488,53 @@ mod tests {
             .filter(|e| e.path().is_dir())
             .count();
         assert_eq!(dirs, 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The live index directory of a data dir.
+    fn live_dir(data: &Path) -> PathBuf {
+        let root = data.join("roster");
+        root.join(fs::read_to_string(root.join(CURRENT)).unwrap().trim())
+    }
+
+    #[test]
+    fn a_missing_or_damaged_talent_table_costs_speed_not_talents() {
+        let dir = tempdir();
+        let lex = Lexicon::embedded();
+        let store = RosterStore::open(&dir, lex, || {
+            Ok(talents(
+                "a,甲,,village,,苹果,,610527106202,,,,\nb,乙,,village,,梨,,610527106202,,,,\n",
+            ))
+        })
+        .unwrap();
+        store
+            .upsert(talents("c,丙,,city,,小麦,,610500000000,,,,\n"))
+            .unwrap();
+        store.remove(&["a".into()]).unwrap();
+        let want: Vec<Option<Arc<Talent>>> = store.snapshot().table().to_vec();
+        drop(store);
+        let table = live_dir(&dir).join(talent_table::FILE);
+        // Written at the last commit, with the removal's gap.
+        assert_eq!(
+            talent_table::read(&live_dir(&dir), 3).unwrap(),
+            Some(want.clone())
+        );
+        for damage in [None, Some(b"not a table".to_vec())] {
+            match damage {
+                None => fs::remove_file(&table).unwrap(),
+                Some(bytes) => fs::write(&table, bytes).unwrap(),
+            }
+            let store = RosterStore::open(&dir, lex, || panic!("must not bootstrap")).unwrap();
+            let snap = store.snapshot();
+            assert_eq!((snap.version(), snap.table()), (3, &want[..]));
+            assert!(snap.get("c").is_some() && snap.get("a").is_none());
+            drop(store);
+            // Read from the stored documents, then written back for next time.
+            assert_eq!(
+                talent_table::read(&live_dir(&dir), 3).unwrap(),
+                Some(want.clone())
+            );
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -44,10 +44,10 @@ fn demo_roster_csv(seed: u64) -> String {
 
 /// Opens (or bootstraps) the roster under the configured data directory.
 pub fn open_store(config: &Config) -> anyhow::Result<RosterStore> {
-    let lexicon = Lexicon::embedded();
     let seed = config.demo_seed;
-    RosterStore::open(&config.data_dir, lexicon, || {
+    RosterStore::open_with(&config.data_dir, Lexicon::embedded, || {
         tracing::info!(seed, "empty data directory: storing the demo roster");
+        let lexicon = Lexicon::embedded();
         let csv = demo_roster_csv(seed);
         roster::parse_roster(
             RosterFormat::Csv,

@@ -3,6 +3,7 @@
 //! retrieval, filtered listing, statistics).
 
 mod collector;
+mod ids;
 mod spatial;
 pub mod tokenizer;
 
@@ -32,6 +33,7 @@ use crate::{
 };
 pub use collector::Hit;
 use collector::{best_hits, Entry, OrdCollector};
+use ids::IdIndex;
 use spatial::SpatialIndex;
 
 /// The fields of a talent document.
@@ -178,9 +180,9 @@ pub struct Stats {
 impl Stats {
     fn of<'a>(talents: impl Iterator<Item = &'a Talent>, divisions: &Divisions) -> Stats {
         let mut s = Stats::default();
-        for c in Corps::ALL {
-            s.by_corps.insert(c.chinese().to_string(), 0);
-        }
+        let mut by_corps = [0u64; Corps::ALL.len()];
+        // Counted under names borrowed from `divisions`; copied once at the end.
+        let mut by_county: rustc_hash::FxHashMap<&str, u64> = Default::default();
         for t in talents {
             s.total += 1;
             s.active += u64::from(t.active);
@@ -191,14 +193,21 @@ impl Stats {
             }
             if let Some(c) = t.corps {
                 s.corps_members += 1;
-                *s.by_corps.entry(c.chinese().to_string()).or_default() += 1;
+                by_corps[c as usize] += 1;
             }
             let county = divisions
                 .county_of(t.division_code)
-                .map(|d| d.name.clone())
-                .unwrap_or_else(|| divisions.city().name.clone());
-            *s.by_county.entry(county).or_default() += 1;
+                .unwrap_or_else(|| divisions.city());
+            *by_county.entry(county.name.as_str()).or_default() += 1;
         }
+        s.by_corps = Corps::ALL
+            .into_iter()
+            .map(|c| (c.chinese().to_string(), by_corps[c as usize]))
+            .collect();
+        s.by_county = by_county
+            .into_iter()
+            .map(|(name, n)| (name.to_string(), n))
+            .collect();
         s
     }
 }
@@ -223,7 +232,7 @@ pub struct Snapshot {
     fields: Fields,
     /// By `ord`; `None` where a talent was removed or replaced.
     talents: Arc<Vec<Option<Arc<Talent>>>>,
-    by_id: HashMap<String, u32>,
+    by_id: IdIndex,
     stats: Stats,
     /// Each specialty's available talents by place, for nearest ranking.
     spatial: SpatialIndex,
@@ -336,11 +345,7 @@ impl Snapshot {
         // The spatial index is built beside the id map and the counts.
         let (spatial, (by_id, stats)) = std::thread::scope(|scope| {
             let spatial = scope.spawn(|| SpatialIndex::build(&talents, Lexicon::embedded(), &docs));
-            let by_id: HashMap<String, u32> = talents
-                .iter()
-                .enumerate()
-                .filter_map(|(ord, t)| Some((t.as_ref()?.id.clone(), ord as u32)))
-                .collect();
+            let by_id = IdIndex::build(&talents);
             let stats = Stats::of(
                 talents.iter().flatten().map(Arc::as_ref),
                 Divisions::embedded(),
@@ -375,7 +380,8 @@ impl Snapshot {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, segments.len().max(1));
-        let read = |part: usize| -> tantivy::Result<Vec<(usize, Talent)>> {
+        type Part = tantivy::Result<Vec<(usize, Arc<Talent>)>>;
+        let read = |part: usize| -> Part {
             let mut out = Vec::new();
             for segment in segments.iter().skip(part).step_by(threads) {
                 let store = segment.get_store_reader(4)?;
@@ -391,12 +397,12 @@ impl Snapshot {
                             "stored talent is unreadable: {e}"
                         ))
                     })?;
-                    out.push((ords.first(doc_id).unwrap_or(0) as usize, talent));
+                    out.push((ords.first(doc_id).unwrap_or(0) as usize, Arc::new(talent)));
                 }
             }
             Ok(out)
         };
-        let parts: Vec<tantivy::Result<Vec<(usize, Talent)>>> = std::thread::scope(|scope| {
+        let parts: Vec<Part> = std::thread::scope(|scope| {
             let handles: Vec<_> = (1..threads).map(|p| scope.spawn(move || read(p))).collect();
             let mut parts = vec![read(0)];
             parts.extend(
@@ -406,14 +412,16 @@ impl Snapshot {
             );
             parts
         });
-        let mut talents: Vec<Option<Arc<Talent>>> = Vec::new();
-        for part in parts {
-            for (ord, talent) in part? {
-                if talents.len() <= ord {
-                    talents.resize(ord + 1, None);
-                }
-                talents[ord] = Some(Arc::new(talent));
-            }
+        let parts = parts.into_iter().collect::<tantivy::Result<Vec<_>>>()?;
+        let len = parts
+            .iter()
+            .flatten()
+            .map(|(ord, _)| ord + 1)
+            .max()
+            .unwrap_or(0);
+        let mut talents: Vec<Option<Arc<Talent>>> = vec![None; len];
+        for (ord, talent) in parts.into_iter().flatten() {
+            talents[ord] = Some(talent);
         }
         Ok(Snapshot::new(version, searcher, fields, talents))
     }
@@ -431,7 +439,7 @@ impl Snapshot {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.by_id.len() == 0
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Talent>> {
@@ -440,7 +448,7 @@ impl Snapshot {
 
     /// Position of a talent in [`Snapshot::table`].
     pub fn ord(&self, id: &str) -> Option<usize> {
-        self.by_id.get(id).map(|&o| o as usize)
+        self.by_id.get(&self.talents, id).map(|o| o as usize)
     }
 
     /// The talent table by ord, with gaps: what an updated snapshot starts from.

@@ -3,11 +3,9 @@
 //! ones are found by visiting the cells closest to the farmer first, not by
 //! scanning every specialist of a large roster.
 
-use std::{
-    cmp::Ordering,
-    collections::{BinaryHeap, HashMap},
-    sync::Arc,
-};
+use std::{cmp::Ordering, collections::BinaryHeap, sync::Arc};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::{
     divisions::DivisionCode,
@@ -53,6 +51,43 @@ struct CellList {
     members: Vec<Member>,
 }
 
+impl CellList {
+    /// The list of `entries`, grouped by cell, each cell with its bounds.
+    fn new(mut entries: Vec<Placed>) -> CellList {
+        // A talent is once in a list: the order is total.
+        entries.sort_unstable_by_key(|(key, m)| (*key, m.ord));
+        let mut list = CellList {
+            cells: Vec::new(),
+            members: Vec::with_capacity(entries.len()),
+        };
+        let mut i = 0;
+        while i < entries.len() {
+            let key = entries[i].0;
+            let start = i;
+            while i < entries.len() && entries[i].0 == key {
+                i += 1;
+            }
+            let group = &entries[start..i];
+            let lat =
+                |f: fn(f64, f64) -> f64, init| group.iter().map(|(_, m)| m.point.lat).fold(init, f);
+            let lon =
+                |f: fn(f64, f64) -> f64, init| group.iter().map(|(_, m)| m.point.lon).fold(init, f);
+            let (lat_lo, lat_hi) = (lat(f64::min, f64::MAX), lat(f64::max, f64::MIN));
+            list.cells.push(Cell {
+                lat_lo,
+                lat_hi,
+                lon_lo: lon(f64::min, f64::MAX),
+                lon_hi: lon(f64::max, f64::MIN),
+                min_cos: lat_lo.to_radians().cos().min(lat_hi.to_radians().cos()),
+                start: start as u32,
+                end: i as u32,
+            });
+        }
+        list.members.extend(entries.into_iter().map(|(_, m)| m));
+        list
+    }
+}
+
 /// A talent that may rank: its distance, administrative closeness and ord.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Near {
@@ -95,7 +130,8 @@ impl SpatialIndex {
     /// index's `specialty_corps` field has them under `lexicon`). `docs`
     /// are the talents' documents by ord.
     pub fn build(talents: &[Option<Arc<Talent>>], lexicon: &Lexicon, docs: &[u32]) -> SpatialIndex {
-        let mut lists: HashMap<Key, Vec<Placed>> = HashMap::new();
+        let mut by_specialty: HashMap<&str, Vec<Placed>> = HashMap::default();
+        let mut by_corps: [Vec<Placed>; Corps::ALL.len()] = Default::default();
         for (ord, talent) in talents.iter().enumerate() {
             let Some(t) = talent.as_ref().filter(|t| t.is_available()) else {
                 continue;
@@ -109,58 +145,53 @@ impl SpatialIndex {
                     doc: docs.get(ord).copied().unwrap_or(u32::MAX),
                 },
             );
-            let mut corps: Vec<Corps> = Vec::new();
+            let mut in_corps = [false; Corps::ALL.len()];
             for s in &t.specialties {
-                lists
-                    .entry(Key::Specialty(s.clone()))
-                    .or_default()
-                    .push(entry);
+                by_specialty.entry(s.as_str()).or_default().push(entry);
                 if let Some(id) = lexicon.subject_id(s) {
-                    let c = lexicon.subject(id).corps;
-                    if !corps.contains(&c) {
-                        corps.push(c);
-                        lists.entry(Key::Corps(c)).or_default().push(entry);
+                    let c = lexicon.subject(id).corps as usize;
+                    if !in_corps[c] {
+                        in_corps[c] = true;
+                        by_corps[c].push(entry);
                     }
                 }
             }
         }
-        let lists = lists
+        let mut gathered: Vec<(Key, Vec<Placed>)> = by_specialty
             .into_iter()
-            .map(|(s, mut entries)| {
-                entries.sort_by_key(|(key, m)| (*key, m.ord));
-                let mut list = CellList {
-                    cells: Vec::new(),
-                    members: Vec::with_capacity(entries.len()),
-                };
-                let mut i = 0;
-                while i < entries.len() {
-                    let key = entries[i].0;
-                    let start = i;
-                    while i < entries.len() && entries[i].0 == key {
-                        i += 1;
-                    }
-                    let group = &entries[start..i];
-                    let lat = |f: fn(f64, f64) -> f64, init| {
-                        group.iter().map(|(_, m)| m.point.lat).fold(init, f)
-                    };
-                    let lon = |f: fn(f64, f64) -> f64, init| {
-                        group.iter().map(|(_, m)| m.point.lon).fold(init, f)
-                    };
-                    let (lat_lo, lat_hi) = (lat(f64::min, f64::MAX), lat(f64::max, f64::MIN));
-                    list.cells.push(Cell {
-                        lat_lo,
-                        lat_hi,
-                        lon_lo: lon(f64::min, f64::MAX),
-                        lon_hi: lon(f64::max, f64::MIN),
-                        min_cos: lat_lo.to_radians().cos().min(lat_hi.to_radians().cos()),
-                        start: start as u32,
-                        end: i as u32,
-                    });
-                }
-                list.members.extend(entries.into_iter().map(|(_, m)| m));
-                (s, list)
-            })
+            .map(|(s, entries)| (Key::Specialty(s.to_string()), entries))
+            .chain(
+                Corps::ALL
+                    .into_iter()
+                    .zip(by_corps)
+                    .filter(|(_, entries)| !entries.is_empty())
+                    .map(|(c, entries)| (Key::Corps(c), entries)),
+            )
             .collect();
+        // The lists are sorted into cells on every core, largest first.
+        gathered.sort_unstable_by_key(|(_, entries)| std::cmp::Reverse(entries.len()));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut shares: Vec<Vec<(Key, Vec<Placed>)>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, list) in gathered.into_iter().enumerate() {
+            shares[i % threads].push(list);
+        }
+        let lists = std::thread::scope(|scope| {
+            let handles: Vec<_> = shares
+                .into_iter()
+                .map(|share| {
+                    scope.spawn(|| {
+                        share
+                            .into_iter()
+                            .map(|(key, entries)| (key, CellList::new(entries)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a cell sorter panicked"))
+                .collect()
+        });
         SpatialIndex { lists }
     }
 
