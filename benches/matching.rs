@@ -1,6 +1,7 @@
 //! In-process benchmark of the analyser and of MatchProblem's core on the
 //! demo roster (or a synthetic one: `XWN_BENCH_SIZE=100000`): index build
-//! time, memory after load, and p50/p99 per query over the development set.
+//! time, memory after load, p50/p99 per query over the development set, and
+//! the time of a one-talent upsert.
 //!
 //! Run: `cargo bench --bench matching`.
 
@@ -71,7 +72,8 @@ fn main() {
         rss_mib(),
         rss_mib() - rss_before
     );
-    let service = Service::new(std::sync::Arc::new(store), MatchConfig::default());
+    let store = std::sync::Arc::new(store);
+    let service = Service::new(store.clone(), MatchConfig::default());
 
     let dev = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -107,5 +109,14 @@ fn main() {
     percentiles("analyse", analyse);
     percentiles("match (nearest)", nearest);
     percentiles("match (best match)", best);
+    // One talent changed: a commit, its talent table file, a new snapshot.
+    let mut changed = (**store.snapshot().talents().next().expect("a talent")).clone();
+    changed.skills.push_str("、测土配方施肥");
+    let t = Instant::now();
+    let version = store.upsert(vec![changed]).unwrap();
+    println!(
+        "upsert of one talent (version {version}): {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
