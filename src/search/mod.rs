@@ -236,8 +236,8 @@ pub struct Snapshot {
     stats: Stats,
     /// Each specialty's available talents by place, for nearest ranking.
     spatial: SpatialIndex,
-    /// Where each ord's document is: (segment, doc), `u32::MAX` for none.
-    addresses: Vec<(u32, DocId)>,
+    /// Each ord's document, numbered across segments; `u32::MAX` for none.
+    docs: Vec<u32>,
     bm25: Bm25Cache,
     /// Where each segment's documents start in the numbering of all of them.
     doc_bases: Vec<u32>,
@@ -312,21 +312,20 @@ impl Snapshot {
         fields: Fields,
         talents: Vec<Option<Arc<Talent>>>,
     ) -> Snapshot {
-        let mut addresses = vec![(u32::MAX, 0); talents.len()];
-        for (s, segment) in searcher.segment_readers().iter().enumerate() {
-            if let Ok(ords) = segment.fast_fields().u64("ord") {
-                for doc in segment.doc_ids_alive() {
-                    if let Some(slot) = ords.first(doc).and_then(|o| addresses.get_mut(o as usize))
-                    {
-                        *slot = (s as u32, doc);
-                    }
-                }
-            }
-        }
+        // Documents are numbered across segments: a segment's start, plus
+        // its own number.
+        let mut docs = vec![u32::MAX; talents.len()];
         let mut doc_bases = Vec::new();
         let mut text_norms = Vec::new();
         let mut total_docs = 0u32;
         for segment in searcher.segment_readers() {
+            if let Ok(ords) = segment.fast_fields().u64("ord") {
+                for doc in segment.doc_ids_alive() {
+                    if let Some(slot) = ords.first(doc).and_then(|o| docs.get_mut(o as usize)) {
+                        *slot = total_docs + doc;
+                    }
+                }
+            }
             doc_bases.push(total_docs);
             total_docs += segment.max_doc();
             text_norms.push(
@@ -335,13 +334,6 @@ impl Snapshot {
                     .unwrap_or_else(|_| FieldNormReader::constant(segment.max_doc(), 1)),
             );
         }
-        let docs: Vec<u32> = addresses
-            .iter()
-            .map(|&(segment, doc)| match doc_bases.get(segment as usize) {
-                Some(base) => base + doc,
-                None => u32::MAX,
-            })
-            .collect();
         // The spatial index is built beside the id map and the counts.
         let (spatial, (by_id, stats)) = std::thread::scope(|scope| {
             let spatial = scope.spawn(|| SpatialIndex::build(&talents, Lexicon::embedded(), &docs));
@@ -368,7 +360,7 @@ impl Snapshot {
             scratch: Mutex::new(Vec::new()),
             searcher,
             spatial,
-            addresses,
+            docs,
         }
     }
 
@@ -739,18 +731,19 @@ impl Snapshot {
                 .weight(enable)
             })
             .collect::<tantivy::Result<Vec<_>>>()?;
-        let mut at: Vec<(u32, DocId, usize)> = ords
+        let mut at: Vec<(usize, DocId, usize)> = ords
             .iter()
             .enumerate()
             .filter_map(|(i, &o)| {
-                let (segment, doc) = *self.addresses.get(o as usize)?;
-                (segment != u32::MAX).then_some((segment, doc, i))
+                let doc = *self.docs.get(o as usize).filter(|&&d| d != u32::MAX)?;
+                let segment = self.doc_bases.partition_point(|&base| base <= doc) - 1;
+                Some((segment, doc - self.doc_bases[segment], i))
             })
             .collect();
         at.sort_unstable();
         let mut scores = vec![0.0f32; ords.len()];
         for group in at.chunk_by(|a, b| a.0 == b.0) {
-            let reader = self.searcher.segment_reader(group[0].0);
+            let reader = self.searcher.segment_reader(group[0].0 as u32);
             for weight in &weights {
                 let mut scorer = weight.scorer(reader, 1.0)?;
                 for &(_, doc, i) in group {
