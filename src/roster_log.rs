@@ -202,11 +202,7 @@ impl Roster {
         };
         let unique = Service::unique_ids(&ids)?;
         let snapshot = service.snapshot();
-        let not_found: Vec<String> = unique
-            .iter()
-            .filter(|id| snapshot.get(id).is_none())
-            .cloned()
-            .collect();
+        let not_found = snapshot.missing(&unique);
         if not_found.len() == unique.len() {
             return Ok((0, not_found, snapshot.version()));
         }

@@ -218,11 +218,7 @@ impl RosterStore {
     /// even when nothing was there to remove.
     pub fn remove_at(&self, ids: &[String], version: Option<u64>) -> Result<(Vec<String>, u64)> {
         let snapshot = self.snapshot();
-        let not_found: Vec<String> = ids
-            .iter()
-            .filter(|id| snapshot.get(id).is_none())
-            .cloned()
-            .collect();
+        let not_found = snapshot.missing(ids);
         if not_found.len() == ids.len() && version.is_none() {
             return Ok((not_found, snapshot.version()));
         }

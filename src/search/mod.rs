@@ -438,6 +438,14 @@ impl Snapshot {
         self.talents[self.ord(id)?].as_ref()
     }
 
+    /// The ids of `ids` this roster version does not hold, in their order.
+    pub fn missing(&self, ids: &[String]) -> Vec<String> {
+        ids.iter()
+            .filter(|id| self.get(id).is_none())
+            .cloned()
+            .collect()
+    }
+
     /// Position of a talent in [`Snapshot::table`].
     pub fn ord(&self, id: &str) -> Option<usize> {
         self.by_id.get(&self.talents, id).map(|o| o as usize)
