@@ -1,5 +1,6 @@
 //! The domain error: what callers did wrong or what failed, independent of
 //! the transport. The gRPC layer maps it onto status codes in one place.
+//! Also [`blocking`], which runs domain work off the async workers.
 
 use crate::roster::RowError;
 
@@ -70,3 +71,14 @@ impl From<std::io::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs `work` on tokio's blocking threads; a thread that failed (panicked)
+/// is an internal error naming the `worker`.
+pub async fn blocking<T: Send + 'static>(
+    worker: &str,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Internal(format!("{worker} worker failed: {e}")))?
+}

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::{
-    error::{Error, Result},
+    error::{blocking, Error, Result},
     model::Talent,
     roster::{RawRow, RosterFormat},
     service::Service,
@@ -58,14 +58,6 @@ impl std::fmt::Debug for Roster {
             .field("shared", &self.log.is_some())
             .finish_non_exhaustive()
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Internal(format!("roster worker failed: {e}")))?
 }
 
 impl Roster {
@@ -135,7 +127,7 @@ impl Roster {
 
     async fn apply(&self, version: u64, op: RosterOp) -> Result<()> {
         let service = self.service.clone();
-        blocking(move || {
+        blocking("roster", move || {
             let store = service.roster();
             match op {
                 RosterOp::Import { format, data } => {
@@ -171,9 +163,9 @@ impl Roster {
     pub async fn import(&self, format: RosterFormat, data: Vec<u8>) -> Result<(u64, u64)> {
         let service = self.service.clone();
         let Some(log) = &self.log else {
-            return blocking(move || service.import_roster(format, &data)).await;
+            return blocking("roster", move || service.import_roster(format, &data)).await;
         };
-        let (accepted, data) = blocking(move || {
+        let (accepted, data) = blocking("roster", move || {
             let n = service.parse_roster(format, &data)?.len() as u64;
             Ok((n, data))
         })
@@ -186,9 +178,9 @@ impl Roster {
     pub async fn upsert(&self, rows: Vec<RawRow>) -> Result<(u64, u64)> {
         let service = self.service.clone();
         let Some(log) = &self.log else {
-            return blocking(move || service.upsert_talents(rows)).await;
+            return blocking("roster", move || service.upsert_talents(rows)).await;
         };
-        let talents = blocking(move || service.validate_rows(rows)).await?;
+        let talents = blocking("roster", move || service.validate_rows(rows)).await?;
         let n = talents.len() as u64;
         let version = self.append(log, RosterOp::Upsert(talents)).await?;
         Ok((n, version))
@@ -198,7 +190,7 @@ impl Roster {
     pub async fn remove(&self, ids: Vec<String>) -> Result<(u64, Vec<String>, u64)> {
         let service = self.service.clone();
         let Some(log) = &self.log else {
-            return blocking(move || service.remove_talents(&ids)).await;
+            return blocking("roster", move || service.remove_talents(&ids)).await;
         };
         let unique = Service::unique_ids(&ids)?;
         let snapshot = service.snapshot();

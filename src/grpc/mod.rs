@@ -100,15 +100,6 @@ impl AdminAuth {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
-        .map_err(status)
-}
-
 pub fn corps_to_pb(corps: Option<Corps>) -> pb::Corps {
     match corps {
         None => pb::Corps::Unspecified,
@@ -313,7 +304,9 @@ impl pb::match_service_server::MatchService for MatchApi {
         // (and, past the limits, refusing) new calls meanwhile.
         let _slot = self.limits.cpu_slot(arrival).await?;
         let service = self.service.clone();
-        let outcome = blocking(move || service.match_problem(&request)).await?;
+        let outcome = crate::error::blocking("matching", move || service.match_problem(&request))
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::MatchProblemResponse {
             subject: outcome.subject.unwrap_or_default(),
             corps: corps_to_pb(outcome.corps).into(),

@@ -73,14 +73,13 @@ impl SqliteStore {
         work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::error::blocking("ticket database", move || {
             let mut conn = conn
                 .lock()
                 .map_err(|_| Error::Internal("ticket database lock poisoned".into()))?;
             work(&mut conn)
         })
         .await
-        .map_err(|e| Error::Internal(format!("ticket database worker failed: {e}")))?
     }
 }
 
