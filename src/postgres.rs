@@ -666,10 +666,9 @@ impl TicketStore for PgStore {
         PgStore::log(&mut c, &Change::Liaisons).await?;
         c.execute("DELETE FROM liaisons", &[]).await?;
         for l in liaisons {
-            let villages = serde_json::to_string(&l.villages).expect("strings serialize");
             c.execute(
                 "INSERT INTO liaisons (id, name, phone, villages) VALUES ($1, $2, $3, $4)",
-                &[&l.id, &l.name, &l.phone, &villages],
+                &[&l.id, &l.name, &l.phone, &l.villages_json()],
             )
             .await?;
         }
@@ -691,8 +690,8 @@ impl TicketStore for PgStore {
                     id: r.get(0),
                     name: r.get(1),
                     phone: r.get(2),
-                    villages: serde_json::from_str(&villages)
-                        .map_err(|_| bad("villages", &villages))?,
+                    villages: Liaison::villages_from_json(&villages)
+                        .ok_or_else(|| bad("villages", &villages))?,
                 })
             })
             .collect()

@@ -20,6 +20,19 @@ pub struct Liaison {
     pub villages: Vec<String>,
 }
 
+impl Liaison {
+    /// The villages as the ticket stores keep them: a JSON array of codes.
+    pub fn villages_json(&self) -> String {
+        serde_json::to_string(&self.villages).expect("strings serialize")
+    }
+
+    /// Villages read back from [`Liaison::villages_json`]; `None` when the
+    /// text is not such an array.
+    pub fn villages_from_json(json: &str) -> Option<Vec<String>> {
+        serde_json::from_str(json).ok()
+    }
+}
+
 fn field(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> String {
     match row.get(key) {
         Some(serde_json::Value::String(s)) => s.trim().to_string(),

@@ -383,12 +383,7 @@ impl TicketStore for SqliteStore {
             for l in &liaisons {
                 tx.execute(
                     "INSERT INTO liaisons (id, name, phone, villages) VALUES (?1, ?2, ?3, ?4)",
-                    params![
-                        l.id,
-                        l.name,
-                        l.phone,
-                        serde_json::to_string(&l.villages).expect("strings serialize")
-                    ],
+                    params![l.id, l.name, l.phone, l.villages_json()],
                 )?;
             }
             tx.commit()?;
@@ -407,8 +402,8 @@ impl TicketStore for SqliteStore {
                     id: r.get(0)?,
                     name: r.get(1)?,
                     phone: r.get(2)?,
-                    villages: serde_json::from_str(&villages)
-                        .map_err(|_| bad("villages", &villages))?,
+                    villages: Liaison::villages_from_json(&villages)
+                        .ok_or_else(|| bad("villages", &villages))?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
