@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use tonic::{transport::Channel, Request};
-use xingweinong::{config::Config, loadgen::quantile, pb, server};
+use xingweinong::{cli::loadgen::quantile, config::Config, pb, server};
 
 const ADMIN: &str = "bench-admin-token-0123456789";
 

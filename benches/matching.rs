@@ -8,15 +8,14 @@
 use std::time::Instant;
 
 use xingweinong::{
-    analyzer,
+    cli::loadgen::quantile,
     config::MatchConfig,
-    divisions::Divisions,
-    eval,
-    lexicon::Lexicon,
-    loadgen::quantile,
+    matching::{Location, MatchRequest, Service},
+    model::divisions::Divisions,
+    reading::lexicon::Lexicon,
+    reading::{analyzer, eval},
+    roster::store::RosterStore,
     roster::{self, gen, RosterFormat},
-    roster_store::RosterStore,
-    service::{Location, MatchRequest, Service},
 };
 
 fn rss_mib() -> f64 {

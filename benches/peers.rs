@@ -26,13 +26,13 @@ use tokio::{
     net::TcpStream,
 };
 use xingweinong::{
-    divisions::{DivisionCode, Divisions},
-    eval::{self, Labelled},
-    geo::GeoPoint,
-    lexicon::Lexicon,
-    loadgen::{Outcome, Rpc},
+    cli::loadgen::{Outcome, Rpc},
+    model::divisions::{DivisionCode, Divisions},
+    model::geo::GeoPoint,
     model::Talent,
     pb,
+    reading::eval::{self, Labelled},
+    reading::lexicon::Lexicon,
     roster::{parse_roster, RosterFormat},
 };
 

@@ -1,7 +1,7 @@
 //! Prints how the analyser reads each report given on the command line:
 //! `cargo run --example analyze -- "苹果树叶子发黄"`.
 
-use xingweinong::{analyzer, lexicon::Lexicon};
+use xingweinong::reading::{analyzer, lexicon::Lexicon};
 
 fn main() {
     let lexicon = Lexicon::embedded();

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use xingweinong::{
     config::MatchConfig,
-    divisions::Divisions,
-    eval,
-    lexicon::Lexicon,
+    matching::{Location, MatchRequest, Service},
+    model::divisions::Divisions,
+    reading::eval,
+    reading::lexicon::Lexicon,
+    roster::store::RosterStore,
     roster::{self, gen, RosterFormat},
-    roster_store::RosterStore,
-    service::{Location, MatchRequest, Service},
 };
 
 fn main() {
@@ -45,7 +45,7 @@ fn main() {
         let mut locations = vec![Location::Division(item.division_code.clone())];
         let (lat, lon) = points[i % points.len()];
         locations.push(Location::Point { lat, lon });
-        if let Some(d) = xingweinong::divisions::DivisionCode::parse(&item.division_code)
+        if let Some(d) = xingweinong::model::divisions::DivisionCode::parse(&item.division_code)
             .and_then(|c| div.get(c))
         {
             locations.push(Location::Point {

@@ -22,26 +22,17 @@
 //!   [`server`] (start-up and serving), [`config`], [`cli`], [`loadgen`];
 //!   [`audit`] keeps the log of admin actions.
 
-pub mod analyzer;
-pub mod audit;
 pub mod cli;
 pub mod config;
-pub mod divisions;
 pub mod error;
-pub mod eval;
-pub mod geo;
 pub mod grpc;
-pub mod lexicon;
-pub mod loadgen;
+pub mod matching;
 pub mod model;
-pub mod postgres;
+pub mod reading;
 pub mod roster;
-pub mod roster_log;
-pub mod roster_store;
 pub mod search;
 pub mod server;
-pub mod service;
-pub mod talent_table;
+pub mod store;
 pub mod tickets;
 
 /// Code generated from `proto/` by `build.rs`.

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use common::*;
 use tonic::Code;
-use xingweinong::{divisions::Divisions, lexicon::Lexicon, pb, roster::gen};
+use xingweinong::{model::divisions::Divisions, pb, reading::lexicon::Lexicon, roster::gen};
 
 fn mount_tmpfs(dir: &std::path::Path, size: &str) -> bool {
     std::fs::create_dir_all(dir).unwrap();

@@ -7,11 +7,11 @@ use common::*;
 use tonic::Code;
 use tonic_types::StatusExt;
 use xingweinong::{
-    divisions::{DivisionCode, Divisions},
-    geo::GeoPoint,
-    lexicon::Lexicon,
+    model::divisions::{DivisionCode, Divisions},
+    model::geo::GeoPoint,
     model::Talent,
     pb,
+    reading::lexicon::Lexicon,
     roster::{self, gen, RosterFormat},
 };
 
@@ -68,7 +68,7 @@ async fn order_equals_brute_force_nearest_qualified() {
     let mut client = MatchClient::new(channel(shared_server()).await);
     // Every subject (without a parent, so no parent fallback) at towns and
     // villages across all counties, and at raw points.
-    let places: Vec<&xingweinong::divisions::Division> = div
+    let places: Vec<&xingweinong::model::divisions::Division> = div
         .counties()
         .flat_map(|c| div.children(c.code).into_iter().take(3))
         .flat_map(|town| std::iter::once(town).chain(div.children(town.code).into_iter().take(1)))

@@ -9,14 +9,14 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use proptest::prelude::*;
 use xingweinong::{
     config::MatchConfig,
-    divisions::Divisions,
-    lexicon::Lexicon,
+    matching::{Location, Service},
+    model::divisions::Divisions,
+    reading::lexicon::Lexicon,
+    roster::store::RosterStore,
     roster::{self, RosterFormat},
-    roster_store::RosterStore,
-    service::{Location, Service},
+    store::sqlite::SqliteStore,
     tickets::{
         dispatch::{DispatchConfig, Dispatcher, Submission},
-        sqlite::SqliteStore,
         Availability, EventKind, TicketState,
     },
 };

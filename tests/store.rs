@@ -7,15 +7,11 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use xingweinong::{
+    matching::Location,
     model::Tier,
-    postgres::PgStore,
-    service::Location,
-    tickets::{
-        liaison::Liaison,
-        sqlite::SqliteStore,
-        store::{Change, TicketFilter, TicketStore, Written},
-        Availability, Event, EventKind, Ticket, TicketState,
-    },
+    store::postgres::PgStore,
+    store::{sqlite::SqliteStore, Change, TicketFilter, TicketStore, Written},
+    tickets::{liaison::Liaison, Availability, Event, EventKind, Ticket, TicketState},
 };
 
 fn ticket(id: &str, key: Option<&str>, created: i64) -> Ticket {

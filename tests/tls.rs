@@ -18,8 +18,8 @@ use rcgen::{
 };
 use xingweinong::{
     config::{Config, TlsConfig},
-    grpc::tls::{endpoint, ClientTls},
     server,
+    server::tls::{endpoint, ClientTls},
 };
 
 /// A CA, a server certificate it signed (localhost, 127.0.0.1), a client

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xingweinong::{analyzer, lexicon::Lexicon};
+use xingweinong::reading::{analyzer, lexicon::Lexicon};
 
 fuzz_target!(|text: &str| {
     let lexicon = Lexicon::embedded();

@@ -8,12 +8,12 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use xingweinong::{
     config::MatchConfig,
-    divisions::Divisions,
+    model::divisions::Divisions,
     error::Error,
-    lexicon::Lexicon,
+    reading::lexicon::Lexicon,
     roster::{self, RosterFormat},
-    roster_store::RosterStore,
-    service::{Location, MatchRequest, Service},
+    roster::store::RosterStore,
+    matching::{Location, MatchRequest, Service},
 };
 
 fn service() -> &'static Service {

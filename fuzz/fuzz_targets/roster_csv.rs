@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xingweinong::{divisions::Divisions, lexicon::Lexicon, roster};
+use xingweinong::{model::divisions::Divisions, reading::lexicon::Lexicon, roster};
 
 fuzz_target!(|data: &[u8]| {
     let _ = roster::parse_roster(

@@ -10,8 +10,8 @@ use tonic::{metadata::MetadataValue, transport::Channel, Request};
 
 use super::{explain, read_chunks, ClientArgs, FileFormat, PlaceArgs};
 use crate::{
-    divisions::{DivisionCode, Divisions},
-    geo::GeoPoint,
+    model::divisions::{DivisionCode, Divisions},
+    model::geo::GeoPoint,
     pb,
 };
 

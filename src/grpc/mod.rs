@@ -2,11 +2,9 @@
 //! ([`Service`], [`Dispatcher`]), converts results back, and maps every
 //! domain error onto a status in one place ([`status`]).
 
-mod limits;
 mod tickets;
-pub mod tls;
 
-pub use limits::{AdmissionLayer, Limits};
+pub use crate::server::limits::{AdmissionLayer, Limits};
 pub use tickets::{ResponderApi, TicketApi};
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -16,16 +14,16 @@ use tonic::{metadata::MetadataMap, Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
-    analyzer::Analysis,
-    audit::AuditLog,
-    divisions::Divisions,
     error::Error,
-    lexicon::Lexicon,
+    matching::{Candidate, ListRequest, Location, MatchRequest, Service},
+    model::divisions::Divisions,
     model::{Corps, Talent, Tier},
     pb,
+    reading::analyzer::Analysis,
+    reading::lexicon::Lexicon,
+    roster::log::Roster,
     roster::{RawRow, RosterFormat},
-    roster_log::Roster,
-    service::{Candidate, ListRequest, Location, MatchRequest, Service},
+    server::audit::AuditLog,
     tickets::{dispatch::Dispatcher, token::constant_time_eq},
 };
 
@@ -286,7 +284,10 @@ impl pb::match_service_server::MatchService for MatchApi {
         request: Request<pb::MatchProblemRequest>,
     ) -> Result<Response<pb::MatchProblemResponse>, Status> {
         let _permit = self.limits.admit(&request, true)?;
-        let arrival = request.extensions().get::<limits::Arrival>().copied();
+        let arrival = request
+            .extensions()
+            .get::<crate::server::limits::Arrival>()
+            .copied();
         let r = request.into_inner();
         let ranking = pb::Ranking::try_from(r.ranking).map_err(|_| {
             status(Error::invalid(
@@ -406,7 +407,7 @@ impl RosterApi {
 
 impl RosterApi {
     /// Checks the admin token, then admits the call under the load limits.
-    fn admit<T>(&self, request: &Request<T>) -> Result<limits::Permit, Status> {
+    fn admit<T>(&self, request: &Request<T>) -> Result<crate::server::limits::Permit, Status> {
         self.auth.check(request.metadata())?;
         self.limits.admit(request, false)
     }
@@ -423,7 +424,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         let peer = request.remote_addr();
         let (format, data) = read_upload(request.into_inner(), self.max_upload_bytes).await?;
         let bytes = data.len();
-        let sha256 = crate::audit::digest(&data);
+        let sha256 = crate::server::audit::digest(&data);
         // On a task of its own: a big import outlives the call's timeout or
         // a caller who hangs up, and is still logged and audited.
         let (roster, audit) = (self.roster.clone(), self.audit.clone());
@@ -598,7 +599,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         let peer = request.remote_addr();
         let (format, data) = read_upload(request.into_inner(), self.max_upload_bytes).await?;
         let outcome = self.dispatcher.import_liaisons(format, &data).await;
-        let sha256 = crate::audit::digest(&data);
+        let sha256 = crate::server::audit::digest(&data);
         let details = match &outcome {
             Ok(accepted) => json!({"sha256": sha256, "bytes": data.len(), "accepted": accepted}),
             Err(e) => json!({"sha256": sha256, "bytes": data.len(), "refused": e.to_string()}),

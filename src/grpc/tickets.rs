@@ -10,9 +10,9 @@ use tonic::{metadata::MetadataMap, Request, Response, Status};
 use super::{corps_to_pb, location_from_pb, status, talent_to_pb, tier_to_pb, Limits};
 use crate::{
     error::Error,
+    matching::{Location, Service},
     pb,
     search::Snapshot,
-    service::{Location, Service},
     tickets::{
         dispatch::{Dispatcher, Principal, Push, Submission},
         Availability, Event, EventKind, Ticket, TicketState,

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    divisions::{Division, Divisions, Level},
-    lexicon::{Lexicon, TermKind},
+    model::divisions::{Division, Divisions, Level},
     model::{Corps, Tier},
+    reading::lexicon::{Lexicon, TermKind},
     roster::COLUMNS,
 };
 

@@ -2,6 +2,9 @@
 //! and the deterministic demo-roster generator.
 
 pub mod gen;
+pub mod log;
 mod parse;
+pub mod store;
+pub mod table;
 
 pub use parse::{parse_roster, validate_row, RawRow, RosterFormat, RowError, COLUMNS};

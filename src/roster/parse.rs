@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::{
-    divisions::{DivisionCode, Divisions},
-    geo::GeoPoint,
-    lexicon::Lexicon,
+    model::divisions::{DivisionCode, Divisions},
+    model::geo::GeoPoint,
     model::{Corps, Talent, Tier},
+    reading::lexicon::Lexicon,
 };
 
 /// The columns a roster may have, in file order.
@@ -429,7 +429,7 @@ pub fn validate_row(
             (Some(lat), Some(lon)) => match GeoPoint::new(lat, lon) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    let field = if matches!(e, crate::geo::PointError::Latitude(_)) {
+                    let field = if matches!(e, crate::model::geo::PointError::Latitude(_)) {
                         "lat"
                     } else {
                         "lon"

@@ -26,10 +26,10 @@ use tantivy::{
 };
 
 use crate::{
-    divisions::{DivisionCode, Divisions, Level},
-    geo::GeoPoint,
-    lexicon::Lexicon,
+    model::divisions::{DivisionCode, Divisions, Level},
+    model::geo::GeoPoint,
     model::{Corps, Talent, Tier},
+    reading::lexicon::Lexicon,
 };
 pub use collector::Hit;
 use collector::{best_hits, Entry, OrdCollector};
@@ -849,9 +849,8 @@ impl Snapshot {
 mod tests {
     use super::*;
     use crate::{
-        analyzer, eval,
+        roster::store::RosterStore,
         roster::{self, gen, RosterFormat},
-        roster_store::RosterStore,
     };
 
     /// What a ranking returned, for comparing: ids in order, with scores
@@ -880,14 +879,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
         let snapshot = store.snapshot();
-        let items = eval::parse(include_str!("../../tests/data/problems/dev.jsonl")).unwrap();
+        let items =
+            crate::reading::eval::parse(include_str!("../../tests/data/problems/dev.jsonl"))
+                .unwrap();
         let far = GeoPoint {
             lat: 39.9,
             lon: 116.4,
         };
         let mut compared = 0;
         for (i, item) in items.iter().enumerate().step_by(5) {
-            let analysis = analyzer::analyze(lex, &item.text);
+            let analysis = crate::reading::analyzer::analyze(lex, &item.text);
             let mut pools = Vec::new();
             if let Some(s) = analysis.subject {
                 let subject = lex.subject(s);

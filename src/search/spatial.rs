@@ -8,10 +8,10 @@ use std::{cmp::Ordering, collections::BinaryHeap, sync::Arc};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::{
-    divisions::DivisionCode,
-    geo::GeoPoint,
-    lexicon::Lexicon,
+    model::divisions::DivisionCode,
+    model::geo::GeoPoint,
     model::{Corps, Talent},
+    reading::lexicon::Lexicon,
 };
 
 /// Cell edge in degrees (about 5 km over Weinan).

@@ -3,7 +3,7 @@
 
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
-use crate::lexicon::Lexicon;
+use crate::reading::lexicon::Lexicon;
 
 /// The name the tokenizer is registered under in every index.
 pub const JIEBA: &str = "xwn_jieba";

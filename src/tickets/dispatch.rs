@@ -25,16 +25,16 @@ use tokio::sync::{mpsc, Mutex, Notify};
 use super::{
     liaison::{parse_liaisons, Liaison},
     now_ms, random_hex,
-    store::{Change, TicketFilter, TicketStore, Written},
     token::{constant_time_eq, Claims, Role, Signer},
     Availability, Event, EventKind, Ticket, TicketState,
 };
 use crate::{
     error::{Error, Result},
+    matching::{check_len, Location, Need, Service},
     model::{Talent, Tier},
     roster::RosterFormat,
     search::{tokenizer, Ranking, Snapshot},
-    service::{check_len, Location, Need, Service},
+    store::{Change, TicketFilter, TicketStore, Written},
 };
 
 /// Capacity of each live stream; a subscriber this far behind is dropped
@@ -1193,7 +1193,7 @@ impl Dispatcher {
 
     /// Replaces the liaison list; returns how many were stored.
     pub async fn import_liaisons(&self, format: RosterFormat, data: &[u8]) -> Result<u64> {
-        let list = parse_liaisons(format, data, crate::divisions::Divisions::embedded())
+        let list = parse_liaisons(format, data, crate::model::divisions::Divisions::embedded())
             .map_err(Error::invalid_roster)?;
         let mut state = self.state.lock().await;
         self.store.replace_liaisons(&list).await?;

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    divisions::{DivisionCode, Divisions, Level},
+    model::divisions::{DivisionCode, Divisions, Level},
     roster::{RosterFormat, RowError},
 };
 

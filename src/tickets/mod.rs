@@ -4,13 +4,11 @@
 
 pub mod dispatch;
 pub mod liaison;
-pub mod sqlite;
-pub mod store;
 pub mod token;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{model::Corps, model::Tier, service::Location};
+use crate::{matching::Location, model::Corps, model::Tier};
 
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

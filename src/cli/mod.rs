@@ -11,13 +11,13 @@ use tonic_types::StatusExt;
 
 use crate::{
     config::{Config, TlsConfig},
-    divisions::Divisions,
-    eval,
-    grpc::tls::{self, ClientTls},
-    lexicon::Lexicon,
-    loadgen, pb,
+    model::divisions::Divisions,
+    pb,
+    reading::eval,
+    reading::lexicon::Lexicon,
     roster::gen,
     server,
+    server::tls::{self, ClientTls},
 };
 
 #[derive(Debug, Parser)]
@@ -67,8 +67,8 @@ pub enum Command {
     /// `--server` may list several replicas, comma-separated: connections
     /// go to them round-robin.
     Loadgen {
-        #[arg(long, value_enum, default_value_t = loadgen::Rpc::Match)]
-        rpc: loadgen::Rpc,
+        #[arg(long, value_enum, default_value_t = crate::cli::loadgen::Rpc::Match)]
+        rpc: crate::cli::loadgen::Rpc,
         /// HTTP/2 connections.
         #[arg(long, default_value_t = 2)]
         connections: usize,
@@ -126,6 +126,7 @@ pub enum Command {
     },
 }
 
+pub mod loadgen;
 mod tickets;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -392,7 +393,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot read {}", reports.display()))?;
             let reports =
                 eval::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", reports.display()))?;
-            let plan = loadgen::Plan {
+            let plan = crate::cli::loadgen::Plan {
                 server: client.server.clone(),
                 tls: client.tls.client_tls(),
                 connections,
@@ -402,7 +403,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 reports,
                 rate,
             };
-            let outcome = loadgen::run(plan).await?;
+            let outcome = crate::cli::loadgen::run(plan).await?;
             match rate {
                 Some(rate) => println!(
                     "open loop: {rate} calls/s over {connections} connections, {} scheduled",

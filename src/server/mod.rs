@@ -2,6 +2,10 @@
 //! empty data directory), then serves the gRPC services, health and
 //! reflection on a bound listener until the shutdown future completes.
 
+pub mod audit;
+pub mod limits;
+pub mod tls;
+
 use std::{future::Future, sync::Arc};
 
 use anyhow::Context;
@@ -9,23 +13,20 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 use crate::{
-    audit::AuditLog,
     config::Config,
-    divisions::Divisions,
     error::Error,
-    grpc::{self, AdminAuth, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
-    lexicon::Lexicon,
+    grpc::{AdminAuth, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
+    matching::Service,
+    model::divisions::Divisions,
     pb,
-    postgres::PgStore,
+    reading::lexicon::Lexicon,
+    roster::log::Roster,
+    roster::store::RosterStore,
     roster::{self, RosterFormat},
-    roster_log::Roster,
-    roster_store::RosterStore,
-    service::Service,
-    tickets::{
-        dispatch::{DispatchConfig, Dispatcher},
-        sqlite::SqliteStore,
-        store::TicketStore,
-    },
+    server::audit::AuditLog,
+    store::postgres::PgStore,
+    store::{sqlite::SqliteStore, TicketStore},
+    tickets::dispatch::{DispatchConfig, Dispatcher},
 };
 
 /// Largest single gRPC message accepted (a roster chunk, say); whole uploads
@@ -70,7 +71,7 @@ pub async fn serve(
     // Certificate trouble stops start-up before anything is opened.
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &config.tls {
-        builder = grpc::tls::apply_server(builder, tls)?;
+        builder = crate::server::tls::apply_server(builder, tls)?;
     }
     let store_config = config.clone();
     let store = tokio::task::spawn_blocking(move || open_store(&store_config)).await??;

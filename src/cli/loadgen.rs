@@ -17,9 +17,9 @@ use anyhow::Context;
 use tonic::transport::Channel;
 
 use crate::{
-    eval::Labelled,
-    grpc::tls::{self, ClientTls},
     pb,
+    reading::eval::Labelled,
+    server::tls::{self, ClientTls},
 };
 
 /// Which call to drive.

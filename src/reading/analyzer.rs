@@ -14,9 +14,9 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::{
-    divisions::Divisions,
-    lexicon::{CueRole, Lexicon, Sense, SubjectId, TermKind},
+    model::divisions::Divisions,
     model::Corps,
+    reading::lexicon::{CueRole, Lexicon, Sense, SubjectId, TermKind},
 };
 
 /// Below this evidence the analyser names no subject.

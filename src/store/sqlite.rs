@@ -9,14 +9,11 @@ use std::{
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{
-    liaison::Liaison,
-    store::{Change, TicketFilter, TicketStore, Written},
-    Availability, Event, EventKind, Ticket, TicketState,
-};
+use super::{Change, TicketFilter, TicketStore, Written};
 use crate::{
     error::{Error, Result},
     model::{Corps, Tier},
+    tickets::{liaison::Liaison, Availability, Event, EventKind, Ticket, TicketState},
 };
 
 /// Versioned migrations; the database's `user_version` says how many ran.

@@ -4,7 +4,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{divisions::DivisionCode, geo::GeoPoint};
+pub mod divisions;
+pub mod geo;
+
+use divisions::DivisionCode;
+use geo::GeoPoint;
 
 /// The talent pool's three tiers, from the top.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

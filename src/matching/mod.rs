@@ -5,15 +5,15 @@
 use std::{collections::BTreeSet, sync::Arc};
 
 use crate::{
-    analyzer::{self, Analysis},
     config::MatchConfig,
-    divisions::{DivisionCode, Divisions, Level},
     error::{Error, Result},
-    geo::GeoPoint,
-    lexicon::{Lexicon, SubjectId},
+    model::divisions::{DivisionCode, Divisions, Level},
+    model::geo::GeoPoint,
     model::{Corps, Talent, Tier},
+    reading::analyzer::Analysis,
+    reading::lexicon::{Lexicon, SubjectId},
+    roster::store::RosterStore,
     roster::{self, RawRow, RosterFormat, RowError},
-    roster_store::RosterStore,
     search::{Hit, ListFilter, Origin, Pool, Ranking, Snapshot, Stats},
 };
 
@@ -175,7 +175,7 @@ impl Service {
             .divisions
             .county_near(origin.division, origin.point)
             .map(|c| c.name.as_str());
-        analyzer::analyze_in(self.lexicon, text, county)
+        crate::reading::analyzer::analyze_in(self.lexicon, text, county)
     }
 
     /// Checks a report's text.

@@ -7,9 +7,9 @@ use std::{fmt, sync::OnceLock};
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::geo::GeoPoint;
+use crate::model::geo::GeoPoint;
 
-const DIVISIONS_CSV: &str = include_str!("../index/weinan/divisions.csv");
+const DIVISIONS_CSV: &str = include_str!("../../index/weinan/divisions.csv");
 
 /// A 12-digit statistical division code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -14,9 +14,9 @@ use tokio::sync::watch;
 
 use crate::{
     error::{blocking, Error, Result},
+    matching::Service,
     model::Talent,
     roster::{RawRow, RosterFormat},
-    service::Service,
 };
 
 /// One entry of the roster log.

@@ -18,12 +18,12 @@ use std::{
 use arc_swap::ArcSwap;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 
+use super::table;
 use crate::{
     error::{Error, Result},
-    lexicon::Lexicon,
     model::Talent,
+    reading::lexicon::Lexicon,
     search::{register_tokenizer, Fields, Snapshot},
-    talent_table,
 };
 
 const CURRENT: &str = "CURRENT";
@@ -266,8 +266,8 @@ impl RosterStore {
 }
 
 /// The talent table file of `dir` at `version`, if there is a sound one.
-fn read_table(dir: &Path, version: u64) -> Option<talent_table::Table> {
-    match talent_table::read(dir, version) {
+fn read_table(dir: &Path, version: u64) -> Option<table::Table> {
+    match table::read(dir, version) {
         Ok(Some(table)) => return Some(table),
         Ok(None) => tracing::info!(
             dir = %dir.display(),
@@ -285,11 +285,7 @@ fn read_table(dir: &Path, version: u64) -> Option<talent_table::Table> {
 /// The snapshot of the live index at `version`: from its talent `table`
 /// when it holds as many talents as the index, else from the index's stored
 /// documents, after which the table file is written for the next start.
-fn load_snapshot(
-    live: &Live,
-    version: u64,
-    table: Option<talent_table::Table>,
-) -> Result<Snapshot> {
+fn load_snapshot(live: &Live, version: u64, table: Option<table::Table>) -> Result<Snapshot> {
     let searcher = live.reader.searcher();
     if let Some(table) = table {
         if table.iter().flatten().count() as u64 == searcher.num_docs() {
@@ -305,7 +301,7 @@ fn load_snapshot(
 /// Writes the talent table file of `version`; a failure only costs the
 /// next start its speed.
 fn save_table(dir: &Path, version: u64, table: &[Option<Arc<Talent>>]) {
-    if let Err(e) = talent_table::write(dir, version, table.len(), |o| table[o].as_deref()) {
+    if let Err(e) = table::write(dir, version, table.len(), |o| table[o].as_deref()) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot write the talent table");
     }
 }
@@ -360,7 +356,7 @@ fn build(root: &Path, talents: &[Talent], version: u64, lexicon: &Lexicon) -> Re
         prepared.set_payload(&payload(version));
         prepared.commit()?;
         writer.wait_merging_threads()?;
-        talent_table::write(&tmp, version, talents.len(), |o| talents.get(o))?;
+        table::write(&tmp, version, talents.len(), |o| talents.get(o))?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -429,7 +425,7 @@ fn remove_stale(root: &Path, live: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{divisions::Divisions, roster};
+    use crate::{model::divisions::Divisions, roster};
 
     fn talents(csv: &str) -> Vec<Talent> {
         let header = roster::COLUMNS.join(",");
@@ -509,10 +505,10 @@ mod tests {
         store.remove(&["a".into()]).unwrap();
         let want: Vec<Option<Arc<Talent>>> = store.snapshot().table().to_vec();
         drop(store);
-        let table = live_dir(&dir).join(talent_table::FILE);
+        let table = live_dir(&dir).join(roster::table::FILE);
         // Written at the last commit, with the removal's gap.
         assert_eq!(
-            talent_table::read(&live_dir(&dir), 3).unwrap(),
+            roster::table::read(&live_dir(&dir), 3).unwrap(),
             Some(want.clone())
         );
         for damage in [None, Some(b"not a table".to_vec())] {
@@ -527,7 +523,7 @@ mod tests {
             drop(store);
             // Read from the stored documents, then written back for next time.
             assert_eq!(
-                talent_table::read(&live_dir(&dir), 3).unwrap(),
+                roster::table::read(&live_dir(&dir), 3).unwrap(),
                 Some(want.clone())
             );
         }

@@ -9,8 +9,11 @@
 
 use async_trait::async_trait;
 
-use super::{liaison::Liaison, Availability, Event, Ticket, TicketState};
+pub mod postgres;
+pub mod sqlite;
+
 use crate::error::Result;
+use crate::tickets::{liaison::Liaison, Availability, Event, Ticket, TicketState};
 
 /// Filters and paging of an admin ticket listing.
 #[derive(Debug, Clone, Default)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::{analyzer, lexicon::Lexicon};
+use crate::reading::lexicon::Lexicon;
 
 /// One labelled report; `subject` and `corps` are empty for reports that are
 /// not agricultural technical problems.
@@ -149,11 +149,11 @@ pub fn evaluate(lexicon: &Lexicon, items: &[Labelled]) -> Report {
         ..Report::default()
     };
     for item in items {
-        let divisions = crate::divisions::Divisions::embedded();
-        let county = crate::divisions::DivisionCode::parse(&item.division_code)
+        let divisions = crate::model::divisions::Divisions::embedded();
+        let county = crate::model::divisions::DivisionCode::parse(&item.division_code)
             .and_then(|c| divisions.county_of(c))
             .map(|c| c.name.as_str());
-        let a = analyzer::analyze_in(lexicon, &item.text, county);
+        let a = super::analyzer::analyze_in(lexicon, &item.text, county);
         let got_subject = a
             .subject
             .map(|s| lexicon.subject(s).name.clone())

@@ -20,8 +20,8 @@ use std::{
 use rustc_hash::FxHasher;
 
 use crate::{
-    divisions::DivisionCode,
-    geo::GeoPoint,
+    model::divisions::DivisionCode,
+    model::geo::GeoPoint,
     model::{Corps, Talent, Tier},
 };
 

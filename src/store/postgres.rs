@@ -22,18 +22,14 @@ use tokio_postgres::{types::ToSql, AsyncMessage, Client, NoTls, Row, Statement};
 use crate::{
     error::{Error, Result},
     model::{Corps, Tier},
+    roster::log::{RosterLog, RosterOp},
     roster::RosterFormat,
-    roster_log::{RosterLog, RosterOp},
-    tickets::{
-        liaison::Liaison,
-        now_ms,
-        store::{Change, TicketFilter, TicketStore, Written},
-        Availability, Event, EventKind, Ticket, TicketState,
-    },
+    store::{Change, TicketFilter, TicketStore, Written},
+    tickets::{liaison::Liaison, now_ms, Availability, Event, EventKind, Ticket, TicketState},
 };
 
 /// Versioned migrations; `xwn_migrations` records which ran.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_shared.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_shared.sql")];
 /// Connections one replica opens at most.
 const MAX_CONNECTIONS: usize = 8;
 /// Serialises migrations and roster appends across replicas.

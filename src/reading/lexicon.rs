@@ -147,12 +147,12 @@ impl Sources<'static> {
     /// The files under `index/`, as compiled into the binary.
     pub fn embedded() -> Sources<'static> {
         Sources {
-            subjects: include_str!("../index/subjects.csv"),
-            terms: include_str!("../index/lexicon/terms.csv"),
-            corps_terms: include_str!("../index/lexicon/corps_terms.csv"),
-            cues: include_str!("../index/lexicon/cues.csv"),
-            nonagri: include_str!("../index/lexicon/nonagri.csv"),
-            county_profiles: include_str!("../index/county_profiles.csv"),
+            subjects: include_str!("../../index/subjects.csv"),
+            terms: include_str!("../../index/lexicon/terms.csv"),
+            corps_terms: include_str!("../../index/lexicon/corps_terms.csv"),
+            cues: include_str!("../../index/lexicon/cues.csv"),
+            nonagri: include_str!("../../index/lexicon/nonagri.csv"),
+            county_profiles: include_str!("../../index/county_profiles.csv"),
         }
     }
 }
