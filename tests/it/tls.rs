@@ -4,14 +4,12 @@
 //! client CA; certificate trouble stops start-up naming the file. The
 //! certificates are made here with rcgen, for these tests only.
 
-mod common;
-
 use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use common::*;
+use crate::common::*;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,

@@ -2,9 +2,7 @@
 //! (ticket secret), another responder, the right responder and the admin;
 //! rate limiting of farmer calls.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use tonic::{Code, Request};
 use xingweinong::pb;
 

@@ -5,8 +5,6 @@
 //! is killed with `kill -9` mid-flow; offer timers fire once, also when
 //! the replica that set them died. Skipped without PostgreSQL.
 
-mod common;
-
 use std::{
     collections::HashMap,
     process::Child,
@@ -17,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::*;
+use crate::common::*;
 use tonic::transport::Channel;
 use xingweinong::pb;
 

@@ -3,9 +3,7 @@
 //! answered, and the server answers normally afterwards. No timings: the
 //! tests count outcomes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;

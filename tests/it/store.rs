@@ -2,8 +2,6 @@
 //! (shared; skipped when no PostgreSQL is configured). Two PostgreSQL
 //! stores on one database stand for two replicas.
 
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
 use xingweinong::{
@@ -222,7 +220,7 @@ async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
 
 #[tokio::test]
 async fn sqlite_store() {
-    let dir = common::temp_dir("store");
+    let dir = crate::common::temp_dir("store");
     let store = Arc::new(SqliteStore::open(&dir).unwrap());
     assert!(store.notifications().is_none());
     suite(store, false).await;
@@ -231,7 +229,7 @@ async fn sqlite_store() {
 
 #[tokio::test]
 async fn postgres_store() {
-    let Some(url) = common::postgres_db("store").await else {
+    let Some(url) = crate::common::postgres_db("store").await else {
         return;
     };
     let store = PgStore::connect(&url).await.unwrap();
@@ -240,7 +238,7 @@ async fn postgres_store() {
 
 #[tokio::test]
 async fn postgres_replicas_share_key_log_and_wake_ups() {
-    let Some(url) = common::postgres_db("replicas").await else {
+    let Some(url) = crate::common::postgres_db("replicas").await else {
         return;
     };
     let a = PgStore::connect(&url).await.unwrap();

@@ -1,9 +1,7 @@
 //! The roster over gRPC: demo stats, imports that replace or are refused
 //! whole, restarts, admin authentication, upserts, removals and listings.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use tonic::Code;
 use tonic_types::StatusExt;
 use xingweinong::pb;

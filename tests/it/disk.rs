@@ -5,11 +5,9 @@
 //! start-up with a message. Needs root to mount a tmpfs; says so and skips
 //! otherwise.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use tonic::Code;
 use xingweinong::{model::divisions::Divisions, pb, reading::lexicon::Lexicon, roster::gen};
 

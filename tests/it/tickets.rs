@@ -3,9 +3,7 @@
 //! escalation; capacity and the queue; idempotency; permissions; liaisons;
 //! re-routing after a roster change; restarts.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use tonic::Code;
 use xingweinong::pb;
 

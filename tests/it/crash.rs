@@ -3,15 +3,13 @@
 //! with a consistent history, and the server must start cleanly each time.
 //! `XWN_CRASH_ROUNDS` sets the number of kills (default 5).
 
-mod common;
-
 use std::{
     collections::HashMap,
     process::Command,
     time::{Duration, Instant},
 };
 
-use common::*;
+use crate::common::*;
 use xingweinong::pb;
 
 const ROSTER: &str = "\

@@ -1,9 +1,7 @@
 //! MatchProblem over gRPC: the order equals a brute-force nearest-qualified
 //! scan of the roster; no phone numbers leak; bad input gets its status.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use tonic::Code;
 use tonic_types::StatusExt;
 use xingweinong::{

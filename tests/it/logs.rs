@@ -1,9 +1,7 @@
 //! The logs never carry secrets or personal data: tokens, ticket secrets,
 //! phone numbers and farmers' contacts stay out of them even at debug level.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use xingweinong::pb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,19 @@
+//! The integration tests, in one binary so the crate links once: each
+//! module drives the real server (in process on 127.0.0.1:0, or the `xwn`
+//! binary for kill -9, SIGTERM and log checks).
+
+mod common;
+mod crash;
+mod disk;
+mod eval_cli;
+mod logs;
+mod matching;
+mod overload;
+mod properties;
+mod replicas;
+mod roster_api;
+mod security;
+mod store;
+mod tickets;
+mod tidy;
+mod tls;
