@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use xingweinong::{
     matching::Location,
-    model::Tier,
+    model::{Corps, Tier},
     store::postgres::PgStore,
     store::{sqlite::SqliteStore, Change, TicketFilter, TicketStore, Written},
     tickets::{liaison::Liaison, Availability, Event, EventKind, Ticket, TicketState},
@@ -132,13 +132,17 @@ async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
     }
 
     // Open tickets carry their histories; listings filter and page.
-    let c = ticket("tk-c", None, 4_000);
+    // A corps and no subject: the other side of each optional column.
+    let mut c = ticket("tk-c", None, 4_000);
+    c.corps = Some(Corps::Fruit);
+    c.subject = None;
     let head = done(
         store
             .insert(&c, &[event(&c, 1, EventKind::Submitted, None)], head)
             .await
             .unwrap(),
     );
+    assert_eq!(store.get("tk-c").await.unwrap().unwrap().0, c);
     let open = store.open_tickets().await.unwrap();
     let ids: Vec<&str> = open.iter().map(|(t, _)| t.id.as_str()).collect();
     assert_eq!(ids, ["tk-a", "tk-c"]);
@@ -227,6 +231,57 @@ async fn sqlite_store() {
     assert!(store.notifications().is_none());
     suite(store, false).await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Commits `t` with its first event.
+async fn submitted(store: &dyn TicketStore, t: &Ticket) {
+    let head = store.head().await.unwrap();
+    done(
+        store
+            .insert(t, &[event(t, 1, EventKind::Submitted, None)], head)
+            .await
+            .unwrap(),
+    );
+}
+
+/// A stored value the store does not know is an error that names it, worded
+/// as the store always has.
+#[tokio::test]
+async fn sqlite_store_names_a_value_it_cannot_read() {
+    let dir = common::temp_dir("store-unknown");
+    let store = SqliteStore::open(&dir).unwrap();
+    submitted(&store, &ticket("tk-x", None, 1_000)).await;
+    let conn = rusqlite::Connection::open(dir.join("tickets.sqlite3")).unwrap();
+    conn.execute("UPDATE tickets SET state = 'lost' WHERE id = 'tk-x'", [])
+        .unwrap();
+    let e = store.get("tk-x").await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "storage: ticket database: Invalid column type Text at index: 0, name: state \"lost\""
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_store_names_a_value_it_cannot_read() {
+    let Some(url) = common::postgres_db("unknown").await else {
+        return;
+    };
+    let store = PgStore::connect(&url).await.unwrap();
+    submitted(store.as_ref(), &ticket("tk-x", None, 1_000)).await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute("UPDATE tickets SET corps = '海军' WHERE id = 'tk-x'", &[])
+        .await
+        .unwrap();
+    let e = store.get("tk-x").await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "internal error: PostgreSQL holds an unknown corps \"海军\""
+    );
 }
 
 #[tokio::test]
