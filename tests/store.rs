@@ -356,3 +356,63 @@ async fn postgres_replicas_share_key_log_and_wake_ups() {
     let (_, events) = a.get(&t.id).await.unwrap().unwrap();
     assert_eq!(events.len(), 2);
 }
+
+/// Connections PostgreSQL drops (a restart, a failover, an administrator)
+/// are replaced: the pool opens new ones and prepares its statements on
+/// them again, and the listener reconnects and wakes the replica.
+#[tokio::test]
+async fn postgres_store_recovers_when_its_connections_drop() {
+    let Some(url) = common::postgres_db("dropped").await else {
+        return;
+    };
+    let store = PgStore::connect(&url).await.unwrap();
+    let t = ticket("tk-before", None, 1_000);
+    submitted(store.as_ref(), &t).await;
+    let mut wake = store.notifications().unwrap();
+    // Past the ticks for the listener's first connection and for that
+    // commit, only a reconnection ticks.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wake.borrow_and_update();
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 2, "the pool's and the listener's: {killed}");
+    // The listener's new connection ticks the watchers.
+    tokio::time::timeout(Duration::from_secs(10), wake.changed())
+        .await
+        .expect("the listener reconnects")
+        .unwrap();
+    // A lease may still find a connection whose end the pool has not yet
+    // seen; the next ones are new.
+    let mut written = None;
+    for i in 0..50 {
+        let t = ticket(&format!("tk-after-{i}"), None, 2_000);
+        let Ok(head) = store.head().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        match store
+            .insert(&t, &[event(&t, 1, EventKind::Submitted, None)], head)
+            .await
+        {
+            Ok(w) => {
+                written = Some((t, done(w)));
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let (t, head) = written.expect("the store writes again");
+    assert_eq!(store.get(&t.id).await.unwrap().unwrap().0, t);
+    assert_eq!(store.head().await.unwrap(), head);
+}
