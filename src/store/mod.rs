@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 
+mod codec;
 pub mod postgres;
 pub mod sqlite;
 

@@ -7,13 +7,19 @@ use std::{
 };
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{
+    params, params_from_iter,
+    types::{ToSqlOutput, ValueRef},
+    Connection, OptionalExtension, Row, ToSql,
+};
 
-use super::{Change, TicketFilter, TicketStore, Written};
+use super::{
+    codec::{self, placeholders, Columns, Value, EVENT_COLUMNS, TICKET_COLUMNS},
+    Change, TicketFilter, TicketStore, Written,
+};
 use crate::{
     error::{Error, Result},
-    model::{Corps, Tier},
-    tickets::{liaison::Liaison, Availability, Event, EventKind, Ticket, TicketState},
+    tickets::{liaison::Liaison, Availability, Event, Ticket},
 };
 
 /// Versioned migrations; the database's `user_version` says how many ran.
@@ -80,117 +86,72 @@ impl SqliteStore {
     }
 }
 
-fn tier_key(t: Tier) -> &'static str {
-    t.key()
+/// SQLite rows as the codec reads them.
+impl Columns for Row<'_> {
+    type Error = rusqlite::Error;
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.get(i)
+    }
+    fn maybe_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.get(i)
+    }
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn maybe_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(i)
+    }
+    fn bad(what: &str, value: &str) -> rusqlite::Error {
+        bad(what, value)
+    }
 }
 
-fn tier_of(key: &str) -> rusqlite::Result<Tier> {
-    Tier::parse(key).ok_or_else(|| bad("tier", key))
+/// Codec values bound as SQLite parameters.
+impl ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(n) => ValueRef::Integer(*n),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+        }))
+    }
 }
-
-const TICKET_COLUMNS: &str = "id, text, location, division_code, subject, corps, contact, \
-     idempotency_key, state, assignee, tier, offers_in_tier, offer_deadline_ms, answer, reason, \
-     created_at_ms, updated_at_ms";
 
 fn ticket_row(r: &Row<'_>) -> rusqlite::Result<Ticket> {
-    let location: String = r.get(2)?;
-    let corps: Option<String> = r.get(5)?;
-    let state: String = r.get(8)?;
-    let tier: String = r.get(10)?;
-    Ok(Ticket {
-        id: r.get(0)?,
-        text: r.get(1)?,
-        location: serde_json::from_str(&location).map_err(|_| bad("location", &location))?,
-        division_code: r.get(3)?,
-        subject: r.get(4)?,
-        corps: match corps {
-            None => None,
-            Some(c) => Some(Corps::parse(&c).ok_or_else(|| bad("corps", &c))?),
-        },
-        contact: r.get(6)?,
-        idempotency_key: r.get(7)?,
-        state: TicketState::parse(&state).ok_or_else(|| bad("state", &state))?,
-        assignee: r.get(9)?,
-        tier: tier_of(&tier)?,
-        offers_in_tier: r.get(11)?,
-        offer_deadline_ms: r.get(12)?,
-        answer: r.get(13)?,
-        reason: r.get(14)?,
-        created_at_ms: r.get(15)?,
-        updated_at_ms: r.get(16)?,
-    })
+    codec::ticket_of(r)
 }
 
 fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
-    let kind: String = r.get(2)?;
-    let state: String = r.get(6)?;
-    let tier: String = r.get(8)?;
-    Ok(Event {
-        ticket_id: r.get(0)?,
-        seq: r.get::<_, i64>(1)? as u64,
-        kind: EventKind::parse(&kind).ok_or_else(|| bad("event kind", &kind))?,
-        actor: r.get(3)?,
-        at_ms: r.get(4)?,
-        reason: r.get(5)?,
-        state: TicketState::parse(&state).ok_or_else(|| bad("state", &state))?,
-        talent_id: r.get(7)?,
-        tier: tier_of(&tier)?,
-    })
+    codec::event_of(r)
 }
 
 fn write_ticket(tx: &rusqlite::Transaction<'_>, t: &Ticket) -> rusqlite::Result<()> {
-    let location = serde_json::to_string(&t.location).expect("locations serialize");
+    let values = codec::ticket_values(t);
     tx.execute(
-        &format!("INSERT OR REPLACE INTO tickets ({TICKET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
-        params![
-            t.id,
-            t.text,
-            location,
-            t.division_code,
-            t.subject,
-            t.corps.map(|c| c.chinese()),
-            t.contact,
-            t.idempotency_key,
-            t.state.key(),
-            t.assignee,
-            tier_key(t.tier),
-            t.offers_in_tier,
-            t.offer_deadline_ms,
-            t.answer,
-            t.reason,
-            t.created_at_ms,
-            t.updated_at_ms,
-        ],
+        &format!(
+            "INSERT OR REPLACE INTO tickets ({TICKET_COLUMNS}) VALUES ({})",
+            placeholders(TICKET_COLUMNS, '?')
+        ),
+        params_from_iter(&values),
     )?;
     Ok(())
 }
 
 fn write_events(tx: &rusqlite::Transaction<'_>, events: &[Event]) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO ticket_events (ticket_id, seq, kind, actor, at_ms, reason, state, talent_id, tier) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO ticket_events ({EVENT_COLUMNS}) VALUES ({})",
+        placeholders(EVENT_COLUMNS, '?')
+    ))?;
     for e in events {
-        stmt.execute(params![
-            e.ticket_id,
-            e.seq as i64,
-            e.kind.key(),
-            e.actor,
-            e.at_ms,
-            e.reason,
-            e.state.key(),
-            e.talent_id,
-            tier_key(e.tier)
-        ])?;
+        stmt.execute(params_from_iter(&codec::event_values(e)))?;
     }
     Ok(())
 }
 
 fn events_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Event>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT ticket_id, seq, kind, actor, at_ms, reason, state, talent_id, tier \
-         FROM ticket_events WHERE ticket_id = ?1 ORDER BY seq",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM ticket_events WHERE ticket_id = ?1 ORDER BY seq"
+    ))?;
     let rows = stmt.query_map([id], event_row)?;
     rows.collect()
 }

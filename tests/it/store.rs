@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use xingweinong::{
     matching::Location,
-    model::Tier,
+    model::{Corps, Tier},
     store::postgres::PgStore,
     store::{sqlite::SqliteStore, Change, TicketFilter, TicketStore, Written},
     tickets::{liaison::Liaison, Availability, Event, EventKind, Ticket, TicketState},
@@ -130,13 +130,17 @@ async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
     }
 
     // Open tickets carry their histories; listings filter and page.
-    let c = ticket("tk-c", None, 4_000);
+    // A corps and no subject: the other side of each optional column.
+    let mut c = ticket("tk-c", None, 4_000);
+    c.corps = Some(Corps::Fruit);
+    c.subject = None;
     let head = done(
         store
             .insert(&c, &[event(&c, 1, EventKind::Submitted, None)], head)
             .await
             .unwrap(),
     );
+    assert_eq!(store.get("tk-c").await.unwrap().unwrap().0, c);
     let open = store.open_tickets().await.unwrap();
     let ids: Vec<&str> = open.iter().map(|(t, _)| t.id.as_str()).collect();
     assert_eq!(ids, ["tk-a", "tk-c"]);
@@ -227,6 +231,57 @@ async fn sqlite_store() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Commits `t` with its first event.
+async fn submitted(store: &dyn TicketStore, t: &Ticket) {
+    let head = store.head().await.unwrap();
+    done(
+        store
+            .insert(t, &[event(t, 1, EventKind::Submitted, None)], head)
+            .await
+            .unwrap(),
+    );
+}
+
+/// A stored value the store does not know is an error that names it, worded
+/// as the store always has.
+#[tokio::test]
+async fn sqlite_store_names_a_value_it_cannot_read() {
+    let dir = common::temp_dir("store-unknown");
+    let store = SqliteStore::open(&dir).unwrap();
+    submitted(&store, &ticket("tk-x", None, 1_000)).await;
+    let conn = rusqlite::Connection::open(dir.join("tickets.sqlite3")).unwrap();
+    conn.execute("UPDATE tickets SET state = 'lost' WHERE id = 'tk-x'", [])
+        .unwrap();
+    let e = store.get("tk-x").await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "storage: ticket database: Invalid column type Text at index: 0, name: state \"lost\""
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_store_names_a_value_it_cannot_read() {
+    let Some(url) = common::postgres_db("unknown").await else {
+        return;
+    };
+    let store = PgStore::connect(&url).await.unwrap();
+    submitted(store.as_ref(), &ticket("tk-x", None, 1_000)).await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute("UPDATE tickets SET corps = '海军' WHERE id = 'tk-x'", &[])
+        .await
+        .unwrap();
+    let e = store.get("tk-x").await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "internal error: PostgreSQL holds an unknown corps \"海军\""
+    );
+}
+
 #[tokio::test]
 async fn postgres_store() {
     let Some(url) = crate::common::postgres_db("store").await else {
@@ -298,4 +353,64 @@ async fn postgres_replicas_share_key_log_and_wake_ups() {
     );
     let (_, events) = a.get(&t.id).await.unwrap().unwrap();
     assert_eq!(events.len(), 2);
+}
+
+/// Connections PostgreSQL drops (a restart, a failover, an administrator)
+/// are replaced: the pool opens new ones and prepares its statements on
+/// them again, and the listener reconnects and wakes the replica.
+#[tokio::test]
+async fn postgres_store_recovers_when_its_connections_drop() {
+    let Some(url) = common::postgres_db("dropped").await else {
+        return;
+    };
+    let store = PgStore::connect(&url).await.unwrap();
+    let t = ticket("tk-before", None, 1_000);
+    submitted(store.as_ref(), &t).await;
+    let mut wake = store.notifications().unwrap();
+    // Past the ticks for the listener's first connection and for that
+    // commit, only a reconnection ticks.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wake.borrow_and_update();
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 2, "the pool's and the listener's: {killed}");
+    // The listener's new connection ticks the watchers.
+    tokio::time::timeout(Duration::from_secs(10), wake.changed())
+        .await
+        .expect("the listener reconnects")
+        .unwrap();
+    // A lease may still find a connection whose end the pool has not yet
+    // seen; the next ones are new.
+    let mut written = None;
+    for i in 0..50 {
+        let t = ticket(&format!("tk-after-{i}"), None, 2_000);
+        let Ok(head) = store.head().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        match store
+            .insert(&t, &[event(&t, 1, EventKind::Submitted, None)], head)
+            .await
+        {
+            Ok(w) => {
+                written = Some((t, done(w)));
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let (t, head) = written.expect("the store writes again");
+    assert_eq!(store.get(&t.id).await.unwrap().unwrap().0, t);
+    assert_eq!(store.head().await.unwrap(), head);
 }

@@ -1,0 +1,414 @@
+//! Tickets and their events, presence, liaisons and the signing key on
+//! PostgreSQL ([`TicketStore`](crate::store::TicketStore)), with the
+//! change log every such write extends in the same transaction.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio_postgres::{types::ToSql, Statement};
+
+use super::{bad, db, pool::Conn, rows::Args, PgStore, CHANGES_CHANNEL};
+use crate::{
+    error::{Error, Result},
+    store::{
+        codec::{self, placeholders, EVENT_COLUMNS, TICKET_COLUMNS},
+        Change, TicketFilter, TicketStore, Written,
+    },
+    tickets::{liaison::Liaison, now_ms, Availability, Event, Ticket},
+};
+
+static SELECT_TICKET: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"));
+
+static SELECT_OPEN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets WHERE state IN ('queued', 'offered', 'accepted') \
+         ORDER BY created_at_ms, id"
+    )
+});
+
+/// One page of an admin listing.
+static SELECT_PAGE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets \
+         WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR assignee = $2) \
+         AND (created_at_ms < $3 OR (created_at_ms = $3 AND id < $4) OR $5) \
+         ORDER BY created_at_ms DESC, id DESC LIMIT $6"
+    )
+});
+
+static SELECT_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {EVENT_COLUMNS} FROM ticket_events WHERE ticket_id = $1 ORDER BY seq")
+});
+
+/// A ticket's row, new or changed: what can change after the ticket was
+/// submitted is updated.
+static UPSERT_TICKET: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ({}) \
+         ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, assignee = EXCLUDED.assignee, \
+         tier = EXCLUDED.tier, offers_in_tier = EXCLUDED.offers_in_tier, \
+         offer_deadline_ms = EXCLUDED.offer_deadline_ms, answer = EXCLUDED.answer, \
+         reason = EXCLUDED.reason, updated_at_ms = EXCLUDED.updated_at_ms",
+        placeholders(TICKET_COLUMNS, '$')
+    )
+});
+
+/// Every event of one write in one statement, column by column: one array
+/// of the column's SQL type for each of [`EVENT_COLUMNS`].
+static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO ticket_events ({EVENT_COLUMNS}) \
+         SELECT * FROM UNNEST($1::TEXT[], $2::INTEGER[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], \
+         $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[])"
+    )
+});
+
+/// The statements of a ticket write, prepared on its connection.
+struct TicketWrite {
+    cas: Statement,
+    log: Statement,
+    notify: Statement,
+    row: Statement,
+    history: Statement,
+}
+
+impl TicketWrite {
+    async fn prepare(c: &mut Conn) -> Result<TicketWrite> {
+        Ok(TicketWrite {
+            cas: c
+                .statement("UPDATE log_head SET id = id + 1 WHERE id = $1")
+                .await?,
+            log: c
+                .statement(
+                    "INSERT INTO changes (id, kind, key, at_ms) VALUES ($1, 'ticket', $2, $3)",
+                )
+                .await?,
+            notify: c.statement("SELECT pg_notify($1, $2)").await?,
+            row: c.statement(&UPSERT_TICKET).await?,
+            history: c.statement(&INSERT_EVENTS).await?,
+        })
+    }
+}
+
+/// What each statement of a pipelined ticket write did.
+struct Outcomes {
+    swapped: std::result::Result<u64, tokio_postgres::Error>,
+    written: std::result::Result<u64, tokio_postgres::Error>,
+    /// The log entry, the wake-up and the events.
+    rest: [std::result::Result<u64, tokio_postgres::Error>; 3],
+}
+
+impl PgStore {
+    /// Writes a ticket and its events under the compare and swap: after
+    /// BEGIN, the head bump, the log entry, the wake-up, the ticket row and
+    /// its events go out pipelined in one round trip; COMMIT only if the
+    /// head was still `head`.
+    async fn write(
+        &self,
+        ticket: &Ticket,
+        events: &[Event],
+        head: u64,
+        new: bool,
+    ) -> Result<Written> {
+        let mut c = self.pool.lease().await?;
+        let s = TicketWrite::prepare(&mut c).await?;
+        let ticket_values = codec::ticket_values(ticket);
+        let event_values: Vec<_> = events.iter().map(codec::event_values).collect();
+        let row_args = Args::row(&ticket_values, &s.row)?;
+        let history_args = Args::columns(&event_values, &s.history)?;
+        let (row, history) = (row_args.refs(), history_args.refs());
+        let (current, next, now) = (head as i64, head as i64 + 1, now_ms());
+        let next_text = next.to_string();
+        let cas_args: [&(dyn ToSql + Sync); 1] = [&current];
+        let log_args: [&(dyn ToSql + Sync); 3] = [&next, &ticket.id, &now];
+        let notify_args: [&(dyn ToSql + Sync); 2] = [&CHANGES_CHANNEL, &next_text];
+        c.begin().await?;
+        let client = &c.client;
+        let (swapped, logged, notified, written, recorded) = tokio::join!(
+            client.execute(&s.cas, &cas_args),
+            client.execute(&s.log, &log_args),
+            client.execute(&s.notify, &notify_args),
+            client.execute(&s.row, &row),
+            client.execute(&s.history, &history),
+        );
+        let outcomes = Outcomes {
+            swapped,
+            written,
+            rest: [logged, notified, recorded],
+        };
+        let refused = settle(&mut c, ticket, new, outcomes).await?;
+        Ok(refused.unwrap_or(Written::Done { head: next as u64 }))
+    }
+}
+
+/// Commits a pipelined ticket write that fully succeeded (`Ok(None)`);
+/// otherwise rolls it back and says why: a stale head, an idempotency key
+/// a new ticket found taken, or an error.
+async fn settle(
+    c: &mut Conn,
+    ticket: &Ticket,
+    new: bool,
+    outcomes: Outcomes,
+) -> Result<Option<Written>> {
+    let swapped = outcomes.swapped.map_err(db);
+    if !matches!(swapped, Ok(1)) {
+        c.rollback().await?;
+        return swapped.map(|_| Some(Written::Stale));
+    }
+    if let Err(e) = outcomes.written {
+        c.rollback().await?;
+        let taken = e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION);
+        if let (true, true, Some(key)) = (new, taken, &ticket.idempotency_key) {
+            let rows = c
+                .query("SELECT id FROM tickets WHERE idempotency_key = $1", &[key])
+                .await?;
+            if let Some(row) = rows.first() {
+                return Ok(Some(Written::Duplicate(row.get(0))));
+            }
+        }
+        return Err(db(e));
+    }
+    for outcome in outcomes.rest {
+        if let Err(e) = outcome {
+            c.rollback().await?;
+            return Err(db(e));
+        }
+    }
+    c.commit().await?;
+    Ok(None)
+}
+
+/// Bumps the log head and records a change that does not depend on what
+/// the writer had read (presence, liaisons), with its wake-up. Runs inside
+/// the caller's transaction.
+async fn log(conn: &mut Conn, change: &Change) -> Result<()> {
+    let rows = conn
+        .query("UPDATE log_head SET id = id + 1 RETURNING id", &[])
+        .await?;
+    let id: i64 = rows
+        .first()
+        .ok_or_else(|| Error::Internal("the log_head row is missing".into()))?
+        .get(0);
+    let (kind, key) = match change {
+        Change::Ticket(id) => ("ticket", id.as_str()),
+        Change::Presence(id) => ("presence", id.as_str()),
+        Change::Liaisons => ("liaisons", ""),
+    };
+    conn.execute(
+        "INSERT INTO changes (id, kind, key, at_ms) VALUES ($1, $2, $3, $4)",
+        &[&id, &kind, &key, &now_ms()],
+    )
+    .await?;
+    conn.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&CHANGES_CHANNEL, &id.to_string()],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn events_of(c: &mut Conn, id: &str) -> Result<Vec<Event>> {
+    c.query(&SELECT_EVENTS, &[&id])
+        .await?
+        .iter()
+        .map(codec::event_of)
+        .collect()
+}
+
+#[async_trait]
+impl TicketStore for PgStore {
+    async fn insert(&self, ticket: &Ticket, events: &[Event], head: u64) -> Result<Written> {
+        self.write(ticket, events, head, true).await
+    }
+
+    async fn update(&self, ticket: &Ticket, events: &[Event], head: u64) -> Result<Written> {
+        self.write(ticket, events, head, false).await
+    }
+
+    async fn changes_since(&self, cursor: u64) -> Result<Vec<(u64, Change)>> {
+        let mut c = self.pool.lease().await?;
+        let rows = c
+            .query(
+                "SELECT id, kind, key FROM changes WHERE id > $1 ORDER BY id",
+                &[&(cursor as i64)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.get(0);
+                let kind: String = r.get(1);
+                let key: String = r.get(2);
+                let change = match kind.as_str() {
+                    "ticket" => Change::Ticket(key),
+                    "presence" => Change::Presence(key),
+                    "liaisons" => Change::Liaisons,
+                    other => return Err(bad("change kind", other)),
+                };
+                Ok((id as u64, change))
+            })
+            .collect()
+    }
+
+    async fn head(&self) -> Result<u64> {
+        let mut c = self.pool.lease().await?;
+        let rows = c.query("SELECT id FROM log_head", &[]).await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0) as u64))
+    }
+
+    fn notifications(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.changes.subscribe())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<(Ticket, Vec<Event>)>> {
+        let mut c = self.pool.lease().await?;
+        let rows = c.query(&SELECT_TICKET, &[&id]).await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let ticket = codec::ticket_of(row)?;
+        let events = events_of(&mut c, id).await?;
+        Ok(Some((ticket, events)))
+    }
+
+    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<String>> {
+        let mut c = self.pool.lease().await?;
+        let rows = c
+            .query("SELECT id FROM tickets WHERE idempotency_key = $1", &[&key])
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    async fn open_tickets(&self) -> Result<Vec<(Ticket, Vec<Event>)>> {
+        let mut c = self.pool.lease().await?;
+        let rows = c.query(&SELECT_OPEN, &[]).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let t = codec::ticket_of(row)?;
+            let events = events_of(&mut c, &t.id).await?;
+            out.push((t, events));
+        }
+        Ok(out)
+    }
+
+    async fn list(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
+        let mut c = self.pool.lease().await?;
+        let (after_ms, after_id) = filter.after.clone().unwrap_or((i64::MAX, String::new()));
+        let rows = c
+            .query(
+                &SELECT_PAGE,
+                &[
+                    &filter.state.map(|s| s.key()),
+                    &filter.assignee,
+                    &after_ms,
+                    &after_id,
+                    &filter.after.is_none(),
+                    &(filter.limit as i64),
+                ],
+            )
+            .await?;
+        rows.iter().map(codec::ticket_of).collect()
+    }
+
+    async fn set_availability(
+        &self,
+        talent_id: &str,
+        availability: Availability,
+        at_ms: i64,
+    ) -> Result<()> {
+        let mut c = self.pool.lease().await?;
+        c.begin().await?;
+        log(&mut c, &Change::Presence(talent_id.to_string())).await?;
+        c.execute(
+            "INSERT INTO availability (talent_id, availability, updated_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (talent_id) DO UPDATE SET availability = $2, updated_at_ms = $3",
+            &[&talent_id, &availability.key(), &at_ms],
+        )
+        .await?;
+        c.commit().await
+    }
+
+    async fn availabilities(&self) -> Result<Vec<(String, Availability)>> {
+        let mut c = self.pool.lease().await?;
+        let rows = c
+            .query("SELECT talent_id, availability FROM availability", &[])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let key: String = r.get(1);
+                Ok((
+                    r.get(0),
+                    Availability::parse(&key).ok_or_else(|| bad("availability", &key))?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn availability(&self, talent_id: &str) -> Result<Option<Availability>> {
+        let mut c = self.pool.lease().await?;
+        let rows = c
+            .query(
+                "SELECT availability FROM availability WHERE talent_id = $1",
+                &[&talent_id],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| Availability::parse(&r.get::<_, String>(0))))
+    }
+
+    async fn replace_liaisons(&self, liaisons: &[Liaison]) -> Result<()> {
+        let mut c = self.pool.lease().await?;
+        c.begin().await?;
+        log(&mut c, &Change::Liaisons).await?;
+        c.execute("DELETE FROM liaisons", &[]).await?;
+        for l in liaisons {
+            c.execute(
+                "INSERT INTO liaisons (id, name, phone, villages) VALUES ($1, $2, $3, $4)",
+                &[&l.id, &l.name, &l.phone, &l.villages_json()],
+            )
+            .await?;
+        }
+        c.commit().await
+    }
+
+    async fn liaisons(&self) -> Result<Vec<Liaison>> {
+        let mut c = self.pool.lease().await?;
+        let rows = c
+            .query(
+                "SELECT id, name, phone, villages FROM liaisons ORDER BY id",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let villages: String = r.get(3);
+                Ok(Liaison {
+                    id: r.get(0),
+                    name: r.get(1),
+                    phone: r.get(2),
+                    villages: Liaison::villages_from_json(&villages)
+                        .ok_or_else(|| bad("villages", &villages))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn signing_key(&self) -> Result<Vec<u8>> {
+        let mut key = vec![0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+        let mut c = self.pool.lease().await?;
+        c.execute(
+            "INSERT INTO secrets (name, value) VALUES ('token_key', $1) ON CONFLICT (name) DO NOTHING",
+            &[&key],
+        )
+        .await?;
+        let rows = c
+            .query("SELECT value FROM secrets WHERE name = 'token_key'", &[])
+            .await?;
+        rows.first()
+            .map(|r| r.get(0))
+            .ok_or_else(|| Error::Internal("the signing key vanished".into()))
+    }
+}
