@@ -246,7 +246,7 @@ async fn submitted(store: &dyn TicketStore, t: &Ticket) {
 /// as the store always has.
 #[tokio::test]
 async fn sqlite_store_names_a_value_it_cannot_read() {
-    let dir = common::temp_dir("store-unknown");
+    let dir = crate::common::temp_dir("store-unknown");
     let store = SqliteStore::open(&dir).unwrap();
     submitted(&store, &ticket("tk-x", None, 1_000)).await;
     let conn = rusqlite::Connection::open(dir.join("tickets.sqlite3")).unwrap();
@@ -262,7 +262,7 @@ async fn sqlite_store_names_a_value_it_cannot_read() {
 
 #[tokio::test]
 async fn postgres_store_names_a_value_it_cannot_read() {
-    let Some(url) = common::postgres_db("unknown").await else {
+    let Some(url) = crate::common::postgres_db("unknown").await else {
         return;
     };
     let store = PgStore::connect(&url).await.unwrap();
@@ -360,7 +360,7 @@ async fn postgres_replicas_share_key_log_and_wake_ups() {
 /// them again, and the listener reconnects and wakes the replica.
 #[tokio::test]
 async fn postgres_store_recovers_when_its_connections_drop() {
-    let Some(url) = common::postgres_db("dropped").await else {
+    let Some(url) = crate::common::postgres_db("dropped").await else {
         return;
     };
     let store = PgStore::connect(&url).await.unwrap();
