@@ -118,7 +118,8 @@ impl Column for u32 {
         Value::Int(i64::from(*self))
     }
     fn take<R: Columns>(r: &R, i: usize) -> Result<Self, R::Error> {
-        Ok(r.int(i)? as u32)
+        let n = r.int(i)?;
+        u32::try_from(n).map_err(|_| R::bad("count", &n.to_string()))
     }
 }
 
@@ -128,7 +129,8 @@ impl Column for u64 {
         Value::Int(*self as i64)
     }
     fn take<R: Columns>(r: &R, i: usize) -> Result<Self, R::Error> {
-        Ok(r.int(i)? as u64)
+        let n = r.int(i)?;
+        u64::try_from(n).map_err(|_| R::bad("sequence number", &n.to_string()))
     }
 }
 
@@ -375,6 +377,17 @@ mod tests {
         assert_eq!(
             ticket_of(&held(values)),
             Err("unknown corps \"海军\"".to_string())
+        );
+    }
+
+    #[test]
+    fn counts_out_of_range_are_refused_not_wrapped() {
+        let t = ticket();
+        let mut values = ticket_values(&t);
+        values[11] = Value::Int(-1);
+        assert_eq!(
+            ticket_of(&held(values)),
+            Err("unknown count \"-1\"".to_string())
         );
     }
 }
