@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::{
-    model::divisions::{DivisionCode, Divisions},
-    model::geo::GeoPoint,
+    model::divisions::{Division, DivisionCode, Divisions},
+    model::geo::{GeoPoint, PointError},
     model::{Corps, Talent, Tier},
     reading::lexicon::Lexicon,
 };
@@ -389,168 +389,22 @@ pub fn validate_row(
     lexicon: &Lexicon,
     divisions: &Divisions,
 ) -> Result<Talent, Vec<RowError>> {
-    let line = row.line;
-    let mut errors = Vec::new();
-    let mut err = |field: &str, message: String| errors.push(RowError::new(line, field, message));
-
-    let id = row.get("id").to_string();
-    if id.is_empty() {
-        err("id", "id is empty".into());
-    } else if id.chars().count() > MAX_ID_CHARS
-        || id.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        err(
-            "id",
-            format!("id must be 1 to {MAX_ID_CHARS} characters without spaces"),
-        );
-    }
-    let name = row.get("name").to_string();
-    if name.is_empty() {
-        err("name", "name is empty".into());
-    } else if name.chars().count() > MAX_NAME_CHARS {
-        err(
-            "name",
-            format!("name is longer than {MAX_NAME_CHARS} characters"),
-        );
-    }
-    let phone = row.get("phone").to_string();
-    if !phone.is_empty()
-        && (phone.len() > 20
-            || !phone
-                .chars()
-                .all(|c| c.is_ascii_digit() || "+- ".contains(c)))
-    {
-        err(
-            "phone",
-            "phone may hold only digits, +, - and spaces (at most 20)".into(),
-        );
-    }
-    let tier = Tier::parse(row.get("tier"));
-    if tier.is_none() {
-        err(
-            "tier",
-            format!(
-                "unknown tier {:?}: use city, county_town or village (市级专家, 县镇级骨干, 村级实用人才)",
-                row.get("tier")
-            ),
-        );
-    }
-    let corps = match row.get("corps") {
-        "" => None,
-        text => {
-            let corps = Corps::parse(text);
-            if corps.is_none() {
-                err("corps", format!("unknown corps {text:?}: use 粮油, 蔬菜, 果树, 畜牧, 林水 or leave it empty"));
-            }
-            corps
-        }
+    let mut check = RowCheck {
+        row,
+        errors: Vec::new(),
     };
-    let mut specialties = Vec::new();
-    for name in row
-        .get("specialties")
-        .split([';', '；', '、'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        match lexicon.resolve_specialty(name) {
-            Some(id) => {
-                let canonical = lexicon.subject(id).name.clone();
-                if !specialties.contains(&canonical) {
-                    specialties.push(canonical);
-                }
-            }
-            None => err(
-                "specialties",
-                format!("unknown specialty {name:?}: use a subject of index/subjects.csv or one of its aliases"),
-            ),
-        }
-    }
-    if row.get("specialties").is_empty() {
-        err(
-            "specialties",
-            "no specialties: give at least one subject, separated by ;".into(),
-        );
-    }
-    let skills = row.get("skills").to_string();
-    if skills.chars().count() > MAX_SKILLS_CHARS {
-        err(
-            "skills",
-            format!("skills is longer than {MAX_SKILLS_CHARS} characters"),
-        );
-    }
-    let division = match DivisionCode::parse(row.get("division_code")) {
-        None => {
-            err(
-                "division_code",
-                format!(
-                    "{:?} is not a 12-digit division code",
-                    row.get("division_code")
-                ),
-            );
-            None
-        }
-        Some(code) => {
-            let division = divisions.get(code);
-            if division.is_none() {
-                err(
-                    "division_code",
-                    format!("unknown division code {code}: not a Weinan division of 2023"),
-                );
-            }
-            division
-        }
-    };
-    let given_point = match (row.get("lat"), row.get("lon")) {
-        ("", "") => None,
-        ("", _) => {
-            err("lat", "lon is given without lat".into());
-            None
-        }
-        (_, "") => {
-            err("lon", "lat is given without lon".into());
-            None
-        }
-        (lat, lon) => match (parse_coordinate(lat), parse_coordinate(lon)) {
-            (Some(lat), Some(lon)) => match GeoPoint::new(lat, lon) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    let field = if matches!(e, crate::model::geo::PointError::Latitude(_)) {
-                        "lat"
-                    } else {
-                        "lon"
-                    };
-                    err(field, format!("coordinates outside the WGS84 range: {e}"));
-                    None
-                }
-            },
-            (lat_ok, _) => {
-                let field = if lat_ok.is_none() { "lat" } else { "lon" };
-                err(field, format!("{:?} is not a number", row.get(field)));
-                None
-            }
-        },
-    };
-    let capacity = match row.get("capacity") {
-        "" => DEFAULT_CAPACITY,
-        text => match text.parse::<u32>() {
-            Ok(c) if c <= MAX_CAPACITY => c,
-            _ => {
-                err(
-                    "capacity",
-                    format!("capacity {text:?} is not a whole number from 0 to {MAX_CAPACITY}"),
-                );
-                0
-            }
-        },
-    };
-    let active = match row.get("active") {
-        "" => true,
-        text => parse_bool(text).unwrap_or_else(|| {
-            err("active", format!("active {text:?} is not true or false"));
-            false
-        }),
-    };
-    match (errors.is_empty(), tier, division) {
+    let id = check.id();
+    let name = check.name();
+    let phone = check.phone();
+    let tier = check.tier();
+    let corps = check.corps();
+    let specialties = check.specialties(lexicon);
+    let skills = check.skills();
+    let division = check.division(divisions);
+    let given_point = check.point();
+    let capacity = check.capacity();
+    let active = check.active();
+    match (check.errors.is_empty(), tier, division) {
         (true, Some(tier), Some(division)) => Ok(Talent {
             id,
             name,
@@ -565,7 +419,217 @@ pub fn validate_row(
             capacity,
             active,
         }),
-        _ => Err(errors),
+        _ => Err(check.errors),
+    }
+}
+
+/// One row being validated, field by field, with the problems found so far
+/// in field order.
+struct RowCheck<'r> {
+    row: &'r RawRow,
+    errors: Vec<RowError>,
+}
+
+impl<'r> RowCheck<'r> {
+    fn err(&mut self, field: &str, message: String) {
+        self.errors
+            .push(RowError::new(self.row.line, field, message));
+    }
+
+    fn id(&mut self) -> String {
+        let id = self.row.get("id").to_string();
+        if id.is_empty() {
+            self.err("id", "id is empty".into());
+        } else if id.chars().count() > MAX_ID_CHARS
+            || id.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            self.err(
+                "id",
+                format!("id must be 1 to {MAX_ID_CHARS} characters without spaces"),
+            );
+        }
+        id
+    }
+
+    fn name(&mut self) -> String {
+        let name = self.row.get("name").to_string();
+        if name.is_empty() {
+            self.err("name", "name is empty".into());
+        } else if name.chars().count() > MAX_NAME_CHARS {
+            self.err(
+                "name",
+                format!("name is longer than {MAX_NAME_CHARS} characters"),
+            );
+        }
+        name
+    }
+
+    fn phone(&mut self) -> String {
+        let phone = self.row.get("phone").to_string();
+        if !phone.is_empty()
+            && (phone.len() > 20
+                || !phone
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || "+- ".contains(c)))
+        {
+            self.err(
+                "phone",
+                "phone may hold only digits, +, - and spaces (at most 20)".into(),
+            );
+        }
+        phone
+    }
+
+    fn tier(&mut self) -> Option<Tier> {
+        let tier = Tier::parse(self.row.get("tier"));
+        if tier.is_none() {
+            self.err(
+                "tier",
+                format!(
+                    "unknown tier {:?}: use city, county_town or village (市级专家, 县镇级骨干, 村级实用人才)",
+                    self.row.get("tier")
+                ),
+            );
+        }
+        tier
+    }
+
+    fn corps(&mut self) -> Option<Corps> {
+        match self.row.get("corps") {
+            "" => None,
+            text => {
+                let corps = Corps::parse(text);
+                if corps.is_none() {
+                    self.err("corps", format!("unknown corps {text:?}: use 粮油, 蔬菜, 果树, 畜牧, 林水 or leave it empty"));
+                }
+                corps
+            }
+        }
+    }
+
+    /// The canonical names of the specialties, each once, in order.
+    fn specialties(&mut self, lexicon: &Lexicon) -> Vec<String> {
+        let text: &'r str = self.row.get("specialties");
+        let mut specialties = Vec::new();
+        for name in text
+            .split([';', '；', '、'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match lexicon.resolve_specialty(name) {
+                Some(id) => {
+                    let canonical = lexicon.subject(id).name.clone();
+                    if !specialties.contains(&canonical) {
+                        specialties.push(canonical);
+                    }
+                }
+                None => self.err(
+                    "specialties",
+                    format!("unknown specialty {name:?}: use a subject of index/subjects.csv or one of its aliases"),
+                ),
+            }
+        }
+        if text.is_empty() {
+            self.err(
+                "specialties",
+                "no specialties: give at least one subject, separated by ;".into(),
+            );
+        }
+        specialties
+    }
+
+    fn skills(&mut self) -> String {
+        let skills = self.row.get("skills").to_string();
+        if skills.chars().count() > MAX_SKILLS_CHARS {
+            self.err(
+                "skills",
+                format!("skills is longer than {MAX_SKILLS_CHARS} characters"),
+            );
+        }
+        skills
+    }
+
+    /// The row's division, which must be a Weinan division of 2023.
+    fn division<'d>(&mut self, divisions: &'d Divisions) -> Option<&'d Division> {
+        let Some(code) = DivisionCode::parse(self.row.get("division_code")) else {
+            self.err(
+                "division_code",
+                format!(
+                    "{:?} is not a 12-digit division code",
+                    self.row.get("division_code")
+                ),
+            );
+            return None;
+        };
+        let division = divisions.get(code);
+        if division.is_none() {
+            self.err(
+                "division_code",
+                format!("unknown division code {code}: not a Weinan division of 2023"),
+            );
+        }
+        division
+    }
+
+    /// The point given by `lat` and `lon`, both or neither.
+    fn point(&mut self) -> Option<GeoPoint> {
+        let (lat, lon) = (self.row.get("lat"), self.row.get("lon"));
+        match (lat, lon) {
+            ("", "") => None,
+            ("", _) => {
+                self.err("lat", "lon is given without lat".into());
+                None
+            }
+            (_, "") => {
+                self.err("lon", "lat is given without lon".into());
+                None
+            }
+            (lat, lon) => match (parse_coordinate(lat), parse_coordinate(lon)) {
+                (Some(lat), Some(lon)) => match GeoPoint::new(lat, lon) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        let field = if matches!(e, PointError::Latitude(_)) {
+                            "lat"
+                        } else {
+                            "lon"
+                        };
+                        self.err(field, format!("coordinates outside the WGS84 range: {e}"));
+                        None
+                    }
+                },
+                (lat_ok, _) => {
+                    let field = if lat_ok.is_none() { "lat" } else { "lon" };
+                    self.err(field, format!("{:?} is not a number", self.row.get(field)));
+                    None
+                }
+            },
+        }
+    }
+
+    fn capacity(&mut self) -> u32 {
+        match self.row.get("capacity") {
+            "" => DEFAULT_CAPACITY,
+            text => match text.parse::<u32>() {
+                Ok(c) if c <= MAX_CAPACITY => c,
+                _ => {
+                    self.err(
+                        "capacity",
+                        format!("capacity {text:?} is not a whole number from 0 to {MAX_CAPACITY}"),
+                    );
+                    0
+                }
+            },
+        }
+    }
+
+    fn active(&mut self) -> bool {
+        match self.row.get("active") {
+            "" => true,
+            text => parse_bool(text).unwrap_or_else(|| {
+                self.err("active", format!("active {text:?} is not true or false"));
+                false
+            }),
+        }
     }
 }
 
