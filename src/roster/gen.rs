@@ -3,7 +3,7 @@
 //! county grows or raises (`index/county_profiles.csv`). Names and phone
 //! numbers are synthetic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
     model::divisions::{Division, Divisions, Level},
@@ -97,49 +97,176 @@ pub fn generate_csv(
     divisions: &Divisions,
 ) -> String {
     let profiles = county_profiles(lexicon);
-    let skills = skill_terms(lexicon);
+    let places = Places::of(divisions);
     let mut rng = Rng(seed);
-    let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record(COLUMNS).expect("writing to memory");
-
-    let counties: Vec<&Division> = divisions.counties().collect();
-    let towns_of = |county: &Division| -> Vec<&Division> {
-        divisions
-            .children(county.code)
-            .into_iter()
-            .filter(|d| d.level == Level::Town)
-            .collect()
+    let non_members = non_members(&mut rng);
+    let mut roster = Roster {
+        rng,
+        out: csv::Writer::from_writer(Vec::new()),
+        lexicon,
+        skills: skill_terms(lexicon),
+        non_members,
     };
-    let county_towns: Vec<Vec<&Division>> = counties.iter().map(|c| towns_of(c)).collect();
-    let county_villages: Vec<Vec<&Division>> = county_towns
-        .iter()
-        .map(|towns| {
-            towns
-                .iter()
-                .flat_map(|t| divisions.children(t.code))
-                .filter(|d| d.level == Level::Village)
-                .collect()
-        })
-        .collect();
+    roster.out.write_record(COLUMNS).expect("writing to memory");
+    roster.city_experts(divisions.city());
+    let staff = Spread {
+        tier: Tier::CountyTown,
+        people: COUNTY_TOWN_STAFF,
+        places: &places.county_towns,
+        most_specialties: 3,
+    };
+    roster.spread(&staff, &places.counties, &profiles);
+    let practitioners = Spread {
+        tier: Tier::Village,
+        people: villagers,
+        places: &places.county_villages,
+        most_specialties: 2,
+    };
+    roster.spread(&practitioners, &places.counties, &profiles);
+    let bytes = roster.out.into_inner().expect("writing to memory");
+    String::from_utf8(bytes).expect("CSV of strings")
+}
 
-    // Which of the 609 top-tier people are corps members: all but a few.
+/// The counties, and the towns and villages of each, in division order.
+struct Places<'d> {
+    counties: Vec<&'d Division>,
+    county_towns: Vec<Vec<&'d Division>>,
+    county_villages: Vec<Vec<&'d Division>>,
+}
+
+impl<'d> Places<'d> {
+    fn of(divisions: &'d Divisions) -> Places<'d> {
+        let counties: Vec<&Division> = divisions.counties().collect();
+        let county_towns: Vec<Vec<&Division>> = counties
+            .iter()
+            .map(|county| {
+                divisions
+                    .children(county.code)
+                    .into_iter()
+                    .filter(|d| d.level == Level::Town)
+                    .collect()
+            })
+            .collect();
+        let county_villages = county_towns
+            .iter()
+            .map(|towns| {
+                towns
+                    .iter()
+                    .flat_map(|t| divisions.children(t.code))
+                    .filter(|d| d.level == Level::Village)
+                    .collect()
+            })
+            .collect();
+        Places {
+            counties,
+            county_towns,
+            county_villages,
+        }
+    }
+}
+
+/// Which of the 609 top-tier people are not corps members: a few, drawn
+/// first from the seed.
+fn non_members(rng: &mut Rng) -> BTreeSet<usize> {
     let top = CITY_EXPERTS + COUNTY_TOWN_STAFF;
-    let mut non_members = std::collections::BTreeSet::new();
+    let mut non_members = BTreeSet::new();
     while non_members.len() < top - CORPS_MEMBERS {
         non_members.insert(rng.below(top));
     }
+    non_members
+}
 
-    let person = |rng: &mut Rng,
-                  out: &mut csv::Writer<Vec<u8>>,
-                  n: usize,
-                  tier: Tier,
-                  division: &Division,
-                  specialties: Vec<String>| {
+/// People of one tier spread over the counties by their number of places
+/// (towns or villages).
+struct Spread<'p, 'd> {
+    tier: Tier,
+    people: usize,
+    /// Each county's places, in county order.
+    places: &'p [Vec<&'d Division>],
+    /// Each person has 1 to this many specialties.
+    most_specialties: usize,
+}
+
+/// The roster being written: the random stream and what each row needs.
+struct Roster<'a> {
+    rng: Rng,
+    out: csv::Writer<Vec<u8>>,
+    lexicon: &'a Lexicon,
+    /// Subject → the diseases and pests tied to it, for the skills column.
+    skills: BTreeMap<&'a str, Vec<String>>,
+    /// Indexes (city experts first) of the top-tier people outside the corps.
+    non_members: BTreeSet<usize>,
+}
+
+impl Roster<'_> {
+    /// City experts at the city seat: every corps in turn, every subject of
+    /// a corps covered in turn.
+    fn city_experts(&mut self, city: &Division) {
+        let by_corps: Vec<Vec<String>> = Corps::ALL
+            .iter()
+            .map(|&c| {
+                self.lexicon
+                    .subjects()
+                    .iter()
+                    .filter(|s| s.corps == c)
+                    .map(|s| s.name.clone())
+                    .collect()
+            })
+            .collect();
+        let mut cursor = [0usize; 5];
+        for n in 1..=CITY_EXPERTS {
+            let c = (n - 1) % Corps::ALL.len();
+            let subjects = &by_corps[c];
+            let count = 2 + self.rng.below(2);
+            let specialties: Vec<String> = (0..count)
+                .map(|_| {
+                    cursor[c] += 1;
+                    subjects[(cursor[c] - 1) % subjects.len()].clone()
+                })
+                .collect();
+            self.person(n, Tier::City, city, dedup(specialties));
+        }
+    }
+
+    /// People spread over the counties, each in one of their county's
+    /// places, with specialties drawn from what the county grows or raises.
+    fn spread(
+        &mut self,
+        spread: &Spread<'_, '_>,
+        counties: &[&Division],
+        profiles: &BTreeMap<String, Vec<(String, f64)>>,
+    ) {
+        let total: usize = spread.places.iter().map(Vec::len).sum();
+        let shares = apportion(
+            spread.people,
+            &spread.places.iter().map(Vec::len).collect::<Vec<_>>(),
+            total,
+        );
+        let mut n = 0;
+        for (ci, share) in shares.iter().enumerate() {
+            let profile = &profiles[&counties[ci].name];
+            for _ in 0..*share {
+                n += 1;
+                let place = *self.rng.pick(&spread.places[ci]);
+                let count = 1 + self.rng.below(spread.most_specialties);
+                let specialties = dedup(
+                    (0..count)
+                        .map(|_| self.rng.weighted(profile).to_string())
+                        .collect(),
+                );
+                self.person(n, spread.tier, place, specialties);
+            }
+        }
+    }
+
+    /// Writes the `n`th person of a tier.
+    fn person(&mut self, n: usize, tier: Tier, division: &Division, specialties: Vec<String>) {
         let id = match tier {
             Tier::City => format!("city-{n:03}"),
             Tier::CountyTown => format!("town-{n:04}"),
             Tier::Village => format!("vill-{n:05}"),
         };
+        let rng = &mut self.rng;
         let name = format!(
             "{}{}{}",
             rng.pick(SURNAMES),
@@ -155,29 +282,65 @@ pub fn generate_csv(
             rng.pick(&["35", "37", "38", "39", "52", "59", "88"]),
             rng.below(100_000_000)
         );
-        let corps = match tier {
-            Tier::Village => String::new(),
-            _ => {
-                let index = if tier == Tier::City {
-                    n - 1
-                } else {
-                    CITY_EXPERTS + n - 1
-                };
-                if non_members.contains(&index) {
-                    String::new()
-                } else {
-                    let first = lexicon.subject_id(&specialties[0]).expect("canonical");
-                    lexicon.subject(first).corps.chinese().to_string()
-                }
-            }
+        let corps = self.corps(n, tier, &specialties);
+        let skill_text = self.skill_text(&specialties);
+        let capacity = match tier {
+            Tier::City => 6 + self.rng.below(5),
+            Tier::CountyTown => 4 + self.rng.below(5),
+            Tier::Village => 2 + self.rng.below(4),
         };
-        let skill_text = specialties
+        let active = if self.rng.chance(0.97) {
+            "true"
+        } else {
+            "false"
+        };
+        self.out
+            .write_record([
+                id.as_str(),
+                &name,
+                &phone,
+                tier.key(),
+                &corps,
+                &specialties.join(";"),
+                &skill_text,
+                &division.code.to_string(),
+                "",
+                "",
+                &capacity.to_string(),
+                active,
+            ])
+            .expect("writing to memory");
+    }
+
+    /// The corps column: the first specialty's corps for a corps member,
+    /// empty for everyone else.
+    fn corps(&self, n: usize, tier: Tier, specialties: &[String]) -> String {
+        let index = match tier {
+            Tier::Village => return String::new(),
+            Tier::City => n - 1,
+            Tier::CountyTown => CITY_EXPERTS + n - 1,
+        };
+        if self.non_members.contains(&index) {
+            String::new()
+        } else {
+            let first = self.lexicon.subject_id(&specialties[0]).expect("canonical");
+            self.lexicon.subject(first).corps.chinese().to_string()
+        }
+    }
+
+    /// The skills column: up to two diseases or pests of each specialty.
+    fn skill_text(&mut self, specialties: &[String]) -> String {
+        specialties
             .iter()
             .map(|s| {
-                let known = skills.get(s.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+                let known = self
+                    .skills
+                    .get(s.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
                 let mut picked: Vec<&str> = Vec::new();
                 for _ in 0..2.min(known.len()) {
-                    let term = rng.pick(known).as_str();
+                    let term = self.rng.pick(known).as_str();
                     if !picked.contains(&term) {
                         picked.push(term);
                     }
@@ -189,109 +352,8 @@ pub fn generate_csv(
                 }
             })
             .collect::<Vec<_>>()
-            .join("；");
-        let capacity = match tier {
-            Tier::City => 6 + rng.below(5),
-            Tier::CountyTown => 4 + rng.below(5),
-            Tier::Village => 2 + rng.below(4),
-        };
-        let active = if rng.chance(0.97) { "true" } else { "false" };
-        out.write_record([
-            id.as_str(),
-            &name,
-            &phone,
-            tier.key(),
-            &corps,
-            &specialties.join(";"),
-            &skill_text,
-            &division.code.to_string(),
-            "",
-            "",
-            &capacity.to_string(),
-            active,
-        ])
-        .expect("writing to memory");
-    };
-
-    // City experts: every corps, every subject covered in turn.
-    let by_corps: Vec<Vec<String>> = Corps::ALL
-        .iter()
-        .map(|&c| {
-            lexicon
-                .subjects()
-                .iter()
-                .filter(|s| s.corps == c)
-                .map(|s| s.name.clone())
-                .collect()
-        })
-        .collect();
-    let mut cursor = [0usize; 5];
-    for n in 1..=CITY_EXPERTS {
-        let c = (n - 1) % Corps::ALL.len();
-        let subjects = &by_corps[c];
-        let count = 2 + rng.below(2);
-        let specialties: Vec<String> = (0..count)
-            .map(|_| {
-                cursor[c] += 1;
-                subjects[(cursor[c] - 1) % subjects.len()].clone()
-            })
-            .collect();
-        person(
-            &mut rng,
-            &mut out,
-            n,
-            Tier::City,
-            divisions.city(),
-            dedup(specialties),
-        );
+            .join("；")
     }
-
-    // County/town staff: spread over counties by their number of towns.
-    let total_towns: usize = county_towns.iter().map(Vec::len).sum();
-    let shares = apportion(
-        COUNTY_TOWN_STAFF,
-        &county_towns.iter().map(Vec::len).collect::<Vec<_>>(),
-        total_towns,
-    );
-    let mut n = 0;
-    for (ci, share) in shares.iter().enumerate() {
-        let profile = &profiles[&counties[ci].name];
-        for _ in 0..*share {
-            n += 1;
-            let town = *rng.pick(&county_towns[ci]);
-            let count = 1 + rng.below(3);
-            let specialties = dedup(
-                (0..count)
-                    .map(|_| rng.weighted(profile).to_string())
-                    .collect(),
-            );
-            person(&mut rng, &mut out, n, Tier::CountyTown, town, specialties);
-        }
-    }
-
-    // Village practitioners: spread over counties by their number of villages.
-    let total_villages: usize = county_villages.iter().map(Vec::len).sum();
-    let shares = apportion(
-        villagers,
-        &county_villages.iter().map(Vec::len).collect::<Vec<_>>(),
-        total_villages,
-    );
-    let mut n = 0;
-    for (ci, share) in shares.iter().enumerate() {
-        let profile = &profiles[&counties[ci].name];
-        for _ in 0..*share {
-            n += 1;
-            let village = *rng.pick(&county_villages[ci]);
-            let count = 1 + rng.below(2);
-            let specialties = dedup(
-                (0..count)
-                    .map(|_| rng.weighted(profile).to_string())
-                    .collect(),
-            );
-            person(&mut rng, &mut out, n, Tier::Village, village, specialties);
-        }
-    }
-    String::from_utf8(out.into_inner().expect("writing to memory")).expect("CSV of strings")
 }
 
 fn dedup(mut items: Vec<String>) -> Vec<String> {

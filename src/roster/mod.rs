@@ -8,3 +8,4 @@ pub mod store;
 pub mod table;
 
 pub use parse::{parse_roster, validate_row, RawRow, RosterFormat, RowError, COLUMNS};
+pub(crate) use parse::{read_rows, Checking, Layout};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     model::divisions::{DivisionCode, Divisions, Level},
-    roster::{RosterFormat, RowError},
+    roster::{read_rows, Checking, Layout, RawRow, RosterFormat, RowError},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,141 +33,105 @@ impl Liaison {
     }
 }
 
-fn field(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> String {
-    match row.get(key) {
-        Some(serde_json::Value::String(s)) => s.trim().to_string(),
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-            .collect::<Vec<_>>()
-            .join(";"),
-        Some(serde_json::Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
+/// How a liaison list is read: any columns beside the three it needs, and
+/// leniently, as it always has been.
+const LIAISON_LAYOUT: Layout = Layout {
+    known_columns: None,
+    required: &["id", "name", "villages"],
+    checking: Checking::Lenient,
+};
 
-/// Parses and validates a whole liaison list; every bad row is reported.
+/// Parses and validates a whole liaison list; every bad row is reported,
+/// the rows that could not be read first.
 pub fn parse_liaisons(
     format: RosterFormat,
     data: &[u8],
     divisions: &Divisions,
 ) -> Result<Vec<Liaison>, Vec<RowError>> {
-    let data = data.strip_prefix("\u{feff}".as_bytes()).unwrap_or(data);
-    let text = std::str::from_utf8(data).map_err(|_| {
-        vec![RowError {
-            line: 0,
-            field: String::new(),
-            message: "the file is not valid UTF-8".into(),
-        }]
-    })?;
-    let mut rows: Vec<(u64, serde_json::Map<String, serde_json::Value>)> = Vec::new();
-    let mut errors = Vec::new();
-    let err = |line: u64, field: &str, message: String| RowError {
-        line,
-        field: field.into(),
-        message,
-    };
-    match format {
-        RosterFormat::Csv => {
-            let mut reader = csv::ReaderBuilder::new()
-                .flexible(true)
-                .from_reader(text.as_bytes());
-            let header: Vec<String> = match reader.headers() {
-                Ok(h) => h.iter().map(|c| c.trim().to_ascii_lowercase()).collect(),
-                Err(e) => return Err(vec![err(1, "", format!("unreadable header: {e}"))]),
-            };
-            for required in ["id", "name", "villages"] {
-                if !header.iter().any(|h| h == required) {
-                    errors.push(err(1, required, "required column is missing".into()));
-                }
-            }
-            if !errors.is_empty() {
-                return Err(errors);
-            }
-            for record in reader.records() {
-                match record {
-                    Ok(r) => {
-                        let line = r.position().map_or(0, |p| p.line());
-                        let map = header
-                            .iter()
-                            .zip(r.iter())
-                            .map(|(h, v)| (h.clone(), serde_json::Value::String(v.to_string())))
-                            .collect();
-                        rows.push((line, map));
-                    }
-                    Err(e) => errors.push(err(
-                        e.position().map_or(0, |p| p.line()),
-                        "",
-                        format!("unreadable row: {e}"),
-                    )),
-                }
-            }
-        }
-        RosterFormat::Jsonl => {
-            for (i, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                match serde_json::from_str::<serde_json::Value>(line) {
-                    Ok(serde_json::Value::Object(map)) => rows.push((i as u64 + 1, map)),
-                    _ => errors.push(err(
-                        i as u64 + 1,
-                        "",
-                        "a line must be one JSON object".into(),
-                    )),
-                }
-            }
-        }
-    }
-    let mut liaisons = Vec::new();
+    let mut rows = Vec::new();
+    let mut errors = read_rows(&LIAISON_LAYOUT, format, data, &mut |row| rows.push(row))?;
     let mut seen = HashSet::new();
-    for (line, row) in rows {
-        let (id, name, phone) = (field(&row, "id"), field(&row, "name"), field(&row, "phone"));
-        if id.is_empty() || id.chars().any(char::is_whitespace) || id.chars().count() > 64 {
-            errors.push(err(
-                line,
-                "id",
-                "id must be 1 to 64 characters without spaces".into(),
-            ));
-        } else if !seen.insert(id.clone()) {
-            errors.push(err(line, "id", format!("duplicate id {id:?}")));
-        }
-        if name.is_empty() {
-            errors.push(err(line, "name", "name is empty".into()));
-        }
-        let mut villages = Vec::new();
-        for v in field(&row, "villages")
-            .split([';', '；', '、', ','])
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-        {
-            match DivisionCode::parse(v).and_then(|c| divisions.get(c)) {
-                Some(d) if d.level == Level::Village => villages.push(d.code.to_string()),
-                Some(_) => errors.push(err(line, "villages", format!("{v} is not a village code"))),
-                None => errors.push(err(line, "villages", format!("unknown village code {v:?}"))),
-            }
-        }
-        if villages.is_empty() {
-            errors.push(err(
-                line,
-                "villages",
-                "no villages: give the 12-digit codes of the villages linked".into(),
-            ));
-        }
-        liaisons.push(Liaison {
-            id,
-            name,
-            phone,
-            villages,
-        });
-    }
+    let liaisons: Vec<Liaison> = rows
+        .iter()
+        .map(|row| validate_liaison(row, divisions, &mut seen, &mut errors))
+        .collect();
     if liaisons.is_empty() && errors.is_empty() {
-        errors.push(err(0, "", "the list has no rows".into()));
+        errors.push(error(0, "", "the list has no rows".into()));
     }
     if errors.is_empty() {
         Ok(liaisons)
     } else {
         Err(errors)
+    }
+}
+
+/// A column's value as read (trimmed; an array's items joined with `;`).
+fn field(row: &RawRow, column: &str) -> String {
+    row.fields.get(column).cloned().unwrap_or_default()
+}
+
+fn error(line: u64, field: &str, message: String) -> RowError {
+    RowError {
+        line,
+        field: field.into(),
+        message,
+    }
+}
+
+/// Reads one liaison, reporting each problem of its row; `seen` holds the
+/// ids of the rows before.
+fn validate_liaison(
+    row: &RawRow,
+    divisions: &Divisions,
+    seen: &mut HashSet<String>,
+    errors: &mut Vec<RowError>,
+) -> Liaison {
+    let line = row.line;
+    let (id, name, phone) = (field(row, "id"), field(row, "name"), field(row, "phone"));
+    if id.is_empty() || id.chars().any(char::is_whitespace) || id.chars().count() > 64 {
+        errors.push(error(
+            line,
+            "id",
+            "id must be 1 to 64 characters without spaces".into(),
+        ));
+    } else if !seen.insert(id.clone()) {
+        errors.push(error(line, "id", format!("duplicate id {id:?}")));
+    }
+    if name.is_empty() {
+        errors.push(error(line, "name", "name is empty".into()));
+    }
+    let mut villages = Vec::new();
+    for v in field(row, "villages")
+        .split([';', '；', '、', ','])
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        match DivisionCode::parse(v).and_then(|c| divisions.get(c)) {
+            Some(d) if d.level == Level::Village => villages.push(d.code.to_string()),
+            Some(_) => errors.push(error(
+                line,
+                "villages",
+                format!("{v} is not a village code"),
+            )),
+            None => errors.push(error(
+                line,
+                "villages",
+                format!("unknown village code {v:?}"),
+            )),
+        }
+    }
+    if villages.is_empty() {
+        errors.push(error(
+            line,
+            "villages",
+            "no villages: give the 12-digit codes of the villages linked".into(),
+        ));
+    }
+    Liaison {
+        id,
+        name,
+        phone,
+        villages,
     }
 }
 

@@ -1,0 +1,252 @@
+//! Reads a farmer's report: which subject (crop, animal or topic) and corps it
+//! is about, how sure that is, the runner-up, and the evidence, weighed the
+//! way an extension agent would read it.
+//!
+//! Every word jieba finds is looked up in the lexicon. A term names or hints
+//! at subjects with a weight; a subject named just beside a neighbour cue
+//! (边上, 隔壁) is read as a place, not the patient, and counts for little; a
+//! subject in the same clause as a problem cue (发黄, 咋办) counts for more,
+//! and so does one after a contrast cue (但是); hints add up; a specific
+//! subject (奶山羊) takes its parent's (羊) evidence. A report whose words are
+//! mostly about subsidies, prices or greetings and name no technical problem
+//! is not agricultural.
+
+mod scan;
+mod score;
+mod verdict;
+mod weigh;
+
+use crate::{
+    model::Corps,
+    reading::lexicon::{Lexicon, SubjectId},
+};
+
+use scan::Scan;
+use score::Setting;
+use verdict::Findings;
+
+/// How a piece of evidence was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Counts for the subject the report is about.
+    Main,
+    /// Mentioned as a place or a neighbour: counts for little.
+    Neighbour,
+    /// Names a place of the subject (苹果园): counts a little less.
+    Place,
+    /// Said to be fine (X没事): not the patient.
+    Unaffected,
+    /// A word that marks a technical problem.
+    Problem,
+    /// A word that marks a non-agricultural request.
+    NonAgri,
+    /// A word that points to a corps, not a subject.
+    CorpsHint,
+}
+
+impl Role {
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::Main => "main",
+            Role::Neighbour => "neighbour",
+            Role::Place => "place",
+            Role::Unaffected => "unaffected",
+            Role::Problem => "problem",
+            Role::NonAgri => "non_agricultural",
+            Role::CorpsHint => "corps_hint",
+        }
+    }
+}
+
+/// One term of the report and what it contributed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub term: String,
+    pub subject: Option<SubjectId>,
+    pub corps: Option<Corps>,
+    pub kind: &'static str,
+    pub role: Role,
+    pub weight: f32,
+}
+
+/// The reading of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// False for reports that are not agricultural technical problems, and
+    /// for reports where nothing points to a subject or corps.
+    pub agricultural: bool,
+    pub subject: Option<SubjectId>,
+    /// The subject's corps, or the corps alone when only it is clear.
+    pub corps: Option<Corps>,
+    /// 0..=1.
+    pub confidence: f32,
+    pub runner_up: Option<SubjectId>,
+    pub evidence: Vec<Evidence>,
+    /// Content words of the report, for text scoring.
+    pub words: Vec<String>,
+    /// Why nothing can be routed, in Chinese; empty when something can.
+    pub note: String,
+}
+
+impl Analysis {
+    /// Terms that counted for the chosen subject.
+    pub fn subject_terms(&self) -> Vec<&str> {
+        self.evidence
+            .iter()
+            .filter(|e| e.subject.is_some() && e.subject == self.subject)
+            .map(|e| e.term.as_str())
+            .collect()
+    }
+}
+
+/// Analyses one report with no idea where it comes from.
+pub fn analyze(lexicon: &Lexicon, text: &str) -> Analysis {
+    analyze_in(lexicon, text, None)
+}
+
+/// Analyses one report from a county (白水县 …): what the county grows is a
+/// weak prior, as it is for a local extension agent. A county named in the
+/// text wins over the one given.
+///
+/// The reading goes in four phases: a scan of the words for mentions, cues
+/// and markers; the weighing of each mention; the scoring and ranking of
+/// the subjects; and the verdict.
+pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analysis {
+    let Scan {
+        words,
+        mentions,
+        cues,
+        nonagri,
+        corps_hints,
+        mut evidence,
+    } = Scan::read(lexicon, text);
+    let weighed = weigh::weigh_mentions(lexicon, &mentions, &cues, &mut evidence);
+    let setting = Setting {
+        text,
+        county,
+        corps_hints: &corps_hints,
+    };
+    let ranked = score::rank_subjects(lexicon, &weighed, &setting);
+    let technical = cues.problem_total + weighed.technical;
+    verdict::conclude(
+        lexicon,
+        Findings {
+            ranked,
+            corps_hints,
+            nonagri,
+            technical,
+            problem_total: cues.problem_total,
+            evidence,
+            words,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Analysis {
+        analyze(Lexicon::embedded(), text)
+    }
+
+    fn subject(text: &str) -> Option<String> {
+        read(text)
+            .subject
+            .map(|s| Lexicon::embedded().subject(s).name.clone())
+    }
+
+    #[test]
+    fn plain_subject_names_decide() {
+        assert_eq!(subject("苹果树叶子发黄有斑点").as_deref(), Some("苹果"));
+        assert_eq!(subject("猪不吃食还发烧").as_deref(), Some("猪"));
+    }
+
+    #[test]
+    fn varieties_name_their_crop() {
+        assert_eq!(
+            subject("红富士套袋以后果面上有黑点").as_deref(),
+            Some("苹果")
+        );
+        assert_eq!(subject("徐香今年个头小").as_deref(), Some("猕猴桃"));
+    }
+
+    #[test]
+    fn dialect_and_aliases_resolve() {
+        assert_eq!(subject("洋芋种下去不出苗").as_deref(), Some("马铃薯"));
+        assert_eq!(subject("苞谷叶子卷了").as_deref(), Some("玉米"));
+        assert_eq!(subject("猪娃拉稀不止").as_deref(), Some("猪"));
+    }
+
+    #[test]
+    fn a_host_specific_disease_decides_the_subject() {
+        assert_eq!(subject("怀疑是蓝耳病 咳嗽喘").as_deref(), Some("猪"));
+        assert_eq!(subject("新城疫疫苗多长时间打一次").as_deref(), Some("鸡"));
+    }
+
+    #[test]
+    fn a_neighbour_or_place_loses_to_the_patient() {
+        assert_eq!(subject("苹果园边上那块玉米全是虫").as_deref(), Some("玉米"));
+        assert_eq!(
+            subject("隔壁的苹果园打药 把我的葡萄熏了").as_deref(),
+            Some("葡萄")
+        );
+        let a = read("玉米地里种的绿豆 绿豆叶子上有蚜虫 玉米没事");
+        assert_eq!(a.subject, Lexicon::embedded().subject_id("绿豆"));
+        assert_eq!(a.runner_up, Lexicon::embedded().subject_id("玉米"));
+    }
+
+    #[test]
+    fn child_subject_beats_its_parent_and_shared_terms_do_not_favour_it() {
+        let lex = Lexicon::embedded();
+        assert_eq!(
+            read("奶山羊这几天羊不爱吃草").subject,
+            lex.subject_id("奶山羊")
+        );
+        assert_eq!(read("奶羊配种啥时候好").subject, lex.subject_id("奶山羊"));
+    }
+
+    #[test]
+    fn a_county_prior_settles_a_report_that_names_no_crop() {
+        let lex = Lexicon::embedded();
+        let at = |county| analyze_in(lex, "果园里的树今年长得不好 咋办", Some(county)).subject;
+        assert_eq!(at("白水县"), lex.subject_id("苹果"));
+        assert_eq!(at("韩城市"), lex.subject_id("花椒"));
+        assert_eq!(at("大荔县"), lex.subject_id("冬枣"));
+        // Without a county the same report names no crop, only the corps.
+        let a = analyze(lex, "果园里的树今年长得不好 咋办");
+        assert_eq!((a.subject, a.corps), (None, Some(Corps::Fruit)));
+    }
+
+    #[test]
+    fn non_agricultural_reports_are_not_routed() {
+        for text in [
+            "你好在吗",
+            "玉米现在啥价钱 收购点在哪",
+            "大棚补贴咋申请 找谁办",
+            "贷款利息多少",
+        ] {
+            let a = read(text);
+            assert!(a.subject.is_none() && a.corps.is_none(), "{text}: {a:?}");
+            assert!(!a.note.is_empty(), "{text}");
+        }
+        // A price question with a real problem in it is still agricultural.
+        assert_eq!(
+            subject("玉米价钱低 叶子上还全是锈病").as_deref(),
+            Some("玉米")
+        );
+    }
+
+    #[test]
+    fn evidence_names_the_terms_and_their_roles() {
+        let a = read("苹果园边上那块玉米全是虫");
+        let lex = Lexicon::embedded();
+        let apple = a
+            .evidence
+            .iter()
+            .find(|e| e.subject == lex.subject_id("苹果"))
+            .unwrap();
+        assert_ne!(apple.role, Role::Main);
+        assert!(a.subject_terms().contains(&"玉米"));
+    }
+}

@@ -1,0 +1,221 @@
+//! The analyser's first phase: one pass over the report's words, noting the
+//! content words, every mention of a subject, and the cues and markers that
+//! later phases weigh the mentions by.
+
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::{
+    model::Corps,
+    reading::lexicon::{Cue, CueRole, Lexicon, Sense, TermKind},
+};
+
+use super::{Evidence, Role};
+
+/// Suffixes that turn a subject into a place or a part (苹果园, 梨树, 猪场).
+const SUFFIXES: [(&str, bool); 19] = [
+    ("树", false),
+    ("苗", false),
+    ("秧", false),
+    ("叶", false),
+    ("园", true),
+    ("地", true),
+    ("田", true),
+    ("棚", true),
+    ("圈", true),
+    ("场", true),
+    ("舍", true),
+    ("塘", true),
+    ("池", true),
+    ("架", false),
+    ("子", false),
+    ("娃", false),
+    ("儿", false),
+    ("里", false),
+    ("上", false),
+];
+/// Prefixes that qualify a subject without changing it (小猪, 母羊).
+const PREFIXES: [&str; 6] = ["小", "大", "母", "公", "老", "幼"];
+
+/// Where a word stands: its index among the content words, and its clause.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct At {
+    pub word: usize,
+    pub clause: usize,
+}
+
+/// A word that points to one or more subjects.
+pub(super) struct Mention {
+    pub at: At,
+    pub term: String,
+    pub senses: Vec<Sense>,
+    /// The word names a place of the subject (苹果园, 猪场).
+    pub place: bool,
+}
+
+/// A problem cue (发黄, 咋办) and how strongly it marks a problem.
+pub(super) struct ProblemCue {
+    pub at: At,
+    pub weight: f32,
+}
+
+/// A neighbour, place or unaffected cue (边上, 隔壁, 地里, 没事) and its
+/// discount.
+pub(super) struct NeighbourCue {
+    pub at: At,
+    pub role: CueRole,
+    pub weight: f32,
+}
+
+/// The cues of a report, which change how the mentions around them count.
+#[derive(Default)]
+pub(super) struct Cues {
+    pub problems: Vec<ProblemCue>,
+    /// Clause → the strongest problem cue in it.
+    pub problem_in_clause: HashMap<usize, f32>,
+    /// The weights of all problem cues, added up.
+    pub problem_total: f32,
+    pub neighbours: Vec<NeighbourCue>,
+    /// The word of the last contrast cue (但是).
+    pub contrast_at: Option<usize>,
+}
+
+/// Everything the pass over the words finds.
+#[derive(Default)]
+pub(super) struct Scan {
+    /// Content words, lowercased, for text scoring.
+    pub words: Vec<String>,
+    pub mentions: Vec<Mention>,
+    pub cues: Cues,
+    /// The weights of the non-agricultural markers, added up.
+    pub nonagri: f32,
+    /// Corps → the weights of the words that point to it.
+    pub corps_hints: HashMap<Corps, f32>,
+    /// The cues and markers found, in word order.
+    pub evidence: Vec<Evidence>,
+}
+
+impl Scan {
+    /// Reads the report word by word; punctuation and spaces end a clause.
+    pub(super) fn read(lexicon: &Lexicon, text: &str) -> Scan {
+        let mut scan = Scan::default();
+        let mut clause = 0;
+        for word in lexicon.reading_words(text) {
+            if !word.is_content {
+                clause += 1;
+                continue;
+            }
+            let w = word.text;
+            // The index of a content word is the number of them before it.
+            let at = At {
+                word: scan.words.len(),
+                clause,
+            };
+            scan.words.push(w.to_lowercase());
+            if let Some((senses, place)) = lookup(lexicon, w) {
+                scan.mentions.push(Mention {
+                    at,
+                    term: w.to_string(),
+                    senses,
+                    place,
+                });
+            }
+            if let Some(cue) = lexicon.cue(w) {
+                scan.note_cue(at, w, cue);
+            }
+            scan.note_markers(lexicon, w);
+        }
+        scan
+    }
+
+    /// Notes a cue word where it stands; a problem cue is also evidence.
+    fn note_cue(&mut self, at: At, w: &str, cue: Cue) {
+        let cues = &mut self.cues;
+        match cue.role {
+            CueRole::Problem => {
+                cues.problems.push(ProblemCue {
+                    at,
+                    weight: cue.weight,
+                });
+                let e = cues.problem_in_clause.entry(at.clause).or_default();
+                *e = e.max(cue.weight);
+                cues.problem_total += cue.weight;
+                self.evidence
+                    .push(marker(w, None, "cue", Role::Problem, cue.weight));
+            }
+            CueRole::Contrast => cues.contrast_at = Some(at.word),
+            role => cues.neighbours.push(NeighbourCue {
+                at,
+                role,
+                weight: cue.weight,
+            }),
+        }
+    }
+
+    /// Notes a word that marks a non-agricultural request or points to a
+    /// corps.
+    fn note_markers(&mut self, lexicon: &Lexicon, w: &str) {
+        if let Some(weight) = lexicon.nonagri(w) {
+            self.nonagri += weight;
+            self.evidence
+                .push(marker(w, None, "non_agricultural", Role::NonAgri, weight));
+        }
+        if let Some((corps, weight)) = lexicon.corps_term(w) {
+            *self.corps_hints.entry(corps).or_default() += weight;
+            self.evidence
+                .push(marker(w, Some(corps), "corps", Role::CorpsHint, weight));
+        }
+    }
+}
+
+/// Evidence of a word that counts for no subject.
+fn marker(
+    term: &str,
+    corps: Option<Corps>,
+    kind: &'static str,
+    role: Role,
+    weight: f32,
+) -> Evidence {
+    Evidence {
+        term: term.to_string(),
+        subject: None,
+        corps,
+        kind,
+        role,
+        weight,
+    }
+}
+
+/// The senses of a word, directly or through a suffix or prefix; the flag
+/// says the word names a place of the subject (苹果园, 猪场).
+fn lookup(lexicon: &Lexicon, word: &str) -> Option<(Vec<Sense>, bool)> {
+    let direct = lexicon.senses(word);
+    if !direct.is_empty() {
+        let place = SUFFIXES
+            .iter()
+            .any(|(s, place)| *place && word.ends_with(s) && word.chars().count() > 2)
+            && direct.iter().all(|s| s.kind == TermKind::Context);
+        return Some((direct.to_vec(), place));
+    }
+    for (suffix, place) in SUFFIXES {
+        if let Some(stem) = word.strip_suffix(suffix).filter(|s| !s.is_empty()) {
+            let senses = lexicon.senses(stem);
+            if !senses.is_empty() {
+                return Some((senses.to_vec(), place));
+            }
+        }
+    }
+    for prefix in PREFIXES {
+        if let Some(stem) = word.strip_prefix(prefix).filter(|s| !s.is_empty()) {
+            let senses: Vec<Sense> = lexicon
+                .senses(stem)
+                .iter()
+                .filter(|s| s.kind.names_subject())
+                .copied()
+                .collect();
+            if !senses.is_empty() {
+                return Some((senses, false));
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,118 @@
+//! The analyser's last phase: from the ranked subjects, the corps hints and
+//! the weight of technical and non-agricultural words, what the report is
+//! about and how sure that is, or why it cannot be routed.
+
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::{
+    model::Corps,
+    reading::lexicon::{Lexicon, SubjectId},
+};
+
+use super::{Analysis, Evidence};
+
+/// Below this evidence the analyser names no subject.
+const MIN_SUBJECT_EVIDENCE: f32 = 0.45;
+/// Below this evidence the analyser names no corps either.
+const MIN_CORPS_EVIDENCE: f32 = 0.6;
+/// Non-agricultural markers below this never decide.
+const NONAGRI_MIN: f32 = 0.5;
+
+/// What the earlier phases found, for the verdict.
+pub(super) struct Findings {
+    /// The subjects the report points to, best first.
+    pub ranked: Vec<(SubjectId, f32)>,
+    /// Corps → the weights of the words that point to it.
+    pub corps_hints: HashMap<Corps, f32>,
+    /// The weights of the non-agricultural markers, added up.
+    pub nonagri: f32,
+    /// How surely the report is a technical problem: its problem cues and
+    /// technical terms.
+    pub technical: f32,
+    /// The weights of the problem cues alone, added up.
+    pub problem_total: f32,
+    pub evidence: Vec<Evidence>,
+    pub words: Vec<String>,
+}
+
+/// Decides the reading: not agricultural, a subject, a corps alone, or
+/// nothing that can be routed.
+pub(super) fn conclude(lexicon: &Lexicon, findings: Findings) -> Analysis {
+    let Findings {
+        ranked,
+        corps_hints,
+        nonagri,
+        technical,
+        problem_total,
+        mut evidence,
+        words,
+    } = findings;
+    let (top, top_score) = entry(&ranked, 0);
+    let (runner_up, second_score) = entry(&ranked, 1);
+    let top_corps = top_corps(lexicon, corps_hints, &ranked);
+
+    // Naming a crop is no technical problem; diseases, pests, symptoms,
+    // practices and problem words are.
+    let not_agricultural =
+        (nonagri >= NONAGRI_MIN && nonagri >= technical) || (nonagri > 0.0 && technical == 0.0);
+
+    // Keep the evidence that explains the reading: the cues and markers, and
+    // the senses of the two leading subjects.
+    evidence.retain(|e| e.subject.is_none() || e.subject == top || e.subject == runner_up);
+
+    let mut analysis = Analysis {
+        agricultural: true,
+        subject: None,
+        corps: None,
+        confidence: 0.0,
+        runner_up: None,
+        evidence,
+        words,
+        note: String::new(),
+    };
+    if not_agricultural {
+        analysis.agricultural = false;
+        analysis.confidence = (nonagri / (nonagri + technical)).min(1.0);
+        analysis.note = "这不像是农业技术问题（如补贴、价格、问候），未分派专家；政策与收购事宜请咨询当地农业农村部门".into();
+    } else if top_score >= MIN_SUBJECT_EVIDENCE {
+        let subject = top.expect("a top score has a subject");
+        analysis.subject = Some(subject);
+        analysis.corps = Some(lexicon.subject(subject).corps);
+        analysis.runner_up = runner_up;
+        analysis.confidence = (top_score / (top_score + second_score)) * top_score.min(1.0);
+    } else if let Some((corps, score)) = top_corps.filter(|c| c.1 >= MIN_CORPS_EVIDENCE) {
+        analysis.corps = Some(corps);
+        analysis.runner_up = top;
+        analysis.confidence = 0.5 * score.min(1.0);
+    } else {
+        analysis.agricultural = problem_total > 0.0;
+        analysis.runner_up = top;
+        analysis.note = "未能从描述中判断是哪种作物、畜禽或哪类问题，请补充作物或畜禽名称".into();
+    }
+    analysis
+}
+
+/// The subject ranked at `place` and its score; none and 0 past the end.
+fn entry(ranked: &[(SubjectId, f32)], place: usize) -> (Option<SubjectId>, f32) {
+    ranked
+        .get(place)
+        .copied()
+        .map_or((None, 0.0), |(s, w)| (Some(s), w))
+}
+
+/// The corps with the most evidence: its hints and its subjects' scores
+/// (ties to the first corps).
+fn top_corps(
+    lexicon: &Lexicon,
+    corps_hints: HashMap<Corps, f32>,
+    ranked: &[(SubjectId, f32)],
+) -> Option<(Corps, f32)> {
+    let mut corps_scores = corps_hints;
+    for &(s, w) in ranked {
+        *corps_scores.entry(lexicon.subject(s).corps).or_default() += w;
+    }
+    corps_scores
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(&c, &w)| (c, w))
+}

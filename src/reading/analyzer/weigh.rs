@@ -1,0 +1,177 @@
+//! The analyser's second phase: each mention is weighed by the role the
+//! cues around it give it (patient, neighbour, place, unaffected) and by the
+//! problems said of it, then every term's mentions are added up per subject.
+
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::reading::lexicon::{CueRole, Lexicon, SubjectId, TermKind};
+
+use super::{
+    scan::{Cues, Mention},
+    Evidence, Role,
+};
+
+/// Neighbour cues reach this many words back or forth.
+const NEIGHBOUR_REACH: usize = 2;
+/// How much a problem cue in the same clause raises a subject's weight.
+const PROBLEM_BOOST: f32 = 0.3;
+/// How much a problem cue right after a mention raises it, on top.
+const CLOSE_PROBLEM_BOOST: f32 = 0.3;
+/// How many words after a mention a problem cue counts as said of it.
+const SYMPTOM_REACH: usize = 3;
+/// How much a mention after a contrast cue is raised.
+const CONTRAST_BOOST: f32 = 0.3;
+/// What a mention naming a place of the subject (苹果园) counts for.
+const PLACE_FACTOR: f32 = 0.5;
+/// What each repeated mention of a term adds, as a share of its weight.
+const REPEAT_SHARE: f32 = 0.3;
+
+/// What the mentions of a report add up to.
+pub(super) struct Weighed<'m> {
+    /// Per subject, per term: the strongest mention and a share of repeats.
+    pub by_term: HashMap<SubjectId, HashMap<&'m str, f32>>,
+    /// Subjects named outright as what the report is about, each at the
+    /// first word naming it.
+    pub named: HashMap<SubjectId, usize>,
+    /// How surely the terms describe a technical problem, added up over the
+    /// distinct terms.
+    pub technical: f32,
+}
+
+/// Weighs every mention by its role and kind, adding one piece of evidence
+/// per sense, then adds up per subject: a term's strongest mention counts
+/// whole, repeats a little.
+pub(super) fn weigh_mentions<'m>(
+    lexicon: &Lexicon,
+    mentions: &'m [Mention],
+    cues: &Cues,
+    evidence: &mut Vec<Evidence>,
+) -> Weighed<'m> {
+    let mut mention_weights: HashMap<(SubjectId, &str), Vec<f32>> = HashMap::default();
+    let mut named: HashMap<SubjectId, usize> = HashMap::default();
+    let mut technical_terms: HashMap<&str, f32> = HashMap::default();
+    for m in mentions {
+        let (role, factor) = role_and_factor(m, cues);
+        for sense in &m.senses {
+            let weight = sense.weight * factor * kind_factor(sense.kind);
+            mention_weights
+                .entry((sense.subject, m.term.as_str()))
+                .or_default()
+                .push(weight);
+            if role == Role::Main && sense.kind.names_subject() && sense.weight >= 0.9 {
+                named.entry(sense.subject).or_insert(m.at.word);
+            }
+            let technicality = technicality(sense.kind);
+            if technicality > 0.0 {
+                let t = technical_terms.entry(m.term.as_str()).or_default();
+                *t = t.max(technicality);
+            }
+            evidence.push(Evidence {
+                term: m.term.clone(),
+                subject: Some(sense.subject),
+                corps: Some(lexicon.subject(sense.subject).corps),
+                kind: sense.kind.key(),
+                role,
+                weight,
+            });
+        }
+    }
+    Weighed {
+        by_term: strongest_with_repeats(mention_weights),
+        named,
+        technical: technical_terms.values().sum::<f32>(),
+    }
+}
+
+/// How a mention reads and what it counts for before its senses' own
+/// weights: a neighbour, place or unaffected cue next to it discounts it;
+/// problems said of the patient or a place, and a contrast before it, raise
+/// it.
+fn role_and_factor(m: &Mention, cues: &Cues) -> (Role, f32) {
+    let (role, mut factor) = match neighbour_cue(m, cues) {
+        Some((CueRole::Unaffected, discount)) => (Role::Unaffected, 1.0 - discount),
+        Some((CueRole::PlaceBefore, discount)) => (Role::Place, 1.0 - discount),
+        Some((_, discount)) => (Role::Neighbour, 1.0 - discount),
+        None if m.place => (Role::Place, PLACE_FACTOR),
+        None => (Role::Main, 1.0),
+    };
+    if matches!(role, Role::Main | Role::Place) {
+        // The subject a symptom is said of stands just before it.
+        let close = cues
+            .problems
+            .iter()
+            .filter(|p| {
+                p.at.clause == m.at.clause
+                    && p.at.word > m.at.word
+                    && p.at.word - m.at.word <= SYMPTOM_REACH
+            })
+            .map(|p| p.weight)
+            .fold(0.0f32, f32::max);
+        let in_clause = cues
+            .problem_in_clause
+            .get(&m.at.clause)
+            .copied()
+            .unwrap_or(0.0);
+        factor *= 1.0 + PROBLEM_BOOST * in_clause + CLOSE_PROBLEM_BOOST * close;
+    }
+    if cues.contrast_at.is_some_and(|c| m.at.word > c) {
+        factor *= 1.0 + CONTRAST_BOOST;
+    }
+    (role, factor)
+}
+
+/// The first neighbour, place or unaffected cue within reach of a mention
+/// in its clause, with its role and discount.
+fn neighbour_cue(m: &Mention, cues: &Cues) -> Option<(CueRole, f32)> {
+    let word = m.at.word;
+    cues.neighbours.iter().find_map(|cue| {
+        let at = cue.at.word;
+        let before = at > word && at - word <= NEIGHBOUR_REACH;
+        let after = word > at && word - at <= NEIGHBOUR_REACH;
+        let near = cue.at.clause == m.at.clause
+            && match cue.role {
+                CueRole::NeighbourBefore | CueRole::Unaffected => before,
+                CueRole::PlaceBefore => at == word + 1,
+                CueRole::NeighbourAfter => after,
+                CueRole::Problem | CueRole::Contrast => false,
+            };
+        near.then_some((cue.role, cue.weight))
+    })
+}
+
+/// Per subject, per term: the strongest mention and a share of repeats.
+fn strongest_with_repeats(
+    mention_weights: HashMap<(SubjectId, &str), Vec<f32>>,
+) -> HashMap<SubjectId, HashMap<&str, f32>> {
+    let mut by_term: HashMap<SubjectId, HashMap<&str, f32>> = HashMap::default();
+    for ((subject, term), mut weights) in mention_weights {
+        weights.sort_by(|a, b| b.total_cmp(a));
+        let repeats: f32 = weights[1..].iter().sum();
+        by_term
+            .entry(subject)
+            .or_default()
+            .insert(term, weights[0] + REPEAT_SHARE * repeats);
+    }
+    by_term
+}
+
+/// How surely a term describes a technical problem, whatever its host: a
+/// disease is one, a practice may be asked about.
+fn technicality(kind: TermKind) -> f32 {
+    match kind {
+        TermKind::Disease | TermKind::Pest | TermKind::Symptom => 1.0,
+        TermKind::Equipment => 0.6,
+        TermKind::Practice => 0.4,
+        _ => 0.0,
+    }
+}
+
+/// Settings, products and parts hint at a subject more weakly than its
+/// names, diseases and symptoms do.
+fn kind_factor(kind: TermKind) -> f32 {
+    match kind {
+        TermKind::Context | TermKind::Product => 0.6,
+        TermKind::Part => 0.9,
+        _ => 1.0,
+    }
+}
