@@ -466,186 +466,222 @@ pub async fn run(command: TicketCommand) -> anyhow::Result<()> {
             contact,
             key,
             client,
-        } => {
-            let mut api =
-                pb::ticket_service_client::TicketServiceClient::new(client.channel().await?);
-            let r = pb::SubmitProblemRequest {
-                text,
-                location: place.to_pb(),
-                contact,
-                idempotency_key: key,
-            };
-            let t = api.submit_problem(r).await.map_err(explain)?.into_inner();
-            print_ticket(&t);
-            println!(
-                "secret {}  (keep it to follow the ticket: xwn ticket {} --secret …)",
-                t.ticket_secret, t.id
-            );
-        }
+        } => submit(text, &place, contact, key, &client).await,
         TicketCommand::Ticket {
             id,
             secret,
             watch,
             client,
-        } => {
-            let mut api =
-                pb::ticket_service_client::TicketServiceClient::new(client.channel().await?);
-            if watch {
-                let r = pb::WatchTicketRequest {
-                    ticket_id: id,
-                    ticket_secret: secret,
-                };
-                let mut stream = api.watch_ticket(r).await.map_err(explain)?.into_inner();
-                let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
-                loop {
-                    tokio::select! {
-                        message = stream.message() => match message.map_err(explain)? {
-                            Some(e) => print_event(&e),
-                            None => break,
-                        },
-                        _ = &mut ctrl_c => break,
-                    }
-                }
-            } else {
-                let r = pb::GetTicketRequest {
-                    ticket_id: id,
-                    ticket_secret: secret,
-                };
-                print_ticket(&api.get_ticket(r).await.map_err(explain)?.into_inner());
-            }
-        }
+        } => show_ticket(id, secret, watch, &client).await,
         TicketCommand::Token {
             talent_id,
             ttl_days,
             client,
-        } => {
-            let mut api =
-                pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
-            let r = pb::IssueResponderTokenRequest {
-                talent_id,
-                ttl_seconds: ttl_days * 24 * 3600,
-            };
-            let reply = api
-                .issue_responder_token(client.admin(r)?)
-                .await
-                .map_err(explain)?
-                .into_inner();
-            eprintln!("{} token, expires {}", reply.role, utc(reply.expires_at_ms));
-            println!("{}", reply.token);
-        }
-        TicketCommand::Watch { responder } => watch(&responder).await?,
-        TicketCommand::Accept { id, responder } => {
-            Responder::connect(&responder)
-                .await?
-                .act("accept", &id, "")
-                .await?
-        }
+        } => token(talent_id, ttl_days, &client).await,
+        TicketCommand::Watch { responder } => self::watch(&responder).await,
+        TicketCommand::Accept { id, responder } => act(&responder, "accept", &id, "").await,
         TicketCommand::Decline {
             id,
             reason,
             responder,
-        } => {
-            Responder::connect(&responder)
-                .await?
-                .act("decline", &id, &reason)
-                .await?
-        }
+        } => act(&responder, "decline", &id, &reason).await,
         TicketCommand::Resolve {
             id,
             answer,
             responder,
-        } => {
-            Responder::connect(&responder)
-                .await?
-                .act("resolve", &id, &answer)
-                .await?
-        }
+        } => act(&responder, "resolve", &id, &answer).await,
         TicketCommand::Escalate {
             id,
             reason,
             responder,
-        } => {
-            Responder::connect(&responder)
-                .await?
-                .act("escalate", &id, &reason)
-                .await?
-        }
+        } => act(&responder, "escalate", &id, &reason).await,
         TicketCommand::Availability {
             availability,
             responder,
-        } => {
-            Responder::connect(&responder)
-                .await?
-                .set(availability.to_pb())
-                .await
-                .map_err(explain)?;
-            println!(
-                "now {}",
-                availability
-                    .to_pb()
-                    .as_str_name()
-                    .trim_start_matches("AVAILABILITY_")
-            );
-        }
+        } => set_availability(availability, &responder).await,
         TicketCommand::Liaisons {
             file,
             format,
             client,
-        } => {
-            let chunks = read_chunks(&file, format)?;
-            let mut api =
-                pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
-            let report = api
-                .import_liaisons(client.admin(tokio_stream::iter(chunks))?)
-                .await
-                .map_err(explain)?
-                .into_inner();
-            println!("accepted {} liaisons", report.accepted);
-        }
+        } => liaisons(&file, format, &client).await,
         TicketCommand::Tickets {
             state,
             assignee,
             page_size,
             page_token,
             client,
-        } => {
-            let mut api =
-                pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
-            let state = state.map_or(pb::TicketState::Unspecified, |s| match s {
-                StateArg::Queued => pb::TicketState::Queued,
-                StateArg::Offered => pb::TicketState::Offered,
-                StateArg::Accepted => pb::TicketState::Accepted,
-                StateArg::Resolved => pb::TicketState::Resolved,
-                StateArg::Unroutable => pb::TicketState::Unroutable,
-                StateArg::Cancelled => pb::TicketState::Cancelled,
-            });
-            let r = pb::ListTicketsRequest {
-                state: state as i32,
-                assignee_id: assignee,
-                page_size,
-                page_token,
-            };
-            let reply = api
-                .list_tickets(client.admin(r)?)
-                .await
-                .map_err(explain)?
-                .into_inner();
-            for t in &reply.tickets {
-                let who = t.assignee.as_ref().map_or("—", |a| a.id.as_str());
-                println!(
-                    "{}  {:<10} {:<6} {:<12} {}  {}",
-                    t.id,
-                    state_name(t.state),
-                    t.subject,
-                    who,
-                    t.text,
-                    t.reason
-                );
-            }
-            if !reply.next_page_token.is_empty() {
-                println!("next page: --page-token {}", reply.next_page_token);
-            }
+        } => list_tickets(state, assignee, page_size, page_token, &client).await,
+    }
+}
+
+/// `submit`: submits a problem and prints the ticket with its secret.
+async fn submit(
+    text: String,
+    place: &PlaceArgs,
+    contact: String,
+    key: String,
+    client: &ClientArgs,
+) -> anyhow::Result<()> {
+    let mut api = pb::ticket_service_client::TicketServiceClient::new(client.channel().await?);
+    let r = pb::SubmitProblemRequest {
+        text,
+        location: place.to_pb(),
+        contact,
+        idempotency_key: key,
+    };
+    let t = api.submit_problem(r).await.map_err(explain)?.into_inner();
+    print_ticket(&t);
+    println!(
+        "secret {}  (keep it to follow the ticket: xwn ticket {} --secret …)",
+        t.ticket_secret, t.id
+    );
+    Ok(())
+}
+
+/// `ticket`: prints a ticket with its history, or follows it live.
+async fn show_ticket(
+    id: String,
+    secret: String,
+    watch: bool,
+    client: &ClientArgs,
+) -> anyhow::Result<()> {
+    let mut api = pb::ticket_service_client::TicketServiceClient::new(client.channel().await?);
+    if !watch {
+        let r = pb::GetTicketRequest {
+            ticket_id: id,
+            ticket_secret: secret,
+        };
+        print_ticket(&api.get_ticket(r).await.map_err(explain)?.into_inner());
+        return Ok(());
+    }
+    let r = pb::WatchTicketRequest {
+        ticket_id: id,
+        ticket_secret: secret,
+    };
+    let mut stream = api.watch_ticket(r).await.map_err(explain)?.into_inner();
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        tokio::select! {
+            message = stream.message() => match message.map_err(explain)? {
+                Some(e) => print_event(&e),
+                None => break,
+            },
+            _ = &mut ctrl_c => break,
         }
+    }
+    Ok(())
+}
+
+/// `token`: issues a token; prints it alone on stdout.
+async fn token(talent_id: String, ttl_days: u64, client: &ClientArgs) -> anyhow::Result<()> {
+    let mut api = pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
+    let r = pb::IssueResponderTokenRequest {
+        talent_id,
+        ttl_seconds: ttl_days * 24 * 3600,
+    };
+    let reply = api
+        .issue_responder_token(client.admin(r)?)
+        .await
+        .map_err(explain)?
+        .into_inner();
+    eprintln!("{} token, expires {}", reply.role, utc(reply.expires_at_ms));
+    println!("{}", reply.token);
+    Ok(())
+}
+
+/// `accept`, `decline`, `resolve` and `escalate`: one action on a ticket.
+async fn act(responder: &ResponderArgs, action: &str, id: &str, text: &str) -> anyhow::Result<()> {
+    Responder::connect(responder)
+        .await?
+        .act(action, id, text)
+        .await
+}
+
+/// `availability`: sets the responder's availability.
+async fn set_availability(
+    availability: AvailabilityArg,
+    responder: &ResponderArgs,
+) -> anyhow::Result<()> {
+    Responder::connect(responder)
+        .await?
+        .set(availability.to_pb())
+        .await
+        .map_err(explain)?;
+    println!(
+        "now {}",
+        availability
+            .to_pb()
+            .as_str_name()
+            .trim_start_matches("AVAILABILITY_")
+    );
+    Ok(())
+}
+
+/// `liaisons`: replaces the liaison list with a file.
+async fn liaisons(
+    file: &std::path::Path,
+    format: Option<FileFormat>,
+    client: &ClientArgs,
+) -> anyhow::Result<()> {
+    let chunks = read_chunks(file, format)?;
+    let mut api = pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
+    let report = api
+        .import_liaisons(client.admin(tokio_stream::iter(chunks))?)
+        .await
+        .map_err(explain)?
+        .into_inner();
+    println!("accepted {} liaisons", report.accepted);
+    Ok(())
+}
+
+impl StateArg {
+    fn to_pb(self) -> pb::TicketState {
+        match self {
+            StateArg::Queued => pb::TicketState::Queued,
+            StateArg::Offered => pb::TicketState::Offered,
+            StateArg::Accepted => pb::TicketState::Accepted,
+            StateArg::Resolved => pb::TicketState::Resolved,
+            StateArg::Unroutable => pb::TicketState::Unroutable,
+            StateArg::Cancelled => pb::TicketState::Cancelled,
+        }
+    }
+}
+
+/// `tickets`: prints one page of tickets, newest first.
+async fn list_tickets(
+    state: Option<StateArg>,
+    assignee: String,
+    page_size: u32,
+    page_token: String,
+    client: &ClientArgs,
+) -> anyhow::Result<()> {
+    let mut api = pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
+    let state = state.map_or(pb::TicketState::Unspecified, StateArg::to_pb);
+    let r = pb::ListTicketsRequest {
+        state: state as i32,
+        assignee_id: assignee,
+        page_size,
+        page_token,
+    };
+    let reply = api
+        .list_tickets(client.admin(r)?)
+        .await
+        .map_err(explain)?
+        .into_inner();
+    for t in &reply.tickets {
+        let who = t.assignee.as_ref().map_or("—", |a| a.id.as_str());
+        println!(
+            "{}  {:<10} {:<6} {:<12} {}  {}",
+            t.id,
+            state_name(t.state),
+            t.subject,
+            who,
+            t.text,
+            t.reason
+        );
+    }
+    if !reply.next_page_token.is_empty() {
+        println!("next page: --page-token {}", reply.next_page_token);
     }
     Ok(())
 }
