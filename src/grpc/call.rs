@@ -36,6 +36,17 @@ impl<M, C> Admitted<M, C> {
             _permit: permit,
         }
     }
+
+    /// The same call, its caller known more precisely.
+    fn with_caller<D>(self, caller: D) -> Admitted<M, D> {
+        Admitted {
+            message: self.message,
+            caller,
+            peer: self.peer,
+            arrival: self.arrival,
+            _permit: self._permit,
+        }
+    }
 }
 
 /// The door of every service: one method per kind of caller, each taking
@@ -92,14 +103,11 @@ impl Gate {
     /// A call only responders may make: liaisons may only watch.
     pub async fn responder<M>(&self, request: Request<M>) -> Result<Admitted<M, String>, Status> {
         let call = self.principal(request).await?;
-        match call.caller {
-            Principal::Responder(id) => Ok(Admitted {
-                message: call.message,
-                caller: id,
-                peer: call.peer,
-                arrival: call.arrival,
-                _permit: call._permit,
-            }),
+        match &call.caller {
+            Principal::Responder(id) => {
+                let id = id.clone();
+                Ok(call.with_caller(id))
+            }
             Principal::Liaison(_) => Err(Error::PermissionDenied(
                 "liaisons have read-only access: they can only watch".into(),
             )
@@ -129,5 +137,43 @@ where
     match tokio::spawn(work).await {
         Ok(outcome) => outcome.map_err(Into::into),
         Err(e) => Err(Error::Internal(format!("the {task} task failed: {e}")).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn detached_work_finishes_when_its_caller_hangs_up() {
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let mut call = Box::pin(detach("test", async move {
+            let _ = wait.await;
+            let _ = done.send(());
+            Ok::<(), Error>(())
+        }));
+        let timeout = std::time::Duration::from_millis(20);
+        assert!(tokio::time::timeout(timeout, &mut call).await.is_err());
+        drop(call);
+        go.send(()).unwrap();
+        assert_eq!(finished.await, Ok(()), "the work ran to its end");
+    }
+
+    #[tokio::test]
+    async fn a_failed_task_is_an_internal_error_naming_it() {
+        let failed = detach("import", async {
+            if std::hint::black_box(true) {
+                panic!("the work failed");
+            }
+            Ok::<(), Error>(())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(failed.code(), tonic::Code::Internal);
+        assert!(
+            failed.message().starts_with("the import task failed: "),
+            "{failed:?}"
+        );
     }
 }

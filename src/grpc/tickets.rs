@@ -15,6 +15,7 @@ use crate::{
     pb,
     tickets::dispatch::{Dispatcher, Submission},
     tickets::view::Viewer,
+    tickets::{Event, Ticket},
 };
 
 /// A server stream of replies.
@@ -35,11 +36,8 @@ impl TicketApi {
         }
     }
 
-    fn reply(
-        &self,
-        ticket: &crate::tickets::Ticket,
-        history: &[crate::tickets::Event],
-    ) -> pb::Ticket {
+    /// A ticket as its farmer sees it.
+    fn reply(&self, ticket: &Ticket, history: &[Event]) -> pb::Ticket {
         ticket_to_pb(ticket, history, Viewer::Farmer, &self.service.snapshot())
     }
 }

@@ -1,7 +1,8 @@
 //! The audit log of admin actions: one JSON object per line in
 //! `<data_dir>/audit.jsonl` — when, which action, from which address, what
-//! (a SHA-256 of an uploaded file, the ids touched) and how many rows.
-//! Tokens and phone numbers never go in.
+//! (a SHA-256 of an uploaded file, the ids touched) and how many rows. What
+//! each action records is decided here ([`Entry`]); the adapters hand the
+//! entries over. Tokens and phone numbers never go in.
 
 use std::{
     fs::{File, OpenOptions},
