@@ -25,6 +25,9 @@ pub enum Error {
     ResourceExhausted(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The server cannot take the call now (it is stopping, say).
+    #[error("{0}")]
+    Unavailable(String),
     /// The data directory cannot be read or written (full disk, permissions).
     #[error("storage: {0}")]
     Storage(String),

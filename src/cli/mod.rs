@@ -1,6 +1,7 @@
 //! The `xwn` command line: the server (`serve`), offline tools (`gen-roster`,
-//! `eval`) and a client for a running server (`match`, `import`, `stats`,
-//! `talents`).
+//! `eval`, `loadgen`) and a client for a running server: matching and
+//! roster commands in [`roster`], ticket commands in [`tickets`] and
+//! [`responder`], their printing in [`print`].
 
 use std::{path::PathBuf, time::Duration};
 
@@ -66,29 +67,7 @@ pub enum Command {
     /// Drives a running server with load and prints throughput and latency.
     /// `--server` may list several replicas, comma-separated: connections
     /// go to them round-robin.
-    Loadgen {
-        #[arg(long, value_enum, default_value_t = crate::cli::loadgen::Rpc::Match)]
-        rpc: crate::cli::loadgen::Rpc,
-        /// HTTP/2 connections.
-        #[arg(long, default_value_t = 2)]
-        connections: usize,
-        /// Calls in flight per connection.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Seconds to run.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
-        /// Labelled reports (JSONL with text and division_code).
-        #[arg(long, default_value = "tests/data/problems/dev.jsonl")]
-        reports: PathBuf,
-        /// Open loop: start this many calls per second whatever the
-        /// answers, timing each from its scheduled start (--concurrency is
-        /// then unused). Without it: closed loop.
-        #[arg(long)]
-        rate: Option<f64>,
-        #[command(flatten)]
-        client: ClientArgs,
-    },
+    Loadgen(LoadgenArgs),
     /// Replaces the roster with a CSV or JSONL file (admin).
     Import {
         file: PathBuf,
@@ -106,33 +85,45 @@ pub enum Command {
     #[command(flatten)]
     Tickets(tickets::TicketCommand),
     /// Lists talents, filtered (admin).
-    Talents {
-        #[arg(long)]
-        county: Option<String>,
-        #[arg(long)]
-        division: Option<String>,
-        #[arg(long)]
-        specialty: Option<String>,
-        #[arg(long)]
-        query: Option<String>,
-        #[arg(long, default_value_t = 20)]
-        page_size: u32,
-        #[arg(long)]
-        page_token: Option<String>,
-        #[arg(long)]
-        include_inactive: bool,
-        #[command(flatten)]
-        client: ClientArgs,
-    },
+    Talents(roster::TalentsArgs),
 }
 
 pub mod loadgen;
+mod print;
+mod responder;
+mod roster;
 mod tickets;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FileFormat {
     Csv,
     Jsonl,
+}
+
+/// The options of `loadgen`.
+#[derive(Debug, Args)]
+pub struct LoadgenArgs {
+    #[arg(long, value_enum, default_value_t = crate::cli::loadgen::Rpc::Match)]
+    pub rpc: crate::cli::loadgen::Rpc,
+    /// HTTP/2 connections.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// Calls in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Labelled reports (JSONL with text and division_code).
+    #[arg(long, default_value = "tests/data/problems/dev.jsonl")]
+    pub reports: PathBuf,
+    /// Open loop: start this many calls per second whatever the
+    /// answers, timing each from its scheduled start (--concurrency is
+    /// then unused). Without it: closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -347,233 +338,92 @@ pub fn explain(status: tonic::Status) -> anyhow::Error {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Tickets(command) => tickets::run(command).await,
-        Command::Serve(args) => {
-            let config = args.config()?;
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", config.listen))?;
-            server::serve(config, listener, server::shutdown_signal()).await
-        }
-        Command::GenRoster { seed, size } => {
-            let top = gen::CITY_EXPERTS + gen::COUNTY_TOWN_STAFF;
-            let villagers = match size {
-                None => gen::VILLAGE_PRACTITIONERS,
-                Some(n) if n > top => n - top,
-                Some(n) => bail!("--size must be above {top}, the top two tiers; got {n}"),
-            };
-            let csv =
-                gen::generate_csv(seed, villagers, Lexicon::embedded(), Divisions::embedded());
-            use std::io::Write;
-            // A closed pipe (`| head`) is the reader's choice, not an error.
-            match std::io::stdout().lock().write_all(csv.as_bytes()) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                other => other?,
-            }
-            Ok(())
-        }
-        Command::Eval { file, worst } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let items =
-                eval::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            let report = eval::evaluate(Lexicon::embedded(), &items);
-            print!("{}", report.render(worst));
-            Ok(())
-        }
-        Command::Loadgen {
-            rpc,
-            connections,
-            concurrency,
-            seconds,
-            reports,
-            rate,
-            client,
-        } => {
-            let text = std::fs::read_to_string(&reports)
-                .with_context(|| format!("cannot read {}", reports.display()))?;
-            let reports =
-                eval::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", reports.display()))?;
-            let plan = crate::cli::loadgen::Plan {
-                server: client.server.clone(),
-                tls: client.tls.client_tls(),
-                connections,
-                concurrency,
-                duration: Duration::from_secs_f64(seconds),
-                rpc,
-                reports,
-                rate,
-            };
-            let outcome = crate::cli::loadgen::run(plan).await?;
-            match rate {
-                Some(rate) => println!(
-                    "open loop: {rate} calls/s over {connections} connections, {} scheduled",
-                    outcome.scheduled
-                ),
-                None => println!("{connections} connections x {concurrency} in flight"),
-            }
-            println!("{}", outcome.render(rpc));
-            Ok(())
-        }
+        Command::Serve(args) => serve(&args).await,
+        Command::GenRoster { seed, size } => gen_roster(seed, size),
+        Command::Eval { file, worst } => evaluate(&file, worst),
+        Command::Loadgen(args) => run_loadgen(args).await,
         Command::Match {
             text,
             place,
             limit,
             best_match,
             client,
-        } => {
-            let mut api =
-                pb::match_service_client::MatchServiceClient::new(client.channel().await?);
-            let ranking = if best_match {
-                pb::Ranking::BestMatch
-            } else {
-                pb::Ranking::Nearest
-            };
-            let reply = api
-                .match_problem(pb::MatchProblemRequest {
-                    text,
-                    location: place.to_pb(),
-                    limit,
-                    ranking: ranking.into(),
-                })
-                .await
-                .map_err(explain)?
-                .into_inner();
-            print_match(&reply);
-            Ok(())
-        }
+        } => roster::match_problem(text, &place, limit, best_match, &client).await,
         Command::Import {
             file,
             format,
             client,
-        } => {
-            let chunks = read_chunks(&file, format)?;
-            let mut api =
-                pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
-            let report = api
-                .import_roster(client.admin(tokio_stream::iter(chunks))?)
-                .await
-                .map_err(explain)?
-                .into_inner();
-            println!(
-                "accepted {} talents; roster version {}",
-                report.accepted, report.roster_version
-            );
-            Ok(())
-        }
-        Command::Stats { client } => {
-            let mut api =
-                pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
-            let s = api
-                .get_roster_stats(client.admin(pb::GetRosterStatsRequest {})?)
-                .await
-                .map_err(explain)?
-                .into_inner();
-            println!("roster version {}", s.roster_version);
-            println!("total {} (active {})", s.total, s.active);
-            println!(
-                "市级专家 {}  县镇级骨干 {}  村级实用人才 {}",
-                s.city, s.county_town, s.village
-            );
-            println!("服务团成员 {}", s.corps_members);
-            let mut by_corps: Vec<_> = s.by_corps.into_iter().collect();
-            by_corps.sort();
-            println!(
-                "  {}",
-                by_corps
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join("  ")
-            );
-            let mut by_county: Vec<_> = s.by_county.into_iter().collect();
-            by_county.sort();
-            for (county, n) in by_county {
-                println!("  {county} {n}");
-            }
-            Ok(())
-        }
-        Command::Talents {
-            county,
-            division,
-            specialty,
-            query,
-            page_size,
-            page_token,
-            include_inactive,
-            client,
-        } => {
-            let mut api =
-                pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
-            let request = pb::ListTalentsRequest {
-                county: county.unwrap_or_default(),
-                division_code: division.unwrap_or_default(),
-                specialty: specialty.unwrap_or_default(),
-                query: query.unwrap_or_default(),
-                page_size,
-                page_token: page_token.unwrap_or_default(),
-                include_inactive,
-                ..Default::default()
-            };
-            let reply = api
-                .list_talents(client.admin(request)?)
-                .await
-                .map_err(explain)?
-                .into_inner();
-            for t in &reply.talents {
-                println!(
-                    "{}  {}  {}  {}  {}  {}{}",
-                    t.id,
-                    t.name,
-                    t.phone,
-                    t.county_name,
-                    t.division_name,
-                    t.specialties.join("、"),
-                    if t.active { "" } else { "  (inactive)" }
-                );
-            }
-            println!("{} of {} shown", reply.talents.len(), reply.total);
-            if !reply.next_page_token.is_empty() {
-                println!("next page: --page-token {}", reply.next_page_token);
-            }
-            Ok(())
-        }
+        } => roster::import(&file, format, &client).await,
+        Command::Stats { client } => roster::stats(&client).await,
+        Command::Talents(args) => roster::talents(args).await,
     }
 }
 
-fn print_match(reply: &pb::MatchProblemResponse) {
-    let corps = pb::Corps::try_from(reply.corps)
-        .map(|c| c.as_str_name())
-        .unwrap_or("?");
-    let analysis = reply.analysis.clone().unwrap_or_default();
-    println!(
-        "subject {}  corps {}  confidence {:.2}{}",
-        if reply.subject.is_empty() {
-            "—"
-        } else {
-            &reply.subject
-        },
-        corps,
-        analysis.confidence,
-        if analysis.runner_up.is_empty() {
-            String::new()
-        } else {
-            format!("  runner-up {}", analysis.runner_up)
-        }
-    );
-    if !analysis.note.is_empty() {
-        println!("{}", analysis.note);
+/// `serve`: listens on the configured address and serves until a signal.
+async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    server::serve(config, listener, server::shutdown_signal()).await
+}
+
+/// `gen-roster`: prints the demo roster of `seed`, `size` talents in all.
+fn gen_roster(seed: u64, size: Option<usize>) -> anyhow::Result<()> {
+    let top = gen::CITY_EXPERTS + gen::COUNTY_TOWN_STAFF;
+    let villagers = match size {
+        None => gen::VILLAGE_PRACTITIONERS,
+        Some(n) if n > top => n - top,
+        Some(n) => bail!("--size must be above {top}, the top two tiers; got {n}"),
+    };
+    let csv = gen::generate_csv(seed, villagers, Lexicon::embedded(), Divisions::embedded());
+    use std::io::Write;
+    // A closed pipe (`| head`) is the reader's choice, not an error.
+    match std::io::stdout().lock().write_all(csv.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
     }
-    for (i, c) in reply.candidates.iter().enumerate() {
-        let t = c.talent.clone().unwrap_or_default();
-        println!(
-            "{:>2}. {} {} ({}, {})  {:.1} km",
-            i + 1,
-            t.id,
-            t.name,
-            t.county_name,
-            t.division_name,
-            c.distance_km
-        );
-        println!("    {}", c.reason);
+    Ok(())
+}
+
+/// Reads a file of labelled reports.
+fn read_reports(file: &std::path::Path) -> anyhow::Result<Vec<eval::Labelled>> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    eval::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
+/// `eval`: measures the analyser on a file and prints the report.
+fn evaluate(file: &std::path::Path, worst: usize) -> anyhow::Result<()> {
+    let items = read_reports(file)?;
+    let report = eval::evaluate(Lexicon::embedded(), &items);
+    print!("{}", report.render(worst));
+    Ok(())
+}
+
+/// `loadgen`: drives a server and prints what it measured.
+async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<()> {
+    let plan = loadgen::Plan {
+        server: args.client.server.clone(),
+        tls: args.client.tls.client_tls(),
+        connections: args.connections,
+        concurrency: args.concurrency,
+        duration: Duration::from_secs_f64(args.seconds),
+        rpc: args.rpc,
+        reports: read_reports(&args.reports)?,
+        rate: args.rate,
+    };
+    let outcome = loadgen::run(plan).await?;
+    match args.rate {
+        Some(rate) => println!(
+            "open loop: {rate} calls/s over {} connections, {} scheduled",
+            args.connections, outcome.scheduled
+        ),
+        None => println!(
+            "{} connections x {} in flight",
+            args.connections, args.concurrency
+        ),
     }
+    println!("{}", outcome.render(args.rpc));
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! The audit log of admin actions: one JSON object per line in
 //! `<data_dir>/audit.jsonl` — when, which action, from which address, what
-//! (a SHA-256 of an uploaded file, the ids touched) and how many rows.
-//! Tokens and phone numbers never go in.
+//! (a SHA-256 of an uploaded file, the ids touched) and how many rows. What
+//! each action records is decided here ([`Entry`]); the adapters hand the
+//! entries over. Tokens and phone numbers never go in.
 
 use std::{
     fs::{File, OpenOptions},
@@ -12,6 +13,8 @@ use std::{
 };
 
 use serde_json::{json, Value};
+
+use crate::tickets::token::Role;
 
 pub struct AuditLog {
     file: Mutex<File>,
@@ -29,7 +32,102 @@ pub fn digest(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
+/// An uploaded file as the log names it: by its digest and size, never
+/// its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub sha256: String,
+    pub bytes: usize,
+}
+
+impl Upload {
+    pub fn of(data: &[u8]) -> Upload {
+        Upload {
+            sha256: digest(data),
+            bytes: data.len(),
+        }
+    }
+}
+
+/// One admin action as the log keeps it: what it was and what it records.
+/// A refusal is recorded with the message its caller got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub action: &'static str,
+    pub details: Value,
+}
+
+impl Entry {
+    /// A roster import: the rows accepted and the new version, or why the
+    /// file was refused.
+    pub fn import_roster(upload: &Upload, outcome: Result<(u64, u64), String>) -> Entry {
+        let details = match outcome {
+            Ok((accepted, version)) => json!({
+                "sha256": upload.sha256,
+                "bytes": upload.bytes,
+                "accepted": accepted,
+                "roster_version": version,
+            }),
+            Err(refused) => {
+                json!({"sha256": upload.sha256, "bytes": upload.bytes, "refused": refused})
+            }
+        };
+        Entry {
+            action: "import_roster",
+            details,
+        }
+    }
+
+    /// Talents added or replaced: their ids and the new version.
+    pub fn upsert_talents(ids: &[String], roster_version: u64) -> Entry {
+        Entry {
+            action: "upsert_talents",
+            details: json!({"ids": ids, "roster_version": roster_version}),
+        }
+    }
+
+    /// Talents removed: the ids asked for, how many were removed and the
+    /// new version.
+    pub fn remove_talents(ids: &[String], removed: u64, roster_version: u64) -> Entry {
+        Entry {
+            action: "remove_talents",
+            details: json!({"ids": ids, "removed": removed, "roster_version": roster_version}),
+        }
+    }
+
+    /// A responder or liaison token issued: to whom, in which role, until
+    /// when; never the token.
+    pub fn issue_responder_token(subject: &str, role: Role, expires_at_ms: i64) -> Entry {
+        Entry {
+            action: "issue_responder_token",
+            details: json!({"subject": subject, "role": role.key(), "expires_at_ms": expires_at_ms}),
+        }
+    }
+
+    /// A liaison list import: the liaisons accepted, or why the file was
+    /// refused.
+    pub fn import_liaisons(upload: &Upload, outcome: Result<u64, String>) -> Entry {
+        let details = match outcome {
+            Ok(accepted) => {
+                json!({"sha256": upload.sha256, "bytes": upload.bytes, "accepted": accepted})
+            }
+            Err(refused) => {
+                json!({"sha256": upload.sha256, "bytes": upload.bytes, "refused": refused})
+            }
+        };
+        Entry {
+            action: "import_liaisons",
+            details,
+        }
+    }
+}
+
 impl AuditLog {
+    /// Appends `entry` for a call from `peer`.
+    pub fn append(&self, entry: Entry, peer: Option<SocketAddr>) {
+        self.record(entry.action, peer, entry.details);
+    }
+
     /// Opens (creating) the log for appending.
     pub fn open(data_dir: &Path) -> std::io::Result<AuditLog> {
         std::fs::create_dir_all(data_dir)?;
@@ -87,5 +185,26 @@ mod tests {
         assert_eq!(lines[0]["peer"], "127.0.0.1:9");
         assert_eq!(lines[1]["ids"][0], "a");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn entries_name_uploads_by_digest_and_keep_refusals() {
+        let upload = Upload::of(b"id,name\n");
+        assert_eq!(upload.bytes, 8);
+        let refused = Entry::import_roster(&upload, Err("the roster was rejected whole".into()));
+        assert_eq!(refused.action, "import_roster");
+        assert_eq!(refused.details["sha256"], digest(b"id,name\n"));
+        assert_eq!(refused.details["refused"], "the roster was rejected whole");
+        assert!(refused.details.get("accepted").is_none());
+        let accepted = Entry::import_liaisons(&upload, Ok(2));
+        assert_eq!(accepted.details["accepted"], 2);
+        assert_eq!(accepted.details["bytes"], 8);
+        let removed = Entry::remove_talents(&["a".into(), "b".into()], 1, 7);
+        assert_eq!(removed.details["ids"][1], "b");
+        assert_eq!(removed.details["removed"], 1);
+        assert_eq!(removed.details["roster_version"], 7);
+        let token = Entry::issue_responder_token("r1", Role::Liaison, 99);
+        assert_eq!(token.details["role"], Role::Liaison.key());
+        assert_eq!(token.details["subject"], "r1");
     }
 }

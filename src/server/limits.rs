@@ -20,7 +20,7 @@ use std::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{codegen::http, Status};
 
-use crate::config::LimitConfig;
+use crate::{config::LimitConfig, error::Error};
 
 /// Buckets idle this long are forgotten when the table grows.
 const IDLE_SECS: f64 = 60.0;
@@ -101,11 +101,12 @@ impl Limits {
         if let (Some(max), Some(Arrival(at))) = (self.max_queue, arrival) {
             let waited = at.elapsed();
             if waited > max {
-                return Err(Status::resource_exhausted(format!(
+                return Err(Error::ResourceExhausted(format!(
                     "the server is behind: this call waited {} ms for a worker (limit {} ms); retry shortly",
                     waited.as_millis(),
                     max.as_millis()
-                )));
+                ))
+                .into());
             }
         }
         Ok(())
@@ -120,7 +121,7 @@ impl Limits {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| Status::unavailable("the server is stopping"))?;
+            .map_err(|_| Error::Unavailable("the server is stopping".into()))?;
         self.check_queue(arrival.as_ref())?;
         Ok(slot)
     }
@@ -131,7 +132,7 @@ impl Limits {
         let mut permit = self.admit(request, true)?;
         if let Some(submits) = &self.submits {
             let place = submits.clone().try_acquire_owned().map_err(|_| {
-                Status::resource_exhausted(format!(
+                Error::ResourceExhausted(format!(
                     "the server is at its limit of {} SubmitProblem calls in flight; retry shortly",
                     self.max_submits
                 ))
@@ -155,10 +156,11 @@ impl Limits {
             .min(self.burst);
         bucket.at = now;
         if bucket.tokens < 1.0 {
-            return Err(Status::resource_exhausted(format!(
+            return Err(Error::ResourceExhausted(format!(
                 "rate limit: at most {} calls per second from one client (bursts of {}); retry shortly",
                 self.rate, self.burst
-            )));
+            ))
+            .into());
         }
         bucket.tokens -= 1.0;
         Ok(())
@@ -228,10 +230,10 @@ where
             match self.in_flight.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
-                    let status = Status::resource_exhausted(format!(
+                    let status = Status::from(Error::ResourceExhausted(format!(
                         "the server is at its limit of {} calls in flight; retry shortly",
                         self.max
-                    ));
+                    )));
                     return Box::pin(async move { Ok(status.into_http()) });
                 }
             }

@@ -6,16 +6,20 @@ pub mod audit;
 pub mod limits;
 pub mod tls;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_reflection::pb::v1::server_reflection_server::{
+    ServerReflection, ServerReflectionServer,
+};
 
 use crate::{
     config::Config,
     error::Error,
-    grpc::{AdminAuth, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
+    grpc::{AdminAuth, Gate, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
     matching::Service,
     model::divisions::Divisions,
     pb,
@@ -61,53 +65,103 @@ pub fn open_store(config: &Config) -> anyhow::Result<RosterStore> {
     .with_context(|| format!("cannot open the roster in {}", config.data_dir.display()))
 }
 
-/// Serves until `shutdown` completes, then drains in-flight calls.
-pub async fn serve(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    // Certificate trouble stops start-up before anything is opened.
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = &config.tls {
-        builder = crate::server::tls::apply_server(builder, tls)?;
-    }
-    let store_config = config.clone();
-    let store = tokio::task::spawn_blocking(move || open_store(&store_config)).await??;
-    let service = Arc::new(Service::new(Arc::new(store), config.matching.clone()));
-    let (tickets, roster): (Arc<dyn TicketStore>, _) = match config.postgres_url() {
-        None => {
-            let data_dir = config.data_dir.clone();
-            let tickets =
-                tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir)).await??;
-            (Arc::new(tickets), Roster::local(service.clone()))
-        }
-        Some(url) => {
-            let shared = PgStore::connect(url)
-                .await
-                .context("cannot open the shared PostgreSQL store")?;
-            let demo = demo_roster_csv(config.demo_seed).into_bytes();
-            let roster = Roster::shared(service.clone(), shared.clone(), (RosterFormat::Csv, demo))
-                .await
-                .context("cannot follow the shared roster log")?;
-            (shared, roster)
-        }
-    };
-    let snapshot = service.snapshot();
-    let dispatch = DispatchConfig {
-        offer_timeout: std::time::Duration::from_millis(config.tickets.offer_timeout_ms),
-        escalate_after: config.tickets.escalate_after,
-    };
-    let dispatcher = Dispatcher::start(tickets, service.clone(), dispatch)
-        .await
-        .context("cannot start the ticket dispatcher")?;
+/// The domain wired up: the matching service over the roster store, the
+/// writer of the roster (local or through the shared log) and the ticket
+/// dispatcher over its store.
+pub struct App {
+    pub service: Arc<Service>,
+    pub roster: Arc<Roster>,
+    pub dispatcher: Arc<Dispatcher>,
+}
 
-    if config.admin_token.is_none() {
-        tracing::warn!(
-            "admin calls are refused: no admin token is configured; set XWN_ADMIN_TOKEN (16+ characters) or admin_token in the config file"
-        );
+impl App {
+    /// Opens the roster and the ticket store (SQLite in the data directory,
+    /// or the PostgreSQL store that replicas share) and starts the
+    /// dispatcher.
+    pub async fn open(config: &Config) -> anyhow::Result<App> {
+        let store_config = config.clone();
+        let store = tokio::task::spawn_blocking(move || open_store(&store_config)).await??;
+        let service = Arc::new(Service::new(Arc::new(store), config.matching.clone()));
+        let (tickets, roster): (Arc<dyn TicketStore>, _) = match config.postgres_url() {
+            None => {
+                let data_dir = config.data_dir.clone();
+                let tickets =
+                    tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir)).await??;
+                (Arc::new(tickets), Roster::local(service.clone()))
+            }
+            Some(url) => {
+                let shared = PgStore::connect(url)
+                    .await
+                    .context("cannot open the shared PostgreSQL store")?;
+                let demo = demo_roster_csv(config.demo_seed).into_bytes();
+                let bootstrap = (RosterFormat::Csv, demo);
+                let roster = Roster::shared(service.clone(), shared.clone(), bootstrap)
+                    .await
+                    .context("cannot follow the shared roster log")?;
+                (shared, roster)
+            }
+        };
+        let dispatch = DispatchConfig {
+            offer_timeout: Duration::from_millis(config.tickets.offer_timeout_ms),
+            escalate_after: config.tickets.escalate_after,
+        };
+        let dispatcher = Dispatcher::start(tickets, service.clone(), dispatch)
+            .await
+            .context("cannot start the ticket dispatcher")?;
+        Ok(App {
+            service,
+            roster,
+            dispatcher,
+        })
     }
+}
+
+/// The four services of `xingweinong.v1`, each behind the same [`Gate`].
+struct Apis {
+    matching: pb::match_service_server::MatchServiceServer<MatchApi>,
+    roster: pb::roster_service_server::RosterServiceServer<RosterApi>,
+    tickets: pb::ticket_service_server::TicketServiceServer<TicketApi>,
+    responders: pb::responder_service_server::ResponderServiceServer<ResponderApi>,
+}
+
+impl Apis {
+    fn new(config: &Config, app: &App, limits: Arc<Limits>) -> anyhow::Result<Apis> {
+        let admin = AdminAuth::new(config.admin_token.clone());
+        let gate = Gate::new(limits, admin, app.dispatcher.clone());
+        let audit = AuditLog::open(&config.data_dir).context("cannot open the audit log")?;
+        let roster = RosterApi::new(
+            gate.clone(),
+            app.service.clone(),
+            app.roster.clone(),
+            app.dispatcher.clone(),
+            Arc::new(audit),
+            config.max_upload_bytes,
+        );
+        let tickets = TicketApi::new(gate.clone(), app.service.clone(), app.dispatcher.clone());
+        let responders =
+            ResponderApi::new(gate.clone(), app.service.clone(), app.dispatcher.clone());
+        Ok(Apis {
+            matching: pb::match_service_server::MatchServiceServer::new(MatchApi::new(
+                gate,
+                app.service.clone(),
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            roster: pb::roster_service_server::RosterServiceServer::new(roster)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            tickets: pb::ticket_service_server::TicketServiceServer::new(tickets)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            responders: pb::responder_service_server::ResponderServiceServer::new(responders)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        })
+    }
+}
+
+/// The health service, reporting the match and roster services serving,
+/// and server reflection.
+async fn health_and_reflection() -> anyhow::Result<(
+    HealthServer<impl Health>,
+    ServerReflectionServer<impl ServerReflection>,
+)> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<pb::match_service_server::MatchServiceServer<MatchApi>>()
@@ -120,37 +174,33 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("cannot build the reflection service")?;
+    Ok((health, reflection))
+}
 
+/// Serves until `shutdown` completes, then drains in-flight calls.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    // Certificate trouble stops start-up before anything is opened.
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = crate::server::tls::apply_server(builder, tls)?;
+    }
+    let app = App::open(&config).await?;
+    if config.admin_token.is_none() {
+        tracing::warn!(
+            "admin calls are refused: no admin token is configured; set XWN_ADMIN_TOKEN (16+ characters) or admin_token in the config file"
+        );
+    }
+    let (health, reflection) = health_and_reflection().await?;
     let limits = Arc::new(Limits::new(&config.limits));
-    let match_api = pb::match_service_server::MatchServiceServer::new(MatchApi::new(
-        service.clone(),
-        limits.clone(),
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let roster_api = pb::roster_service_server::RosterServiceServer::new(RosterApi::new(
-        service.clone(),
-        roster,
-        dispatcher.clone(),
-        AdminAuth::new(config.admin_token.clone()),
-        config.max_upload_bytes,
-        limits.clone(),
-        Arc::new(AuditLog::open(&config.data_dir).context("cannot open the audit log")?),
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let ticket_api = pb::ticket_service_server::TicketServiceServer::new(TicketApi::new(
-        service.clone(),
-        dispatcher.clone(),
-        limits.clone(),
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let responder_api = pb::responder_service_server::ResponderServiceServer::new(
-        ResponderApi::new(service.clone(), dispatcher.clone()),
-    )
-    .max_decoding_message_size(MAX_MESSAGE_BYTES);
-
-    let address = listener.local_addr()?;
+    let apis = Apis::new(&config, &app, limits.clone())?;
+    let snapshot = app.service.snapshot();
     tracing::info!(
-        %address,
+        address = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
         roster_version = snapshot.version(),
         tls = config.tls.is_some(),
@@ -164,23 +214,22 @@ pub async fn serve(
     // the client's delayed ACK (Nagle).
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
-        .with_keepalive(Some(std::time::Duration::from_secs(60)));
-    let keepalive = std::time::Duration::from_secs(config.limits.keepalive_secs);
+        .with_keepalive(Some(Duration::from_secs(60)));
+    let keepalive = Duration::from_secs(config.limits.keepalive_secs);
+    let dispatcher = app.dispatcher;
     builder
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
         .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
-        .timeout(std::time::Duration::from_millis(
-            config.limits.request_timeout_ms,
-        ))
+        .timeout(Duration::from_millis(config.limits.request_timeout_ms))
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .layer(limits.admission_layer())
         .add_service(health)
         .add_service(reflection)
-        .add_service(match_api)
-        .add_service(roster_api)
-        .add_service(ticket_api)
-        .add_service(responder_api)
+        .add_service(apis.matching)
+        .add_service(apis.roster)
+        .add_service(apis.tickets)
+        .add_service(apis.responders)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             // Live streams never end by themselves: end them, so the drain can.

@@ -5,6 +5,7 @@
 pub mod dispatch;
 pub mod liaison;
 pub mod token;
+pub mod view;
 
 use serde::{Deserialize, Serialize};
 

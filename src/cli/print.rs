@@ -1,0 +1,180 @@
+//! How the ticket commands print what the server sends: tickets with their
+//! history, single events and a responder's live offers.
+
+use crate::{
+    model::divisions::{DivisionCode, Divisions},
+    model::geo::GeoPoint,
+    pb,
+};
+
+pub fn state_name(value: i32) -> &'static str {
+    pb::TicketState::try_from(value)
+        .map_or("?", |s| s.as_str_name().trim_start_matches("TICKET_STATE_"))
+}
+
+pub fn kind_name(value: i32) -> &'static str {
+    pb::TicketEventKind::try_from(value).map_or("?", |k| {
+        k.as_str_name().trim_start_matches("TICKET_EVENT_KIND_")
+    })
+}
+
+pub fn tier_name(value: i32) -> &'static str {
+    pb::Tier::try_from(value).map_or("?", |t| t.as_str_name().trim_start_matches("TIER_"))
+}
+
+/// Unix milliseconds as UTC `YYYY-MM-DD HH:MM:SS` (civil-from-days).
+pub fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+pub fn print_event(e: &pb::TicketEvent) {
+    let talent = e
+        .talent
+        .as_ref()
+        .map_or(String::new(), |t| format!(" {} {}", t.id, t.name));
+    let reason = if e.reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", e.reason)
+    };
+    println!(
+        "  #{:<3} {} {:<16} by {}{talent}{reason} -> {}",
+        e.seq,
+        utc(e.at_ms),
+        kind_name(e.kind),
+        e.actor,
+        state_name(e.state)
+    );
+}
+
+pub fn print_ticket(t: &pb::Ticket) {
+    println!("ticket {}  {}", t.id, state_name(t.state));
+    println!("  {}", t.text);
+    let corps = pb::Corps::try_from(t.corps).map_or("?", |c| c.as_str_name());
+    let subject = if t.subject.is_empty() {
+        "—"
+    } else {
+        &t.subject
+    };
+    println!(
+        "  subject {subject}  corps {corps}  tier {}",
+        tier_name(t.tier)
+    );
+    if let Some(a) = &t.assignee {
+        println!(
+            "  assignee {} {} ({}, {})",
+            a.id, a.name, a.county_name, a.division_name
+        );
+    }
+    if !t.reason.is_empty() {
+        println!("  reason {}", t.reason);
+    }
+    if !t.contact.is_empty() {
+        println!("  contact {}", t.contact);
+    }
+    if t.offer_deadline_ms > 0 {
+        println!("  offer open until {}", utc(t.offer_deadline_ms));
+    }
+    if !t.answer.is_empty() {
+        println!("  answer {}", t.answer);
+    }
+    for e in &t.history {
+        print_event(e);
+    }
+}
+
+/// Great-circle kilometres between the farmer (the ticket's point or
+/// division) and the assignee, when both are known.
+fn distance_km(t: &pb::Ticket) -> Option<f64> {
+    let farmer = match t.location.as_ref()?.kind.as_ref()? {
+        pb::location::Kind::Point(p) => GeoPoint::new(p.lat, p.lon).ok()?,
+        pb::location::Kind::DivisionCode(code) => {
+            Divisions::embedded().get(DivisionCode::parse(code)?)?.point
+        }
+    };
+    let p = t.assignee.as_ref()?.point.as_ref()?;
+    Some(farmer.distance_km(GeoPoint::new(p.lat, p.lon).ok()?))
+}
+
+pub fn print_assignment(a: &pb::AssignmentEvent) {
+    let (Some(t), Some(e)) = (&a.ticket, &a.event) else {
+        return;
+    };
+    let tags = [(a.replay, "replay"), (a.read_only, "read-only")]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, tag)| *tag)
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "{} {}{} — {} [{}] tier {}  {}",
+        kind_name(e.kind),
+        t.id,
+        if tags.is_empty() {
+            String::new()
+        } else {
+            format!(" ({tags})")
+        },
+        if t.subject.is_empty() {
+            "—"
+        } else {
+            &t.subject
+        },
+        state_name(t.state),
+        tier_name(t.tier),
+        t.text
+    );
+    if !e.reason.is_empty() {
+        println!("  reason {}", e.reason);
+    }
+    if !t.contact.is_empty() {
+        println!("  contact {}", t.contact);
+    }
+    if e.kind() != pb::TicketEventKind::Offered || t.offer_deadline_ms <= 0 {
+        return;
+    }
+    let km = distance_km(t).map_or(String::new(), |km| format!("{km:.1} km; "));
+    if a.read_only {
+        let to = t
+            .assignee
+            .as_ref()
+            .map_or(String::new(), |a| format!("{} {} ", a.id, a.name));
+        println!(
+            "  offered to {to}({km}open until {})",
+            utc(t.offer_deadline_ms)
+        );
+    } else {
+        println!(
+            "  {km}type `accept {}` or `decline {} reason` before {}",
+            t.id,
+            t.id,
+            utc(t.offer_deadline_ms)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_unix_milliseconds_as_utc() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00Z");
+        assert_eq!(super::utc(1_795_811_170_706), "2026-11-27 20:26:10Z");
+    }
+}

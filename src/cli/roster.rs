@@ -1,0 +1,185 @@
+//! Matching and roster commands of the `xwn` client: `match` for anyone,
+//! `import`, `stats` and `talents` for admins.
+
+use clap::Args;
+
+use super::{explain, read_chunks, ClientArgs, FileFormat, PlaceArgs};
+use crate::pb;
+
+/// The filters and page of `talents`.
+#[derive(Debug, Args)]
+pub struct TalentsArgs {
+    #[arg(long)]
+    pub county: Option<String>,
+    #[arg(long)]
+    pub division: Option<String>,
+    #[arg(long)]
+    pub specialty: Option<String>,
+    #[arg(long)]
+    pub query: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub page_size: u32,
+    #[arg(long)]
+    pub page_token: Option<String>,
+    #[arg(long)]
+    pub include_inactive: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `match`: matches one report and prints the candidates.
+pub async fn match_problem(
+    text: String,
+    place: &PlaceArgs,
+    limit: u32,
+    best_match: bool,
+    client: &ClientArgs,
+) -> anyhow::Result<()> {
+    let mut api = pb::match_service_client::MatchServiceClient::new(client.channel().await?);
+    let ranking = if best_match {
+        pb::Ranking::BestMatch
+    } else {
+        pb::Ranking::Nearest
+    };
+    let request = pb::MatchProblemRequest {
+        text,
+        location: place.to_pb(),
+        limit,
+        ranking: ranking.into(),
+    };
+    let reply = api
+        .match_problem(request)
+        .await
+        .map_err(explain)?
+        .into_inner();
+    print_match(&reply);
+    Ok(())
+}
+
+/// `import`: replaces the roster with a file.
+pub async fn import(
+    file: &std::path::Path,
+    format: Option<FileFormat>,
+    client: &ClientArgs,
+) -> anyhow::Result<()> {
+    let chunks = read_chunks(file, format)?;
+    let mut api = pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
+    let report = api
+        .import_roster(client.admin(tokio_stream::iter(chunks))?)
+        .await
+        .map_err(explain)?
+        .into_inner();
+    println!(
+        "accepted {} talents; roster version {}",
+        report.accepted, report.roster_version
+    );
+    Ok(())
+}
+
+/// `stats`: prints the roster's figures.
+pub async fn stats(client: &ClientArgs) -> anyhow::Result<()> {
+    let mut api = pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
+    let s = api
+        .get_roster_stats(client.admin(pb::GetRosterStatsRequest {})?)
+        .await
+        .map_err(explain)?
+        .into_inner();
+    println!("roster version {}", s.roster_version);
+    println!("total {} (active {})", s.total, s.active);
+    println!(
+        "市级专家 {}  县镇级骨干 {}  村级实用人才 {}",
+        s.city, s.county_town, s.village
+    );
+    println!("服务团成员 {}", s.corps_members);
+    let mut by_corps: Vec<_> = s.by_corps.into_iter().collect();
+    by_corps.sort();
+    println!(
+        "  {}",
+        by_corps
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    );
+    let mut by_county: Vec<_> = s.by_county.into_iter().collect();
+    by_county.sort();
+    for (county, n) in by_county {
+        println!("  {county} {n}");
+    }
+    Ok(())
+}
+
+/// `talents`: prints one page of the filtered roster, phones included.
+pub async fn talents(args: TalentsArgs) -> anyhow::Result<()> {
+    let mut api = pb::roster_service_client::RosterServiceClient::new(args.client.channel().await?);
+    let request = pb::ListTalentsRequest {
+        county: args.county.unwrap_or_default(),
+        division_code: args.division.unwrap_or_default(),
+        specialty: args.specialty.unwrap_or_default(),
+        query: args.query.unwrap_or_default(),
+        page_size: args.page_size,
+        page_token: args.page_token.unwrap_or_default(),
+        include_inactive: args.include_inactive,
+        ..Default::default()
+    };
+    let reply = api
+        .list_talents(args.client.admin(request)?)
+        .await
+        .map_err(explain)?
+        .into_inner();
+    for t in &reply.talents {
+        println!(
+            "{}  {}  {}  {}  {}  {}{}",
+            t.id,
+            t.name,
+            t.phone,
+            t.county_name,
+            t.division_name,
+            t.specialties.join("、"),
+            if t.active { "" } else { "  (inactive)" }
+        );
+    }
+    println!("{} of {} shown", reply.talents.len(), reply.total);
+    if !reply.next_page_token.is_empty() {
+        println!("next page: --page-token {}", reply.next_page_token);
+    }
+    Ok(())
+}
+
+fn print_match(reply: &pb::MatchProblemResponse) {
+    let corps = pb::Corps::try_from(reply.corps)
+        .map(|c| c.as_str_name())
+        .unwrap_or("?");
+    let analysis = reply.analysis.clone().unwrap_or_default();
+    println!(
+        "subject {}  corps {}  confidence {:.2}{}",
+        if reply.subject.is_empty() {
+            "—"
+        } else {
+            &reply.subject
+        },
+        corps,
+        analysis.confidence,
+        if analysis.runner_up.is_empty() {
+            String::new()
+        } else {
+            format!("  runner-up {}", analysis.runner_up)
+        }
+    );
+    if !analysis.note.is_empty() {
+        println!("{}", analysis.note);
+    }
+    for (i, c) in reply.candidates.iter().enumerate() {
+        let t = c.talent.clone().unwrap_or_default();
+        println!(
+            "{:>2}. {} {} ({}, {})  {:.1} km",
+            i + 1,
+            t.id,
+            t.name,
+            t.county_name,
+            t.division_name,
+            c.distance_km
+        );
+        println!("    {}", c.reason);
+    }
+}

@@ -1,0 +1,179 @@
+//! How a handler takes a call: through the [`Gate`], which checks the caller
+//! and admits the call under the load limits before the handler gets the
+//! message, and through [`detach`] for work that must finish even when the
+//! caller hangs up.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use tokio::sync::OwnedSemaphorePermit;
+use tonic::{Request, Status};
+
+use super::auth::{bearer, AdminAuth};
+use crate::{
+    error::Error,
+    server::limits::{Arrival, Limits, Permit},
+    tickets::dispatch::{Dispatcher, Principal},
+};
+
+/// A call let in: its message, who made it, where it came from and when it
+/// arrived, with its place under the per-method limits held until the
+/// handler returns.
+pub struct Admitted<M, C = ()> {
+    pub message: M,
+    pub caller: C,
+    pub peer: Option<SocketAddr>,
+    pub arrival: Option<Arrival>,
+    _permit: Option<Permit>,
+}
+
+impl<M, C> Admitted<M, C> {
+    fn new(request: Request<M>, caller: C, permit: Option<Permit>) -> Admitted<M, C> {
+        Admitted {
+            peer: request.remote_addr(),
+            arrival: request.extensions().get::<Arrival>().copied(),
+            message: request.into_inner(),
+            caller,
+            _permit: permit,
+        }
+    }
+
+    /// The same call, its caller known more precisely.
+    fn with_caller<D>(self, caller: D) -> Admitted<M, D> {
+        Admitted {
+            message: self.message,
+            caller,
+            peer: self.peer,
+            arrival: self.arrival,
+            _permit: self._permit,
+        }
+    }
+}
+
+/// The door of every service: one method per kind of caller, each taking
+/// the whole request so that no handler reads a message it has not
+/// admitted. (Calls in flight were already counted on arrival by the
+/// admission layer; `Ping` and health checks need nothing more.)
+#[derive(Clone)]
+pub struct Gate {
+    limits: Arc<Limits>,
+    admin: AdminAuth,
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl Gate {
+    pub fn new(limits: Arc<Limits>, admin: AdminAuth, dispatcher: Arc<Dispatcher>) -> Gate {
+        Gate {
+            limits,
+            admin,
+            dispatcher,
+        }
+    }
+
+    /// A call open to farmers: rate limited per client address.
+    pub fn farmer<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
+        let permit = self.limits.admit(&request, true)?;
+        Ok(Admitted::new(request, (), Some(permit)))
+    }
+
+    /// A `SubmitProblem` call: a farmer call that also takes one of the
+    /// places for submissions.
+    pub fn submit<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
+        let permit = self.limits.admit_submit(&request)?;
+        Ok(Admitted::new(request, (), Some(permit)))
+    }
+
+    /// An admin call: the admin token first, then the load limits.
+    pub fn admin<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
+        self.admin.check(request.metadata())?;
+        let permit = self.limits.admit(&request, false)?;
+        Ok(Admitted::new(request, (), Some(permit)))
+    }
+
+    /// A responder's or liaison's call, by their bearer token. These calls
+    /// free capacity, so they pass no per-method limit.
+    pub async fn principal<M>(
+        &self,
+        request: Request<M>,
+    ) -> Result<Admitted<M, Principal>, Status> {
+        let token = bearer(request.metadata(), "responder")?;
+        let principal = self.dispatcher.authenticate(token).await?;
+        Ok(Admitted::new(request, principal, None))
+    }
+
+    /// A call only responders may make: liaisons may only watch.
+    pub async fn responder<M>(&self, request: Request<M>) -> Result<Admitted<M, String>, Status> {
+        let call = self.principal(request).await?;
+        match &call.caller {
+            Principal::Responder(id) => {
+                let id = id.clone();
+                Ok(call.with_caller(id))
+            }
+            Principal::Liaison(_) => Err(Error::PermissionDenied(
+                "liaisons have read-only access: they can only watch".into(),
+            )
+            .into()),
+        }
+    }
+
+    /// Waits for a CPU slot for CPU-bound work of a call that arrived at
+    /// `arrival`.
+    pub async fn cpu_slot(&self, arrival: Option<Arrival>) -> Result<OwnedSemaphorePermit, Status> {
+        self.limits.cpu_slot(arrival).await
+    }
+}
+
+/// Runs `work` to its end on a task of its own, so that a caller who hangs
+/// up, or a call past its timeout, cannot cut it short (a decision between
+/// its commit and its apply, an import before its audit entry). A task that
+/// failed is an internal error naming the `task`.
+pub async fn detach<T, E>(
+    task: &str,
+    work: impl Future<Output = Result<T, E>> + Send + 'static,
+) -> Result<T, Status>
+where
+    T: Send + 'static,
+    E: Into<Status> + Send + 'static,
+{
+    match tokio::spawn(work).await {
+        Ok(outcome) => outcome.map_err(Into::into),
+        Err(e) => Err(Error::Internal(format!("the {task} task failed: {e}")).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn detached_work_finishes_when_its_caller_hangs_up() {
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let mut call = Box::pin(detach("test", async move {
+            let _ = wait.await;
+            let _ = done.send(());
+            Ok::<(), Error>(())
+        }));
+        let timeout = std::time::Duration::from_millis(20);
+        assert!(tokio::time::timeout(timeout, &mut call).await.is_err());
+        drop(call);
+        go.send(()).unwrap();
+        assert_eq!(finished.await, Ok(()), "the work ran to its end");
+    }
+
+    #[tokio::test]
+    async fn a_failed_task_is_an_internal_error_naming_it() {
+        let failed = detach("import", async {
+            if std::hint::black_box(true) {
+                panic!("the work failed");
+            }
+            Ok::<(), Error>(())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(failed.code(), tonic::Code::Internal);
+        assert!(
+            failed.message().starts_with("the import task failed: "),
+            "{failed:?}"
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! `MatchService`: open to every caller, rate limited like farmers' calls;
+//! its replies never carry a phone number.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::{
+    call::Gate,
+    convert::{analysis_to_pb, candidate_to_pb, corps_to_pb, location_from_pb, ranking_from_pb},
+};
+use crate::{
+    matching::{MatchRequest, Service},
+    pb,
+};
+
+pub struct MatchApi {
+    gate: Gate,
+    service: Arc<Service>,
+}
+
+impl MatchApi {
+    pub fn new(gate: Gate, service: Arc<Service>) -> MatchApi {
+        MatchApi { gate, service }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::match_service_server::MatchService for MatchApi {
+    #[tracing::instrument(skip_all)]
+    async fn match_problem(
+        &self,
+        request: Request<pb::MatchProblemRequest>,
+    ) -> Result<Response<pb::MatchProblemResponse>, Status> {
+        let call = self.gate.farmer(request)?;
+        let r = call.message;
+        let ranking = ranking_from_pb(r.ranking)?;
+        let request = MatchRequest {
+            text: r.text,
+            location: location_from_pb(r.location),
+            limit: r.limit,
+            best_match: ranking == pb::Ranking::BestMatch,
+        };
+        // CPU-bound: on a CPU slot off the async workers, which keep taking
+        // (and, past the limits, refusing) new calls meanwhile.
+        let _slot = self.gate.cpu_slot(call.arrival).await?;
+        let service = self.service.clone();
+        let outcome =
+            crate::error::blocking("matching", move || service.match_problem(&request)).await?;
+        Ok(Response::new(pb::MatchProblemResponse {
+            subject: outcome.subject.unwrap_or_default(),
+            corps: corps_to_pb(outcome.corps).into(),
+            candidates: outcome.candidates.iter().map(candidate_to_pb).collect(),
+            analysis: Some(analysis_to_pb(&outcome.analysis, self.service.lexicon())),
+            roster_version: outcome.roster_version,
+        }))
+    }
+
+    /// A liveness check: exempt from every limit, so it needs no gate.
+    async fn ping(
+        &self,
+        _: Request<pb::PingRequest>,
+    ) -> Result<Response<pb::PingResponse>, Status> {
+        Ok(Response::new(pb::PingResponse {}))
+    }
+}

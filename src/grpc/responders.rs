@@ -1,0 +1,148 @@
+//! `ResponderService`: responders act on their offers and tickets, and
+//! responders and liaisons watch theirs, with their bearer token. Their
+//! calls count against the server's calls in flight only (the admission
+//! layer): responders' actions free capacity, so they are not rate limited
+//! or dropped for waiting.
+
+use std::sync::Arc;
+
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status};
+
+use super::{
+    call::{detach, Gate},
+    convert::{availability_from_pb, event_to_pb, ticket_to_pb},
+    tickets::EventStream,
+};
+use crate::{
+    matching::Service,
+    pb,
+    search::Snapshot,
+    tickets::dispatch::{Dispatcher, Principal, Push},
+    tickets::view::Viewer,
+    tickets::Ticket,
+};
+
+pub struct ResponderApi {
+    gate: Gate,
+    service: Arc<Service>,
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl ResponderApi {
+    pub fn new(gate: Gate, service: Arc<Service>, dispatcher: Arc<Dispatcher>) -> ResponderApi {
+        ResponderApi {
+            gate,
+            service,
+            dispatcher,
+        }
+    }
+
+    fn reply(&self, ticket: &Ticket, who: &str) -> Response<pb::Ticket> {
+        let snapshot = self.service.snapshot();
+        Response::new(ticket_to_pb(ticket, &[], Viewer::Responder(who), &snapshot))
+    }
+}
+
+fn push_to_pb(push: &Push, who: &Principal, snapshot: &Snapshot) -> pb::AssignmentEvent {
+    let viewer = Viewer::from(who);
+    pb::AssignmentEvent {
+        ticket: Some(ticket_to_pb(&push.ticket, &[], viewer, snapshot)),
+        event: Some(event_to_pb(&push.event, viewer, snapshot)),
+        read_only: push.read_only,
+        replay: push.replay,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::responder_service_server::ResponderService for ResponderApi {
+    type WatchAssignmentsStream = EventStream<pb::AssignmentEvent>;
+
+    async fn watch_assignments(
+        &self,
+        request: Request<pb::WatchAssignmentsRequest>,
+    ) -> Result<Response<Self::WatchAssignmentsStream>, Status> {
+        let who = self.gate.principal(request).await?.caller;
+        let (replay, rx) = self.dispatcher.watch_assignments(&who).await?;
+        let service = self.service.clone();
+        let snapshot = service.snapshot();
+        let first: Vec<Result<pb::AssignmentEvent, Status>> = replay
+            .iter()
+            .map(|p| Ok(push_to_pb(p, &who, &snapshot)))
+            .collect();
+        let live = tokio_stream::wrappers::ReceiverStream::new(rx)
+            .map(move |p| Ok(push_to_pb(&p, &who, &service.snapshot())));
+        Ok(Response::new(Box::pin(
+            tokio_stream::iter(first).chain(live),
+        )))
+    }
+
+    async fn accept_assignment(
+        &self,
+        request: Request<pb::TicketActionRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let call = self.gate.responder(request).await?;
+        let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
+        let ticket = detach("dispatcher", async move {
+            d.accept(&me, r.ticket_id.trim()).await
+        })
+        .await?;
+        Ok(self.reply(&ticket, &call.caller))
+    }
+
+    async fn decline_assignment(
+        &self,
+        request: Request<pb::DeclineAssignmentRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let call = self.gate.responder(request).await?;
+        let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
+        let ticket = detach("dispatcher", async move {
+            d.decline(&me, r.ticket_id.trim(), &r.reason).await
+        })
+        .await?;
+        Ok(self.reply(&ticket, &call.caller))
+    }
+
+    async fn resolve_ticket(
+        &self,
+        request: Request<pb::ResolveTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let call = self.gate.responder(request).await?;
+        let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
+        let ticket = detach("dispatcher", async move {
+            d.resolve(&me, r.ticket_id.trim(), &r.answer).await
+        })
+        .await?;
+        Ok(self.reply(&ticket, &call.caller))
+    }
+
+    async fn escalate_ticket(
+        &self,
+        request: Request<pb::EscalateTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let call = self.gate.responder(request).await?;
+        let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
+        let ticket = detach("dispatcher", async move {
+            d.escalate(&me, r.ticket_id.trim(), &r.reason).await
+        })
+        .await?;
+        Ok(self.reply(&ticket, &call.caller))
+    }
+
+    async fn set_availability(
+        &self,
+        request: Request<pb::SetAvailabilityRequest>,
+    ) -> Result<Response<pb::SetAvailabilityResponse>, Status> {
+        let call = self.gate.responder(request).await?;
+        let value = call.message.availability;
+        let availability = availability_from_pb(value)?;
+        let (me, d) = (call.caller, self.dispatcher.clone());
+        detach("dispatcher", async move {
+            d.set_availability(&me, availability).await
+        })
+        .await?;
+        Ok(Response::new(pb::SetAvailabilityResponse {
+            availability: value,
+        }))
+    }
+}

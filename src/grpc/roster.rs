@@ -1,0 +1,292 @@
+//! `RosterService`: the admin's calls on the roster, tokens, liaisons and
+//! tickets. Every call passes the admin [`Gate`]; each action's audit entry
+//! is built by the audit log's [`Entry`] and only handed over here.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{
+    call::{detach, Gate},
+    convert::{corps_from_pb, format_from_pb, state_from_pb, talent_to_pb, talent_to_row},
+    convert::{ticket_to_pb, tier_from_pb},
+};
+use crate::{
+    error::Error,
+    matching::{ListRequest, Service},
+    pb,
+    roster::log::Roster,
+    roster::{RawRow, RosterFormat},
+    server::audit::{AuditLog, Entry, Upload},
+    tickets::dispatch::Dispatcher,
+    tickets::view::{self, Showing, Viewer},
+};
+
+/// Reads a streamed upload whole: the first chunk names the format, and the
+/// total may not pass `limit` bytes.
+async fn read_upload(
+    mut stream: Streaming<pb::RosterChunk>,
+    limit: u64,
+) -> Result<(RosterFormat, Vec<u8>), Status> {
+    let mut format = None;
+    let mut data = Vec::new();
+    while let Some(chunk) = stream.message().await? {
+        match (format, format_from_pb(chunk.format)?) {
+            (None, None) => {
+                return Err(Error::invalid(
+                    "format",
+                    "the first chunk must say ROSTER_FORMAT_CSV or ROSTER_FORMAT_JSONL",
+                )
+                .into())
+            }
+            (None, Some(f)) => format = Some(f),
+            (Some(f), Some(g)) if f != g => {
+                return Err(Error::invalid(
+                    "format",
+                    "chunks of one upload must all have the same format",
+                )
+                .into())
+            }
+            _ => {}
+        }
+        if (data.len() + chunk.data.len()) as u64 > limit {
+            return Err(Error::ResourceExhausted(format!(
+                "the upload is larger than the limit of {limit} bytes"
+            ))
+            .into());
+        }
+        data.extend_from_slice(&chunk.data);
+    }
+    let format = format.ok_or_else(|| Error::invalid("data", "the upload is empty"))?;
+    Ok((format, data))
+}
+
+/// `RosterService`: every call needs the admin token.
+pub struct RosterApi {
+    gate: Gate,
+    service: Arc<Service>,
+    roster: Arc<Roster>,
+    dispatcher: Arc<Dispatcher>,
+    audit: Arc<AuditLog>,
+    max_upload_bytes: u64,
+}
+
+impl RosterApi {
+    pub fn new(
+        gate: Gate,
+        service: Arc<Service>,
+        roster: Arc<Roster>,
+        dispatcher: Arc<Dispatcher>,
+        audit: Arc<AuditLog>,
+        max_upload_bytes: u64,
+    ) -> RosterApi {
+        RosterApi {
+            gate,
+            service,
+            roster,
+            dispatcher,
+            audit,
+            max_upload_bytes,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::roster_service_server::RosterService for RosterApi {
+    #[tracing::instrument(skip_all)]
+    async fn import_roster(
+        &self,
+        request: Request<Streaming<pb::RosterChunk>>,
+    ) -> Result<Response<pb::ImportReport>, Status> {
+        let call = self.gate.admin(request)?;
+        let (format, data) = read_upload(call.message, self.max_upload_bytes).await?;
+        let upload = Upload::of(&data);
+        let (roster, audit, peer) = (self.roster.clone(), self.audit.clone(), call.peer);
+        // A big import outlives the call's timeout or a caller who hangs
+        // up, and is still logged and audited.
+        let (accepted, version) = detach("import", async move {
+            let outcome = roster.import(format, data).await.map_err(Status::from);
+            let recorded = outcome.as_ref().copied();
+            let recorded = recorded.map_err(|s| s.message().to_string());
+            audit.append(Entry::import_roster(&upload, recorded), peer);
+            if let Ok((accepted, version)) = &outcome {
+                tracing::info!(
+                    audit = "import_roster",
+                    bytes = upload.bytes,
+                    accepted,
+                    roster_version = version,
+                    "roster replaced"
+                );
+            }
+            outcome
+        })
+        .await?;
+        Ok(Response::new(pb::ImportReport {
+            accepted,
+            errors: Vec::new(),
+            roster_version: version,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn upsert_talents(
+        &self,
+        request: Request<pb::UpsertTalentsRequest>,
+    ) -> Result<Response<pb::UpsertTalentsResponse>, Status> {
+        let call = self.gate.admin(request)?;
+        let rows: Vec<RawRow> = (call.message.talents.iter().enumerate())
+            .map(|(i, t)| talent_to_row(t, i as u64 + 1))
+            .collect();
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.fields.get("id").cloned().unwrap_or_default())
+            .collect();
+        let (upserted, version) = self.roster.upsert(rows).await?;
+        self.audit
+            .append(Entry::upsert_talents(&ids, version), call.peer);
+        tracing::info!(
+            audit = "upsert_talents",
+            upserted,
+            roster_version = version,
+            "talents upserted"
+        );
+        Ok(Response::new(pb::UpsertTalentsResponse {
+            upserted,
+            roster_version: version,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn remove_talents(
+        &self,
+        request: Request<pb::RemoveTalentsRequest>,
+    ) -> Result<Response<pb::RemoveTalentsResponse>, Status> {
+        let call = self.gate.admin(request)?;
+        let ids = call.message.ids;
+        let (removed, not_found, version) = self.roster.remove(ids.clone()).await?;
+        self.audit
+            .append(Entry::remove_talents(&ids, removed, version), call.peer);
+        tracing::info!(
+            audit = "remove_talents",
+            removed,
+            roster_version = version,
+            "talents removed"
+        );
+        Ok(Response::new(pb::RemoveTalentsResponse {
+            removed,
+            not_found,
+            roster_version: version,
+        }))
+    }
+
+    async fn get_roster_stats(
+        &self,
+        request: Request<pb::GetRosterStatsRequest>,
+    ) -> Result<Response<pb::RosterStats>, Status> {
+        let _call = self.gate.admin(request)?;
+        let (s, version) = self.service.stats();
+        Ok(Response::new(pb::RosterStats {
+            total: s.total,
+            city: s.city,
+            county_town: s.county_town,
+            village: s.village,
+            corps_members: s.corps_members,
+            by_corps: s.by_corps.into_iter().collect(),
+            by_county: s.by_county.into_iter().collect(),
+            roster_version: version,
+            active: s.active,
+        }))
+    }
+
+    async fn list_talents(
+        &self,
+        request: Request<pb::ListTalentsRequest>,
+    ) -> Result<Response<pb::ListTalentsResponse>, Status> {
+        let call = self.gate.admin(request)?;
+        let r = call.message;
+        let page = self.service.list_talents(&ListRequest {
+            county: r.county,
+            division_code: r.division_code,
+            tier: tier_from_pb(r.tier, "tier")?,
+            corps: corps_from_pb(r.corps, "corps")?,
+            specialty: r.specialty,
+            query: r.query,
+            include_inactive: r.include_inactive,
+            page_size: r.page_size,
+            page_token: r.page_token,
+        })?;
+        let shown = |t| talent_to_pb(t, view::phone(t, Showing::Roster, Viewer::Admin));
+        Ok(Response::new(pb::ListTalentsResponse {
+            talents: page.talents.iter().map(|t| shown(t)).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+            total: page.total,
+            roster_version: page.roster_version,
+        }))
+    }
+
+    async fn issue_responder_token(
+        &self,
+        request: Request<pb::IssueResponderTokenRequest>,
+    ) -> Result<Response<pb::IssueResponderTokenResponse>, Status> {
+        let call = self.gate.admin(request)?;
+        let subject = call.message.talent_id.trim();
+        let (token, expires_at_ms, role) = self
+            .dispatcher
+            .issue_token(subject, call.message.ttl_seconds)
+            .await?;
+        let entry = Entry::issue_responder_token(subject, role, expires_at_ms);
+        self.audit.append(entry, call.peer);
+        tracing::info!(audit = "issue_responder_token", subject = %call.message.talent_id, role = role.key(), "token issued");
+        Ok(Response::new(pb::IssueResponderTokenResponse {
+            token,
+            expires_at_ms,
+            role: role.key().into(),
+        }))
+    }
+
+    async fn import_liaisons(
+        &self,
+        request: Request<Streaming<pb::RosterChunk>>,
+    ) -> Result<Response<pb::ImportReport>, Status> {
+        let call = self.gate.admin(request)?;
+        let (format, data) = read_upload(call.message, self.max_upload_bytes).await?;
+        let outcome = self.dispatcher.import_liaisons(format, &data).await;
+        let upload = Upload::of(&data);
+        let recorded = outcome.as_ref().copied().map_err(ToString::to_string);
+        self.audit
+            .append(Entry::import_liaisons(&upload, recorded), call.peer);
+        let accepted = outcome?;
+        tracing::info!(
+            audit = "import_liaisons",
+            bytes = upload.bytes,
+            accepted,
+            "liaisons replaced"
+        );
+        Ok(Response::new(pb::ImportReport {
+            accepted,
+            errors: Vec::new(),
+            roster_version: self.service.snapshot().version(),
+        }))
+    }
+
+    async fn list_tickets(
+        &self,
+        request: Request<pb::ListTicketsRequest>,
+    ) -> Result<Response<pb::ListTicketsResponse>, Status> {
+        let call = self.gate.admin(request)?;
+        let r = call.message;
+        let state = state_from_pb(r.state)?;
+        let (list, next) = self
+            .dispatcher
+            .list_tickets(state, r.assignee_id.trim(), r.page_size, &r.page_token)
+            .await?;
+        let snapshot = self.service.snapshot();
+        Ok(Response::new(pb::ListTicketsResponse {
+            tickets: list
+                .iter()
+                .map(|t| ticket_to_pb(t, &[], Viewer::Admin, &snapshot))
+                .collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+}

@@ -1,0 +1,79 @@
+//! The one mapping of domain errors onto gRPC statuses. Bad rows travel as
+//! `google.rpc.BadRequest` field violations, one per problem; storage and
+//! internal failures are logged here, once, whichever call met them.
+
+use tonic::Status;
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::error::Error;
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        match error {
+            Error::InvalidArgument { field, message } => Status::with_error_details(
+                tonic::Code::InvalidArgument,
+                format!("{field}: {message}"),
+                ErrorDetails::with_bad_request_violation(field, message),
+            ),
+            Error::InvalidRoster { summary, errors } => {
+                let mut details = ErrorDetails::new();
+                for e in &errors {
+                    let field = if e.field.is_empty() {
+                        format!("line[{}]", e.line)
+                    } else {
+                        format!("line[{}].{}", e.line, e.field)
+                    };
+                    details.add_bad_request_violation(field, e.message.clone());
+                }
+                Status::with_error_details(tonic::Code::InvalidArgument, summary, details)
+            }
+            Error::Unauthenticated(m) => Status::unauthenticated(m),
+            Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::NotFound(m) => Status::not_found(m),
+            Error::ResourceExhausted(m) => Status::resource_exhausted(m),
+            Error::FailedPrecondition(m) => Status::failed_precondition(m),
+            Error::Unavailable(m) => Status::unavailable(m),
+            Error::Storage(m) => {
+                tracing::error!(cause = %m, "storage failure");
+                Status::unavailable(format!("the server cannot use its data directory: {m}"))
+            }
+            Error::Internal(m) => {
+                tracing::error!(cause = %m, "internal error");
+                Status::internal(m)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roster::RowError;
+
+    #[test]
+    fn bad_rows_travel_as_field_violations() {
+        let rows = vec![RowError {
+            line: 3,
+            field: "phone".into(),
+            message: "not a phone number".into(),
+        }];
+        let status = Status::from(Error::invalid_roster(rows));
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let bad = status.get_details_bad_request().unwrap();
+        assert_eq!(bad.field_violations[0].field, "line[3].phone");
+        assert_eq!(bad.field_violations[0].description, "not a phone number");
+    }
+
+    #[test]
+    fn storage_failures_are_unavailable_and_name_the_data_directory() {
+        let status = Status::from(Error::Storage("disk full".into()));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(
+            status.message(),
+            "the server cannot use its data directory: disk full"
+        );
+        let stopping = Status::from(Error::Unavailable("the server is stopping".into()));
+        assert_eq!(stopping.code(), tonic::Code::Unavailable);
+        assert_eq!(stopping.message(), "the server is stopping");
+    }
+}
