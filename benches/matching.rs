@@ -10,12 +10,15 @@ use std::time::Instant;
 use xingweinong::{
     cli::loadgen::quantile,
     config::MatchConfig,
-    matching::{Location, MatchRequest, Service},
     model::divisions::Divisions,
     reading::lexicon::Lexicon,
     reading::{analyzer, eval},
     roster::store::RosterStore,
     roster::{self, gen, RosterFormat},
+    {
+        matching::{MatchRequest, Matcher},
+        model::Location,
+    },
 };
 
 fn rss_mib() -> f64 {
@@ -72,7 +75,7 @@ fn main() {
         rss_mib() - rss_before
     );
     let store = std::sync::Arc::new(store);
-    let service = Service::new(store.clone(), MatchConfig::default());
+    let matcher = Matcher::new(store.clone(), MatchConfig::default());
 
     let dev = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -97,7 +100,7 @@ fn main() {
                     best_match,
                 };
                 let t = Instant::now();
-                let reply = service.match_problem(&request).unwrap();
+                let reply = matcher.match_problem(&request).unwrap();
                 if round > 0 {
                     out.push(t.elapsed().as_nanos() as u64);
                 }

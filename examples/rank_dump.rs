@@ -8,12 +8,15 @@ use std::sync::Arc;
 
 use xingweinong::{
     config::MatchConfig,
-    matching::{Location, MatchRequest, Service},
     model::divisions::Divisions,
     reading::eval,
     reading::lexicon::Lexicon,
     roster::store::RosterStore,
     roster::{self, gen, RosterFormat},
+    {
+        matching::{MatchRequest, Matcher},
+        model::Location,
+    },
 };
 
 fn main() {
@@ -27,7 +30,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("xwn-rank-dump-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
-    let service = Service::new(Arc::new(store), MatchConfig::default());
+    let matcher = Matcher::new(Arc::new(store), MatchConfig::default());
     let dev = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/problems/dev.jsonl"
@@ -63,7 +66,7 @@ fn main() {
                         best_match,
                     };
                     let started = std::time::Instant::now();
-                    let reply = service.match_problem(&request);
+                    let reply = matcher.match_problem(&request);
                     let took = started.elapsed();
                     if took.as_micros() > 2_000 {
                         eprintln!("slow {i} {l} {best_match} {limit}: {took:?}");

@@ -85,3 +85,15 @@ pub async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| Error::Internal(format!("{worker} worker failed: {e}")))?
 }
+
+/// Refuses text longer than `max` characters, naming the field.
+pub fn check_len(field: &str, text: &str, max: usize) -> Result<()> {
+    let n = text.chars().count();
+    if n > max {
+        return Err(Error::invalid(
+            field,
+            format!("is {n} characters long; the limit is {max}"),
+        ));
+    }
+    Ok(())
+}

@@ -13,11 +13,11 @@ use xingweinong::{
     reading::lexicon::Lexicon,
     roster::{self, RosterFormat},
     roster::store::RosterStore,
-    matching::{Location, MatchRequest, Service},
+    {matching::{MatchRequest, Matcher}, model::Location},
 };
 
-fn service() -> &'static Service {
-    static SERVICE: OnceLock<Service> = OnceLock::new();
+fn matcher() -> &'static Matcher {
+    static SERVICE: OnceLock<Matcher> = OnceLock::new();
     SERVICE.get_or_init(|| {
         let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
         let csv = roster::gen::generate_csv(1, 300, lex, div);
@@ -25,7 +25,7 @@ fn service() -> &'static Service {
         let dir = std::env::temp_dir().join(format!("xwn-fuzz-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
-        Service::new(Arc::new(store), MatchConfig::default())
+        Matcher::new(Arc::new(store), MatchConfig::default())
     })
 }
 
@@ -42,7 +42,7 @@ fuzz_target!(|input: (&str, &str, f64, f64, u8, u32, bool)| {
         limit,
         best_match,
     };
-    match service().match_problem(&request) {
+    match matcher().match_problem(&request) {
         Ok(outcome) => assert!(outcome.candidates.len() <= 50),
         Err(Error::InvalidArgument { field, .. }) => assert!(!field.is_empty()),
         Err(other) => panic!("unexpected error {other:?}"),

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use crate::{
     error::Error,
-    matching::{Candidate, Location},
     model::divisions::Divisions,
     model::{Corps, Talent, Tier},
     pb,
@@ -16,6 +15,7 @@ use crate::{
     search::Snapshot,
     tickets::view::{self, Showing, Viewer},
     tickets::{Availability, Event, EventKind, Ticket, TicketState},
+    {matching::Candidate, model::Location},
 };
 
 pub fn corps_to_pb(corps: Option<Corps>) -> pb::Corps {

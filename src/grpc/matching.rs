@@ -10,18 +10,18 @@ use super::{
     convert::{analysis_to_pb, candidate_to_pb, corps_to_pb, location_from_pb, ranking_from_pb},
 };
 use crate::{
-    matching::{MatchRequest, Service},
+    matching::{MatchRequest, Matcher},
     pb,
 };
 
 pub struct MatchApi {
     gate: Gate,
-    service: Arc<Service>,
+    matcher: Arc<Matcher>,
 }
 
 impl MatchApi {
-    pub fn new(gate: Gate, service: Arc<Service>) -> MatchApi {
-        MatchApi { gate, service }
+    pub fn new(gate: Gate, matcher: Arc<Matcher>) -> MatchApi {
+        MatchApi { gate, matcher }
     }
 }
 
@@ -44,14 +44,14 @@ impl pb::match_service_server::MatchService for MatchApi {
         // CPU-bound: on a CPU slot off the async workers, which keep taking
         // (and, past the limits, refusing) new calls meanwhile.
         let _slot = self.gate.cpu_slot(call.arrival).await?;
-        let service = self.service.clone();
+        let matcher = self.matcher.clone();
         let outcome =
-            crate::error::blocking("matching", move || service.match_problem(&request)).await?;
+            crate::error::blocking("matching", move || matcher.match_problem(&request)).await?;
         Ok(Response::new(pb::MatchProblemResponse {
             subject: outcome.subject.unwrap_or_default(),
             corps: corps_to_pb(outcome.corps).into(),
             candidates: outcome.candidates.iter().map(candidate_to_pb).collect(),
-            analysis: Some(analysis_to_pb(&outcome.analysis, self.service.lexicon())),
+            analysis: Some(analysis_to_pb(&outcome.analysis, self.matcher.lexicon())),
             roster_version: outcome.roster_version,
         }))
     }

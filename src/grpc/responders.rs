@@ -15,7 +15,7 @@ use super::{
     tickets::EventStream,
 };
 use crate::{
-    matching::Service,
+    matching::Matcher,
     pb,
     search::Snapshot,
     tickets::dispatch::{Dispatcher, Principal, Push},
@@ -25,21 +25,21 @@ use crate::{
 
 pub struct ResponderApi {
     gate: Gate,
-    service: Arc<Service>,
+    matcher: Arc<Matcher>,
     dispatcher: Arc<Dispatcher>,
 }
 
 impl ResponderApi {
-    pub fn new(gate: Gate, service: Arc<Service>, dispatcher: Arc<Dispatcher>) -> ResponderApi {
+    pub fn new(gate: Gate, matcher: Arc<Matcher>, dispatcher: Arc<Dispatcher>) -> ResponderApi {
         ResponderApi {
             gate,
-            service,
+            matcher,
             dispatcher,
         }
     }
 
     fn reply(&self, ticket: &Ticket, who: &str) -> Response<pb::Ticket> {
-        let snapshot = self.service.snapshot();
+        let snapshot = self.matcher.snapshot();
         Response::new(ticket_to_pb(ticket, &[], Viewer::Responder(who), &snapshot))
     }
 }
@@ -64,14 +64,14 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
     ) -> Result<Response<Self::WatchAssignmentsStream>, Status> {
         let who = self.gate.principal(request).await?.caller;
         let (replay, rx) = self.dispatcher.watch_assignments(&who).await?;
-        let service = self.service.clone();
-        let snapshot = service.snapshot();
+        let matcher = self.matcher.clone();
+        let snapshot = matcher.snapshot();
         let first: Vec<Result<pb::AssignmentEvent, Status>> = replay
             .iter()
             .map(|p| Ok(push_to_pb(p, &who, &snapshot)))
             .collect();
         let live = tokio_stream::wrappers::ReceiverStream::new(rx)
-            .map(move |p| Ok(push_to_pb(&p, &who, &service.snapshot())));
+            .map(move |p| Ok(push_to_pb(&p, &who, &matcher.snapshot())));
         Ok(Response::new(Box::pin(
             tokio_stream::iter(first).chain(live),
         )))

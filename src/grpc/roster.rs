@@ -13,8 +13,8 @@ use super::{
 };
 use crate::{
     error::Error,
-    matching::{ListRequest, Service},
     pb,
+    roster::admin::{ListRequest, RosterAdmin},
     roster::log::Roster,
     roster::{RawRow, RosterFormat},
     server::audit::{AuditLog, Entry, Upload},
@@ -64,7 +64,7 @@ async fn read_upload(
 /// `RosterService`: every call needs the admin token.
 pub struct RosterApi {
     gate: Gate,
-    service: Arc<Service>,
+    admin: Arc<RosterAdmin>,
     roster: Arc<Roster>,
     dispatcher: Arc<Dispatcher>,
     audit: Arc<AuditLog>,
@@ -74,7 +74,7 @@ pub struct RosterApi {
 impl RosterApi {
     pub fn new(
         gate: Gate,
-        service: Arc<Service>,
+        admin: Arc<RosterAdmin>,
         roster: Arc<Roster>,
         dispatcher: Arc<Dispatcher>,
         audit: Arc<AuditLog>,
@@ -82,7 +82,7 @@ impl RosterApi {
     ) -> RosterApi {
         RosterApi {
             gate,
-            service,
+            admin,
             roster,
             dispatcher,
             audit,
@@ -184,7 +184,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<pb::GetRosterStatsRequest>,
     ) -> Result<Response<pb::RosterStats>, Status> {
         let _call = self.gate.admin(request)?;
-        let (s, version) = self.service.stats();
+        let (s, version) = self.admin.stats();
         Ok(Response::new(pb::RosterStats {
             total: s.total,
             city: s.city,
@@ -204,7 +204,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
     ) -> Result<Response<pb::ListTalentsResponse>, Status> {
         let call = self.gate.admin(request)?;
         let r = call.message;
-        let page = self.service.list_talents(&ListRequest {
+        let page = self.admin.list_talents(&ListRequest {
             county: r.county,
             division_code: r.division_code,
             tier: tier_from_pb(r.tier, "tier")?,
@@ -265,7 +265,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
         Ok(Response::new(pb::ImportReport {
             accepted,
             errors: Vec::new(),
-            roster_version: self.service.snapshot().version(),
+            roster_version: self.admin.snapshot().version(),
         }))
     }
 
@@ -280,7 +280,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
             .dispatcher
             .list_tickets(state, r.assignee_id.trim(), r.page_size, &r.page_token)
             .await?;
-        let snapshot = self.service.snapshot();
+        let snapshot = self.admin.snapshot();
         Ok(Response::new(pb::ListTicketsResponse {
             tickets: list
                 .iter()

@@ -11,7 +11,7 @@ use super::{
     convert::{event_to_pb, location_from_pb, ticket_to_pb},
 };
 use crate::{
-    matching::Service,
+    matching::Matcher,
     pb,
     tickets::dispatch::{Dispatcher, Submission},
     tickets::view::Viewer,
@@ -23,22 +23,22 @@ pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct TicketApi {
     gate: Gate,
-    service: Arc<Service>,
+    matcher: Arc<Matcher>,
     dispatcher: Arc<Dispatcher>,
 }
 
 impl TicketApi {
-    pub fn new(gate: Gate, service: Arc<Service>, dispatcher: Arc<Dispatcher>) -> TicketApi {
+    pub fn new(gate: Gate, matcher: Arc<Matcher>, dispatcher: Arc<Dispatcher>) -> TicketApi {
         TicketApi {
             gate,
-            service,
+            matcher,
             dispatcher,
         }
     }
 
     /// A ticket as its farmer sees it.
     fn reply(&self, ticket: &Ticket, history: &[Event]) -> pb::Ticket {
-        ticket_to_pb(ticket, history, Viewer::Farmer, &self.service.snapshot())
+        ticket_to_pb(ticket, history, Viewer::Farmer, &self.matcher.snapshot())
     }
 }
 
@@ -95,10 +95,10 @@ impl pb::ticket_service_server::TicketService for TicketApi {
             .dispatcher
             .watch_ticket(r.ticket_id.trim(), &r.ticket_secret)
             .await?;
-        let service = self.service.clone();
+        let matcher = self.matcher.clone();
         let first: Vec<Result<pb::TicketEvent, Status>> = history
             .iter()
-            .map(|e| Ok(event_to_pb(e, Viewer::Farmer, &service.snapshot())))
+            .map(|e| Ok(event_to_pb(e, Viewer::Farmer, &matcher.snapshot())))
             .collect();
         // With replicas, an event can be in the history read from the store
         // and then arrive again as this replica catches up: send each once.
@@ -109,7 +109,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
                 last = last.max(e.seq);
                 fresh
             })
-            .map(move |e| Ok(event_to_pb(&e, Viewer::Farmer, &service.snapshot())));
+            .map(move |e| Ok(event_to_pb(&e, Viewer::Farmer, &matcher.snapshot())));
         Ok(Response::new(Box::pin(
             tokio_stream::iter(first).chain(live),
         )))

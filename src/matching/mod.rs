@@ -1,32 +1,24 @@
-//! The service's domain operations, free of any transport: matching a
-//! report to responders, and the roster administration behind the admin
-//! API. The gRPC layer (`grpc`) only converts messages to and from these.
+//! Matching a farmer's report to responders: the report is read, its need
+//! (subject, corps, words) found, and the qualified responders ranked by
+//! distance or by match. The gRPC layer (`grpc`) only converts messages to
+//! and from these.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::sync::Arc;
 
 use crate::{
     config::MatchConfig,
-    error::{Error, Result},
-    model::divisions::{DivisionCode, Divisions, Level},
+    error::{check_len, Error, Result},
+    model::divisions::{DivisionCode, Divisions},
     model::geo::GeoPoint,
-    model::{Corps, Talent, Tier},
+    model::{Corps, Location, Talent},
     reading::analyzer::Analysis,
     reading::lexicon::{Lexicon, SubjectId},
     roster::store::RosterStore,
-    roster::{self, RawRow, RosterFormat, RowError},
-    search::{Hit, ListFilter, Origin, Pool, Ranking, Snapshot, Stats},
+    search::{Hit, Origin, Pool, Ranking, Snapshot},
 };
 
 /// Longest report accepted, in characters.
 pub const MAX_TEXT_CHARS: usize = 4_000;
-
-/// Where the farmer says they are, as received.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Location {
-    Division(String),
-    Point { lat: f64, lon: f64 },
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatchRequest {
@@ -67,53 +59,25 @@ pub struct MatchOutcome {
     pub roster_version: u64,
 }
 
-/// A listing request: filters (empty means any) and paging.
-#[derive(Debug, Clone, Default)]
-pub struct ListRequest {
-    /// County name (白水县, 白水) or 12-digit county code.
-    pub county: String,
-    /// Talents in this division or below it.
-    pub division_code: String,
-    pub tier: Option<Tier>,
-    pub corps: Option<Corps>,
-    /// Canonical subject or alias.
-    pub specialty: String,
-    /// Free text matched against specialties and skills.
-    pub query: String,
-    pub include_inactive: bool,
-    /// 0 means 50; at most 500.
-    pub page_size: u32,
-    /// The last id of the previous page.
-    pub page_token: String,
-}
-
-/// One page of a listing, ordered by id.
-#[derive(Debug, Clone)]
-pub struct Page {
-    pub talents: Vec<Arc<Talent>>,
-    pub next_page_token: Option<String>,
-    pub total: u64,
-    pub roster_version: u64,
-}
-
-pub struct Service {
+/// Reads reports and ranks the responders who qualify for them.
+pub struct Matcher {
     store: Arc<RosterStore>,
     lexicon: &'static Lexicon,
     divisions: &'static Divisions,
     config: MatchConfig,
 }
 
-impl std::fmt::Debug for Service {
+impl std::fmt::Debug for Matcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service")
+        f.debug_struct("Matcher")
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
 
-impl Service {
-    pub fn new(store: Arc<RosterStore>, config: MatchConfig) -> Service {
-        Service {
+impl Matcher {
+    pub fn new(store: Arc<RosterStore>, config: MatchConfig) -> Matcher {
+        Matcher {
             store,
             lexicon: Lexicon::embedded(),
             divisions: Divisions::embedded(),
@@ -287,7 +251,7 @@ impl Service {
     }
 
     /// The pool of specialties that qualify for a need at `origin`, by the
-    /// rules of [`Service::rank`]; empty when nobody in the roster qualifies.
+    /// rules of [`Matcher::rank`]; empty when nobody in the roster qualifies.
     pub fn pool(&self, snapshot: &Snapshot, need: &Need, origin: Origin) -> Result<Pool> {
         let nearest = |pool: &Pool| snapshot.top(pool, origin, &[], Ranking::Nearest, 1);
         if let Some(subject) = need.subject {
@@ -416,179 +380,6 @@ impl Service {
             hit.distance_km
         )
     }
-
-    /// The durable roster behind this service.
-    pub fn roster(&self) -> &RosterStore {
-        &self.store
-    }
-
-    /// Validates a whole roster file, every row, changing nothing.
-    pub fn parse_roster(&self, format: RosterFormat, data: &[u8]) -> Result<Vec<Talent>> {
-        roster::parse_roster(format, data, self.lexicon, self.divisions)
-            .map_err(Error::invalid_roster)
-    }
-
-    /// Validates and stores a whole roster file as the new roster.
-    pub fn import_roster(&self, format: RosterFormat, data: &[u8]) -> Result<(u64, u64)> {
-        let talents = self.parse_roster(format, data)?;
-        let accepted = talents.len() as u64;
-        let version = self.store.replace(talents)?;
-        Ok((accepted, version))
-    }
-
-    /// Adds or replaces talents given as rows (line = position in the request).
-    pub fn upsert_talents(&self, rows: Vec<RawRow>) -> Result<(u64, u64)> {
-        let talents = self.validate_rows(rows)?;
-        let count = talents.len() as u64;
-        Ok((count, self.store.upsert(talents)?))
-    }
-
-    /// Validates talents given as rows, all of them, changing nothing.
-    pub fn validate_rows(&self, rows: Vec<RawRow>) -> Result<Vec<Talent>> {
-        if rows.is_empty() {
-            return Err(Error::invalid(
-                "talents",
-                "is empty: give at least one talent",
-            ));
-        }
-        let mut errors = Vec::new();
-        let mut talents = Vec::new();
-        let mut seen = BTreeSet::new();
-        for row in &rows {
-            match roster::validate_row(row, self.lexicon, self.divisions) {
-                Ok(t) if !seen.insert(t.id.clone()) => errors.push(RowError {
-                    line: row.line,
-                    field: "id".into(),
-                    message: format!("duplicate id {:?} in the request", t.id),
-                }),
-                Ok(t) => talents.push(t),
-                Err(mut e) => errors.append(&mut e),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(Error::invalid_roster(errors));
-        }
-        Ok(talents)
-    }
-
-    /// Checks ids to remove; returns them sorted, without repeats.
-    pub fn unique_ids(ids: &[String]) -> Result<Vec<String>> {
-        if ids.is_empty() || ids.iter().any(|id| id.trim().is_empty()) {
-            return Err(Error::invalid(
-                "ids",
-                "give one or more non-empty talent ids",
-            ));
-        }
-        Ok(ids
-            .iter()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect())
-    }
-
-    /// Removes talents by id; returns (removed, not found, version).
-    pub fn remove_talents(&self, ids: &[String]) -> Result<(u64, Vec<String>, u64)> {
-        let unique = Service::unique_ids(ids)?;
-        let (not_found, version) = self.store.remove(&unique)?;
-        Ok(((unique.len() - not_found.len()) as u64, not_found, version))
-    }
-
-    pub fn stats(&self) -> (Stats, u64) {
-        let snapshot = self.store.snapshot();
-        (snapshot.stats().clone(), snapshot.version())
-    }
-
-    /// One page of talents by id, filtered; each filter is checked.
-    pub fn list_talents(&self, r: &ListRequest) -> Result<Page> {
-        let county = match r.county.trim() {
-            "" => None,
-            c => Some(
-                self.divisions
-                    .find_county(c)
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "county",
-                            format!("unknown county {c:?}: use a name such as 白水县 or its code"),
-                        )
-                    })?
-                    .code,
-            ),
-        };
-        let division = match r.division_code.trim() {
-            "" => None,
-            d => {
-                let code = DivisionCode::parse(d)
-                    .filter(|c| self.divisions.get(*c).is_some())
-                    .ok_or_else(|| {
-                        Error::invalid("division_code", format!("unknown division code {d:?}"))
-                    })?;
-                (self.divisions.get(code).map(|x| x.level) != Some(Level::City)).then_some(code)
-            }
-        };
-        let specialty = match r.specialty.trim() {
-            "" => None,
-            s => Some(
-                self.lexicon
-                    .resolve_specialty(s)
-                    .map(|id| self.lexicon.subject(id).name.clone())
-                    .ok_or_else(|| {
-                        Error::invalid("specialty", format!("unknown specialty {s:?}"))
-                    })?,
-            ),
-        };
-        let filter = ListFilter {
-            county,
-            division,
-            tier: r.tier,
-            corps: r.corps,
-            specialty,
-            query: (!r.query.trim().is_empty()).then(|| r.query.clone()),
-            include_inactive: r.include_inactive,
-        };
-        let page_size = match r.page_size {
-            0 => 50,
-            n if n > 500 => {
-                return Err(Error::invalid(
-                    "page_size",
-                    format!("{n} is above the maximum of 500"),
-                ))
-            }
-            n => n as usize,
-        };
-        let snapshot = self.store.snapshot();
-        let after = (!r.page_token.is_empty()).then_some(r.page_token.as_str());
-        let (mut talents, total) = snapshot.list(&filter, after, page_size + 1)?;
-        let next_page_token = if talents.len() > page_size {
-            talents.truncate(page_size);
-            talents.last().map(|t| t.id.clone())
-        } else {
-            None
-        };
-        Ok(Page {
-            talents,
-            next_page_token,
-            total: total as u64,
-            roster_version: snapshot.version(),
-        })
-    }
-
-    /// The subject a canonical name or alias stands for.
-    pub fn subject(&self, name: &str) -> Option<SubjectId> {
-        self.lexicon.resolve_specialty(name)
-    }
-}
-
-/// Refuses text longer than `max` characters, naming the field.
-pub fn check_len(field: &str, text: &str, max: usize) -> Result<()> {
-    let n = text.chars().count();
-    if n > max {
-        return Err(Error::invalid(
-            field,
-            format!("is {n} characters long; the limit is {max}"),
-        ));
-    }
-    Ok(())
 }
 
 /// What a report needs: a subject or at least a corps, and its words for

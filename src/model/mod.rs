@@ -10,6 +10,14 @@ pub mod geo;
 use divisions::DivisionCode;
 use geo::GeoPoint;
 
+/// Where the farmer says they are, as received.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Location {
+    Division(String),
+    Point { lat: f64, lon: f64 },
+}
+
 /// The talent pool's three tiers, from the top.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -14,8 +14,8 @@ use tokio::sync::watch;
 
 use crate::{
     error::{blocking, Error, Result},
-    matching::Service,
     model::Talent,
+    roster::admin::RosterAdmin,
     roster::{RawRow, RosterFormat},
 };
 
@@ -46,7 +46,7 @@ pub trait RosterLog: Send + Sync + 'static {
 
 /// Admin-side roster changes.
 pub struct Roster {
-    service: Arc<Service>,
+    admin: Arc<RosterAdmin>,
     log: Option<Arc<dyn RosterLog>>,
     /// One replay at a time.
     replay: tokio::sync::Mutex<()>,
@@ -62,9 +62,9 @@ impl std::fmt::Debug for Roster {
 
 impl Roster {
     /// Changes go straight into this process's index.
-    pub fn local(service: Arc<Service>) -> Arc<Roster> {
+    pub fn local(admin: Arc<RosterAdmin>) -> Arc<Roster> {
         Arc::new(Roster {
-            service,
+            admin,
             log: None,
             replay: tokio::sync::Mutex::new(()),
         })
@@ -74,14 +74,14 @@ impl Roster {
     /// demo roster file), brings the local index to the log's latest
     /// version, then follows the log in the background.
     pub async fn shared(
-        service: Arc<Service>,
+        admin: Arc<RosterAdmin>,
         log: Arc<dyn RosterLog>,
         bootstrap: (RosterFormat, Vec<u8>),
     ) -> Result<Arc<Roster>> {
         let (format, data) = bootstrap;
         log.append(&RosterOp::Import { format, data }, true).await?;
         let roster = Arc::new(Roster {
-            service,
+            admin,
             log: Some(log.clone()),
             replay: tokio::sync::Mutex::new(()),
         });
@@ -91,7 +91,7 @@ impl Roster {
     }
 
     fn version(&self) -> u64 {
-        self.service.snapshot().version()
+        self.admin.snapshot().version()
     }
 
     /// Rebuilds from the latest import unless the local index already sits
@@ -126,12 +126,12 @@ impl Roster {
     }
 
     async fn apply(&self, version: u64, op: RosterOp) -> Result<()> {
-        let service = self.service.clone();
+        let admin = self.admin.clone();
         blocking("roster", move || {
-            let store = service.roster();
+            let store = admin.roster();
             match op {
                 RosterOp::Import { format, data } => {
-                    let talents = service.parse_roster(format, &data)?;
+                    let talents = admin.parse_roster(format, &data)?;
                     store.replace_at(talents, Some(version))?;
                 }
                 RosterOp::Upsert(talents) => {
@@ -161,12 +161,12 @@ impl Roster {
     /// Validates and stores a whole roster file as the new roster; returns
     /// (talents accepted, roster version).
     pub async fn import(&self, format: RosterFormat, data: Vec<u8>) -> Result<(u64, u64)> {
-        let service = self.service.clone();
+        let admin = self.admin.clone();
         let Some(log) = &self.log else {
-            return blocking("roster", move || service.import_roster(format, &data)).await;
+            return blocking("roster", move || admin.import_roster(format, &data)).await;
         };
         let (accepted, data) = blocking("roster", move || {
-            let n = service.parse_roster(format, &data)?.len() as u64;
+            let n = admin.parse_roster(format, &data)?.len() as u64;
             Ok((n, data))
         })
         .await?;
@@ -176,11 +176,11 @@ impl Roster {
 
     /// Adds or replaces talents; returns (how many, roster version).
     pub async fn upsert(&self, rows: Vec<RawRow>) -> Result<(u64, u64)> {
-        let service = self.service.clone();
+        let admin = self.admin.clone();
         let Some(log) = &self.log else {
-            return blocking("roster", move || service.upsert_talents(rows)).await;
+            return blocking("roster", move || admin.upsert_talents(rows)).await;
         };
-        let talents = blocking("roster", move || service.validate_rows(rows)).await?;
+        let talents = blocking("roster", move || admin.validate_rows(rows)).await?;
         let n = talents.len() as u64;
         let version = self.append(log, RosterOp::Upsert(talents)).await?;
         Ok((n, version))
@@ -188,12 +188,12 @@ impl Roster {
 
     /// Removes talents by id; returns (removed, not found, roster version).
     pub async fn remove(&self, ids: Vec<String>) -> Result<(u64, Vec<String>, u64)> {
-        let service = self.service.clone();
+        let admin = self.admin.clone();
         let Some(log) = &self.log else {
-            return blocking("roster", move || service.remove_talents(&ids)).await;
+            return blocking("roster", move || admin.remove_talents(&ids)).await;
         };
-        let unique = Service::unique_ids(&ids)?;
-        let snapshot = service.snapshot();
+        let unique = RosterAdmin::unique_ids(&ids)?;
+        let snapshot = admin.snapshot();
         let not_found = snapshot.missing(&unique);
         if not_found.len() == unique.len() {
             return Ok((0, not_found, snapshot.version()));

@@ -1,6 +1,7 @@
 //! Roster files: parsing and validating CSV and JSONL rosters into talents,
 //! and the deterministic demo-roster generator.
 
+pub mod admin;
 pub mod gen;
 pub mod log;
 mod parse;

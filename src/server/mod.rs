@@ -20,10 +20,11 @@ use crate::{
     config::Config,
     error::Error,
     grpc::{AdminAuth, Gate, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
-    matching::Service,
+    matching::Matcher,
     model::divisions::Divisions,
     pb,
     reading::lexicon::Lexicon,
+    roster::admin::RosterAdmin,
     roster::log::Roster,
     roster::store::RosterStore,
     roster::{self, RosterFormat},
@@ -65,11 +66,12 @@ pub fn open_store(config: &Config) -> anyhow::Result<RosterStore> {
     .with_context(|| format!("cannot open the roster in {}", config.data_dir.display()))
 }
 
-/// The domain wired up: the matching service over the roster store, the
-/// writer of the roster (local or through the shared log) and the ticket
-/// dispatcher over its store.
+/// The domain wired up: matching and the roster's admin operations over
+/// the roster store, the writer of the roster (local or through the shared
+/// log) and the ticket dispatcher over its store.
 pub struct App {
-    pub service: Arc<Service>,
+    pub matcher: Arc<Matcher>,
+    pub admin: Arc<RosterAdmin>,
     pub roster: Arc<Roster>,
     pub dispatcher: Arc<Dispatcher>,
 }
@@ -81,13 +83,15 @@ impl App {
     pub async fn open(config: &Config) -> anyhow::Result<App> {
         let store_config = config.clone();
         let store = tokio::task::spawn_blocking(move || open_store(&store_config)).await??;
-        let service = Arc::new(Service::new(Arc::new(store), config.matching.clone()));
+        let store = Arc::new(store);
+        let matcher = Arc::new(Matcher::new(store.clone(), config.matching.clone()));
+        let admin = Arc::new(RosterAdmin::new(store));
         let (tickets, roster): (Arc<dyn TicketStore>, _) = match config.postgres_url() {
             None => {
                 let data_dir = config.data_dir.clone();
                 let tickets =
                     tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir)).await??;
-                (Arc::new(tickets), Roster::local(service.clone()))
+                (Arc::new(tickets), Roster::local(admin.clone()))
             }
             Some(url) => {
                 let shared = PgStore::connect(url)
@@ -95,7 +99,7 @@ impl App {
                     .context("cannot open the shared PostgreSQL store")?;
                 let demo = demo_roster_csv(config.demo_seed).into_bytes();
                 let bootstrap = (RosterFormat::Csv, demo);
-                let roster = Roster::shared(service.clone(), shared.clone(), bootstrap)
+                let roster = Roster::shared(admin.clone(), shared.clone(), bootstrap)
                     .await
                     .context("cannot follow the shared roster log")?;
                 (shared, roster)
@@ -105,11 +109,12 @@ impl App {
             offer_timeout: Duration::from_millis(config.tickets.offer_timeout_ms),
             escalate_after: config.tickets.escalate_after,
         };
-        let dispatcher = Dispatcher::start(tickets, service.clone(), dispatch)
+        let dispatcher = Dispatcher::start(tickets, matcher.clone(), dispatch)
             .await
             .context("cannot start the ticket dispatcher")?;
         Ok(App {
-            service,
+            matcher,
+            admin,
             roster,
             dispatcher,
         })
@@ -131,19 +136,19 @@ impl Apis {
         let audit = AuditLog::open(&config.data_dir).context("cannot open the audit log")?;
         let roster = RosterApi::new(
             gate.clone(),
-            app.service.clone(),
+            app.admin.clone(),
             app.roster.clone(),
             app.dispatcher.clone(),
             Arc::new(audit),
             config.max_upload_bytes,
         );
-        let tickets = TicketApi::new(gate.clone(), app.service.clone(), app.dispatcher.clone());
+        let tickets = TicketApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());
         let responders =
-            ResponderApi::new(gate.clone(), app.service.clone(), app.dispatcher.clone());
+            ResponderApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());
         Ok(Apis {
             matching: pb::match_service_server::MatchServiceServer::new(MatchApi::new(
                 gate,
-                app.service.clone(),
+                app.matcher.clone(),
             ))
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
             roster: pb::roster_service_server::RosterServiceServer::new(roster)
@@ -173,7 +178,7 @@ async fn health_and_reflection() -> anyhow::Result<(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .context("cannot build the reflection service")?;
+        .context("cannot build the reflection matcher")?;
     Ok((health, reflection))
 }
 
@@ -198,7 +203,7 @@ pub async fn serve(
     let (health, reflection) = health_and_reflection().await?;
     let limits = Arc::new(Limits::new(&config.limits));
     let apis = Apis::new(&config, &app, limits.clone())?;
-    let snapshot = app.service.snapshot();
+    let snapshot = app.matcher.snapshot();
     tracing::info!(
         address = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),

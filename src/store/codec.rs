@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 use crate::{
-    matching::Location,
+    model::Location,
     model::{Corps, Tier},
     tickets::{Event, EventKind, Ticket, TicketState},
 };

@@ -30,11 +30,15 @@ use super::{
 };
 use crate::{
     error::{Error, Result},
-    matching::{check_len, Location, Need, Service},
     model::{Talent, Tier},
     roster::RosterFormat,
     search::{tokenizer, Ranking, Snapshot},
     store::{Change, TicketFilter, TicketStore, Written},
+    {
+        error::check_len,
+        matching::{Matcher, Need},
+        model::Location,
+    },
 };
 
 /// Capacity of each live stream; a subscriber this far behind is dropped
@@ -238,7 +242,7 @@ impl State {
 
 pub struct Dispatcher {
     store: Arc<dyn TicketStore>,
-    service: Arc<Service>,
+    matcher: Arc<Matcher>,
     signer: Signer,
     /// Derives ticket secrets: the secret is never stored.
     secret_key: Vec<u8>,
@@ -277,7 +281,7 @@ impl Dispatcher {
     /// roster-watch tasks.
     pub async fn start(
         store: Arc<dyn TicketStore>,
-        service: Arc<Service>,
+        matcher: Arc<Matcher>,
         config: DispatchConfig,
     ) -> Result<Arc<Dispatcher>> {
         let key = store.signing_key().await?;
@@ -300,7 +304,7 @@ impl Dispatcher {
         };
         let dispatcher = Arc::new(Dispatcher {
             store,
-            service,
+            matcher,
             signer: Signer::new(key),
             secret_key,
             config,
@@ -313,7 +317,7 @@ impl Dispatcher {
         ));
         tokio::spawn(roster_watch(
             Arc::downgrade(&dispatcher),
-            dispatcher.service.roster_versions(),
+            dispatcher.matcher.roster_versions(),
         ));
         if let Some(notifications) = dispatcher.store.notifications() {
             tokio::spawn(follow_changes(Arc::downgrade(&dispatcher), notifications));
@@ -370,17 +374,17 @@ impl Dispatcher {
     /// Submits a problem: analysed, stored and routed before it returns.
     /// Returns the ticket, its history and the farmer's secret.
     pub async fn submit(&self, s: Submission) -> Result<(Ticket, Vec<Event>, String)> {
-        Service::check_text(&s.text, "text")?;
+        Matcher::check_text(&s.text, "text")?;
         let origin = self
-            .service
+            .matcher
             .resolve_location(s.location.as_ref(), "location")?;
         check_len("contact", &s.contact, MAX_CONTACT_CHARS)?;
         check_len("idempotency_key", &s.idempotency_key, MAX_KEY_CHARS)?;
         let key =
             (!s.idempotency_key.trim().is_empty()).then(|| s.idempotency_key.trim().to_string());
         let location = s.location.clone().expect("resolved above");
-        let analysis = self.service.analyze(&s.text, origin);
-        let lexicon = self.service.lexicon();
+        let analysis = self.matcher.analyze(&s.text, origin);
+        let lexicon = self.matcher.lexicon();
 
         let id = new_ticket_id(now_ms());
         let mut state = self.state.lock().await;
@@ -415,7 +419,7 @@ impl Dispatcher {
                 updated_at_ms: now,
             };
             let mut events = vec![self.event(&ticket, 1, EventKind::Submitted, "farmer", "", None)];
-            let snapshot = self.service.snapshot();
+            let snapshot = self.matcher.snapshot();
             let need = Need::of(&analysis);
             if need.subject.is_none() && need.corps.is_none() {
                 ticket.state = TicketState::Unroutable;
@@ -538,7 +542,7 @@ impl Dispatcher {
         actor: &str,
         queued_already: bool,
     ) -> Result<()> {
-        let pool = self.service.pool(snapshot, need, origin)?;
+        let pool = self.matcher.pool(snapshot, need, origin)?;
         let next_seq = |events: &Vec<Event>, state: &State, id: &str| {
             events
                 .last()
@@ -552,7 +556,7 @@ impl Dispatcher {
             let reason = match need.subject {
                 Some(s) => format!(
                     "花名册中没有{}方面的专长人员",
-                    self.service.lexicon().subject(s).name
+                    self.matcher.lexicon().subject(s).name
                 ),
                 None => format!(
                     "花名册中没有{}组专长人员",
@@ -661,7 +665,7 @@ impl Dispatcher {
 
 impl Dispatcher {
     fn need_of(&self, ticket: &Ticket) -> Need {
-        let lexicon = self.service.lexicon();
+        let lexicon = self.matcher.lexicon();
         Need {
             subject: ticket
                 .subject
@@ -754,12 +758,12 @@ impl Dispatcher {
             }
         }
         let origin = self
-            .service
+            .matcher
             .resolve_location(Some(&ticket.location), "location")?;
         let need = self.need_of(ticket);
         self.route(
             state,
-            &self.service.snapshot(),
+            &self.matcher.snapshot(),
             &need,
             origin,
             ticket,
@@ -950,7 +954,7 @@ impl Dispatcher {
     /// Re-routes open tickets whose responder left the roster, was
     /// deactivated or lost all capacity; then offers queued tickets.
     pub async fn reroute_departed(&self) -> Result<()> {
-        let snapshot = self.service.snapshot();
+        let snapshot = self.matcher.snapshot();
         let departed: Vec<String> = {
             let state = self.state.lock().await;
             state
@@ -1005,11 +1009,11 @@ impl Dispatcher {
                 if t.state != TicketState::Queued {
                     return Ok(());
                 }
-                let origin = d.service.resolve_location(Some(&t.location), "location")?;
+                let origin = d.matcher.resolve_location(Some(&t.location), "location")?;
                 let need = d.need_of(t);
                 d.route(
                     state,
-                    &d.service.snapshot(),
+                    &d.matcher.snapshot(),
                     &need,
                     origin,
                     t,
@@ -1073,7 +1077,7 @@ impl Dispatcher {
         let claims = self.signer.verify(token, now_ms())?;
         match claims.role {
             Role::Responder => {
-                if self.service.snapshot().get(&claims.sub).is_none() {
+                if self.matcher.snapshot().get(&claims.sub).is_none() {
                     return Err(Error::PermissionDenied(format!(
                         "talent {} is no longer in the roster",
                         claims.sub
@@ -1172,7 +1176,7 @@ impl Dispatcher {
             }
             s => Duration::from_secs(s),
         };
-        let role = if self.service.snapshot().get(id).is_some() {
+        let role = if self.matcher.snapshot().get(id).is_some() {
             Role::Responder
         } else if self.state.lock().await.liaisons.contains_key(id) {
             Role::Liaison
@@ -1285,7 +1289,7 @@ impl Dispatcher {
                 stored.len()
             ));
         }
-        let snapshot = self.service.snapshot();
+        let snapshot = self.matcher.snapshot();
         for (who, &n) in &held {
             if let Some(t) = snapshot.get(who).filter(|t| n > t.capacity) {
                 return Err(format!("{who} holds {n} tickets, capacity {}", t.capacity));

@@ -9,7 +9,7 @@ pub mod view;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{matching::Location, model::Corps, model::Tier};
+use crate::{model::Corps, model::Location, model::Tier};
 
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

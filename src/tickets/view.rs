@@ -61,7 +61,7 @@ pub fn phone<'t>(talent: &'t Talent, showing: Showing, viewer: Viewer<'_>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{matching::Location, model::Tier};
+    use crate::{model::Location, model::Tier};
 
     fn ticket(state: TicketState, assignee: Option<&str>) -> Ticket {
         Ticket {

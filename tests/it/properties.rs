@@ -9,7 +9,6 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use proptest::prelude::*;
 use xingweinong::{
     config::MatchConfig,
-    matching::{Location, Service},
     model::divisions::Divisions,
     reading::lexicon::Lexicon,
     roster::store::RosterStore,
@@ -19,6 +18,7 @@ use xingweinong::{
         dispatch::{DispatchConfig, Dispatcher, Submission},
         Availability, EventKind, TicketState,
     },
+    {matching::Matcher, model::Location},
 };
 
 /// Three apple responders of small capacity on three tiers, and a pig one.
@@ -66,14 +66,14 @@ async fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
     let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
     let talents = roster::parse_roster(RosterFormat::Csv, ROSTER.as_bytes(), lex, div).unwrap();
     let store = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
-    let service = Arc::new(Service::new(Arc::new(store), MatchConfig::default()));
+    let matcher = Arc::new(Matcher::new(Arc::new(store), MatchConfig::default()));
     let tickets = Arc::new(SqliteStore::open(&dir).unwrap());
     // Offers lapse only when the test says so (Expire waits past them).
     let config = DispatchConfig {
         offer_timeout: Duration::from_millis(40),
         escalate_after: 2,
     };
-    let dispatcher = Dispatcher::start(tickets, service, config).await.unwrap();
+    let dispatcher = Dispatcher::start(tickets, matcher, config).await.unwrap();
 
     let mut submitted: Vec<(String, String)> = Vec::new();
     let mut online: HashMap<&str, bool> = HashMap::new();

@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use xingweinong::{
-    matching::Location,
+    model::Location,
     model::{Corps, Tier},
     store::postgres::PgStore,
     store::{sqlite::SqliteStore, Change, TicketFilter, TicketStore, Written},
