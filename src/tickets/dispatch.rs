@@ -538,7 +538,7 @@ impl Dispatcher {
         actor: &str,
         queued_already: bool,
     ) -> Result<()> {
-        let pool = self.service.pool(snapshot, need, origin)?;
+        let pool = self.service.qualified_pool(snapshot, need, origin)?;
         let next_seq = |events: &Vec<Event>, state: &State, id: &str| {
             events
                 .last()
