@@ -24,8 +24,9 @@ use crate::{
     roster::log::Roster,
     roster::{RawRow, RosterFormat},
     server::audit::AuditLog,
-    tickets::{dispatch::Dispatcher, token::constant_time_eq},
+    tickets::dispatch::Dispatcher,
 };
+use subtle::ConstantTimeEq;
 
 /// Maps a domain error onto a gRPC status. Bad rows travel as
 /// `google.rpc.BadRequest` field violations, one per problem.
@@ -90,7 +91,7 @@ impl AdminAuth {
             .ok_or_else(|| {
                 Status::unauthenticated("admin call without `authorization: Bearer <admin token>`")
             })?;
-        if constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
+        if bool::from(given.trim().as_bytes().ct_eq(expected.as_bytes())) {
             Ok(())
         } else {
             Err(Status::unauthenticated("the admin token is wrong"))
@@ -648,9 +649,10 @@ mod tests {
 
     #[test]
     fn constant_time_eq_compares_whole_values() {
-        assert!(constant_time_eq(b"secret-token-123", b"secret-token-123"));
-        assert!(!constant_time_eq(b"secret-token-123", b"secret-token-124"));
-        assert!(!constant_time_eq(b"secret", b"secret-token-123"));
+        let eq = |a: &[u8], b: &[u8]| bool::from(a.ct_eq(b));
+        assert!(eq(b"secret-token-123", b"secret-token-123"));
+        assert!(!eq(b"secret-token-123", b"secret-token-124"));
+        assert!(!eq(b"secret", b"secret-token-123"));
     }
 
     #[test]

@@ -20,12 +20,13 @@ use std::{
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, Mutex, Notify};
 
 use super::{
     liaison::{parse_liaisons, Liaison},
     now_ms, random_hex,
-    token::{constant_time_eq, Claims, Role, Signer},
+    token::{Claims, Role, Signer},
     Availability, Event, EventKind, Ticket, TicketState,
 };
 use crate::{
@@ -337,7 +338,8 @@ impl Dispatcher {
         let Some((ticket, events)) = found else {
             return Err(Error::NotFound(format!("no ticket {id:?}")));
         };
-        if !constant_time_eq(self.secret(id).as_bytes(), secret.trim().as_bytes()) {
+        let expected = self.secret(id);
+        if !bool::from(expected.as_bytes().ct_eq(secret.trim().as_bytes())) {
             return Err(Error::PermissionDenied(
                 "the ticket secret does not match this ticket".into(),
             ));
