@@ -11,7 +11,7 @@ use xingweinong::{
     model::Tier,
     store::postgres::PgStore,
     store::{sqlite::SqliteStore, Change, TicketFilter, TicketStore, Written},
-    tickets::{liaison::Liaison, Availability, Event, EventKind, Ticket, TicketState},
+    tickets::{liaison::Liaison, Actor, Availability, Event, EventKind, Ticket, TicketState},
 };
 
 fn ticket(id: &str, key: Option<&str>, created: i64) -> Ticket {
@@ -41,7 +41,7 @@ fn event(t: &Ticket, seq: u64, kind: EventKind, talent: Option<&str>) -> Event {
         ticket_id: t.id.clone(),
         seq,
         kind,
-        actor: "system".into(),
+        actor: Actor::System,
         at_ms: t.updated_at_ms,
         reason: String::new(),
         state: t.state,

@@ -24,7 +24,7 @@ use crate::{
     roster::log::Roster,
     roster::{RawRow, RosterFormat},
     server::audit::AuditLog,
-    tickets::dispatch::Dispatcher,
+    tickets::Dispatcher,
 };
 use subtle::ConstantTimeEq;
 

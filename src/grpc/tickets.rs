@@ -11,11 +11,12 @@ use super::{corps_to_pb, location_from_pb, status, talent_to_pb, tier_to_pb, Lim
 use crate::{
     error::Error,
     matching::{Location, Service},
+    model::ids::{TalentId, TicketId},
     pb,
     search::Snapshot,
     tickets::{
-        dispatch::{Dispatcher, Principal, Push, Submission},
-        Availability, Event, EventKind, Ticket, TicketState,
+        Availability, Dispatcher, Event, EventKind, Principal, Push, Submission, Ticket,
+        TicketState,
     },
 };
 
@@ -89,7 +90,7 @@ pub fn event_to_pb(e: &Event, snapshot: &Snapshot) -> pb::TicketEvent {
         ticket_id: e.ticket_id.clone(),
         seq: e.seq,
         kind: kind_to_pb(e.kind).into(),
-        actor: e.actor.clone(),
+        actor: e.actor.to_string(),
         at_ms: e.at_ms,
         reason: e.reason.clone(),
         state: state_to_pb(e.state).into(),
@@ -212,7 +213,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         let r = request.into_inner();
         let (ticket, history) = self
             .dispatcher
-            .get_ticket(r.ticket_id.trim(), &r.ticket_secret)
+            .get_ticket(&TicketId::new(r.ticket_id.trim()), &r.ticket_secret)
             .await
             .map_err(status)?;
         Ok(Response::new(ticket_to_pb(
@@ -233,7 +234,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         let r = request.into_inner();
         let (history, rx) = self
             .dispatcher
-            .watch_ticket(r.ticket_id.trim(), &r.ticket_secret)
+            .watch_ticket(&TicketId::new(r.ticket_id.trim()), &r.ticket_secret)
             .await
             .map_err(status)?;
         let service = self.service.clone();
@@ -263,7 +264,8 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         let _permit = self.limits.admit(&request, true)?;
         let r = request.into_inner();
         let ticket = detached(&self.dispatcher, |d| async move {
-            d.cancel(r.ticket_id.trim(), &r.ticket_secret).await
+            d.cancel(&TicketId::new(r.ticket_id.trim()), &r.ticket_secret)
+                .await
         })
         .await?;
         Ok(Response::new(ticket_to_pb(
@@ -306,7 +308,7 @@ impl ResponderApi {
     }
 
     /// The caller as a responder; liaisons may only watch.
-    async fn responder(&self, metadata: &MetadataMap) -> Result<String, Status> {
+    async fn responder(&self, metadata: &MetadataMap) -> Result<TalentId, Status> {
         match self.principal(metadata).await? {
             Principal::Responder(id) => Ok(id),
             Principal::Liaison(_) => Err(Status::permission_denied(
@@ -315,11 +317,11 @@ impl ResponderApi {
         }
     }
 
-    fn reply(&self, ticket: &Ticket, who: &str) -> Response<pb::Ticket> {
+    fn reply(&self, ticket: &Ticket, who: &TalentId) -> Response<pb::Ticket> {
         Response::new(ticket_to_pb(
             ticket,
             &[],
-            Viewer::Responder(who),
+            Viewer::Responder(who.as_str()),
             &self.service.snapshot(),
         ))
     }
@@ -343,7 +345,7 @@ where
 
 fn push_to_pb(push: &Push, who: &Principal, snapshot: &Snapshot) -> pb::AssignmentEvent {
     let viewer = match who {
-        Principal::Responder(id) => Viewer::Responder(id),
+        Principal::Responder(id) => Viewer::Responder(id.as_str()),
         Principal::Liaison(_) => Viewer::Liaison,
     };
     pb::AssignmentEvent {
@@ -388,7 +390,7 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         let who = self.responder(request.metadata()).await?;
         let (me, r) = (who.clone(), request.into_inner());
         let ticket = detached(&self.dispatcher, |d| async move {
-            d.accept(&me, r.ticket_id.trim()).await
+            d.accept(&me, &TicketId::new(r.ticket_id.trim())).await
         })
         .await?;
         Ok(self.reply(&ticket, &who))
@@ -401,7 +403,8 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         let who = self.responder(request.metadata()).await?;
         let (me, r) = (who.clone(), request.into_inner());
         let ticket = detached(&self.dispatcher, |d| async move {
-            d.decline(&me, r.ticket_id.trim(), &r.reason).await
+            d.decline(&me, &TicketId::new(r.ticket_id.trim()), &r.reason)
+                .await
         })
         .await?;
         Ok(self.reply(&ticket, &who))
@@ -414,7 +417,8 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         let who = self.responder(request.metadata()).await?;
         let (me, r) = (who.clone(), request.into_inner());
         let ticket = detached(&self.dispatcher, |d| async move {
-            d.resolve(&me, r.ticket_id.trim(), &r.answer).await
+            d.resolve(&me, &TicketId::new(r.ticket_id.trim()), &r.answer)
+                .await
         })
         .await?;
         Ok(self.reply(&ticket, &who))
@@ -427,7 +431,8 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         let who = self.responder(request.metadata()).await?;
         let (me, r) = (who.clone(), request.into_inner());
         let ticket = detached(&self.dispatcher, |d| async move {
-            d.escalate(&me, r.ticket_id.trim(), &r.reason).await
+            d.escalate(&me, &TicketId::new(r.ticket_id.trim()), &r.reason)
+                .await
         })
         .await?;
         Ok(self.reply(&ticket, &who))

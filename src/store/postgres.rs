@@ -25,7 +25,9 @@ use crate::{
     roster::log::{RosterLog, RosterOp},
     roster::RosterFormat,
     store::{Change, TicketFilter, TicketStore, Written},
-    tickets::{liaison::Liaison, now_ms, Availability, Event, EventKind, Ticket, TicketState},
+    tickets::{
+        liaison::Liaison, now_ms, Actor, Availability, Event, EventKind, Ticket, TicketState,
+    },
 };
 
 /// Versioned migrations; `xwn_migrations` records which ran.
@@ -437,7 +439,7 @@ impl EventColumns {
             ticket_id: events.iter().map(|e| e.ticket_id.clone()).collect(),
             seq: events.iter().map(|e| e.seq as i32).collect(),
             kind: events.iter().map(|e| e.kind.key()).collect(),
-            actor: events.iter().map(|e| e.actor.clone()).collect(),
+            actor: events.iter().map(|e| e.actor.to_string()).collect(),
             at_ms: events.iter().map(|e| e.at_ms).collect(),
             reason: events.iter().map(|e| e.reason.clone()).collect(),
             state: events.iter().map(|e| e.state.key()).collect(),
@@ -478,13 +480,14 @@ fn ticket_row(r: &Row) -> Result<Ticket> {
 
 fn event_row(r: &Row) -> Result<Event> {
     let kind: String = r.get(2);
+    let actor: String = r.get(3);
     let state: String = r.get(6);
     let tier: String = r.get(8);
     Ok(Event {
         ticket_id: r.get(0),
         seq: r.get::<_, i32>(1) as u64,
         kind: EventKind::parse(&kind).ok_or_else(|| bad("event kind", &kind))?,
-        actor: r.get(3),
+        actor: Actor::parse(&actor).ok_or_else(|| bad("actor", &actor))?,
         at_ms: r.get(4),
         reason: r.get(5),
         state: TicketState::parse(&state).ok_or_else(|| bad("state", &state))?,

@@ -13,7 +13,7 @@ use super::{Change, TicketFilter, TicketStore, Written};
 use crate::{
     error::{Error, Result},
     model::{Corps, Tier},
-    tickets::{liaison::Liaison, Availability, Event, EventKind, Ticket, TicketState},
+    tickets::{liaison::Liaison, Actor, Availability, Event, EventKind, Ticket, TicketState},
 };
 
 /// Versioned migrations; the database's `user_version` says how many ran.
@@ -123,13 +123,14 @@ fn ticket_row(r: &Row<'_>) -> rusqlite::Result<Ticket> {
 
 fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
     let kind: String = r.get(2)?;
+    let actor: String = r.get(3)?;
     let state: String = r.get(6)?;
     let tier: String = r.get(8)?;
     Ok(Event {
         ticket_id: r.get(0)?,
         seq: r.get::<_, i64>(1)? as u64,
         kind: EventKind::parse(&kind).ok_or_else(|| bad("event kind", &kind))?,
-        actor: r.get(3)?,
+        actor: Actor::parse(&actor).ok_or_else(|| bad("actor", &actor))?,
         at_ms: r.get(4)?,
         reason: r.get(5)?,
         state: TicketState::parse(&state).ok_or_else(|| bad("state", &state))?,
@@ -175,7 +176,7 @@ fn write_events(tx: &rusqlite::Transaction<'_>, events: &[Event]) -> rusqlite::R
             e.ticket_id,
             e.seq as i64,
             e.kind.key(),
-            e.actor,
+            e.actor.to_string(),
             e.at_ms,
             e.reason,
             e.state.key(),
