@@ -22,6 +22,7 @@ fn ticket(id: &str, key: Option<&str>, created: i64) -> Ticket {
         division_code: Some("610527107202".into()),
         subject: Some("苹果".into()),
         corps: None,
+        words: Some(vec!["苹果树".into(), "叶子".into(), "发黄".into()]),
         contact: "13700000000".into(),
         idempotency_key: key.map(str::to_string),
         state: TicketState::Queued,
@@ -132,13 +133,19 @@ async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
     }
 
     // Open tickets carry their histories; listings filter and page.
-    let c = ticket("tk-c", None, 4_000);
+    // A ticket without stored words (as stored before they were kept)
+    // reads back without them.
+    let c = Ticket {
+        words: None,
+        ..ticket("tk-c", None, 4_000)
+    };
     let head = done(
         store
             .insert(&c, &[event(&c, 1, EventKind::Submitted, None)], head)
             .await
             .unwrap(),
     );
+    assert_eq!(store.get("tk-c").await.unwrap().unwrap().0, c);
     let open = store.open_tickets().await.unwrap();
     let ids: Vec<&str> = open.iter().map(|(t, _)| t.id.as_str()).collect();
     assert_eq!(ids, ["tk-a", "tk-c"]);
@@ -226,6 +233,30 @@ async fn sqlite_store() {
     let store = Arc::new(SqliteStore::open(&dir).unwrap());
     assert!(store.notifications().is_none());
     suite(store, false).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A database made before tickets kept their words: the migration adds the
+/// column, and the old row reads back without words.
+#[tokio::test]
+async fn sqlite_rows_from_before_the_words_column_read_without_words() {
+    let dir = common::temp_dir("store-words");
+    {
+        let conn = rusqlite::Connection::open(dir.join("tickets.sqlite3")).unwrap();
+        conn.execute_batch(include_str!("../migrations/sqlite/0001_tickets.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO tickets VALUES ('tk-1', '苹果树叶子发黄', '{\"division\":\"610527107202\"}', \
+             '610527107202', '苹果', NULL, '', NULL, 'queued', NULL, 'village', 0, NULL, '', '', 1, 1)",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&dir).unwrap();
+    let (old, _) = store.get("tk-1").await.unwrap().unwrap();
+    assert_eq!(old.words, None);
+    assert_eq!(old.subject.as_deref(), Some("苹果"));
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -31,7 +31,10 @@ use crate::{
 };
 
 /// Versioned migrations; `xwn_migrations` records which ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_shared.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_shared.sql"),
+    include_str!("../../migrations/postgres/0002_ticket_words.sql"),
+];
 /// Connections one replica opens at most.
 const MAX_CONNECTIONS: usize = 8;
 /// Serialises migrations and roster appends across replicas.
@@ -310,12 +313,13 @@ impl PgStore {
         let t = ticket;
         let (corps, offers) = (t.corps.map(|c| c.chinese()), t.offers_in_tier as i32);
         let (state, tier) = (t.state.key(), t.tier.key());
+        let words = (t.words.as_ref()).map(|w| serde_json::to_string(w).expect("words serialize"));
         let e = EventColumns::of(events);
         type Args<'a, const N: usize> = [&'a (dyn ToSql + Sync); N];
         let cas_args: Args<1> = [&current];
         let log_args: Args<3> = [&next, &t.id, &now];
         let notify_args: Args<2> = [&CHANGES_CHANNEL, &next_text];
-        let row_args: Args<17> = [
+        let row_args: Args<18> = [
             &t.id,
             &t.text,
             &location,
@@ -333,6 +337,7 @@ impl PgStore {
             &t.reason,
             &t.created_at_ms,
             &t.updated_at_ms,
+            &words,
         ];
         let history_args: Args<9> = [
             &e.ticket_id,
@@ -400,14 +405,14 @@ macro_rules! ticket_columns {
     () => {
         "id, text, location, division_code, subject, corps, contact, idempotency_key, state, \
          assignee, tier, offers_in_tier, offer_deadline_ms, answer, reason, created_at_ms, \
-         updated_at_ms"
+         updated_at_ms, words"
     };
 }
 
 const UPSERT_TICKET: &str = concat!(
     "INSERT INTO tickets (",
     ticket_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
      ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, assignee = EXCLUDED.assignee, \
      tier = EXCLUDED.tier, offers_in_tier = EXCLUDED.offers_in_tier, \
      offer_deadline_ms = EXCLUDED.offer_deadline_ms, answer = EXCLUDED.answer, \
@@ -454,6 +459,7 @@ fn ticket_row(r: &Row) -> Result<Ticket> {
     let corps: Option<String> = r.get(5);
     let state: String = r.get(8);
     let tier: String = r.get(10);
+    let words: Option<String> = r.get(17);
     Ok(Ticket {
         id: r.get(0),
         text: r.get(1),
@@ -475,6 +481,10 @@ fn ticket_row(r: &Row) -> Result<Ticket> {
         reason: r.get(14),
         created_at_ms: r.get(15),
         updated_at_ms: r.get(16),
+        words: match words {
+            None => None,
+            Some(w) => Some(serde_json::from_str(&w).map_err(|_| bad("words", &w))?),
+        },
     })
 }
 

@@ -17,7 +17,10 @@ use crate::{
 };
 
 /// Versioned migrations; the database's `user_version` says how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_tickets.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_tickets.sql"),
+    include_str!("../../migrations/sqlite/0002_ticket_words.sql"),
+];
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -90,13 +93,14 @@ fn tier_of(key: &str) -> rusqlite::Result<Tier> {
 
 const TICKET_COLUMNS: &str = "id, text, location, division_code, subject, corps, contact, \
      idempotency_key, state, assignee, tier, offers_in_tier, offer_deadline_ms, answer, reason, \
-     created_at_ms, updated_at_ms";
+     created_at_ms, updated_at_ms, words";
 
 fn ticket_row(r: &Row<'_>) -> rusqlite::Result<Ticket> {
     let location: String = r.get(2)?;
     let corps: Option<String> = r.get(5)?;
     let state: String = r.get(8)?;
     let tier: String = r.get(10)?;
+    let words: Option<String> = r.get(17)?;
     Ok(Ticket {
         id: r.get(0)?,
         text: r.get(1)?,
@@ -118,6 +122,10 @@ fn ticket_row(r: &Row<'_>) -> rusqlite::Result<Ticket> {
         reason: r.get(14)?,
         created_at_ms: r.get(15)?,
         updated_at_ms: r.get(16)?,
+        words: match words {
+            None => None,
+            Some(w) => Some(serde_json::from_str(&w).map_err(|_| bad("words", &w))?),
+        },
     })
 }
 
@@ -142,7 +150,7 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
 fn write_ticket(tx: &rusqlite::Transaction<'_>, t: &Ticket) -> rusqlite::Result<()> {
     let location = serde_json::to_string(&t.location).expect("locations serialize");
     tx.execute(
-        &format!("INSERT OR REPLACE INTO tickets ({TICKET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
+        &format!("INSERT OR REPLACE INTO tickets ({TICKET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
         params![
             t.id,
             t.text,
@@ -161,6 +169,7 @@ fn write_ticket(tx: &rusqlite::Transaction<'_>, t: &Ticket) -> rusqlite::Result<
             t.reason,
             t.created_at_ms,
             t.updated_at_ms,
+            t.words.as_ref().map(|w| serde_json::to_string(w).expect("words serialize")),
         ],
     )?;
     Ok(())

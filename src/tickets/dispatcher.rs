@@ -200,7 +200,7 @@ impl Dispatcher {
         let location = s.location.clone().expect("resolved above");
         let analysis = self.service.analyze(&s.text, origin);
         let need = Need::of(&analysis);
-        let draft = self.draft(&s, location, &analysis, key.clone());
+        let draft = self.draft(&s, location, &analysis, &need, key.clone());
         let mut state = self.state.lock().await;
         let Transition { ticket, events } = loop {
             self.catch_up(&mut state).await?;
@@ -254,6 +254,7 @@ impl Dispatcher {
         s: &Submission,
         location: Location,
         analysis: &Analysis,
+        need: &Need,
         key: Option<String>,
     ) -> Ticket {
         let lexicon = self.service.lexicon();
@@ -267,6 +268,7 @@ impl Dispatcher {
             location,
             subject: analysis.subject.map(|id| lexicon.subject(id).name.clone()),
             corps: analysis.corps,
+            words: Some(need.words.clone()),
             contact: s.contact.trim().to_string(),
             idempotency_key: key,
             state: TicketState::Queued,
@@ -584,3 +586,6 @@ async fn follow_changes(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

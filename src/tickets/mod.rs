@@ -217,6 +217,9 @@ pub struct Ticket {
     pub division_code: Option<String>,
     pub subject: Option<String>,
     pub corps: Option<Corps>,
+    /// The words the report was analysed with at submission, which every
+    /// re-route ranks with; None for tickets stored before they were kept.
+    pub words: Option<Vec<String>>,
     pub contact: String,
     pub idempotency_key: Option<String>,
     pub state: TicketState,
@@ -233,16 +236,19 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    /// What the ticket needs: its subject and corps, and the search terms
-    /// of its text.
+    /// What the ticket needs, as analysed at submission. A ticket stored
+    /// before its words were kept takes the search terms of its text.
     pub fn need(&self, lexicon: &Lexicon) -> Need {
         Need {
             subject: self.subject.as_deref().and_then(|s| lexicon.subject_id(s)),
             corps: self.corps,
-            words: tokenizer::terms(lexicon, &self.text)
-                .into_iter()
-                .map(|(_, _, w)| w)
-                .collect(),
+            words: match &self.words {
+                Some(words) => words.clone(),
+                None => tokenizer::terms(lexicon, &self.text)
+                    .into_iter()
+                    .map(|(_, _, w)| w)
+                    .collect(),
+            },
         }
     }
 

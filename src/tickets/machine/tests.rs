@@ -17,6 +17,7 @@ fn ticket(state: TicketState) -> Ticket {
         division_code: Some("610527106202".into()),
         subject: Some("苹果".into()),
         corps: None,
+        words: Some(vec!["苹果".into(), "腐烂病".into()]),
         contact: String::new(),
         idempotency_key: None,
         state,
