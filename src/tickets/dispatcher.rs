@@ -349,7 +349,7 @@ impl Dispatcher {
     }
 
     /// Catches up with other replicas' changes now.
-    pub async fn sync(&self) -> Result<()> {
+    async fn sync(&self) -> Result<()> {
         let mut state = self.state.lock().await;
         self.catch_up(&mut state).await
     }
@@ -462,7 +462,7 @@ impl Dispatcher {
 
     /// Re-routes open tickets whose responder left the roster, was
     /// deactivated or lost all capacity; then offers queued tickets.
-    pub async fn reroute_departed(&self) -> Result<()> {
+    async fn reroute_departed(&self) -> Result<()> {
         let snapshot = self.service.snapshot();
         let departed: Vec<TicketId> = {
             let state = self.state.lock().await;
@@ -485,7 +485,7 @@ impl Dispatcher {
     }
 
     /// Offers queued tickets, oldest first, while anyone is free.
-    pub async fn drain_queue(&self) -> Result<()> {
+    async fn drain_queue(&self) -> Result<()> {
         let queued: Vec<TicketId> = {
             let state = self.state.lock().await;
             let mut q: Vec<&Ticket> = state
