@@ -11,8 +11,9 @@ use tonic::{Request, Status};
 use super::auth::{bearer, AdminAuth};
 use crate::{
     error::Error,
+    model::ids::TalentId,
     server::limits::{Arrival, Limits, Permit},
-    tickets::dispatch::{Dispatcher, Principal},
+    tickets::{Dispatcher, Principal},
 };
 
 /// A call let in: its message, who made it, where it came from and when it
@@ -101,7 +102,7 @@ impl Gate {
     }
 
     /// A call only responders may make: liaisons may only watch.
-    pub async fn responder<M>(&self, request: Request<M>) -> Result<Admitted<M, String>, Status> {
+    pub async fn responder<M>(&self, request: Request<M>) -> Result<Admitted<M, TalentId>, Status> {
         let call = self.principal(request).await?;
         match &call.caller {
             Principal::Responder(id) => {

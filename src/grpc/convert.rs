@@ -278,7 +278,7 @@ pub fn event_to_pb(e: &Event, viewer: Viewer<'_>, snapshot: &Snapshot) -> pb::Ti
         ticket_id: e.ticket_id.clone(),
         seq: e.seq,
         kind: kind_to_pb(e.kind).into(),
-        actor: e.actor.clone(),
+        actor: e.actor.to_string(),
         at_ms: e.at_ms,
         reason: e.reason.clone(),
         state: state_to_pb(e.state).into(),

@@ -1,6 +1,6 @@
 //! The gRPC adapter, thin: each handler takes its call through the
 //! [`Gate`], calls one domain operation ([`crate::matching::Service`],
-//! [`crate::roster::log::Roster`], [`crate::tickets::dispatch::Dispatcher`])
+//! [`crate::roster::log::Roster`], [`crate::tickets::Dispatcher`])
 //! and converts the result back ([`convert`]); domain errors become
 //! statuses in one place ([`status`]).
 

@@ -16,11 +16,12 @@ use super::{
 };
 use crate::{
     matching::Matcher,
+    model::ids::{TalentId, TicketId},
     pb,
     search::Snapshot,
-    tickets::dispatch::{Dispatcher, Principal, Push},
     tickets::view::Viewer,
     tickets::Ticket,
+    tickets::{Dispatcher, Principal, Push},
 };
 
 pub struct ResponderApi {
@@ -38,9 +39,14 @@ impl ResponderApi {
         }
     }
 
-    fn reply(&self, ticket: &Ticket, who: &str) -> Response<pb::Ticket> {
+    fn reply(&self, ticket: &Ticket, who: &TalentId) -> Response<pb::Ticket> {
         let snapshot = self.matcher.snapshot();
-        Response::new(ticket_to_pb(ticket, &[], Viewer::Responder(who), &snapshot))
+        Response::new(ticket_to_pb(
+            ticket,
+            &[],
+            Viewer::Responder(who.as_str()),
+            &snapshot,
+        ))
     }
 }
 
@@ -84,7 +90,7 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         let call = self.gate.responder(request).await?;
         let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
         let ticket = detach("dispatcher", async move {
-            d.accept(&me, r.ticket_id.trim()).await
+            d.accept(&me, &TicketId::new(r.ticket_id.trim())).await
         })
         .await?;
         Ok(self.reply(&ticket, &call.caller))
@@ -97,7 +103,8 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         let call = self.gate.responder(request).await?;
         let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
         let ticket = detach("dispatcher", async move {
-            d.decline(&me, r.ticket_id.trim(), &r.reason).await
+            d.decline(&me, &TicketId::new(r.ticket_id.trim()), &r.reason)
+                .await
         })
         .await?;
         Ok(self.reply(&ticket, &call.caller))
@@ -110,7 +117,8 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         let call = self.gate.responder(request).await?;
         let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
         let ticket = detach("dispatcher", async move {
-            d.resolve(&me, r.ticket_id.trim(), &r.answer).await
+            d.resolve(&me, &TicketId::new(r.ticket_id.trim()), &r.answer)
+                .await
         })
         .await?;
         Ok(self.reply(&ticket, &call.caller))
@@ -123,7 +131,8 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         let call = self.gate.responder(request).await?;
         let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
         let ticket = detach("dispatcher", async move {
-            d.escalate(&me, r.ticket_id.trim(), &r.reason).await
+            d.escalate(&me, &TicketId::new(r.ticket_id.trim()), &r.reason)
+                .await
         })
         .await?;
         Ok(self.reply(&ticket, &call.caller))

@@ -18,8 +18,8 @@ use crate::{
     roster::log::Roster,
     roster::{RawRow, RosterFormat},
     server::audit::{AuditLog, Entry, Upload},
-    tickets::dispatch::Dispatcher,
     tickets::view::{self, Showing, Viewer},
+    tickets::Dispatcher,
 };
 
 /// Reads a streamed upload whole: the first chunk names the format, and the

@@ -12,9 +12,10 @@ use super::{
 };
 use crate::{
     matching::Matcher,
+    model::ids::TicketId,
     pb,
-    tickets::dispatch::{Dispatcher, Submission},
     tickets::view::Viewer,
+    tickets::{Dispatcher, Submission},
     tickets::{Event, Ticket},
 };
 
@@ -78,7 +79,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         let r = call.message;
         let (ticket, history) = self
             .dispatcher
-            .get_ticket(r.ticket_id.trim(), &r.ticket_secret)
+            .get_ticket(&TicketId::new(r.ticket_id.trim()), &r.ticket_secret)
             .await?;
         Ok(Response::new(self.reply(&ticket, &history)))
     }
@@ -93,7 +94,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         let r = call.message;
         let (history, rx) = self
             .dispatcher
-            .watch_ticket(r.ticket_id.trim(), &r.ticket_secret)
+            .watch_ticket(&TicketId::new(r.ticket_id.trim()), &r.ticket_secret)
             .await?;
         let matcher = self.matcher.clone();
         let first: Vec<Result<pb::TicketEvent, Status>> = history
@@ -123,7 +124,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         let (r, dispatcher) = (call.message, self.dispatcher.clone());
         let ticket = detach("dispatcher", async move {
             dispatcher
-                .cancel(r.ticket_id.trim(), &r.ticket_secret)
+                .cancel(&TicketId::new(r.ticket_id.trim()), &r.ticket_secret)
                 .await
         })
         .await?;

@@ -188,9 +188,8 @@ impl Matcher {
         })
     }
 
-    /// The ranked candidates for a need at `origin`. Qualified are the
-    /// subject's specialists; its parent's too when none of them is within
-    /// `parent_radius_km`; the corps' specialists when nobody has either.
+    /// The ranked candidates for a need at `origin`, from the pool
+    /// [`Matcher::qualified_pool`] decides.
     pub fn rank(
         &self,
         snapshot: &Snapshot,
@@ -199,92 +198,51 @@ impl Matcher {
         ranking: Ranking,
         limit: usize,
     ) -> Result<Vec<Candidate>> {
-        let search = |pool: &Pool| snapshot.top(pool, origin, &need.words, ranking, limit);
-        let mut hits = Vec::new();
-        if let Some(subject) = need.subject {
-            let subject = self.lexicon.subject(subject);
-            let mut pool = Pool {
-                specialties: vec![subject.name.clone()],
-                corps: vec![],
-            };
-            hits = search(&pool)?;
-            if let Some(parent) = subject.parent {
-                if !self.has_near(snapshot, &pool, origin, &hits, ranking)? {
-                    pool.specialties
-                        .push(self.lexicon.subject(parent).name.clone());
-                    hits = search(&pool)?;
-                }
-            }
-        }
-        if hits.is_empty() {
-            if let Some(corps) = need.corps {
-                hits = search(&Pool {
-                    specialties: vec![],
-                    corps: vec![corps],
-                })?;
-            }
-        }
+        let pool = self.qualified_pool(snapshot, need, origin)?;
+        let hits = snapshot.top(&pool, origin, &need.words, ranking, limit)?;
         Ok(hits
             .into_iter()
             .map(|hit| self.candidate(hit, need, ranking))
             .collect())
     }
 
-    /// Whether a specialist of `pool` is within `parent_radius_km`; `hits`
-    /// already answer it for the nearest ranking.
-    fn has_near(
-        &self,
-        snapshot: &Snapshot,
-        pool: &Pool,
-        origin: Origin,
-        hits: &[Hit],
-        ranking: Ranking,
-    ) -> Result<bool> {
-        let nearest = match ranking {
-            Ranking::Nearest => hits.first().map(|h| h.distance_km),
-            Ranking::BestMatch { .. } => snapshot
-                .top(pool, origin, &[], Ranking::Nearest, 1)?
-                .first()
-                .map(|h| h.distance_km),
+    /// The one qualification rule, for matching, the first offer and every
+    /// re-route: the subject's specialists; its parent's too when none of
+    /// them is within `parent_radius_km`; the corps' specialists when nobody
+    /// available has either. Empty when nobody in the roster qualifies.
+    pub fn qualified_pool(&self, snapshot: &Snapshot, need: &Need, origin: Origin) -> Result<Pool> {
+        let nearest_km = |pool: &Pool| -> Result<Option<f64>> {
+            let hits = snapshot.top(pool, origin, &[], Ranking::Nearest, 1)?;
+            Ok(hits.first().map(|h| h.distance_km))
         };
-        Ok(nearest.is_some_and(|d| d <= self.config.parent_radius_km))
-    }
-
-    /// The pool of specialties that qualify for a need at `origin`, by the
-    /// rules of [`Matcher::rank`]; empty when nobody in the roster qualifies.
-    pub fn pool(&self, snapshot: &Snapshot, need: &Need, origin: Origin) -> Result<Pool> {
-        let nearest = |pool: &Pool| snapshot.top(pool, origin, &[], Ranking::Nearest, 1);
         if let Some(subject) = need.subject {
             let subject = self.lexicon.subject(subject);
             let mut pool = Pool {
                 specialties: vec![subject.name.clone()],
                 corps: vec![],
             };
-            let hits = nearest(&pool)?;
-            if let Some(parent) = subject.parent {
-                if !self.has_near(snapshot, &pool, origin, &hits, Ranking::Nearest)? {
-                    pool.specialties
-                        .push(self.lexicon.subject(parent).name.clone());
-                }
+            let nearest = nearest_km(&pool)?;
+            if nearest.is_some_and(|d| d <= self.config.parent_radius_km) {
+                return Ok(pool);
             }
-            if !hits.is_empty() || !nearest(&pool)?.is_empty() {
+            if let Some(parent) = subject.parent {
+                pool.specialties
+                    .push(self.lexicon.subject(parent).name.clone());
+            }
+            if nearest.is_some() || (subject.parent.is_some() && nearest_km(&pool)?.is_some()) {
                 return Ok(pool);
             }
         }
-        match need.corps {
-            Some(corps) => {
-                let pool = Pool {
-                    specialties: vec![],
-                    corps: vec![corps],
-                };
-                Ok(if nearest(&pool)?.is_empty() {
-                    Pool::default()
-                } else {
-                    pool
-                })
+        if let Some(corps) = need.corps {
+            let pool = Pool {
+                specialties: vec![],
+                corps: vec![corps],
+            };
+            if nearest_km(&pool)?.is_some() {
+                return Ok(pool);
             }
-            None => Ok(Pool::default()),
         }
+        Ok(Pool::default())
     }
 
     /// A ranked hit as a candidate, with why it qualified.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod divisions;
 pub mod geo;
+pub mod ids;
 
 use divisions::DivisionCode;
 use geo::GeoPoint;

@@ -31,7 +31,7 @@ use crate::{
     server::audit::AuditLog,
     store::postgres::PgStore,
     store::{sqlite::SqliteStore, TicketStore},
-    tickets::dispatch::{DispatchConfig, Dispatcher},
+    tickets::{DispatchConfig, Dispatcher},
 };
 
 /// Largest single gRPC message accepted (a roster chunk, say); whole uploads

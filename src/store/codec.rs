@@ -13,14 +13,14 @@ use std::borrow::Cow;
 use crate::{
     model::Location,
     model::{Corps, Tier},
-    tickets::{Event, EventKind, Ticket, TicketState},
+    tickets::{Actor, Event, EventKind, Ticket, TicketState},
 };
 
 /// The columns of a ticket row, in the order of [`ticket_values`] and
 /// [`ticket_of`].
 pub const TICKET_COLUMNS: &str = "id, text, location, division_code, subject, corps, contact, \
      idempotency_key, state, assignee, tier, offers_in_tier, offer_deadline_ms, answer, reason, \
-     created_at_ms, updated_at_ms";
+     created_at_ms, updated_at_ms, words";
 
 /// The columns of an event row, in the order of [`event_values`] and
 /// [`event_of`].
@@ -191,6 +191,38 @@ impl Column for Location {
     }
 }
 
+/// An event's actor, by its stored spelling (`farmer`, `responder:<id>` …).
+impl Column for Actor {
+    fn put(&self) -> Value<'_> {
+        Value::Text(self.to_string().into())
+    }
+    fn take<R: Columns>(r: &R, i: usize) -> Result<Self, R::Error> {
+        keyed(r, i, "actor", Actor::parse)
+    }
+}
+
+/// The words a ticket was analysed with, as a JSON array; NULL for tickets
+/// stored before they were kept.
+impl Column for Option<Vec<String>> {
+    fn put(&self) -> Value<'_> {
+        self.as_ref().map_or(Value::Null, |words| {
+            Value::Text(
+                serde_json::to_string(words)
+                    .expect("words serialize")
+                    .into(),
+            )
+        })
+    }
+    fn take<R: Columns>(r: &R, i: usize) -> Result<Self, R::Error> {
+        match r.maybe_text(i)? {
+            None => Ok(None),
+            Some(json) => serde_json::from_str(&json)
+                .map(Some)
+                .map_err(|_| R::bad("words", &json)),
+        }
+    }
+}
+
 /// A ticket's columns, in [`TICKET_COLUMNS`] order.
 pub fn ticket_values(t: &Ticket) -> Vec<Value<'_>> {
     vec![
@@ -211,6 +243,7 @@ pub fn ticket_values(t: &Ticket) -> Vec<Value<'_>> {
         t.reason.put(),
         t.created_at_ms.put(),
         t.updated_at_ms.put(),
+        t.words.put(),
     ]
 }
 
@@ -234,6 +267,7 @@ pub fn ticket_of<R: Columns>(r: &R) -> Result<Ticket, R::Error> {
         reason: Column::take(r, 14)?,
         created_at_ms: Column::take(r, 15)?,
         updated_at_ms: Column::take(r, 16)?,
+        words: Column::take(r, 17)?,
     })
 }
 
@@ -333,6 +367,7 @@ mod tests {
             reason: "无人接单".into(),
             created_at_ms: 1_000,
             updated_at_ms: 2_000,
+            words: Some(vec!["苹果".into(), "叶子".into()]),
         }
     }
 
@@ -341,7 +376,7 @@ mod tests {
         let t = ticket();
         let values = ticket_values(&t);
         assert_eq!(values.len(), TICKET_COLUMNS.split(',').count());
-        assert!(placeholders(TICKET_COLUMNS, '$').ends_with(", $16, $17"));
+        assert!(placeholders(TICKET_COLUMNS, '$').ends_with(", $17, $18"));
         assert_eq!(values[5], Value::Text(Corps::Fruit.chinese().into()));
         assert_eq!(values[4], Value::Null);
         assert_eq!(ticket_of(&held(values)), Ok(t.clone()));
@@ -350,7 +385,7 @@ mod tests {
             ticket_id: t.id.clone(),
             seq: 3,
             kind: EventKind::Offered,
-            actor: "system".into(),
+            actor: Actor::System,
             at_ms: 2_000,
             reason: String::new(),
             state: t.state,

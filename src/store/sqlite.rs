@@ -23,7 +23,10 @@ use crate::{
 };
 
 /// Versioned migrations; the database's `user_version` says how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_tickets.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_tickets.sql"),
+    include_str!("../../migrations/sqlite/0002_ticket_words.sql"),
+];
 
 #[derive(Clone)]
 pub struct SqliteStore {

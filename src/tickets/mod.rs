@@ -1,15 +1,34 @@
 //! Tickets: a farmer's problem as it moves from submission through offers,
-//! acceptance and escalation to an answer; the store that keeps them; the
-//! dispatcher that routes them; responder tokens; party-member liaisons.
+//! acceptance and escalation to an answer. The state machine decides each
+//! change (`machine`), routing picks the responder (`routing`), the
+//! dispatcher commits and applies (`dispatcher`), streams carry the changes
+//! (`fanout`), tokens and secrets guard them (`access`, `token`), and
+//! party-member liaisons watch their villages (`liaison`).
 
-pub mod dispatch;
+mod access;
+mod admin;
+pub mod dispatcher;
+mod fanout;
 pub mod liaison;
+pub mod machine;
+mod routing;
 pub mod token;
 pub mod view;
 
+pub use access::Principal;
+pub use dispatcher::{Dispatcher, Submission};
+pub use fanout::Push;
+pub use machine::DispatchConfig;
+
 use serde::{Deserialize, Serialize};
 
-use crate::{model::Corps, model::Location, model::Tier};
+use crate::{
+    matching::Need,
+    model::Location,
+    model::{ids::TalentId, Corps, Tier},
+    reading::lexicon::Lexicon,
+    search::tokenizer,
+};
 
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -139,14 +158,49 @@ impl Availability {
     }
 }
 
+/// Who made a change.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Actor {
+    Farmer,
+    System,
+    Admin,
+    Responder(TalentId),
+}
+
+impl Actor {
+    /// Reads the stored spelling back: `farmer`, `system`, `admin` or
+    /// `responder:<talent id>`.
+    pub fn parse(text: &str) -> Option<Actor> {
+        match text {
+            "farmer" => Some(Actor::Farmer),
+            "system" => Some(Actor::System),
+            "admin" => Some(Actor::Admin),
+            _ => text
+                .strip_prefix("responder:")
+                .map(|id| Actor::Responder(TalentId::new(id))),
+        }
+    }
+}
+
+impl std::fmt::Display for Actor {
+    /// The stored and streamed spelling, which [`Actor::parse`] reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Farmer => f.write_str("farmer"),
+            Actor::System => f.write_str("system"),
+            Actor::Admin => f.write_str("admin"),
+            Actor::Responder(id) => write!(f, "responder:{id}"),
+        }
+    }
+}
+
 /// One change of a ticket, as stored and as streamed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub ticket_id: String,
     pub seq: u64,
     pub kind: EventKind,
-    /// `farmer`, `system`, `admin` or `responder:<talent id>`.
-    pub actor: String,
+    pub actor: Actor,
     pub at_ms: i64,
     pub reason: String,
     pub state: TicketState,
@@ -165,6 +219,9 @@ pub struct Ticket {
     pub division_code: Option<String>,
     pub subject: Option<String>,
     pub corps: Option<Corps>,
+    /// The words the report was analysed with at submission, which every
+    /// re-route ranks with; None for tickets stored before they were kept.
+    pub words: Option<Vec<String>>,
     pub contact: String,
     pub idempotency_key: Option<String>,
     pub state: TicketState,
@@ -180,6 +237,32 @@ pub struct Ticket {
     pub updated_at_ms: i64,
 }
 
+impl Ticket {
+    /// What the ticket needs, as analysed at submission. A ticket stored
+    /// before its words were kept takes the search terms of its text.
+    pub fn need(&self, lexicon: &Lexicon) -> Need {
+        Need {
+            subject: self.subject.as_deref().and_then(|s| lexicon.subject_id(s)),
+            corps: self.corps,
+            words: match &self.words {
+                Some(words) => words.clone(),
+                None => tokenizer::terms(lexicon, &self.text)
+                    .into_iter()
+                    .map(|(_, _, w)| w)
+                    .collect(),
+            },
+        }
+    }
+
+    /// The responder an open offer or acceptance belongs to.
+    pub fn holder(&self) -> Option<&str> {
+        match self.state {
+            TicketState::Offered | TicketState::Accepted => self.assignee.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// Unix time in milliseconds.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -192,4 +275,27 @@ pub fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).expect("the OS random source works");
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actors_read_back_what_they_write() {
+        let actors = [
+            Actor::Farmer,
+            Actor::System,
+            Actor::Admin,
+            Actor::Responder(TalentId::new("vill-00001")),
+        ];
+        for actor in actors {
+            assert_eq!(Actor::parse(&actor.to_string()), Some(actor));
+        }
+        assert_eq!(
+            Actor::Responder(TalentId::new("a")).to_string(),
+            "responder:a"
+        );
+        assert_eq!(Actor::parse("somebody"), None);
+    }
 }

@@ -37,15 +37,6 @@ pub struct Claims {
     pub exp: i64,
 }
 
-/// Compares in time that depends only on the lengths, not on where the
-/// first difference is.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[derive(Clone)]
 pub struct Signer {
     key: Vec<u8>,

@@ -2,7 +2,7 @@
 //! contact goes only to the farmer, to admins and to the responder who
 //! accepted the ticket; a talent's phone only to an admin listing the roster.
 
-use crate::{model::Talent, tickets::dispatch::Principal, tickets::Ticket, tickets::TicketState};
+use crate::{model::Talent, tickets::Principal, tickets::Ticket, tickets::TicketState};
 
 /// Who looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub enum Viewer<'a> {
 impl<'a> From<&'a Principal> for Viewer<'a> {
     fn from(principal: &'a Principal) -> Viewer<'a> {
         match principal {
-            Principal::Responder(id) => Viewer::Responder(id),
+            Principal::Responder(id) => Viewer::Responder(id.as_str()),
             Principal::Liaison(_) => Viewer::Liaison,
         }
     }
@@ -61,7 +61,7 @@ pub fn phone<'t>(talent: &'t Talent, showing: Showing, viewer: Viewer<'_>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{model::Location, model::Tier};
+    use crate::{model::ids::TalentId, model::Location, model::Tier};
 
     fn ticket(state: TicketState, assignee: Option<&str>) -> Ticket {
         Ticket {
@@ -82,6 +82,7 @@ mod tests {
             reason: String::new(),
             created_at_ms: 0,
             updated_at_ms: 0,
+            words: None,
         }
     }
 
@@ -147,7 +148,7 @@ mod tests {
     fn a_liaison_principal_views_as_a_liaison() {
         let liaison = Principal::Liaison("l1".into());
         assert_eq!(Viewer::from(&liaison), Viewer::Liaison);
-        let responder = Principal::Responder("r1".into());
+        let responder = Principal::Responder(TalentId::new("r1"));
         assert_eq!(Viewer::from(&responder), Viewer::Responder("r1"));
     }
 }

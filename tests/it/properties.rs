@@ -9,16 +9,15 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use proptest::prelude::*;
 use xingweinong::{
     config::MatchConfig,
+    matching::Matcher,
     model::divisions::Divisions,
+    model::ids::{TalentId, TicketId},
+    model::Location,
     reading::lexicon::Lexicon,
     roster::store::RosterStore,
     roster::{self, RosterFormat},
     store::sqlite::SqliteStore,
-    tickets::{
-        dispatch::{DispatchConfig, Dispatcher, Submission},
-        Availability, EventKind, TicketState,
-    },
-    {matching::Matcher, model::Location},
+    tickets::{Availability, DispatchConfig, Dispatcher, EventKind, Submission, TicketState},
 };
 
 /// Three apple responders of small capacity on three tiers, and a pig one.
@@ -99,7 +98,10 @@ async fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
                 } else {
                     Availability::Offline
                 };
-                dispatcher.set_availability(TALENTS[t], a).await.unwrap();
+                dispatcher
+                    .set_availability(&TalentId::new(TALENTS[t]), a)
+                    .await
+                    .unwrap();
                 online.insert(TALENTS[t], on);
             }
             Action::Accept(t, k)
@@ -108,8 +110,8 @@ async fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
             | Action::Escalate(t, k)
                 if !submitted.is_empty() =>
             {
-                let id = &submitted[k % submitted.len()].0;
-                let who = TALENTS[t];
+                let id = &TicketId::new(submitted[k % submitted.len()].0.as_str());
+                let who = &TalentId::new(TALENTS[t]);
                 // Errors (not yours, wrong state) are part of the game.
                 let _ = match a {
                     Action::Accept(..) => dispatcher.accept(who, id).await,
@@ -127,7 +129,10 @@ async fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
 
         // Invariants, checked on the stored tickets after every step.
         for (id, secret) in &submitted {
-            let (ticket, history) = dispatcher.get_ticket(id, secret).await.unwrap();
+            let (ticket, history) = dispatcher
+                .get_ticket(&TicketId::new(id.as_str()), secret)
+                .await
+                .unwrap();
             let from = seen.insert(id.clone(), history.len()).unwrap_or(0);
             for e in &history[from..] {
                 if e.kind == EventKind::Offered {

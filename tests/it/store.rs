@@ -9,7 +9,7 @@ use xingweinong::{
     model::{Corps, Tier},
     store::postgres::PgStore,
     store::{sqlite::SqliteStore, Change, TicketFilter, TicketStore, Written},
-    tickets::{liaison::Liaison, Availability, Event, EventKind, Ticket, TicketState},
+    tickets::{liaison::Liaison, Actor, Availability, Event, EventKind, Ticket, TicketState},
 };
 
 fn ticket(id: &str, key: Option<&str>, created: i64) -> Ticket {
@@ -20,6 +20,7 @@ fn ticket(id: &str, key: Option<&str>, created: i64) -> Ticket {
         division_code: Some("610527107202".into()),
         subject: Some("苹果".into()),
         corps: None,
+        words: Some(vec!["苹果树".into(), "叶子".into(), "发黄".into()]),
         contact: "13700000000".into(),
         idempotency_key: key.map(str::to_string),
         state: TicketState::Queued,
@@ -39,7 +40,7 @@ fn event(t: &Ticket, seq: u64, kind: EventKind, talent: Option<&str>) -> Event {
         ticket_id: t.id.clone(),
         seq,
         kind,
-        actor: "system".into(),
+        actor: Actor::System,
         at_ms: t.updated_at_ms,
         reason: String::new(),
         state: t.state,
@@ -130,10 +131,12 @@ async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
     }
 
     // Open tickets carry their histories; listings filter and page.
-    // A corps and no subject: the other side of each optional column.
+    // A corps and no subject, and no stored words (as stored before they
+    // were kept): the other side of each optional column.
     let mut c = ticket("tk-c", None, 4_000);
     c.corps = Some(Corps::Fruit);
     c.subject = None;
+    c.words = None;
     let head = done(
         store
             .insert(&c, &[event(&c, 1, EventKind::Submitted, None)], head)
@@ -280,6 +283,30 @@ async fn postgres_store_names_a_value_it_cannot_read() {
         e.to_string(),
         "internal error: PostgreSQL holds an unknown corps \"海军\""
     );
+}
+
+/// A database made before tickets kept their words: the migration adds the
+/// column, and the old row reads back without words.
+#[tokio::test]
+async fn sqlite_rows_from_before_the_words_column_read_without_words() {
+    let dir = crate::common::temp_dir("store-words");
+    {
+        let conn = rusqlite::Connection::open(dir.join("tickets.sqlite3")).unwrap();
+        conn.execute_batch(include_str!("../../migrations/sqlite/0001_tickets.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO tickets VALUES ('tk-1', '苹果树叶子发黄', '{\"division\":\"610527107202\"}', \
+             '610527107202', '苹果', NULL, '', NULL, 'queued', NULL, 'village', 0, NULL, '', '', 1, 1)",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&dir).unwrap();
+    let (old, _) = store.get("tk-1").await.unwrap().unwrap();
+    assert_eq!(old.words, None);
+    assert_eq!(old.subject.as_deref(), Some("苹果"));
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

@@ -30,7 +30,10 @@ mod tickets;
 use pool::Pool;
 
 /// Versioned migrations; `xwn_migrations` records which ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0001_shared.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/postgres/0001_shared.sql"),
+    include_str!("../../../migrations/postgres/0002_ticket_words.sql"),
+];
 /// Connections one replica opens at most.
 const MAX_CONNECTIONS: usize = 8;
 /// Serialises migrations and roster appends across replicas.

@@ -1,0 +1,593 @@
+//! The dispatcher: turns submitted problems into tickets and moves them,
+//! offering each to the nearest qualified responder that is ONLINE and below
+//! capacity, re-offering on decline or timeout (never to the same person
+//! twice), escalating village → county/town → city, queueing when nobody is
+//! free, and streaming every change to farmers, responders and liaisons.
+//!
+//! Every change is decided by the state machine (`machine`) on a copy of
+//! the ticket, committed to the store together with its events, and only
+//! then applied to the in-memory state (load per responder, offer
+//! deadlines, exclusions) and pushed to streams (`fanout`). One lock
+//! serialises the decisions of this process; across replicas a decision
+//! commits only if nobody else committed since this replica last caught up
+//! with the store's change log (else it catches up and decides again), so
+//! capacity is never exceeded and no ticket is offered twice.
+
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use tokio::sync::{Mutex, Notify};
+
+use super::{
+    access::Keys,
+    fanout::{Liaisons, Subscribers},
+    machine::{self, Command, Context, DispatchConfig, Routes, Transition},
+    now_ms, random_hex, Availability, Event, EventKind, Ticket, TicketState,
+};
+use crate::{
+    error::check_len,
+    error::{Error, Result},
+    matching::{Matcher, Need},
+    model::Location,
+    model::{
+        ids::{TalentId, TicketId},
+        Tier,
+    },
+    reading::analyzer::Analysis,
+    store::{Change, TicketStore, Written},
+};
+
+const MAX_CONTACT_CHARS: usize = 64;
+const MAX_KEY_CHARS: usize = 128;
+const MAX_ANSWER_CHARS: usize = 4_000;
+const MAX_REASON_CHARS: usize = 500;
+
+/// A submitted problem.
+#[derive(Debug, Clone, Default)]
+pub struct Submission {
+    pub text: String,
+    pub location: Option<Location>,
+    pub contact: String,
+    pub idempotency_key: String,
+}
+
+/// What this process knows, under the dispatcher's lock.
+#[derive(Default)]
+pub(super) struct State {
+    /// Queued, offered and accepted tickets.
+    pub(super) open: HashMap<String, Ticket>,
+    /// Last event number per open ticket.
+    pub(super) seq: HashMap<String, u64>,
+    /// Responders who may not be offered a ticket again.
+    pub(super) excluded: HashMap<String, HashSet<String>>,
+    /// Offered and accepted tickets per responder.
+    pub(super) load: HashMap<String, u32>,
+    pub(super) presence: HashMap<String, Availability>,
+    /// (deadline, ticket id) of every open offer.
+    deadlines: BTreeSet<(i64, String)>,
+    pub(super) liaisons: Liaisons,
+    pub(super) subscribers: Subscribers,
+    /// The last entry of the store's change log reflected here.
+    cursor: u64,
+}
+
+impl State {
+    /// Applies a committed change: derives load, deadlines and exclusions
+    /// from the old and new rows and the events, then pushes to streams.
+    fn apply(&mut self, old: Option<&Ticket>, new: &Ticket, events: &[Event]) {
+        if let Some(old) = old {
+            if let Some(t) = old.holder() {
+                if let Some(n) = self.load.get_mut(t) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            if let Some(d) = old.offer_deadline_ms {
+                self.deadlines.remove(&(d, old.id.clone()));
+            }
+        }
+        if let Some(t) = new.holder() {
+            *self.load.entry(t.to_string()).or_default() += 1;
+        }
+        if let (TicketState::Offered, Some(d)) = (new.state, new.offer_deadline_ms) {
+            self.deadlines.insert((d, new.id.clone()));
+        }
+        for e in events {
+            if matches!(
+                e.kind,
+                EventKind::Declined
+                    | EventKind::OfferTimedOut
+                    | EventKind::Rerouted
+                    | EventKind::Escalated
+            ) {
+                if let Some(t) = &e.talent_id {
+                    self.excluded
+                        .entry(new.id.clone())
+                        .or_default()
+                        .insert(t.clone());
+                }
+            }
+        }
+        if let Some(last) = events.last() {
+            self.seq.insert(new.id.clone(), last.seq);
+        }
+        if new.state.is_open() {
+            self.open.insert(new.id.clone(), new.clone());
+        } else {
+            self.open.remove(&new.id);
+            self.seq.remove(&new.id);
+            self.excluded.remove(&new.id);
+        }
+        let previous_holder = old.and_then(Ticket::holder);
+        self.subscribers
+            .push(&self.liaisons, new, events, previous_holder);
+    }
+}
+
+pub struct Dispatcher {
+    pub(super) store: Arc<dyn TicketStore>,
+    pub(super) matcher: Arc<Matcher>,
+    pub(super) keys: Keys,
+    config: DispatchConfig,
+    pub(super) state: Mutex<State>,
+    timer: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// Loads open tickets, presence and liaisons from the store, resumes
+    /// offer timers from their stored deadlines, and starts the timer and
+    /// roster-watch tasks.
+    pub async fn start(
+        store: Arc<dyn TicketStore>,
+        matcher: Arc<Matcher>,
+        config: DispatchConfig,
+    ) -> Result<Arc<Dispatcher>> {
+        let key = store.signing_key().await?;
+        let mut state = State {
+            // Read before the rows: what changes meanwhile is caught up again.
+            cursor: store.head().await?,
+            ..State::default()
+        };
+        for (ticket, events) in store.open_tickets().await? {
+            state.apply(None, &ticket, &events);
+        }
+        for (talent, availability) in store.availabilities().await? {
+            state.presence.insert(talent, availability);
+        }
+        state.liaisons.set(store.liaisons().await?);
+        let dispatcher = Arc::new(Dispatcher {
+            store,
+            matcher,
+            keys: Keys::new(key),
+            config,
+            state: Mutex::new(state),
+            timer: Arc::new(Notify::new()),
+        });
+        tokio::spawn(timer_loop(
+            Arc::downgrade(&dispatcher),
+            dispatcher.timer.clone(),
+        ));
+        tokio::spawn(roster_watch(
+            Arc::downgrade(&dispatcher),
+            dispatcher.matcher.roster_versions(),
+        ));
+        if let Some(notifications) = dispatcher.store.notifications() {
+            tokio::spawn(follow_changes(Arc::downgrade(&dispatcher), notifications));
+        }
+        dispatcher.drain_queue().await?;
+        Ok(dispatcher)
+    }
+
+    /// Submits a problem: analysed, stored and routed before it returns.
+    /// Returns the ticket, its history and the farmer's secret.
+    pub async fn submit(&self, s: Submission) -> Result<(Ticket, Vec<Event>, String)> {
+        Matcher::check_text(&s.text, "text")?;
+        let origin = self
+            .matcher
+            .resolve_location(s.location.as_ref(), "location")?;
+        check_len("contact", &s.contact, MAX_CONTACT_CHARS)?;
+        check_len("idempotency_key", &s.idempotency_key, MAX_KEY_CHARS)?;
+        let key =
+            (!s.idempotency_key.trim().is_empty()).then(|| s.idempotency_key.trim().to_string());
+        let location = s.location.clone().expect("resolved above");
+        let analysis = self.matcher.analyze(&s.text, origin);
+        let need = Need::of(&analysis);
+        let draft = self.draft(&s, location, &analysis, &need, key.clone());
+        let mut state = self.state.lock().await;
+        let Transition { ticket, events } = loop {
+            self.catch_up(&mut state).await?;
+            if let Some(key) = &key {
+                if let Some(existing) = self.store.find_by_idempotency_key(key).await? {
+                    return self.existing(&existing).await;
+                }
+            }
+            let now = now_ms();
+            let draft = Ticket {
+                created_at_ms: now,
+                updated_at_ms: now,
+                ..draft.clone()
+            };
+            let routes = if need.subject.is_none() && need.corps.is_none() {
+                Routes::unqualified(if analysis.note.is_empty() {
+                    "无法判断问题所属品类".into()
+                } else {
+                    analysis.note.clone()
+                })
+            } else {
+                self.routes(&state, &draft, &need, draft.tier)?
+            };
+            let cx = self.context(now, 0, &routes);
+            let made = machine::step(&draft, &Command::Submit, &cx)?;
+            match self
+                .store
+                .insert(&made.ticket, &made.events, state.cursor)
+                .await?
+            {
+                Written::Done { head } => {
+                    state.cursor = head;
+                    break made;
+                }
+                // Lost a race on the idempotency key with another replica.
+                Written::Duplicate(existing) => return self.existing(&existing).await,
+                Written::Stale => continue,
+            }
+        };
+        state.apply(None, &ticket, &events);
+        drop(state);
+        self.timer.notify_one();
+        let secret = self.keys.secret(&ticket.id);
+        Ok((ticket, events, secret))
+    }
+
+    /// A new ticket as submitted, queued at the village tier; the times are
+    /// set when it is committed.
+    fn draft(
+        &self,
+        s: &Submission,
+        location: Location,
+        analysis: &Analysis,
+        need: &Need,
+        key: Option<String>,
+    ) -> Ticket {
+        let lexicon = self.matcher.lexicon();
+        Ticket {
+            id: new_ticket_id(now_ms()),
+            text: s.text.clone(),
+            division_code: match &location {
+                Location::Division(code) => Some(code.trim().to_string()),
+                Location::Point { .. } => None,
+            },
+            location,
+            subject: analysis.subject.map(|id| lexicon.subject(id).name.clone()),
+            corps: analysis.corps,
+            words: Some(need.words.clone()),
+            contact: s.contact.trim().to_string(),
+            idempotency_key: key,
+            state: TicketState::Queued,
+            assignee: None,
+            tier: Tier::Village,
+            offers_in_tier: 0,
+            offer_deadline_ms: None,
+            answer: String::new(),
+            reason: String::new(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    /// A ticket submitted before under the same idempotency key.
+    async fn existing(&self, id: &str) -> Result<(Ticket, Vec<Event>, String)> {
+        let (ticket, events) = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::Internal("ticket vanished".into()))?;
+        let secret = self.keys.secret(&ticket.id);
+        Ok((ticket, events, secret))
+    }
+
+    fn context<'a>(&'a self, now_ms: i64, last_seq: u64, routes: &'a Routes) -> Context<'a> {
+        Context {
+            now_ms,
+            last_seq,
+            routes,
+            config: &self.config,
+        }
+    }
+
+    /// Applies what other replicas committed since `state.cursor`: each
+    /// changed ticket once, at its stored state, with the events this
+    /// process has not seen (which also pushes them to local streams).
+    pub(super) async fn catch_up(&self, state: &mut State) -> Result<()> {
+        let changes = self.store.changes_since(state.cursor).await?;
+        let Some(&(last, _)) = changes.last() else {
+            return Ok(());
+        };
+        let mut seen = HashSet::new();
+        let mut todo: Vec<Change> = changes
+            .into_iter()
+            .rev()
+            .map(|(_, c)| c)
+            .filter(|c| seen.insert(c.clone()))
+            .collect();
+        todo.reverse();
+        for change in todo {
+            match change {
+                Change::Ticket(id) => {
+                    let Some((ticket, events)) = self.store.get(&id).await? else {
+                        continue;
+                    };
+                    let known = state.seq.get(&id).copied().unwrap_or(0);
+                    let fresh: Vec<Event> = events.into_iter().filter(|e| e.seq > known).collect();
+                    if !fresh.is_empty() {
+                        let old = state.open.get(&id).cloned();
+                        state.apply(old.as_ref(), &ticket, &fresh);
+                    }
+                }
+                Change::Presence(talent) => match self.store.availability(&talent).await? {
+                    Some(a) => {
+                        state.presence.insert(talent, a);
+                    }
+                    None => {
+                        state.presence.remove(&talent);
+                    }
+                },
+                Change::Liaisons => state.liaisons.set(self.store.liaisons().await?),
+            }
+        }
+        state.cursor = last;
+        self.timer.notify_one();
+        Ok(())
+    }
+
+    /// Catches up with other replicas' changes now.
+    async fn sync(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        self.catch_up(&mut state).await
+    }
+
+    /// Moves one open ticket by `command`: the state machine decides (with
+    /// routing's findings when the command routes it), the result is
+    /// committed, then applied. A closed ticket refuses every command.
+    async fn change(&self, id: &TicketId, command: Command) -> Result<Ticket> {
+        let mut state = self.state.lock().await;
+        loop {
+            self.catch_up(&mut state).await?;
+            let Some(old) = state.open.get(id.as_str()).cloned() else {
+                return Err(match self.store.get(id.as_str()).await? {
+                    Some((closed, _)) => machine::refusal(&closed, &command),
+                    None => Error::NotFound(format!("no ticket {:?}", id.as_str())),
+                });
+            };
+            let now = now_ms();
+            let routes = match machine::routing_from(&old, &command, now, &self.config) {
+                Some(from) => {
+                    let need = old.need(self.matcher.lexicon());
+                    self.routes(&state, &old, &need, from)?
+                }
+                None => Routes::default(),
+            };
+            let last_seq = state.seq.get(id.as_str()).copied().unwrap_or(0);
+            let cx = self.context(now, last_seq, &routes);
+            let Transition { ticket, events } = machine::step(&old, &command, &cx)?;
+            if events.is_empty() {
+                return Ok(ticket);
+            }
+            match self.store.update(&ticket, &events, state.cursor).await? {
+                Written::Done { head } => {
+                    state.cursor = head;
+                    state.apply(Some(&old), &ticket, &events);
+                    drop(state);
+                    self.timer.notify_one();
+                    return Ok(ticket);
+                }
+                Written::Stale => continue,
+                Written::Duplicate(_) => {
+                    return Err(Error::Internal("an update hit an idempotency key".into()))
+                }
+            }
+        }
+    }
+
+    pub async fn accept(&self, talent: &TalentId, id: &TicketId) -> Result<Ticket> {
+        let by = talent.clone();
+        self.change(id, Command::Accept { by }).await
+    }
+
+    pub async fn decline(&self, talent: &TalentId, id: &TicketId, reason: &str) -> Result<Ticket> {
+        check_len("reason", reason, MAX_REASON_CHARS)?;
+        let (by, reason) = (talent.clone(), reason.trim().to_string());
+        let ticket = self.change(id, Command::Decline { by, reason }).await?;
+        self.drain_queue().await?;
+        Ok(ticket)
+    }
+
+    pub async fn resolve(&self, talent: &TalentId, id: &TicketId, answer: &str) -> Result<Ticket> {
+        if answer.trim().is_empty() {
+            return Err(Error::invalid(
+                "answer",
+                "is empty: tell the farmer what to do",
+            ));
+        }
+        check_len("answer", answer, MAX_ANSWER_CHARS)?;
+        let (by, answer) = (talent.clone(), answer.trim().to_string());
+        let ticket = self.change(id, Command::Resolve { by, answer }).await?;
+        self.drain_queue().await?;
+        Ok(ticket)
+    }
+
+    pub async fn escalate(&self, talent: &TalentId, id: &TicketId, reason: &str) -> Result<Ticket> {
+        check_len("reason", reason, MAX_REASON_CHARS)?;
+        let (by, reason) = (talent.clone(), reason.trim().to_string());
+        let ticket = self.change(id, Command::Escalate { by, reason }).await?;
+        self.drain_queue().await?;
+        Ok(ticket)
+    }
+
+    pub async fn cancel(&self, id: &TicketId, secret: &str) -> Result<Ticket> {
+        self.farmer_ticket(id, secret).await?;
+        let ticket = self.change(id, Command::Cancel).await?;
+        self.drain_queue().await?;
+        Ok(ticket)
+    }
+
+    /// Lapses every offer whose deadline has passed.
+    pub async fn expire_offers(&self) -> Result<()> {
+        loop {
+            let due = {
+                let state = self.state.lock().await;
+                state
+                    .deadlines
+                    .first()
+                    .filter(|(at, _)| *at <= now_ms())
+                    .map(|(_, id)| TicketId::new(id.as_str()))
+            };
+            let Some(id) = due else { break };
+            match self.change(&id, Command::OfferTimedOut).await {
+                // Closed meanwhile by another replica: nothing to lapse.
+                Ok(_) | Err(Error::FailedPrecondition(_) | Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.drain_queue().await
+    }
+
+    /// Re-routes open tickets whose responder left the roster, was
+    /// deactivated or lost all capacity; then offers queued tickets.
+    async fn reroute_departed(&self) -> Result<()> {
+        let snapshot = self.matcher.snapshot();
+        let departed: Vec<TicketId> = {
+            let state = self.state.lock().await;
+            state
+                .open
+                .values()
+                .filter(|t| {
+                    t.holder()
+                        .is_some_and(|a| !snapshot.get(a).is_some_and(|x| x.is_available()))
+                })
+                .map(|t| TicketId::new(t.id.as_str()))
+                .collect()
+        };
+        for id in departed {
+            if let Err(e) = self.change(&id, Command::HolderDeparted).await {
+                tracing::warn!(ticket = %id, error = %e, "could not re-route");
+            }
+        }
+        self.drain_queue().await
+    }
+
+    /// Offers queued tickets, oldest first, while anyone is free.
+    async fn drain_queue(&self) -> Result<()> {
+        let queued: Vec<TicketId> = {
+            let state = self.state.lock().await;
+            let mut q: Vec<&Ticket> = state
+                .open
+                .values()
+                .filter(|t| t.state == TicketState::Queued)
+                .collect();
+            q.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+            q.into_iter()
+                .map(|t| TicketId::new(t.id.as_str()))
+                .collect()
+        };
+        for id in queued {
+            self.change(&id, Command::Drain).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn set_availability(
+        &self,
+        talent: &TalentId,
+        availability: Availability,
+    ) -> Result<()> {
+        self.store
+            .set_availability(talent.as_str(), availability, now_ms())
+            .await?;
+        self.state
+            .lock()
+            .await
+            .presence
+            .insert(talent.to_string(), availability);
+        if availability == Availability::Online {
+            self.drain_queue().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A ticket id that sorts in creation order within a process: the time,
+/// a counter for tickets of the same millisecond, then randomness.
+fn new_ticket_id(now_ms: i64) -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 0x1_0000;
+    format!("tk-{:011x}{n:04x}{}", now_ms.max(0), random_hex(4))
+}
+
+/// Sleeps until the earliest offer deadline (or a change), then lapses what
+/// is due. Holds the dispatcher only while working, so it ends with it.
+async fn timer_loop(weak: Weak<Dispatcher>, wake: Arc<Notify>) {
+    loop {
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let next = {
+            let Some(d) = weak.upgrade() else { return };
+            let next = d.state.lock().await.deadlines.first().map(|(at, _)| *at);
+            next
+        };
+        let wait = match next {
+            Some(at) => Duration::from_millis((at - now_ms()).max(0) as u64),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut notified => continue,
+        }
+        let Some(d) = weak.upgrade() else { return };
+        if let Err(e) = d.expire_offers().await {
+            tracing::error!(error = %e, "could not expire offers");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+async fn roster_watch(weak: Weak<Dispatcher>, mut versions: tokio::sync::watch::Receiver<u64>) {
+    while versions.changed().await.is_ok() {
+        let Some(d) = weak.upgrade() else { return };
+        if let Err(e) = d.reroute_departed().await {
+            tracing::error!(error = %e, "could not re-route after a roster change");
+        }
+    }
+}
+
+/// Catches up with other replicas whenever the store says they wrote, and
+/// every second in case a notification was lost.
+async fn follow_changes(
+    weak: Weak<Dispatcher>,
+    mut notifications: tokio::sync::watch::Receiver<u64>,
+) {
+    loop {
+        tokio::select! {
+            changed = notifications.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let Some(d) = weak.upgrade() else { return };
+        if let Err(e) = d.sync().await {
+            tracing::warn!(error = %e, "could not catch up with other replicas");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,88 @@
+//! The dispatcher with a real roster and an SQLite store: a re-route ranks
+//! with the need the ticket was submitted with.
+
+use super::*;
+use crate::{
+    config::MatchConfig,
+    model::divisions::Divisions,
+    reading::lexicon::Lexicon,
+    roster::{self, store::RosterStore, RosterFormat},
+    search::{tokenizer, Ranking},
+    store::sqlite::SqliteStore,
+};
+
+/// `a` is nearest; `x` and `y` are equally far, so the report's words
+/// decide between them: `x` knows the compound the analysis keeps whole,
+/// `y` the pieces search mode cuts it into.
+const ROSTER: &str = "id,name,tier,specialties,skills,division_code,lat,lon,capacity\n\
+    a,甲,village,苹果,,610527106202,35.00,109.5,1\n\
+    x,乙,village,苹果,怎么治,610527106202,35.05,109.5,1\n\
+    y,丙,village,苹果,果树腐烂 腐烂病 苹果,610527106202,35.05,109.5,1\n";
+const TEXT: &str = "苹果树腐烂病怎么治";
+
+#[tokio::test]
+async fn a_rerouted_ticket_is_ranked_with_its_submitted_need() {
+    let dir = std::env::temp_dir().join(format!("xwn-reroute-need-{}", random_hex(8)));
+    let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
+    let talents = roster::parse_roster(RosterFormat::Csv, ROSTER.as_bytes(), lex, div).unwrap();
+    let roster = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
+    let matcher = Arc::new(Matcher::new(Arc::new(roster), MatchConfig::default()));
+    let store = Arc::new(SqliteStore::open(&dir).unwrap());
+    let d = Dispatcher::start(store, matcher.clone(), DispatchConfig::default())
+        .await
+        .unwrap();
+    for t in ["a", "x", "y"] {
+        let online = Availability::Online;
+        d.set_availability(&TalentId::new(t), online).await.unwrap();
+    }
+
+    let location = Location::Point {
+        lat: 35.0,
+        lon: 109.5,
+    };
+    let origin = matcher
+        .resolve_location(Some(&location), "location")
+        .unwrap();
+    let submitted = Need::of(&matcher.analyze(TEXT, origin));
+    let derived: Vec<String> = tokenizer::terms(lex, TEXT)
+        .into_iter()
+        .map(|(_, _, w)| w)
+        .collect();
+    // The two readings rank x and y differently, so the test can tell them apart.
+    let snapshot = matcher.snapshot();
+    let pool = matcher
+        .qualified_pool(&snapshot, &submitted, origin)
+        .unwrap();
+    let second = |words: &[String]| {
+        let hits = snapshot
+            .top(&pool, origin, words, Ranking::Nearest, 3)
+            .unwrap();
+        hits[1].talent.id.clone()
+    };
+    assert_eq!(second(&submitted.words), "x");
+    assert_eq!(second(&derived), "y");
+
+    let submission = Submission {
+        text: TEXT.into(),
+        location: Some(location),
+        ..Submission::default()
+    };
+    let (ticket, _, _) = d.submit(submission).await.unwrap();
+    assert_eq!(ticket.assignee.as_deref(), Some("a"));
+    assert_eq!(ticket.words.as_ref(), Some(&submitted.words));
+    let id = TicketId::new(ticket.id.as_str());
+    let rerouted = d.decline(&TalentId::new("a"), &id, "").await.unwrap();
+    assert_eq!(rerouted.state, TicketState::Offered);
+    assert_eq!(rerouted.assignee.as_deref(), Some("x"));
+
+    // The stored ticket keeps the submitted need; a row stored before
+    // words were kept falls back to the search terms of its text.
+    let (stored, _) = d.store.get(&ticket.id).await.unwrap().unwrap();
+    assert_eq!(stored.need(lex), submitted);
+    let legacy = Ticket {
+        words: None,
+        ..stored
+    };
+    assert_eq!(legacy.need(lex).words, derived);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,154 @@
+//! Routing: who a ticket goes to next. The qualified pool (one rule,
+//! `Matcher::qualified_pool`) is walked nearest first, in ever larger top-k
+//! lists, noting for the starting tier and each tier above it the first
+//! responder who is eligible (of that tier or higher, not excluded) and
+//! free (online, below capacity). The state machine turns what it finds
+//! into an offer, a queue, an escalation or an unroutable ticket.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{
+    dispatcher::{Dispatcher, State},
+    machine::{tier_above, tier_rank, Pick, Routes},
+    Availability, Ticket,
+};
+use crate::{
+    error::Result,
+    matching::Need,
+    model::{ids::TalentId, Talent, Tier},
+    reading::lexicon::Lexicon,
+    search::{Origin, Pool, Ranking, Snapshot},
+};
+
+/// What routing looks at.
+pub(super) struct RouteQuery<'a> {
+    pub snapshot: &'a Snapshot,
+    /// Who qualifies; not empty.
+    pub pool: &'a Pool,
+    pub origin: Origin,
+    /// The need's words, which break ties between equally near responders.
+    pub words: &'a [String],
+    /// The tier routing starts at.
+    pub from: Tier,
+    /// Responders the ticket may not be offered to again.
+    pub excluded: &'a HashSet<String>,
+    /// The responder whose offer the command ends, excluded too.
+    pub ending: Option<&'a str>,
+    pub presence: &'a HashMap<String, Availability>,
+    /// Offered and accepted tickets per responder.
+    pub load: &'a HashMap<String, u32>,
+}
+
+impl RouteQuery<'_> {
+    fn eligible_at(&self, talent: &Talent, tier: Tier) -> bool {
+        tier_rank(talent.tier) >= tier_rank(tier)
+            && !self.excluded.contains(&talent.id)
+            && self.ending != Some(talent.id.as_str())
+    }
+
+    fn free(&self, talent: &Talent) -> bool {
+        self.presence.get(&talent.id) == Some(&Availability::Online)
+            && self.load.get(&talent.id).copied().unwrap_or(0) < talent.capacity
+    }
+
+    /// What routing finds at the starting tier, and at each tier above it
+    /// when the starting tier has nobody free (then the whole pool was
+    /// walked, so what it found above is complete too).
+    pub fn routes(&self) -> Result<Routes> {
+        let tiers: Vec<Tier> = std::iter::successors(Some(self.from), |t| tier_above(*t)).collect();
+        let mut offers: Vec<Option<TalentId>> = vec![None; tiers.len()];
+        let mut eligible = vec![false; tiers.len()];
+        let size = self.snapshot.len();
+        let mut k = 64;
+        loop {
+            let hits =
+                self.snapshot
+                    .top(self.pool, self.origin, self.words, Ranking::Nearest, k)?;
+            for hit in &hits {
+                let talent = &hit.talent;
+                for (i, &tier) in tiers.iter().enumerate() {
+                    if self.eligible_at(talent, tier) {
+                        eligible[i] = true;
+                        if offers[i].is_none() && self.free(talent) {
+                            offers[i] = Some(TalentId::new(talent.id.as_str()));
+                        }
+                    }
+                }
+                if let Some(nearest) = &offers[0] {
+                    return Ok(Routes {
+                        unqualified: None,
+                        picks: vec![(self.from, Pick::Offer(nearest.clone()))],
+                    });
+                }
+            }
+            if hits.len() < k || k >= size {
+                break;
+            }
+            k = (k * 4).min(size.max(1));
+        }
+        let picks = tiers
+            .into_iter()
+            .zip(offers.into_iter().zip(eligible))
+            .map(|(tier, found)| {
+                let pick = match found {
+                    (Some(talent), _) => Pick::Offer(talent),
+                    (None, true) => Pick::Busy,
+                    (None, false) => Pick::Nobody,
+                };
+                (tier, pick)
+            })
+            .collect();
+        Ok(Routes {
+            unqualified: None,
+            picks,
+        })
+    }
+}
+
+/// Why nobody in the roster qualifies for a need.
+fn nobody_qualifies(lexicon: &Lexicon, need: &Need) -> String {
+    match need.subject {
+        Some(s) => format!("花名册中没有{}方面的专长人员", lexicon.subject(s).name),
+        None => format!(
+            "花名册中没有{}组专长人员",
+            need.corps.map_or("", |c| c.chinese())
+        ),
+    }
+}
+
+impl Dispatcher {
+    /// Routing's findings for `ticket` under `need`, from tier `from`, with
+    /// the responders and loads of `state`.
+    pub(super) fn routes(
+        &self,
+        state: &State,
+        ticket: &Ticket,
+        need: &Need,
+        from: Tier,
+    ) -> Result<Routes> {
+        let origin = self
+            .matcher
+            .resolve_location(Some(&ticket.location), "location")?;
+        let snapshot = self.matcher.snapshot();
+        let pool = self.matcher.qualified_pool(&snapshot, need, origin)?;
+        if pool.specialties.is_empty() && pool.corps.is_empty() {
+            return Ok(Routes::unqualified(nobody_qualifies(
+                self.matcher.lexicon(),
+                need,
+            )));
+        }
+        let none = HashSet::new();
+        RouteQuery {
+            snapshot: &snapshot,
+            pool: &pool,
+            origin,
+            words: &need.words,
+            from,
+            excluded: state.excluded.get(&ticket.id).unwrap_or(&none),
+            ending: ticket.assignee.as_deref(),
+            presence: &state.presence,
+            load: &state.load,
+        }
+        .routes()
+    }
+}
