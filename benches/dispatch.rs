@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use tonic::{transport::Channel, Request};
+use tonic::{transport::Channel, Request, Streaming};
 use xingweinong::{cli::loadgen::quantile, config::Config, pb, server};
 
 const ADMIN: &str = "bench-admin-token-0123456789";
@@ -41,21 +41,35 @@ async fn main() {
         .unwrap_or(500);
     let dir = std::env::temp_dir().join(format!("xwn-bench-dispatch-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let channel = serve(&dir).await;
+    let stream = online_responder(&channel).await;
+    let (submit, offer) = submit_tickets(&channel, stream, count).await;
+    println!("{count} tickets, one responder online, SQLite with synchronous=FULL");
+    report("SubmitProblem", submit);
+    report("submit -> offer on stream", offer);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts the server on loopback with its data in `dir`, and connects to it.
+async fn serve(dir: &std::path::Path) -> Channel {
     let config = Config {
-        data_dir: dir.clone(),
+        data_dir: dir.to_path_buf(),
         admin_token: Some(ADMIN.into()),
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(server::serve(config, listener, std::future::pending()));
-    let channel = Channel::from_shared(format!("http://{addr}"))
+    Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
-        .unwrap();
+        .unwrap()
+}
 
-    // One apple expert who takes everything, on a roster of its own.
+/// One apple expert who takes everything, on a roster of its own: imports
+/// it, brings it online, and returns its live stream of assignments.
+async fn online_responder(channel: &Channel) -> Streaming<pb::AssignmentEvent> {
     let roster = "id,name,tier,specialties,division_code,lat,lon,capacity\n\
                   e1,专家,village,苹果,610527106202,35.0,109.5,1000\n";
     let mut admin = pb::roster_service_client::RosterServiceClient::new(channel.clone());
@@ -89,12 +103,20 @@ async fn main() {
         ))
         .await
         .unwrap();
-    let mut stream = responder
+    responder
         .watch_assignments(authed(pb::WatchAssignmentsRequest {}, &token))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+}
 
+/// Submits `count` problems one after another; returns, in microseconds,
+/// how long each submission took and how long until `stream` had its offer.
+async fn submit_tickets(
+    channel: &Channel,
+    mut stream: Streaming<pb::AssignmentEvent>,
+    count: usize,
+) -> (Vec<u64>, Vec<u64>) {
     let mut farmer = pb::ticket_service_client::TicketServiceClient::new(channel.clone());
     let mut submit = Vec::with_capacity(count);
     let mut offer = Vec::with_capacity(count);
@@ -127,8 +149,5 @@ async fn main() {
             }
         }
     }
-    println!("{count} tickets, one responder online, SQLite with synchronous=FULL");
-    report("SubmitProblem", submit);
-    report("submit -> offer on stream", offer);
-    let _ = std::fs::remove_dir_all(&dir);
+    (submit, offer)
 }
