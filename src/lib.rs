@@ -4,23 +4,23 @@
 //!
 //! # Layout
 //!
-//! - Data: [`divisions`] (Weinan's divisions and points), [`lexicon`] (the
-//!   agricultural vocabulary and the jieba segmenter), [`model`] (tiers,
-//!   corps, talents), [`geo`] (distances).
-//! - Reading reports: [`analyzer`] infers subject and corps; [`eval`]
-//!   measures it on labelled reports.
-//! - The roster: [`roster`] parses and validates files and generates the
-//!   demo roster; [`search`] is the tantivy index and its queries;
-//!   [`roster_store`] keeps versions on disk and swaps them atomically,
-//!   each with its [`talent_table`] file for fast restarts;
-//!   [`roster_log`] applies admin changes locally or through the log that
-//!   replicas share.
-//! - [`service`]: the domain operations, free of any transport;
-//!   [`tickets`]: tickets, their store and the dispatcher;
-//!   [`postgres`]: the store several replicas share.
-//! - Transport and process: [`grpc`] (adapters and status mapping),
-//!   [`server`] (start-up and serving), [`config`], [`cli`], [`loadgen`];
-//!   [`audit`] keeps the log of admin actions.
+//! One room per concern (ARCHITECTURE.md is the map):
+//!
+//! - [`model`]: ids, tiers, corps, talents, locations, Weinan's divisions
+//!   and distances.
+//! - [`reading`]: the agricultural lexicon and jieba segmenter, the
+//!   analyser that infers subject and corps, and its evaluation.
+//! - [`roster`]: parsing and validating roster files, the demo roster,
+//!   versions on disk, the shared roster log and the admin operations.
+//! - [`search`]: the tantivy index and its rankings.
+//! - [`matching`]: a report's need, the one qualification rule, reasons.
+//! - [`tickets`]: the pure state machine, routing, the dispatcher, live
+//!   streams, tokens and who sees what.
+//! - [`store`]: the ticket store trait, its row codec, SQLite and the
+//!   PostgreSQL store replicas share.
+//! - Transport and process, the only rooms that know tonic: [`grpc`] (thin
+//!   adapters and the one status mapping), [`server`] (wiring, serving,
+//!   limits, TLS, audit), [`cli`]; with [`config`] and [`error`].
 
 pub mod cli;
 pub mod config;

@@ -1,6 +1,7 @@
 //! The gRPC adapter, thin: each handler takes its call through the
-//! [`Gate`], calls one domain operation ([`crate::matching::Service`],
-//! [`crate::roster::log::Roster`], [`crate::tickets::Dispatcher`])
+//! [`Gate`], calls one domain operation ([`crate::matching::Matcher`],
+//! [`crate::roster::admin::RosterAdmin`], [`crate::roster::log::Roster`],
+//! [`crate::tickets::Dispatcher`])
 //! and converts the result back ([`convert`]); domain errors become
 //! statuses in one place ([`status`]).
 
