@@ -11,14 +11,14 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, default)]
 pub struct MatchConfig {
     /// Candidates returned when a request asks for none in particular.
-    pub default_limit: u32,
+    pub(crate) default_limit: u32,
     /// Most candidates one request may ask for.
-    pub max_limit: u32,
+    pub(crate) max_limit: u32,
     /// Distance at which BEST_MATCH's gaussian decay halves the score.
-    pub best_match_scale_km: f64,
+    pub(crate) best_match_scale_km: f64,
     /// When nobody with the subject is within this distance, specialists of
     /// its parent subject (羊 for 奶山羊) qualify too.
-    pub parent_radius_km: f64,
+    pub(crate) parent_radius_km: f64,
 }
 
 impl Default for MatchConfig {
@@ -65,10 +65,10 @@ pub struct LimitConfig {
     /// How many such calls a client may make at once before the rate applies.
     pub client_burst: f64,
     /// Longest a unary call may run, in milliseconds.
-    pub request_timeout_ms: u64,
+    pub(crate) request_timeout_ms: u64,
     /// HTTP/2 keep-alive ping interval, in seconds: dead peers and idle
     /// streams whose peer is gone are reaped after one more interval.
-    pub keepalive_secs: u64,
+    pub(crate) keepalive_secs: u64,
     /// SubmitProblem calls in flight at once (each waits for the
     /// dispatcher's one lock and a synchronous commit); past it,
     /// RESOURCE_EXHAUSTED at once instead of a queue that grows with the
@@ -78,7 +78,7 @@ pub struct LimitConfig {
     /// wait for one to end before opening more), so a client that opens
     /// streams faster than they are answered cannot grow the server's
     /// memory; long-lived watch streams count too.
-    pub max_streams_per_connection: u32,
+    pub(crate) max_streams_per_connection: u32,
     /// Longest a call may wait, from its arrival to the start of its work,
     /// in milliseconds; a call that waited longer (the server is behind)
     /// gets RESOURCE_EXHAUSTED without doing the work, so the backlog
@@ -158,25 +158,25 @@ impl Default for Config {
 
 impl Config {
     /// Reads a TOML file; unknown keys are errors, so typos do not pass.
-    pub fn from_file(path: &std::path::Path) -> anyhow::Result<Config> {
+    pub(crate) fn from_file(path: &std::path::Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         Config::from_toml(&text).with_context(|| format!("bad config file {}", path.display()))
     }
 
-    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+    pub(crate) fn from_toml(text: &str) -> anyhow::Result<Config> {
         let config: Config = toml::from_str(text)?;
         config.validate()?;
         Ok(config)
     }
 
     /// The PostgreSQL URL, when the store is shared.
-    pub fn postgres_url(&self) -> Option<&str> {
+    pub(crate) fn postgres_url(&self) -> Option<&str> {
         let s = self.store.trim();
         (s.starts_with("postgres://") || s.starts_with("postgresql://")).then_some(s)
     }
 
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.max_upload_bytes > 0,
             "max_upload_bytes must be above zero"

@@ -36,7 +36,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn invalid(field: &str, message: impl Into<String>) -> Error {
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Error {
         Error::InvalidArgument {
             field: field.to_string(),
             message: message.into(),
@@ -44,7 +44,7 @@ impl Error {
     }
 
     /// An invalid roster, its summary naming the first few problems.
-    pub fn invalid_roster(errors: Vec<RowError>) -> Error {
+    pub(crate) fn invalid_roster(errors: Vec<RowError>) -> Error {
         let mut summary = format!("the roster was rejected whole: {} problem(s)", errors.len());
         for e in errors.iter().take(3) {
             summary.push_str(&format!("; line {} {}: {}", e.line, e.field, e.message));
@@ -73,11 +73,11 @@ impl From<std::io::Error> for Error {
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Runs `work` on tokio's blocking threads; a thread that failed (panicked)
 /// is an internal error naming the `worker`.
-pub async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     worker: &str,
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -87,7 +87,7 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// Refuses text longer than `max` characters, naming the field.
-pub fn check_len(field: &str, text: &str, max: usize) -> Result<()> {
+pub(crate) fn check_len(field: &str, text: &str, max: usize) -> Result<()> {
     let n = text.chars().count();
     if n > max {
         return Err(Error::invalid(

@@ -25,12 +25,12 @@
 pub mod cli;
 pub mod config;
 pub mod error;
-pub mod grpc;
+pub(crate) mod grpc;
 pub mod matching;
 pub mod model;
 pub mod reading;
 pub mod roster;
-pub mod search;
+pub(crate) mod search;
 pub mod server;
 pub mod store;
 pub mod tickets;
@@ -43,5 +43,5 @@ pub mod pb {
     tonic::include_proto!("xingweinong.v1");
 
     /// The encoded descriptor set, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xwn_descriptor.bin"));
+    pub(crate) const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xwn_descriptor.bin"));
 }

@@ -35,19 +35,19 @@ pub enum Rpc {
 }
 
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// One address, or several comma-separated (replicas).
-    pub server: String,
-    pub tls: ClientTls,
-    pub connections: usize,
+    pub(crate) server: String,
+    pub(crate) tls: ClientTls,
+    pub(crate) connections: usize,
     /// Calls in flight per connection (closed loop only).
-    pub concurrency: usize,
-    pub duration: Duration,
-    pub rpc: Rpc,
-    pub reports: Vec<Labelled>,
+    pub(crate) concurrency: usize,
+    pub(crate) duration: Duration,
+    pub(crate) rpc: Rpc,
+    pub(crate) reports: Vec<Labelled>,
     /// Open loop: start this many calls per second whatever the answers,
     /// and time each from its scheduled start. None: closed loop.
-    pub rate: Option<f64>,
+    pub(crate) rate: Option<f64>,
 }
 
 /// What one run measured.
@@ -58,9 +58,9 @@ pub struct Outcome {
     /// Failed calls by status code.
     pub errors: BTreeMap<String, u64>,
     /// The first message seen for each failing status code.
-    pub samples: BTreeMap<String, String>,
+    pub(crate) samples: BTreeMap<String, String>,
     /// Open loop: calls scheduled.
-    pub scheduled: u64,
+    pub(crate) scheduled: u64,
     pub elapsed: Duration,
     /// Sorted latencies of successful calls, in microseconds.
     pub latencies_us: Vec<u64>,
@@ -80,12 +80,12 @@ impl Outcome {
     }
 
     /// Calls refused with RESOURCE_EXHAUSTED.
-    pub fn shed(&self) -> u64 {
+    pub(crate) fn shed(&self) -> u64 {
         self.errors.get(SHED).copied().unwrap_or(0)
     }
 
     /// Failed calls other than RESOURCE_EXHAUSTED.
-    pub fn other_errors(&self) -> u64 {
+    pub(crate) fn other_errors(&self) -> u64 {
         self.errors.values().sum::<u64>() - self.shed()
     }
 
@@ -201,7 +201,7 @@ impl Clients {
 }
 
 /// Runs the plan; every worker stops at the deadline.
-pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     anyhow::ensure!(
         plan.connections > 0 && plan.concurrency > 0,
         "connections and concurrency must be above zero"

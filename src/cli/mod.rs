@@ -29,11 +29,11 @@ use crate::{
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Runs the gRPC server.
     Serve(ServeArgs),
     /// Prints a deterministic demo roster as CSV.
@@ -95,69 +95,69 @@ mod roster;
 mod tickets;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FileFormat {
+pub(crate) enum FileFormat {
     Csv,
     Jsonl,
 }
 
 /// The options of `loadgen`.
 #[derive(Debug, Args)]
-pub struct LoadgenArgs {
+pub(crate) struct LoadgenArgs {
     #[arg(long, value_enum, default_value_t = crate::cli::loadgen::Rpc::Match)]
-    pub rpc: crate::cli::loadgen::Rpc,
+    pub(crate) rpc: crate::cli::loadgen::Rpc,
     /// HTTP/2 connections.
     #[arg(long, default_value_t = 2)]
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// Calls in flight per connection.
     #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Seconds to run.
     #[arg(long, default_value_t = 10.0)]
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// Labelled reports (JSONL with text and division_code).
     #[arg(long, default_value = "tests/data/problems/dev.jsonl")]
-    pub reports: PathBuf,
+    pub(crate) reports: PathBuf,
     /// Open loop: start this many calls per second whatever the
     /// answers, timing each from its scheduled start (--concurrency is
     /// then unused). Without it: closed loop.
     #[arg(long)]
-    pub rate: Option<f64>,
+    pub(crate) rate: Option<f64>,
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub(crate) client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// TOML config file; flags and environment variables override it.
     #[arg(long, env = "XWN_CONFIG")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:50051].
     #[arg(long, env = "XWN_LISTEN")]
-    pub listen: Option<std::net::SocketAddr>,
+    pub(crate) listen: Option<std::net::SocketAddr>,
     /// Data directory [default: ./data].
     #[arg(long, env = "XWN_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// Admin bearer token (16+ characters).
     #[arg(long, env = "XWN_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub(crate) admin_token: Option<String>,
     /// Ticket and roster-log store: `sqlite` [default] or a postgres:// URL
     /// that every replica shares.
     #[arg(long, env = "XWN_STORE", hide_env_values = true)]
-    pub store: Option<String>,
+    pub(crate) store: Option<String>,
     /// Serve TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "XWN_TLS_CERT")]
-    pub tls_cert: Option<PathBuf>,
+    pub(crate) tls_cert: Option<PathBuf>,
     /// The TLS certificate's private key (PEM).
     #[arg(long, env = "XWN_TLS_KEY")]
-    pub tls_key: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
     /// Require client certificates signed by this CA (PEM): mutual TLS.
     #[arg(long, env = "XWN_TLS_CLIENT_CA")]
-    pub tls_client_ca: Option<PathBuf>,
+    pub(crate) tls_client_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
     /// Defaults, then the file, then environment and flags.
-    pub fn config(&self) -> anyhow::Result<Config> {
+    pub(crate) fn config(&self) -> anyhow::Result<Config> {
         let mut config = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
@@ -206,18 +206,18 @@ impl ServeArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct PlaceArgs {
+pub(crate) struct PlaceArgs {
     /// 12-digit Weinan division code (county, town or village).
     #[arg(long, conflicts_with_all = ["lat", "lon"])]
-    pub division: Option<String>,
+    pub(crate) division: Option<String>,
     #[arg(long, requires = "lon", allow_hyphen_values = true)]
-    pub lat: Option<f64>,
+    pub(crate) lat: Option<f64>,
     #[arg(long, requires = "lat", allow_hyphen_values = true)]
-    pub lon: Option<f64>,
+    pub(crate) lon: Option<f64>,
 }
 
 impl PlaceArgs {
-    pub fn to_pb(&self) -> Option<pb::Location> {
+    pub(crate) fn to_pb(&self) -> Option<pb::Location> {
         let kind = match (&self.division, self.lat, self.lon) {
             (Some(code), _, _) => pb::location::Kind::DivisionCode(code.clone()),
             (None, Some(lat), Some(lon)) => pb::location::Kind::Point(pb::GeoPoint { lat, lon }),
@@ -229,20 +229,20 @@ impl PlaceArgs {
 
 /// How a client reaches an `https://` server.
 #[derive(Debug, Args)]
-pub struct TlsArgs {
+pub(crate) struct TlsArgs {
     /// CA certificate (PEM) that signed an https:// server's certificate.
     #[arg(long, env = "XWN_TLS_CA")]
-    pub tls_ca: Option<PathBuf>,
+    pub(crate) tls_ca: Option<PathBuf>,
     /// Client certificate (PEM), for servers that require one (mutual TLS).
     #[arg(long, env = "XWN_TLS_CLIENT_CERT")]
-    pub tls_client_cert: Option<PathBuf>,
+    pub(crate) tls_client_cert: Option<PathBuf>,
     /// The client certificate's private key (PEM).
     #[arg(long, env = "XWN_TLS_CLIENT_KEY")]
-    pub tls_client_key: Option<PathBuf>,
+    pub(crate) tls_client_key: Option<PathBuf>,
 }
 
 impl TlsArgs {
-    pub fn client_tls(&self) -> ClientTls {
+    pub(crate) fn client_tls(&self) -> ClientTls {
         ClientTls {
             ca: self.tls_ca.clone(),
             cert: self.tls_client_cert.clone(),
@@ -252,7 +252,7 @@ impl TlsArgs {
 }
 
 /// Connects to `server` (`http://` plaintext, `https://` TLS).
-pub async fn connect(server: &str, tls: &TlsArgs) -> anyhow::Result<Channel> {
+pub(crate) async fn connect(server: &str, tls: &TlsArgs) -> anyhow::Result<Channel> {
     tls::endpoint(server, &tls.client_tls())?
         .connect_timeout(Duration::from_secs(5))
         .connect()
@@ -261,15 +261,15 @@ pub async fn connect(server: &str, tls: &TlsArgs) -> anyhow::Result<Channel> {
 }
 
 #[derive(Debug, Args)]
-pub struct ClientArgs {
+pub(crate) struct ClientArgs {
     /// Server address (`https://…` for a TLS server).
     #[arg(long, env = "XWN_SERVER", default_value = "http://127.0.0.1:50051")]
-    pub server: String,
+    pub(crate) server: String,
     /// Admin bearer token.
     #[arg(long, env = "XWN_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     #[command(flatten)]
-    pub tls: TlsArgs,
+    pub(crate) tls: TlsArgs,
 }
 
 impl ClientArgs {
@@ -295,7 +295,7 @@ impl ClientArgs {
 
 /// Reads a roster-like file into upload chunks of 1 MiB; the format comes
 /// from the flag or else the file name (`.jsonl`/`.json`, otherwise CSV).
-pub fn read_chunks(
+pub(crate) fn read_chunks(
     file: &std::path::Path,
     format: Option<FileFormat>,
 ) -> anyhow::Result<Vec<pb::RosterChunk>> {
@@ -324,7 +324,7 @@ pub fn read_chunks(
 }
 
 /// Turns a status into an error message listing its field violations.
-pub fn explain(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn explain(status: tonic::Status) -> anyhow::Error {
     let mut message = format!("{:?}: {}", status.code(), status.message());
     if let Some(bad) = status.get_details_bad_request() {
         for v in bad.field_violations {

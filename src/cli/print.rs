@@ -7,23 +7,23 @@ use crate::{
     pb,
 };
 
-pub fn state_name(value: i32) -> &'static str {
+pub(crate) fn state_name(value: i32) -> &'static str {
     pb::TicketState::try_from(value)
         .map_or("?", |s| s.as_str_name().trim_start_matches("TICKET_STATE_"))
 }
 
-pub fn kind_name(value: i32) -> &'static str {
+pub(crate) fn kind_name(value: i32) -> &'static str {
     pb::TicketEventKind::try_from(value).map_or("?", |k| {
         k.as_str_name().trim_start_matches("TICKET_EVENT_KIND_")
     })
 }
 
-pub fn tier_name(value: i32) -> &'static str {
+pub(crate) fn tier_name(value: i32) -> &'static str {
     pb::Tier::try_from(value).map_or("?", |t| t.as_str_name().trim_start_matches("TIER_"))
 }
 
 /// Unix milliseconds as UTC `YYYY-MM-DD HH:MM:SS` (civil-from-days).
-pub fn utc(ms: i64) -> String {
+pub(crate) fn utc(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
@@ -43,7 +43,7 @@ pub fn utc(ms: i64) -> String {
     )
 }
 
-pub fn print_event(e: &pb::TicketEvent) {
+pub(crate) fn print_event(e: &pb::TicketEvent) {
     let talent = e
         .talent
         .as_ref()
@@ -63,7 +63,7 @@ pub fn print_event(e: &pb::TicketEvent) {
     );
 }
 
-pub fn print_ticket(t: &pb::Ticket) {
+pub(crate) fn print_ticket(t: &pb::Ticket) {
     println!("ticket {}  {}", t.id, state_name(t.state));
     println!("  {}", t.text);
     let corps = pb::Corps::try_from(t.corps).map_or("?", |c| c.as_str_name());
@@ -112,7 +112,7 @@ fn distance_km(t: &pb::Ticket) -> Option<f64> {
     Some(farmer.distance_km(GeoPoint::new(p.lat, p.lon).ok()?))
 }
 
-pub fn print_assignment(a: &pb::AssignmentEvent) {
+pub(crate) fn print_assignment(a: &pb::AssignmentEvent) {
     let (Some(t), Some(e)) = (&a.ticket, &a.event) else {
         return;
     };

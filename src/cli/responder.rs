@@ -11,7 +11,7 @@ use super::print::{print_assignment, state_name};
 use crate::pb;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum AvailabilityArg {
+pub(crate) enum AvailabilityArg {
     Online,
     Away,
     Offline,
@@ -28,15 +28,15 @@ impl AvailabilityArg {
 }
 
 #[derive(Debug, Args)]
-pub struct ResponderArgs {
+pub(crate) struct ResponderArgs {
     /// Server address.
     #[arg(long, env = "XWN_SERVER", default_value = "http://127.0.0.1:50051")]
-    pub server: String,
+    pub(crate) server: String,
     /// The responder's (or liaison's) token from `xwn token`.
     #[arg(long, env = "XWN_RESPONDER_TOKEN", hide_env_values = true)]
-    pub responder_token: String,
+    pub(crate) responder_token: String,
     #[command(flatten)]
-    pub tls: super::TlsArgs,
+    pub(crate) tls: super::TlsArgs,
 }
 
 /// A responder client with its token.
@@ -128,7 +128,7 @@ fn stdin_lines() -> tokio::sync::mpsc::Receiver<std::io::Result<String>> {
     rx
 }
 
-pub async fn watch(args: &ResponderArgs) -> anyhow::Result<()> {
+pub(crate) async fn watch(args: &ResponderArgs) -> anyhow::Result<()> {
     let mut responder = Responder::connect(args).await?;
     match responder.set(pb::Availability::Online).await {
         Ok(()) => println!("ONLINE; waiting for offers (type `quit` to go offline)"),
@@ -178,7 +178,7 @@ pub async fn watch(args: &ResponderArgs) -> anyhow::Result<()> {
 }
 
 /// `accept`, `decline`, `resolve` and `escalate`: one action on a ticket.
-pub async fn act(
+pub(crate) async fn act(
     responder: &ResponderArgs,
     action: &str,
     id: &str,
@@ -191,7 +191,7 @@ pub async fn act(
 }
 
 /// `availability`: sets the responder's availability.
-pub async fn set_availability(
+pub(crate) async fn set_availability(
     availability: AvailabilityArg,
     responder: &ResponderArgs,
 ) -> anyhow::Result<()> {

@@ -8,27 +8,27 @@ use crate::pb;
 
 /// The filters and page of `talents`.
 #[derive(Debug, Args)]
-pub struct TalentsArgs {
+pub(crate) struct TalentsArgs {
     #[arg(long)]
-    pub county: Option<String>,
+    pub(crate) county: Option<String>,
     #[arg(long)]
-    pub division: Option<String>,
+    pub(crate) division: Option<String>,
     #[arg(long)]
-    pub specialty: Option<String>,
+    pub(crate) specialty: Option<String>,
     #[arg(long)]
-    pub query: Option<String>,
+    pub(crate) query: Option<String>,
     #[arg(long, default_value_t = 20)]
-    pub page_size: u32,
+    pub(crate) page_size: u32,
     #[arg(long)]
-    pub page_token: Option<String>,
+    pub(crate) page_token: Option<String>,
     #[arg(long)]
-    pub include_inactive: bool,
+    pub(crate) include_inactive: bool,
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub(crate) client: ClientArgs,
 }
 
 /// `match`: matches one report and prints the candidates.
-pub async fn match_problem(
+pub(crate) async fn match_problem(
     text: String,
     place: &PlaceArgs,
     limit: u32,
@@ -57,7 +57,7 @@ pub async fn match_problem(
 }
 
 /// `import`: replaces the roster with a file.
-pub async fn import(
+pub(crate) async fn import(
     file: &std::path::Path,
     format: Option<FileFormat>,
     client: &ClientArgs,
@@ -77,7 +77,7 @@ pub async fn import(
 }
 
 /// `stats`: prints the roster's figures.
-pub async fn stats(client: &ClientArgs) -> anyhow::Result<()> {
+pub(crate) async fn stats(client: &ClientArgs) -> anyhow::Result<()> {
     let mut api = pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
     let s = api
         .get_roster_stats(client.admin(pb::GetRosterStatsRequest {})?)
@@ -110,7 +110,7 @@ pub async fn stats(client: &ClientArgs) -> anyhow::Result<()> {
 }
 
 /// `talents`: prints one page of the filtered roster, phones included.
-pub async fn talents(args: TalentsArgs) -> anyhow::Result<()> {
+pub(crate) async fn talents(args: TalentsArgs) -> anyhow::Result<()> {
     let mut api = pb::roster_service_client::RosterServiceClient::new(args.client.channel().await?);
     let request = pb::ListTalentsRequest {
         county: args.county.unwrap_or_default(),

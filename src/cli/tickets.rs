@@ -12,7 +12,7 @@ use super::{explain, read_chunks, ClientArgs, FileFormat, PlaceArgs};
 use crate::pb;
 
 #[derive(Debug, Subcommand)]
-pub enum TicketCommand {
+pub(crate) enum TicketCommand {
     /// Submits a problem as a farmer; prints the ticket and its secret.
     Submit {
         text: String,
@@ -115,7 +115,7 @@ pub enum TicketCommand {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum StateArg {
+pub(crate) enum StateArg {
     Queued,
     Offered,
     Accepted,
@@ -125,7 +125,7 @@ pub enum StateArg {
 }
 
 /// Runs a ticket command.
-pub async fn run(command: TicketCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(command: TicketCommand) -> anyhow::Result<()> {
     match command {
         TicketCommand::Submit {
             text,

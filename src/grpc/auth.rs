@@ -11,7 +11,7 @@ use crate::error::Error;
 
 /// The token of an `authorization: Bearer <token>` header, as sent; without
 /// one, an unauthenticated error asking for the `who` token.
-pub fn bearer<'m>(metadata: &'m MetadataMap, who: &str) -> Result<&'m str, Error> {
+pub(crate) fn bearer<'m>(metadata: &'m MetadataMap, who: &str) -> Result<&'m str, Error> {
     metadata
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -30,18 +30,18 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 
 /// Checks the admin token.
 #[derive(Clone)]
-pub struct AdminAuth {
+pub(crate) struct AdminAuth {
     token: Option<Arc<str>>,
 }
 
 impl AdminAuth {
-    pub fn new(token: Option<String>) -> AdminAuth {
+    pub(crate) fn new(token: Option<String>) -> AdminAuth {
         AdminAuth {
             token: token.map(Into::into),
         }
     }
 
-    pub fn check(&self, metadata: &MetadataMap) -> Result<(), Error> {
+    pub(crate) fn check(&self, metadata: &MetadataMap) -> Result<(), Error> {
         let Some(expected) = &self.token else {
             return Err(Error::Unauthenticated(
                 "admin calls are disabled: the server has no admin token (set XWN_ADMIN_TOKEN or admin_token)".into(),

@@ -19,11 +19,11 @@ use crate::{
 /// A call let in: its message, who made it, where it came from and when it
 /// arrived, with its place under the per-method limits held until the
 /// handler returns.
-pub struct Admitted<M, C = ()> {
-    pub message: M,
-    pub caller: C,
-    pub peer: Option<SocketAddr>,
-    pub arrival: Option<Arrival>,
+pub(crate) struct Admitted<M, C = ()> {
+    pub(crate) message: M,
+    pub(crate) caller: C,
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) arrival: Option<Arrival>,
     _permit: Option<Permit>,
 }
 
@@ -55,14 +55,14 @@ impl<M, C> Admitted<M, C> {
 /// admitted. (Calls in flight were already counted on arrival by the
 /// admission layer; `Ping` and health checks need nothing more.)
 #[derive(Clone)]
-pub struct Gate {
+pub(crate) struct Gate {
     limits: Arc<Limits>,
     admin: AdminAuth,
     dispatcher: Arc<Dispatcher>,
 }
 
 impl Gate {
-    pub fn new(limits: Arc<Limits>, admin: AdminAuth, dispatcher: Arc<Dispatcher>) -> Gate {
+    pub(crate) fn new(limits: Arc<Limits>, admin: AdminAuth, dispatcher: Arc<Dispatcher>) -> Gate {
         Gate {
             limits,
             admin,
@@ -71,20 +71,20 @@ impl Gate {
     }
 
     /// A call open to farmers: rate limited per client address.
-    pub fn farmer<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
+    pub(crate) fn farmer<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
         let permit = self.limits.admit(&request, true)?;
         Ok(Admitted::new(request, (), Some(permit)))
     }
 
     /// A `SubmitProblem` call: a farmer call that also takes one of the
     /// places for submissions.
-    pub fn submit<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
+    pub(crate) fn submit<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
         let permit = self.limits.admit_submit(&request)?;
         Ok(Admitted::new(request, (), Some(permit)))
     }
 
     /// An admin call: the admin token first, then the load limits.
-    pub fn admin<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
+    pub(crate) fn admin<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
         self.admin.check(request.metadata())?;
         let permit = self.limits.admit(&request, false)?;
         Ok(Admitted::new(request, (), Some(permit)))
@@ -92,7 +92,7 @@ impl Gate {
 
     /// A responder's or liaison's call, by their bearer token. These calls
     /// free capacity, so they pass no per-method limit.
-    pub async fn principal<M>(
+    pub(crate) async fn principal<M>(
         &self,
         request: Request<M>,
     ) -> Result<Admitted<M, Principal>, Status> {
@@ -102,7 +102,10 @@ impl Gate {
     }
 
     /// A call only responders may make: liaisons may only watch.
-    pub async fn responder<M>(&self, request: Request<M>) -> Result<Admitted<M, TalentId>, Status> {
+    pub(crate) async fn responder<M>(
+        &self,
+        request: Request<M>,
+    ) -> Result<Admitted<M, TalentId>, Status> {
         let call = self.principal(request).await?;
         match &call.caller {
             Principal::Responder(id) => {
@@ -118,7 +121,10 @@ impl Gate {
 
     /// Waits for a CPU slot for CPU-bound work of a call that arrived at
     /// `arrival`.
-    pub async fn cpu_slot(&self, arrival: Option<Arrival>) -> Result<OwnedSemaphorePermit, Status> {
+    pub(crate) async fn cpu_slot(
+        &self,
+        arrival: Option<Arrival>,
+    ) -> Result<OwnedSemaphorePermit, Status> {
         self.limits.cpu_slot(arrival).await
     }
 }
@@ -127,7 +133,7 @@ impl Gate {
 /// up, or a call past its timeout, cannot cut it short (a decision between
 /// its commit and its apply, an import before its audit entry). A task that
 /// failed is an internal error naming the `task`.
-pub async fn detach<T, E>(
+pub(crate) async fn detach<T, E>(
     task: &str,
     work: impl Future<Output = Result<T, E>> + Send + 'static,
 ) -> Result<T, Status>

@@ -18,7 +18,7 @@ use crate::{
     {matching::Candidate, model::Location},
 };
 
-pub fn corps_to_pb(corps: Option<Corps>) -> pb::Corps {
+pub(crate) fn corps_to_pb(corps: Option<Corps>) -> pb::Corps {
     match corps {
         None => pb::Corps::Unspecified,
         Some(Corps::GrainOil) => pb::Corps::GrainOil,
@@ -29,7 +29,7 @@ pub fn corps_to_pb(corps: Option<Corps>) -> pb::Corps {
     }
 }
 
-pub fn corps_from_pb(value: i32, field: &str) -> Result<Option<Corps>, Error> {
+pub(crate) fn corps_from_pb(value: i32, field: &str) -> Result<Option<Corps>, Error> {
     Ok(match pb::Corps::try_from(value) {
         Ok(pb::Corps::Unspecified) => None,
         Ok(pb::Corps::GrainOil) => Some(Corps::GrainOil),
@@ -46,7 +46,7 @@ pub fn corps_from_pb(value: i32, field: &str) -> Result<Option<Corps>, Error> {
     })
 }
 
-pub fn tier_to_pb(tier: Tier) -> pb::Tier {
+pub(crate) fn tier_to_pb(tier: Tier) -> pb::Tier {
     match tier {
         Tier::City => pb::Tier::City,
         Tier::CountyTown => pb::Tier::CountyTown,
@@ -54,7 +54,7 @@ pub fn tier_to_pb(tier: Tier) -> pb::Tier {
     }
 }
 
-pub fn tier_from_pb(value: i32, field: &str) -> Result<Option<Tier>, Error> {
+pub(crate) fn tier_from_pb(value: i32, field: &str) -> Result<Option<Tier>, Error> {
     Ok(match pb::Tier::try_from(value) {
         Ok(pb::Tier::Unspecified) => None,
         Ok(pb::Tier::City) => Some(Tier::City),
@@ -64,13 +64,13 @@ pub fn tier_from_pb(value: i32, field: &str) -> Result<Option<Tier>, Error> {
     })
 }
 
-pub fn ranking_from_pb(value: i32) -> Result<pb::Ranking, Error> {
+pub(crate) fn ranking_from_pb(value: i32) -> Result<pb::Ranking, Error> {
     pb::Ranking::try_from(value)
         .map_err(|_| Error::invalid("ranking", format!("unknown ranking value {value}")))
 }
 
 /// The format a roster chunk names; `None` when it names none.
-pub fn format_from_pb(value: i32) -> Result<Option<RosterFormat>, Error> {
+pub(crate) fn format_from_pb(value: i32) -> Result<Option<RosterFormat>, Error> {
     match pb::RosterFormat::try_from(value) {
         Ok(pb::RosterFormat::Csv) => Ok(Some(RosterFormat::Csv)),
         Ok(pb::RosterFormat::Jsonl) => Ok(Some(RosterFormat::Jsonl)),
@@ -82,7 +82,7 @@ pub fn format_from_pb(value: i32) -> Result<Option<RosterFormat>, Error> {
     }
 }
 
-pub fn availability_from_pb(value: i32) -> Result<Availability, Error> {
+pub(crate) fn availability_from_pb(value: i32) -> Result<Availability, Error> {
     match pb::Availability::try_from(value) {
         Ok(pb::Availability::Online) => Ok(Availability::Online),
         Ok(pb::Availability::Away) => Ok(Availability::Away),
@@ -95,7 +95,7 @@ pub fn availability_from_pb(value: i32) -> Result<Availability, Error> {
 }
 
 /// A talent as the API shows it, with the phone the domain lets through.
-pub fn talent_to_pb(t: &Talent, phone: Option<&str>) -> pb::Talent {
+pub(crate) fn talent_to_pb(t: &Talent, phone: Option<&str>) -> pb::Talent {
     let divisions = Divisions::embedded();
     pb::Talent {
         id: t.id.clone(),
@@ -123,7 +123,7 @@ pub fn talent_to_pb(t: &Talent, phone: Option<&str>) -> pb::Talent {
 }
 
 /// A talent of an upsert request as a roster row, validated like a file's.
-pub fn talent_to_row(t: &pb::Talent, line: u64) -> RawRow {
+pub(crate) fn talent_to_row(t: &pb::Talent, line: u64) -> RawRow {
     let mut fields = BTreeMap::new();
     let tier = pb::Tier::try_from(t.tier).ok().and_then(|tier| match tier {
         pb::Tier::Unspecified => None,
@@ -158,7 +158,7 @@ pub fn talent_to_row(t: &pb::Talent, line: u64) -> RawRow {
     RawRow { line, fields }
 }
 
-pub fn analysis_to_pb(a: &Analysis, lexicon: &Lexicon) -> pb::Analysis {
+pub(crate) fn analysis_to_pb(a: &Analysis, lexicon: &Lexicon) -> pb::Analysis {
     pb::Analysis {
         agricultural: a.agricultural,
         confidence: f64::from(a.confidence),
@@ -184,7 +184,7 @@ pub fn analysis_to_pb(a: &Analysis, lexicon: &Lexicon) -> pb::Analysis {
     }
 }
 
-pub fn candidate_to_pb(c: &Candidate) -> pb::Candidate {
+pub(crate) fn candidate_to_pb(c: &Candidate) -> pb::Candidate {
     let phone = view::phone(&c.talent, Showing::Match, Viewer::Anyone);
     pb::Candidate {
         talent: Some(talent_to_pb(&c.talent, phone)),
@@ -196,7 +196,7 @@ pub fn candidate_to_pb(c: &Candidate) -> pb::Candidate {
 }
 
 /// Converts a request location.
-pub fn location_from_pb(location: Option<pb::Location>) -> Option<Location> {
+pub(crate) fn location_from_pb(location: Option<pb::Location>) -> Option<Location> {
     match location?.kind? {
         pb::location::Kind::DivisionCode(code) => Some(Location::Division(code)),
         pb::location::Kind::Point(p) => Some(Location::Point {
@@ -217,7 +217,7 @@ fn location_to_pb(l: &Location) -> pb::Location {
     pb::Location { kind: Some(kind) }
 }
 
-pub fn state_to_pb(s: TicketState) -> pb::TicketState {
+pub(crate) fn state_to_pb(s: TicketState) -> pb::TicketState {
     match s {
         TicketState::Queued => pb::TicketState::Queued,
         TicketState::Offered => pb::TicketState::Offered,
@@ -228,7 +228,7 @@ pub fn state_to_pb(s: TicketState) -> pb::TicketState {
     }
 }
 
-pub fn state_from_pb(value: i32) -> Result<Option<TicketState>, Error> {
+pub(crate) fn state_from_pb(value: i32) -> Result<Option<TicketState>, Error> {
     Ok(match pb::TicketState::try_from(value) {
         Ok(pb::TicketState::Unspecified) => None,
         Ok(pb::TicketState::Queued) => Some(TicketState::Queued),
@@ -273,7 +273,7 @@ fn talent_ref(id: &str, viewer: Viewer<'_>, snapshot: &Snapshot) -> pb::Talent {
     )
 }
 
-pub fn event_to_pb(e: &Event, viewer: Viewer<'_>, snapshot: &Snapshot) -> pb::TicketEvent {
+pub(crate) fn event_to_pb(e: &Event, viewer: Viewer<'_>, snapshot: &Snapshot) -> pb::TicketEvent {
     pb::TicketEvent {
         ticket_id: e.ticket_id.clone(),
         seq: e.seq,
@@ -299,7 +299,7 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
 }
 
 /// A ticket as `viewer` sees it, with its `history`; never its secret.
-pub fn ticket_to_pb(
+pub(crate) fn ticket_to_pb(
     t: &Ticket,
     history: &[Event],
     viewer: Viewer<'_>,

@@ -14,13 +14,13 @@ use crate::{
     pb,
 };
 
-pub struct MatchApi {
+pub(crate) struct MatchApi {
     gate: Gate,
     matcher: Arc<Matcher>,
 }
 
 impl MatchApi {
-    pub fn new(gate: Gate, matcher: Arc<Matcher>) -> MatchApi {
+    pub(crate) fn new(gate: Gate, matcher: Arc<Matcher>) -> MatchApi {
         MatchApi { gate, matcher }
     }
 }

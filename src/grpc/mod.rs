@@ -7,17 +7,17 @@
 
 mod auth;
 mod call;
-pub mod convert;
+pub(crate) mod convert;
 mod matching;
 mod responders;
 mod roster;
 mod status;
 mod tickets;
 
-pub use crate::server::limits::{AdmissionLayer, Limits};
-pub use auth::AdminAuth;
-pub use call::{Admitted, Gate};
-pub use matching::MatchApi;
-pub use responders::ResponderApi;
-pub use roster::RosterApi;
-pub use tickets::TicketApi;
+pub(crate) use crate::server::limits::Limits;
+pub(crate) use auth::AdminAuth;
+pub(crate) use call::Gate;
+pub(crate) use matching::MatchApi;
+pub(crate) use responders::ResponderApi;
+pub(crate) use roster::RosterApi;
+pub(crate) use tickets::TicketApi;

@@ -24,14 +24,18 @@ use crate::{
     tickets::{Dispatcher, Principal, Push},
 };
 
-pub struct ResponderApi {
+pub(crate) struct ResponderApi {
     gate: Gate,
     matcher: Arc<Matcher>,
     dispatcher: Arc<Dispatcher>,
 }
 
 impl ResponderApi {
-    pub fn new(gate: Gate, matcher: Arc<Matcher>, dispatcher: Arc<Dispatcher>) -> ResponderApi {
+    pub(crate) fn new(
+        gate: Gate,
+        matcher: Arc<Matcher>,
+        dispatcher: Arc<Dispatcher>,
+    ) -> ResponderApi {
         ResponderApi {
             gate,
             matcher,

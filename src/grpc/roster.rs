@@ -62,7 +62,7 @@ async fn read_upload(
 }
 
 /// `RosterService`: every call needs the admin token.
-pub struct RosterApi {
+pub(crate) struct RosterApi {
     gate: Gate,
     admin: Arc<RosterAdmin>,
     roster: Arc<Roster>,
@@ -72,7 +72,7 @@ pub struct RosterApi {
 }
 
 impl RosterApi {
-    pub fn new(
+    pub(crate) fn new(
         gate: Gate,
         admin: Arc<RosterAdmin>,
         roster: Arc<Roster>,

@@ -20,16 +20,16 @@ use crate::{
 };
 
 /// A server stream of replies.
-pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+pub(crate) type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-pub struct TicketApi {
+pub(crate) struct TicketApi {
     gate: Gate,
     matcher: Arc<Matcher>,
     dispatcher: Arc<Dispatcher>,
 }
 
 impl TicketApi {
-    pub fn new(gate: Gate, matcher: Arc<Matcher>, dispatcher: Arc<Dispatcher>) -> TicketApi {
+    pub(crate) fn new(gate: Gate, matcher: Arc<Matcher>, dispatcher: Arc<Dispatcher>) -> TicketApi {
         TicketApi {
             gate,
             matcher,

@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// Longest report accepted, in characters.
-pub const MAX_TEXT_CHARS: usize = 4_000;
+pub(crate) const MAX_TEXT_CHARS: usize = 4_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatchRequest {
@@ -31,7 +31,7 @@ pub struct MatchRequest {
 
 /// Why a candidate qualified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Basis {
+pub(crate) enum Basis {
     /// Has the subject as a specialty.
     Subject,
     /// Has the parent subject (羊 for 奶山羊): nobody with the subject is near.
@@ -46,17 +46,16 @@ pub struct Candidate {
     pub distance_km: f64,
     pub score: f64,
     pub matched_terms: Vec<String>,
-    pub reason: String,
-    pub basis: Basis,
+    pub(crate) reason: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct MatchOutcome {
-    pub analysis: Analysis,
-    pub subject: Option<String>,
-    pub corps: Option<Corps>,
+    pub(crate) analysis: Analysis,
+    pub(crate) subject: Option<String>,
+    pub(crate) corps: Option<Corps>,
     pub candidates: Vec<Candidate>,
-    pub roster_version: u64,
+    pub(crate) roster_version: u64,
 }
 
 /// Reads reports and ranks the responders who qualify for them.
@@ -85,21 +84,25 @@ impl Matcher {
         }
     }
 
-    pub fn lexicon(&self) -> &'static Lexicon {
+    pub(crate) fn lexicon(&self) -> &'static Lexicon {
         self.lexicon
     }
 
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.store.snapshot()
     }
 
     /// Receives every new roster version.
-    pub fn roster_versions(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub(crate) fn roster_versions(&self) -> tokio::sync::watch::Receiver<u64> {
         self.store.versions()
     }
 
     /// Resolves a farmer's location; `field` names it in errors.
-    pub fn resolve_location(&self, location: Option<&Location>, field: &str) -> Result<Origin> {
+    pub(crate) fn resolve_location(
+        &self,
+        location: Option<&Location>,
+        field: &str,
+    ) -> Result<Origin> {
         match location {
             None => Err(Error::invalid(
                 field,
@@ -134,7 +137,7 @@ impl Matcher {
 
     /// Reads a report from a farmer at `origin`: the county's farming is a
     /// prior.
-    pub fn analyze(&self, text: &str, origin: Origin) -> Analysis {
+    pub(crate) fn analyze(&self, text: &str, origin: Origin) -> Analysis {
         let county = self
             .divisions
             .county_near(origin.division, origin.point)
@@ -143,7 +146,7 @@ impl Matcher {
     }
 
     /// Checks a report's text.
-    pub fn check_text(text: &str, field: &str) -> Result<()> {
+    pub(crate) fn check_text(text: &str, field: &str) -> Result<()> {
         if text.trim().is_empty() {
             return Err(Error::invalid(
                 field,
@@ -190,7 +193,7 @@ impl Matcher {
 
     /// The ranked candidates for a need at `origin`, from the pool
     /// [`Matcher::qualified_pool`] decides.
-    pub fn rank(
+    pub(crate) fn rank(
         &self,
         snapshot: &Snapshot,
         need: &Need,
@@ -210,7 +213,12 @@ impl Matcher {
     /// re-route: the subject's specialists; its parent's too when none of
     /// them is within `parent_radius_km`; the corps' specialists when nobody
     /// available has either. Empty when nobody in the roster qualifies.
-    pub fn qualified_pool(&self, snapshot: &Snapshot, need: &Need, origin: Origin) -> Result<Pool> {
+    pub(crate) fn qualified_pool(
+        &self,
+        snapshot: &Snapshot,
+        need: &Need,
+        origin: Origin,
+    ) -> Result<Pool> {
         let nearest_km = |pool: &Pool| -> Result<Option<f64>> {
             let hits = snapshot.top(pool, origin, &[], Ranking::Nearest, 1)?;
             Ok(hits.first().map(|h| h.distance_km))
@@ -246,7 +254,7 @@ impl Matcher {
     }
 
     /// A ranked hit as a candidate, with why it qualified.
-    pub fn candidate(&self, hit: Hit, need: &Need, ranking: Ranking) -> Candidate {
+    pub(crate) fn candidate(&self, hit: Hit, need: &Need, ranking: Ranking) -> Candidate {
         let talent = &hit.talent;
         let subject = need.subject.map(|s| self.lexicon.subject(s));
         let has = |name: &str| talent.specialties.iter().any(|t| t == name);
@@ -277,7 +285,6 @@ impl Matcher {
             score: hit.score,
             matched_terms: matched,
             reason,
-            basis,
             talent: hit.talent,
         }
     }
@@ -343,16 +350,16 @@ impl Matcher {
 /// What a report needs: a subject or at least a corps, and its words for
 /// text scoring.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Need {
-    pub subject: Option<SubjectId>,
-    pub corps: Option<Corps>,
-    pub words: Vec<String>,
+pub(crate) struct Need {
+    pub(crate) subject: Option<SubjectId>,
+    pub(crate) corps: Option<Corps>,
+    pub(crate) words: Vec<String>,
 }
 
 impl Need {
     /// The report's content words, deduplicated, with every evidence term
     /// (single-character subjects included).
-    pub fn of(analysis: &Analysis) -> Need {
+    pub(crate) fn of(analysis: &Analysis) -> Need {
         let mut words: Vec<String> = Vec::new();
         for w in analysis
             .words

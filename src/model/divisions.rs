@@ -25,21 +25,21 @@ impl DivisionCode {
         text.parse().ok().map(DivisionCode)
     }
 
-    pub fn as_u64(self) -> u64 {
+    pub(crate) fn as_u64(self) -> u64 {
         self.0
     }
 
-    pub fn from_u64(code: u64) -> DivisionCode {
+    pub(crate) fn from_u64(code: u64) -> DivisionCode {
         DivisionCode(code)
     }
 
     /// The county-level code this code lies in (`610527xxxxxx` → `610527000000`).
-    pub fn county(self) -> DivisionCode {
+    pub(crate) fn county(self) -> DivisionCode {
         DivisionCode(self.0 / 1_000_000 * 1_000_000)
     }
 
     /// The town-level code this code lies in.
-    pub fn town(self) -> DivisionCode {
+    pub(crate) fn town(self) -> DivisionCode {
         DivisionCode(self.0 / 1_000 * 1_000)
     }
 
@@ -73,7 +73,7 @@ impl fmt::Display for DivisionCode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Level {
+pub(crate) enum Level {
     City,
     County,
     Town,
@@ -84,10 +84,8 @@ pub enum Level {
 pub struct Division {
     pub code: DivisionCode,
     pub name: String,
-    pub level: Level,
-    pub parent: DivisionCode,
-    /// The point the source gives, if any.
-    pub own_point: Option<GeoPoint>,
+    pub(crate) level: Level,
+    pub(crate) parent: DivisionCode,
     /// The own point, or the nearest ancestor's (village → town → county → city).
     pub point: GeoPoint,
 }
@@ -110,7 +108,7 @@ impl Divisions {
     }
 
     /// Parses `code,name,level,parent_code,lat,lon` rows, parents before children.
-    pub fn parse(csv_text: &str) -> Result<Divisions, String> {
+    pub(crate) fn parse(csv_text: &str) -> Result<Divisions, String> {
         let mut by_code = HashMap::default();
         let mut counties = Vec::new();
         let mut city = None;
@@ -157,7 +155,6 @@ impl Divisions {
                     name,
                     level,
                     parent,
-                    own_point,
                     point,
                 },
             );
@@ -174,16 +171,13 @@ impl Divisions {
         self.by_code.get(&code)
     }
 
-    pub fn city(&self) -> &Division {
+    pub(crate) fn city(&self) -> &Division {
         &self.by_code[&self.city]
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.by_code.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_code.is_empty()
     }
 
     /// County-level units in table order.
@@ -192,12 +186,12 @@ impl Divisions {
     }
 
     /// The county a code lies in, if it is below one.
-    pub fn county_of(&self, code: DivisionCode) -> Option<&Division> {
+    pub(crate) fn county_of(&self, code: DivisionCode) -> Option<&Division> {
         self.get(code.county()).filter(|d| d.level == Level::County)
     }
 
     /// A county by its name (白水县, or 白水 without the suffix) or its code.
-    pub fn find_county(&self, name_or_code: &str) -> Option<&Division> {
+    pub(crate) fn find_county(&self, name_or_code: &str) -> Option<&Division> {
         let wanted = name_or_code.trim();
         if let Some(code) = DivisionCode::parse(wanted) {
             return self.county_of(code).filter(|d| d.code == code);
@@ -212,7 +206,11 @@ impl Divisions {
 
     /// The county a place lies in: by code when it has one, else the county
     /// whose seat is nearest to the point.
-    pub fn county_near(&self, code: Option<DivisionCode>, point: GeoPoint) -> Option<&Division> {
+    pub(crate) fn county_near(
+        &self,
+        code: Option<DivisionCode>,
+        point: GeoPoint,
+    ) -> Option<&Division> {
         match code {
             Some(code) => self.county_of(code),
             None => self.counties().min_by(|a, b| {
@@ -228,20 +226,6 @@ impl Divisions {
         let mut out: Vec<&Division> = self.by_code.values().filter(|d| d.parent == code).collect();
         out.sort_by_key(|d| d.code);
         out
-    }
-
-    /// `code` itself or any of its ancestors equals `ancestor`.
-    pub fn is_within(&self, code: DivisionCode, ancestor: DivisionCode) -> bool {
-        let mut current = code;
-        loop {
-            if current == ancestor {
-                return true;
-            }
-            match self.get(current) {
-                Some(d) if d.level != Level::City => current = d.parent,
-                _ => return false,
-            }
-        }
     }
 }
 
@@ -262,11 +246,9 @@ mod tests {
         let t = Divisions::embedded();
         // 史官镇 has no point of its own: its villages sit at 白水县's point.
         let town = t.get(DivisionCode::parse("610527106000").unwrap()).unwrap();
-        assert!(town.own_point.is_none());
         let county = t.get(town.parent).unwrap();
         assert_eq!(town.point, county.point);
         let village = t.children(town.code)[0];
-        assert!(village.own_point.is_none());
         assert_eq!(village.point, county.point);
     }
 

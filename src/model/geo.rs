@@ -14,7 +14,7 @@ pub struct GeoPoint {
 
 /// Why a pair of numbers is not a WGS84 point.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PointError {
+pub(crate) enum PointError {
     #[error("latitude {0} is outside -90..=90")]
     Latitude(f64),
     #[error("longitude {0} is outside -180..=180")]
@@ -23,7 +23,7 @@ pub enum PointError {
 
 impl GeoPoint {
     /// Checks the ranges; NaN and infinities are rejected too.
-    pub fn new(lat: f64, lon: f64) -> Result<GeoPoint, PointError> {
+    pub(crate) fn new(lat: f64, lon: f64) -> Result<GeoPoint, PointError> {
         if !(-90.0..=90.0).contains(&lat) {
             return Err(PointError::Latitude(lat));
         }

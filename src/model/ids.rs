@@ -15,7 +15,7 @@ macro_rules! string_id {
                 $name(id.into())
             }
 
-            pub fn as_str(&self) -> &str {
+            pub(crate) fn as_str(&self) -> &str {
                 &self.0
             }
         }

@@ -29,7 +29,7 @@ pub enum Tier {
 }
 
 impl Tier {
-    pub const ALL: [Tier; 3] = [Tier::City, Tier::CountyTown, Tier::Village];
+    pub(crate) const ALL: [Tier; 3] = [Tier::City, Tier::CountyTown, Tier::Village];
 
     /// The roster-file spelling (`city`, `county_town`, `village`).
     pub fn key(self) -> &'static str {
@@ -40,7 +40,7 @@ impl Tier {
         }
     }
 
-    pub fn chinese(self) -> &'static str {
+    pub(crate) fn chinese(self) -> &'static str {
         match self {
             Tier::City => "市级专家",
             Tier::CountyTown => "县镇级骨干",
@@ -49,7 +49,7 @@ impl Tier {
     }
 
     /// Accepts the key or the Chinese name.
-    pub fn parse(text: &str) -> Option<Tier> {
+    pub(crate) fn parse(text: &str) -> Option<Tier> {
         let text = text.trim();
         Tier::ALL
             .into_iter()
@@ -69,7 +69,7 @@ pub enum Corps {
 }
 
 impl Corps {
-    pub const ALL: [Corps; 5] = [
+    pub(crate) const ALL: [Corps; 5] = [
         Corps::GrainOil,
         Corps::Vegetable,
         Corps::Fruit,
@@ -89,7 +89,7 @@ impl Corps {
     }
 
     /// Accepts the Chinese name (with or without 组) or the snake_case key.
-    pub fn parse(text: &str) -> Option<Corps> {
+    pub(crate) fn parse(text: &str) -> Option<Corps> {
         let text = text.trim();
         let text = text.strip_suffix('组').unwrap_or(text);
         Corps::ALL.into_iter().find(|c| {
@@ -108,22 +108,22 @@ impl fmt::Display for Corps {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Talent {
     pub id: String,
-    pub name: String,
+    pub(crate) name: String,
     /// Personal data: only admin replies carry it.
     pub phone: String,
     pub tier: Tier,
     /// Sub-corps membership; `None` for non-members.
-    pub corps: Option<Corps>,
+    pub(crate) corps: Option<Corps>,
     /// Canonical subject names, deduplicated, in roster order.
     pub specialties: Vec<String>,
     pub skills: String,
     pub division_code: DivisionCode,
     /// The point the roster gave, if any.
-    pub given_point: Option<GeoPoint>,
+    pub(crate) given_point: Option<GeoPoint>,
     /// The given point or the division's point.
     pub point: GeoPoint,
-    pub capacity: u32,
-    pub active: bool,
+    pub(crate) capacity: u32,
+    pub(crate) active: bool,
 }
 
 impl Talent {

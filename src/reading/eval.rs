@@ -18,37 +18,37 @@ pub struct Labelled {
     #[serde(default)]
     pub subject: String,
     #[serde(default)]
-    pub corps: String,
+    pub(crate) corps: String,
     #[serde(default)]
     pub division_code: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Miss {
+pub(crate) struct Miss {
     pub id: String,
     pub text: String,
-    pub expected: String,
-    pub got: String,
-    pub confidence: f32,
+    pub(crate) expected: String,
+    pub(crate) got: String,
+    pub(crate) confidence: f32,
 }
 
 /// The figures of one evaluation run.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Report {
-    pub total: usize,
+pub(crate) struct Report {
+    pub(crate) total: usize,
     /// Reports with a subject label.
-    pub routable: usize,
-    pub subject_correct: usize,
-    pub corps_correct: usize,
+    pub(crate) routable: usize,
+    pub(crate) subject_correct: usize,
+    pub(crate) corps_correct: usize,
     /// Routable reports where the analyser named neither subject nor corps.
-    pub abstained: usize,
-    pub nonagri: usize,
+    pub(crate) abstained: usize,
+    pub(crate) nonagri: usize,
     /// Non-agricultural reports the analyser routed nowhere.
-    pub nonagri_recognised: usize,
+    pub(crate) nonagri_recognised: usize,
     /// expected corps → predicted corps (or "—") → count; "—" rows are the
     /// non-agricultural reports.
-    pub confusion: BTreeMap<String, BTreeMap<String, usize>>,
-    pub misses: Vec<Miss>,
+    pub(crate) confusion: BTreeMap<String, BTreeMap<String, usize>>,
+    pub(crate) misses: Vec<Miss>,
 }
 
 fn pct(n: usize, d: usize) -> f64 {
@@ -60,21 +60,21 @@ fn pct(n: usize, d: usize) -> f64 {
 }
 
 impl Report {
-    pub fn subject_accuracy(&self) -> f64 {
+    pub(crate) fn subject_accuracy(&self) -> f64 {
         pct(self.subject_correct, self.routable)
     }
-    pub fn corps_accuracy(&self) -> f64 {
+    pub(crate) fn corps_accuracy(&self) -> f64 {
         pct(self.corps_correct, self.routable)
     }
-    pub fn abstain_rate(&self) -> f64 {
+    pub(crate) fn abstain_rate(&self) -> f64 {
         pct(self.abstained, self.routable)
     }
-    pub fn nonagri_recall(&self) -> f64 {
+    pub(crate) fn nonagri_recall(&self) -> f64 {
         pct(self.nonagri_recognised, self.nonagri)
     }
 
     /// The report as `xwn eval` prints it.
-    pub fn render(&self, worst: usize) -> String {
+    pub(crate) fn render(&self, worst: usize) -> String {
         let mut out = String::new();
         out.push_str(&format!("reports            {}\n", self.total));
         out.push_str(&format!(
@@ -143,7 +143,7 @@ pub fn parse(text: &str) -> Result<Vec<Labelled>, String> {
 }
 
 /// Runs the analyser over every report.
-pub fn evaluate(lexicon: &Lexicon, items: &[Labelled]) -> Report {
+pub(crate) fn evaluate(lexicon: &Lexicon, items: &[Labelled]) -> Report {
     let mut report = Report {
         total: items.len(),
         ..Report::default()

@@ -16,35 +16,35 @@ use crate::{
 
 /// A listing request: filters (empty means any) and paging.
 #[derive(Debug, Clone, Default)]
-pub struct ListRequest {
+pub(crate) struct ListRequest {
     /// County name (白水县, 白水) or 12-digit county code.
-    pub county: String,
+    pub(crate) county: String,
     /// Talents in this division or below it.
-    pub division_code: String,
-    pub tier: Option<Tier>,
-    pub corps: Option<Corps>,
+    pub(crate) division_code: String,
+    pub(crate) tier: Option<Tier>,
+    pub(crate) corps: Option<Corps>,
     /// Canonical subject or alias.
-    pub specialty: String,
+    pub(crate) specialty: String,
     /// Free text matched against specialties and skills.
-    pub query: String,
-    pub include_inactive: bool,
+    pub(crate) query: String,
+    pub(crate) include_inactive: bool,
     /// 0 means 50; at most 500.
-    pub page_size: u32,
+    pub(crate) page_size: u32,
     /// The last id of the previous page.
-    pub page_token: String,
+    pub(crate) page_token: String,
 }
 
 /// One page of a listing, ordered by id.
 #[derive(Debug, Clone)]
-pub struct Page {
-    pub talents: Vec<Arc<Talent>>,
-    pub next_page_token: Option<String>,
-    pub total: u64,
-    pub roster_version: u64,
+pub(crate) struct Page {
+    pub(crate) talents: Vec<Arc<Talent>>,
+    pub(crate) next_page_token: Option<String>,
+    pub(crate) total: u64,
+    pub(crate) roster_version: u64,
 }
 
 /// The roster's admin operations over the durable roster.
-pub struct RosterAdmin {
+pub(crate) struct RosterAdmin {
     store: Arc<RosterStore>,
     lexicon: &'static Lexicon,
     divisions: &'static Divisions,
@@ -57,7 +57,7 @@ impl std::fmt::Debug for RosterAdmin {
 }
 
 impl RosterAdmin {
-    pub fn new(store: Arc<RosterStore>) -> RosterAdmin {
+    pub(crate) fn new(store: Arc<RosterStore>) -> RosterAdmin {
         RosterAdmin {
             store,
             lexicon: Lexicon::embedded(),
@@ -66,23 +66,23 @@ impl RosterAdmin {
     }
 
     /// The live roster version.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.store.snapshot()
     }
 
     /// The durable roster behind these operations.
-    pub fn roster(&self) -> &RosterStore {
+    pub(crate) fn roster(&self) -> &RosterStore {
         &self.store
     }
 
     /// Validates a whole roster file, every row, changing nothing.
-    pub fn parse_roster(&self, format: RosterFormat, data: &[u8]) -> Result<Vec<Talent>> {
+    pub(crate) fn parse_roster(&self, format: RosterFormat, data: &[u8]) -> Result<Vec<Talent>> {
         roster::parse_roster(format, data, self.lexicon, self.divisions)
             .map_err(Error::invalid_roster)
     }
 
     /// Validates and stores a whole roster file as the new roster.
-    pub fn import_roster(&self, format: RosterFormat, data: &[u8]) -> Result<(u64, u64)> {
+    pub(crate) fn import_roster(&self, format: RosterFormat, data: &[u8]) -> Result<(u64, u64)> {
         let talents = self.parse_roster(format, data)?;
         let accepted = talents.len() as u64;
         let version = self.store.replace(talents)?;
@@ -90,14 +90,14 @@ impl RosterAdmin {
     }
 
     /// Adds or replaces talents given as rows (line = position in the request).
-    pub fn upsert_talents(&self, rows: Vec<RawRow>) -> Result<(u64, u64)> {
+    pub(crate) fn upsert_talents(&self, rows: Vec<RawRow>) -> Result<(u64, u64)> {
         let talents = self.validate_rows(rows)?;
         let count = talents.len() as u64;
         Ok((count, self.store.upsert(talents)?))
     }
 
     /// Validates talents given as rows, all of them, changing nothing.
-    pub fn validate_rows(&self, rows: Vec<RawRow>) -> Result<Vec<Talent>> {
+    pub(crate) fn validate_rows(&self, rows: Vec<RawRow>) -> Result<Vec<Talent>> {
         if rows.is_empty() {
             return Err(Error::invalid(
                 "talents",
@@ -125,7 +125,7 @@ impl RosterAdmin {
     }
 
     /// Checks ids to remove; returns them sorted, without repeats.
-    pub fn unique_ids(ids: &[String]) -> Result<Vec<String>> {
+    pub(crate) fn unique_ids(ids: &[String]) -> Result<Vec<String>> {
         if ids.is_empty() || ids.iter().any(|id| id.trim().is_empty()) {
             return Err(Error::invalid(
                 "ids",
@@ -141,19 +141,19 @@ impl RosterAdmin {
     }
 
     /// Removes talents by id; returns (removed, not found, version).
-    pub fn remove_talents(&self, ids: &[String]) -> Result<(u64, Vec<String>, u64)> {
+    pub(crate) fn remove_talents(&self, ids: &[String]) -> Result<(u64, Vec<String>, u64)> {
         let unique = RosterAdmin::unique_ids(ids)?;
         let (not_found, version) = self.store.remove(&unique)?;
         Ok(((unique.len() - not_found.len()) as u64, not_found, version))
     }
 
-    pub fn stats(&self) -> (Stats, u64) {
+    pub(crate) fn stats(&self) -> (Stats, u64) {
         let snapshot = self.store.snapshot();
         (snapshot.stats().clone(), snapshot.version())
     }
 
     /// One page of talents by id, filtered; each filter is checked.
-    pub fn list_talents(&self, r: &ListRequest) -> Result<Page> {
+    pub(crate) fn list_talents(&self, r: &ListRequest) -> Result<Page> {
         let county = match r.county.trim() {
             "" => None,
             c => Some(

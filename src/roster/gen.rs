@@ -15,13 +15,13 @@ use crate::{
 const COUNTY_PROFILES: &str = include_str!("../../index/county_profiles.csv");
 
 /// City-level experts in the real pool.
-pub const CITY_EXPERTS: usize = 56;
+pub(crate) const CITY_EXPERTS: usize = 56;
 /// County/town backbone staff in the real pool.
-pub const COUNTY_TOWN_STAFF: usize = 553;
+pub(crate) const COUNTY_TOWN_STAFF: usize = 553;
 /// Village practitioners in the demo roster (the real pool has 5,300+).
 pub const VILLAGE_PRACTITIONERS: usize = 5_400;
 /// Members of the rural-revitalisation expert corps, all from the top two tiers.
-pub const CORPS_MEMBERS: usize = 603;
+pub(crate) const CORPS_MEMBERS: usize = 603;
 /// The seed `xwn serve` uses for the embedded demo roster.
 pub const DEMO_SEED: u64 = 2023;
 

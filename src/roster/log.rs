@@ -21,7 +21,7 @@ use crate::{
 
 /// One entry of the roster log.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RosterOp {
+pub(crate) enum RosterOp {
     /// A whole file, as uploaded: the new roster.
     Import {
         format: RosterFormat,
@@ -32,7 +32,7 @@ pub enum RosterOp {
 }
 
 #[async_trait]
-pub trait RosterLog: Send + Sync + 'static {
+pub(crate) trait RosterLog: Send + Sync + 'static {
     /// Appends `op` as the next version and returns it; with
     /// `only_if_empty`, appends nothing (None) when the log has entries.
     async fn append(&self, op: &RosterOp, only_if_empty: bool) -> Result<Option<u64>>;
@@ -45,7 +45,7 @@ pub trait RosterLog: Send + Sync + 'static {
 }
 
 /// Admin-side roster changes.
-pub struct Roster {
+pub(crate) struct Roster {
     admin: Arc<RosterAdmin>,
     log: Option<Arc<dyn RosterLog>>,
     /// One replay at a time.
@@ -62,7 +62,7 @@ impl std::fmt::Debug for Roster {
 
 impl Roster {
     /// Changes go straight into this process's index.
-    pub fn local(admin: Arc<RosterAdmin>) -> Arc<Roster> {
+    pub(crate) fn local(admin: Arc<RosterAdmin>) -> Arc<Roster> {
         Arc::new(Roster {
             admin,
             log: None,
@@ -73,7 +73,7 @@ impl Roster {
     /// Changes go through `log`. Seeds an empty log with `bootstrap` (the
     /// demo roster file), brings the local index to the log's latest
     /// version, then follows the log in the background.
-    pub async fn shared(
+    pub(crate) async fn shared(
         admin: Arc<RosterAdmin>,
         log: Arc<dyn RosterLog>,
         bootstrap: (RosterFormat, Vec<u8>),
@@ -116,7 +116,7 @@ impl Roster {
     }
 
     /// Applies every log entry after the local version, in order.
-    pub async fn catch_up(&self) -> Result<()> {
+    pub(crate) async fn catch_up(&self) -> Result<()> {
         let Some(log) = &self.log else { return Ok(()) };
         let _guard = self.replay.lock().await;
         while let Some((version, op)) = log.next_after(self.version()).await? {
@@ -160,7 +160,7 @@ impl Roster {
 
     /// Validates and stores a whole roster file as the new roster; returns
     /// (talents accepted, roster version).
-    pub async fn import(&self, format: RosterFormat, data: Vec<u8>) -> Result<(u64, u64)> {
+    pub(crate) async fn import(&self, format: RosterFormat, data: Vec<u8>) -> Result<(u64, u64)> {
         let admin = self.admin.clone();
         let Some(log) = &self.log else {
             return blocking("roster", move || admin.import_roster(format, &data)).await;
@@ -175,7 +175,7 @@ impl Roster {
     }
 
     /// Adds or replaces talents; returns (how many, roster version).
-    pub async fn upsert(&self, rows: Vec<RawRow>) -> Result<(u64, u64)> {
+    pub(crate) async fn upsert(&self, rows: Vec<RawRow>) -> Result<(u64, u64)> {
         let admin = self.admin.clone();
         let Some(log) = &self.log else {
             return blocking("roster", move || admin.upsert_talents(rows)).await;
@@ -187,7 +187,7 @@ impl Roster {
     }
 
     /// Removes talents by id; returns (removed, not found, roster version).
-    pub async fn remove(&self, ids: Vec<String>) -> Result<(u64, Vec<String>, u64)> {
+    pub(crate) async fn remove(&self, ids: Vec<String>) -> Result<(u64, Vec<String>, u64)> {
         let admin = self.admin.clone();
         let Some(log) = &self.log else {
             return blocking("roster", move || admin.remove_talents(&ids)).await;

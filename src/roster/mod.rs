@@ -1,12 +1,12 @@
 //! Roster files: parsing and validating CSV and JSONL rosters into talents,
 //! and the deterministic demo-roster generator.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod gen;
-pub mod log;
+pub(crate) mod log;
 mod parse;
 pub mod store;
-pub mod table;
+pub(crate) mod table;
 
 pub use parse::{parse_roster, validate_row, RawRow, RosterFormat, RowError, COLUMNS};
 pub(crate) use parse::{read_rows, Checking, Layout};

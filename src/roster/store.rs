@@ -94,7 +94,7 @@ impl RosterStore {
 
     /// [`RosterStore::open`] with the lexicon made by `lexicon()`, on
     /// another thread while an existing roster's talents are read.
-    pub fn open_with(
+    pub(crate) fn open_with(
         data_dir: &Path,
         lexicon: impl FnOnce() -> &'static Lexicon + Send,
         bootstrap: impl FnOnce() -> Result<Vec<Talent>>,
@@ -146,7 +146,7 @@ impl RosterStore {
     }
 
     /// Receives every new roster version.
-    pub fn versions(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub(crate) fn versions(&self) -> tokio::sync::watch::Receiver<u64> {
         self.versions.subscribe()
     }
 
@@ -157,12 +157,12 @@ impl RosterStore {
     }
 
     /// Replaces the whole roster; returns the new version. Blocking.
-    pub fn replace(&self, talents: Vec<Talent>) -> Result<u64> {
+    pub(crate) fn replace(&self, talents: Vec<Talent>) -> Result<u64> {
         self.replace_at(talents, None)
     }
 
     /// Replaces the whole roster as `version` (default: the next one).
-    pub fn replace_at(&self, talents: Vec<Talent>, version: Option<u64>) -> Result<u64> {
+    pub(crate) fn replace_at(&self, talents: Vec<Talent>, version: Option<u64>) -> Result<u64> {
         let mut live = self
             .live
             .lock()
@@ -185,7 +185,7 @@ impl RosterStore {
     }
 
     /// Upserts as `version` (default: the next one).
-    pub fn upsert_at(&self, talents: Vec<Talent>, version: Option<u64>) -> Result<u64> {
+    pub(crate) fn upsert_at(&self, talents: Vec<Talent>, version: Option<u64>) -> Result<u64> {
         self.change(version, |live, table, current, lexicon| {
             let mut added: HashMap<String, usize> = HashMap::new();
             for talent in talents {
@@ -210,13 +210,17 @@ impl RosterStore {
 
     /// Removes talents by id in one commit. Returns the ids that were not
     /// there and the new version (unchanged when nothing was removed).
-    pub fn remove(&self, ids: &[String]) -> Result<(Vec<String>, u64)> {
+    pub(crate) fn remove(&self, ids: &[String]) -> Result<(Vec<String>, u64)> {
         self.remove_at(ids, None)
     }
 
     /// Removes as `version`; with a version given, the version is taken
     /// even when nothing was there to remove.
-    pub fn remove_at(&self, ids: &[String], version: Option<u64>) -> Result<(Vec<String>, u64)> {
+    pub(crate) fn remove_at(
+        &self,
+        ids: &[String],
+        version: Option<u64>,
+    ) -> Result<(Vec<String>, u64)> {
         let snapshot = self.snapshot();
         let not_found = snapshot.missing(ids);
         if not_found.len() == ids.len() && version.is_none() {

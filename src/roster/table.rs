@@ -26,13 +26,13 @@ use crate::{
 };
 
 /// The file's name in an index directory.
-pub const FILE: &str = "talents.bin";
+pub(crate) const FILE: &str = "talents.bin";
 const MAGIC: &[u8; 8] = b"XWNTAB01";
 /// Ords per chunk: enough chunks to share among cores, few enough to index.
 const CHUNK_ORDS: usize = 1 << 15;
 
 /// The table of an index at `version`, by ord.
-pub type Table = Vec<Option<Arc<Talent>>>;
+pub(crate) type Table = Vec<Option<Arc<Talent>>>;
 
 fn hash(bytes: &[u8]) -> u64 {
     let mut h = FxHasher::default();
@@ -77,7 +77,7 @@ fn encode(out: &mut Vec<u8>, t: &Talent) {
 
 /// Writes the table of `len` ords (`talent(ord)`, `None` for a gap) as the
 /// file of `version` in `dir`: to a temporary file, synced, then renamed.
-pub fn write<'a>(
+pub(crate) fn write<'a>(
     dir: &Path,
     version: u64,
     len: usize,
@@ -119,7 +119,7 @@ pub fn write<'a>(
 
 /// Reads the table of `version` from `dir`: `None` when the file is
 /// missing, holds another version, or fails its checks.
-pub fn read(dir: &Path, version: u64) -> io::Result<Option<Table>> {
+pub(crate) fn read(dir: &Path, version: u64) -> io::Result<Option<Table>> {
     let bytes = match fs::read(dir.join(FILE)) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -17,19 +17,21 @@ pub(super) type Table = Arc<Vec<Option<Arc<Talent>>>>;
 
 /// One ranked talent.
 #[derive(Debug, Clone)]
-pub struct Hit {
-    pub talent: Arc<Talent>,
-    pub distance_km: f64,
+pub(crate) struct Hit {
+    pub(crate) talent: Arc<Talent>,
+    pub(crate) distance_km: f64,
     /// 3 same division, 2 same town, 1 same county, 0 otherwise.
-    pub closeness: u8,
-    /// BM25 of the report's words against specialties and skills.
-    pub text_score: f32,
+    pub(crate) closeness: u8,
+    /// BM25 of the report's words against specialties and skills (read by
+    /// the test oracle only).
+    #[cfg(test)]
+    pub(crate) text_score: f32,
     /// The ranking's score: the distance for nearest, the blend for best match.
-    pub score: f64,
+    pub(crate) score: f64,
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Smaller is better.
     primary: f64,
     closeness: u8,
@@ -68,7 +70,7 @@ pub(super) fn compare(table: &Table, a: &Entry, b: &Entry) -> Ordering {
 /// Every qualified talent of every segment, scored: the plain scan the
 /// spatial rankings are tested against.
 #[cfg(test)]
-pub struct TopCollector {
+pub(crate) struct TopCollector {
     table: Table,
     origin: Origin,
     ranking: Ranking,
@@ -77,7 +79,12 @@ pub struct TopCollector {
 
 #[cfg(test)]
 impl TopCollector {
-    pub fn new(table: Table, origin: Origin, ranking: Ranking, limit: usize) -> TopCollector {
+    pub(crate) fn new(
+        table: Table,
+        origin: Origin,
+        ranking: Ranking,
+        limit: usize,
+    ) -> TopCollector {
         TopCollector {
             table,
             origin,
@@ -88,7 +95,7 @@ impl TopCollector {
 }
 
 #[cfg(test)]
-pub struct TopSegmentCollector {
+pub(crate) struct TopSegmentCollector {
     table: Table,
     origin: Origin,
     ranking: Ranking,
@@ -156,6 +163,7 @@ pub(super) fn best_hits(
                 talent,
                 distance_km,
                 closeness: e.closeness,
+                #[cfg(test)]
                 text_score: e.text,
                 score,
             })
@@ -164,7 +172,7 @@ pub(super) fn best_hits(
 }
 
 /// Gaussian decay that is 1 at distance 0 and 0.5 at `scale_km`.
-pub fn gauss_decay(distance_km: f64, scale_km: f64) -> f64 {
+pub(crate) fn gauss_decay(distance_km: f64, scale_km: f64) -> f64 {
     let scale = scale_km.max(f64::EPSILON);
     (-(distance_km * distance_km) * std::f64::consts::LN_2 / (scale * scale)).exp()
 }
@@ -204,9 +212,9 @@ impl SegmentCollector for TopSegmentCollector {
 }
 
 /// Collects the `ord` of every matching document.
-pub struct OrdCollector;
+pub(crate) struct OrdCollector;
 
-pub struct OrdSegmentCollector {
+pub(crate) struct OrdSegmentCollector {
     ords: Column<u64>,
     out: Vec<u64>,
 }

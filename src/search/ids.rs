@@ -11,7 +11,7 @@ use crate::model::Talent;
 
 /// Positions (ords) of the live talents of a table, by id.
 #[derive(Debug, Default)]
-pub struct IdIndex {
+pub(crate) struct IdIndex {
     ords: HashTable<u32>,
 }
 
@@ -26,7 +26,7 @@ fn id(table: &[Option<Arc<Talent>>], ord: u32) -> &str {
 impl IdIndex {
     /// Indexes every live talent of `table`; ids are unique in a roster, and
     /// where one repeats the first position is kept.
-    pub fn build(table: &[Option<Arc<Talent>>]) -> IdIndex {
+    pub(crate) fn build(table: &[Option<Arc<Talent>>]) -> IdIndex {
         let mut ords = HashTable::with_capacity(table.len());
         for (ord, talent) in table.iter().enumerate() {
             let Some(t) = talent else { continue };
@@ -39,13 +39,13 @@ impl IdIndex {
     }
 
     /// The position of `wanted` in the `table` this index was built from.
-    pub fn get(&self, table: &[Option<Arc<Talent>>], wanted: &str) -> Option<u32> {
+    pub(crate) fn get(&self, table: &[Option<Arc<Talent>>], wanted: &str) -> Option<u32> {
         self.ords
             .find(hash(wanted), |&o| id(table, o) == wanted)
             .copied()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ords.len()
     }
 }

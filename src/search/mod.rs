@@ -23,29 +23,29 @@ mod schema;
 mod snapshot;
 mod spatial;
 mod stats;
-pub mod tokenizer;
+pub(crate) mod tokenizer;
 
 use crate::{
     model::divisions::DivisionCode,
     model::geo::GeoPoint,
     model::{Corps, Tier},
 };
-pub use collector::Hit;
-pub use schema::{register_tokenizer, Fields};
-pub use snapshot::Snapshot;
-pub use stats::Stats;
+pub(crate) use collector::Hit;
+pub(crate) use schema::{register_tokenizer, Fields};
+pub(crate) use snapshot::Snapshot;
+pub(crate) use stats::Stats;
 
 /// Where the farmer is.
 #[derive(Debug, Clone, Copy)]
-pub struct Origin {
-    pub point: GeoPoint,
+pub(crate) struct Origin {
+    pub(crate) point: GeoPoint,
     /// Set when the location was a division code: used for administrative closeness.
-    pub division: Option<DivisionCode>,
+    pub(crate) division: Option<DivisionCode>,
 }
 
 /// How hits are ordered.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Ranking {
+pub(crate) enum Ranking {
     /// Distance, then administrative closeness, then text score, then id.
     Nearest,
     /// `(1 + BM25) × gauss(distance)`: the decay halves at `scale_km`.
@@ -55,19 +55,19 @@ pub enum Ranking {
 /// Which talents qualify: those with any of these specialties, or with a
 /// specialty in any of these corps.
 #[derive(Debug, Clone, Default)]
-pub struct Pool {
-    pub specialties: Vec<String>,
-    pub corps: Vec<Corps>,
+pub(crate) struct Pool {
+    pub(crate) specialties: Vec<String>,
+    pub(crate) corps: Vec<Corps>,
 }
 
 /// Filters of a listing; `None` means any.
 #[derive(Debug, Clone, Default)]
-pub struct ListFilter {
-    pub county: Option<DivisionCode>,
-    pub division: Option<DivisionCode>,
-    pub tier: Option<Tier>,
-    pub corps: Option<Corps>,
-    pub specialty: Option<String>,
-    pub query: Option<String>,
-    pub include_inactive: bool,
+pub(crate) struct ListFilter {
+    pub(crate) county: Option<DivisionCode>,
+    pub(crate) division: Option<DivisionCode>,
+    pub(crate) tier: Option<Tier>,
+    pub(crate) corps: Option<Corps>,
+    pub(crate) specialty: Option<String>,
+    pub(crate) query: Option<String>,
+    pub(crate) include_inactive: bool,
 }

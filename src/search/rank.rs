@@ -14,7 +14,7 @@ impl Snapshot {
     /// `origin`, scored against `text_terms` (content words of the report).
     /// The spatial lists of the pool's specialties and corps hold the
     /// candidates, nearest cells first; no talent outside them is looked at.
-    pub fn top(
+    pub(crate) fn top(
         &self,
         pool: &Pool,
         origin: Origin,

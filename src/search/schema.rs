@@ -13,27 +13,27 @@ use crate::{model::Talent, reading::lexicon::Lexicon};
 
 /// The fields of a talent document.
 #[derive(Debug, Clone, Copy)]
-pub struct Fields {
-    pub id: Field,
+pub(crate) struct Fields {
+    pub(crate) id: Field,
     /// Position of the talent in the snapshot's talent table.
-    pub ord: Field,
-    pub specialty: Field,
+    pub(crate) ord: Field,
+    pub(crate) specialty: Field,
     /// Corps of each specialty, for the corps fallback.
-    pub specialty_corps: Field,
-    pub tier: Field,
-    pub corps: Field,
-    pub county: Field,
-    pub town: Field,
-    pub division: Field,
-    pub active: Field,
+    pub(crate) specialty_corps: Field,
+    pub(crate) tier: Field,
+    pub(crate) corps: Field,
+    pub(crate) county: Field,
+    pub(crate) town: Field,
+    pub(crate) division: Field,
+    pub(crate) active: Field,
     /// Specialties and skills, segmented by jieba, for BM25.
-    pub text: Field,
+    pub(crate) text: Field,
     /// The whole talent as JSON: the index is the roster's durable copy.
-    pub doc: Field,
+    pub(crate) doc: Field,
 }
 
 impl Fields {
-    pub fn schema() -> (Schema, Fields) {
+    pub(crate) fn schema() -> (Schema, Fields) {
         let mut b = Schema::builder();
         let text_options = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
@@ -58,7 +58,7 @@ impl Fields {
     }
 
     /// Looks the fields up in an opened index's schema.
-    pub fn from_schema(schema: &Schema) -> tantivy::Result<Fields> {
+    pub(crate) fn from_schema(schema: &Schema) -> tantivy::Result<Fields> {
         let f = |name: &str| schema.get_field(name);
         Ok(Fields {
             id: f("id")?,
@@ -77,7 +77,7 @@ impl Fields {
     }
 
     /// The document for a talent at position `ord`.
-    pub fn document(&self, talent: &Talent, ord: u64, lexicon: &Lexicon) -> TantivyDocument {
+    pub(crate) fn document(&self, talent: &Talent, ord: u64, lexicon: &Lexicon) -> TantivyDocument {
         let mut d = TantivyDocument::default();
         d.add_text(self.id, &talent.id);
         d.add_u64(self.ord, ord);
@@ -107,7 +107,7 @@ impl Fields {
 }
 
 /// Registers the jieba tokenizer on an index (it is not stored with it).
-pub fn register_tokenizer(index: &Index) {
+pub(crate) fn register_tokenizer(index: &Index) {
     index.tokenizers().register(
         tokenizer::JIEBA,
         tokenizer::JiebaTokenizer::new(Lexicon::embedded()),

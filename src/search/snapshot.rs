@@ -56,7 +56,7 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(
+    pub(crate) fn new(
         version: u64,
         searcher: Searcher,
         fields: Fields,
@@ -116,7 +116,11 @@ impl Snapshot {
 
     /// Reads every live talent back from an index's stored documents, the
     /// segments shared among the machine's cores.
-    pub fn load(reader: &IndexReader, fields: Fields, version: u64) -> tantivy::Result<Snapshot> {
+    pub(crate) fn load(
+        reader: &IndexReader,
+        fields: Fields,
+        version: u64,
+    ) -> tantivy::Result<Snapshot> {
         let searcher = reader.searcher();
         let segments = searcher.segment_readers();
         let threads = std::thread::available_parallelism()
@@ -168,28 +172,24 @@ impl Snapshot {
         Ok(Snapshot::new(version, searcher, fields, talents))
     }
 
-    pub fn version(&self) -> u64 {
+    pub(crate) fn version(&self) -> u64 {
         self.version
     }
 
-    pub fn stats(&self) -> &Stats {
+    pub(crate) fn stats(&self) -> &Stats {
         &self.stats
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_id.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_id.len() == 0
-    }
-
-    pub fn get(&self, id: &str) -> Option<&Arc<Talent>> {
+    pub(crate) fn get(&self, id: &str) -> Option<&Arc<Talent>> {
         self.talents[self.ord(id)?].as_ref()
     }
 
     /// The ids of `ids` this roster version does not hold, in their order.
-    pub fn missing(&self, ids: &[String]) -> Vec<String> {
+    pub(crate) fn missing(&self, ids: &[String]) -> Vec<String> {
         ids.iter()
             .filter(|id| self.get(id).is_none())
             .cloned()
@@ -197,12 +197,12 @@ impl Snapshot {
     }
 
     /// Position of a talent in [`Snapshot::table`].
-    pub fn ord(&self, id: &str) -> Option<usize> {
+    pub(crate) fn ord(&self, id: &str) -> Option<usize> {
         self.by_id.get(&self.talents, id).map(|o| o as usize)
     }
 
     /// The talent table by ord, with gaps: what an updated snapshot starts from.
-    pub fn table(&self) -> &[Option<Arc<Talent>>] {
+    pub(crate) fn table(&self) -> &[Option<Arc<Talent>>] {
         &self.talents
     }
 
@@ -230,7 +230,7 @@ impl Snapshot {
 
     /// Talents matching `filter`, ordered by id, after the id `after`.
     /// Returns the page and the number of matches in all.
-    pub fn list(
+    pub(crate) fn list(
         &self,
         filter: &ListFilter,
         after: Option<&str>,
@@ -309,7 +309,8 @@ impl Snapshot {
     }
 
     /// Number of documents tantivy holds, deleted ones excluded.
-    pub fn indexed_docs(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn indexed_docs(&self) -> u64 {
         self.searcher.num_docs()
     }
 }

@@ -24,12 +24,12 @@ const SLACK_KM: f64 = 1e-6;
 
 /// An available talent of a list, where it is.
 #[derive(Debug, Clone, Copy)]
-pub struct Member {
-    pub point: GeoPoint,
-    pub division: DivisionCode,
-    pub ord: u32,
+pub(crate) struct Member {
+    pub(crate) point: GeoPoint,
+    pub(crate) division: DivisionCode,
+    pub(crate) ord: u32,
     /// Its document, numbered across the searcher's segments.
-    pub doc: u32,
+    pub(crate) doc: u32,
 }
 
 /// The bounding box of a cell's members and where they sit in `members`.
@@ -90,10 +90,10 @@ impl CellList {
 
 /// A talent that may rank: its distance, administrative closeness and ord.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Near {
-    pub distance_km: f64,
-    pub closeness: u8,
-    pub ord: u32,
+pub(crate) struct Near {
+    pub(crate) distance_km: f64,
+    pub(crate) closeness: u8,
+    pub(crate) ord: u32,
 }
 
 /// What qualifies a talent for a list: a specialty, or a specialty in a corps.
@@ -106,7 +106,7 @@ enum Key {
 /// Per specialty (canonical name) and per corps of a specialty, the
 /// available talents by cell.
 #[derive(Debug, Default)]
-pub struct SpatialIndex {
+pub(crate) struct SpatialIndex {
     lists: HashMap<Key, CellList>,
 }
 
@@ -129,7 +129,11 @@ impl SpatialIndex {
     /// The lists of the talents' specialties and of their corps (as the
     /// index's `specialty_corps` field has them under `lexicon`). `docs`
     /// are the talents' documents by ord.
-    pub fn build(talents: &[Option<Arc<Talent>>], lexicon: &Lexicon, docs: &[u32]) -> SpatialIndex {
+    pub(crate) fn build(
+        talents: &[Option<Arc<Talent>>],
+        lexicon: &Lexicon,
+        docs: &[u32],
+    ) -> SpatialIndex {
         let mut by_specialty: HashMap<&str, Vec<Placed>> = HashMap::default();
         let mut by_corps: [Vec<Placed>; Corps::ALL.len()] = Default::default();
         for (ord, talent) in talents.iter().enumerate() {
@@ -197,7 +201,12 @@ impl SpatialIndex {
 
     /// The cells of the lists of `specialties` and of `corps`, nearest to
     /// `origin` first. A talent in several of those lists is met once per list.
-    pub fn walk(&self, specialties: &[String], corps: &[Corps], origin: GeoPoint) -> Walk<'_> {
+    pub(crate) fn walk(
+        &self,
+        specialties: &[String],
+        corps: &[Corps],
+        origin: GeoPoint,
+    ) -> Walk<'_> {
         let lists: Vec<&CellList> = specialties
             .iter()
             .map(|s| Key::Specialty(s.clone()))
@@ -225,7 +234,7 @@ impl SpatialIndex {
     /// the `k` nearest to `origin` by (distance, closeness to `division`):
     /// the k best and every talent tied with the k-th on both, each once,
     /// in no particular order.
-    pub fn nearest(
+    pub(crate) fn nearest(
         &self,
         specialties: &[String],
         corps: &[Corps],
@@ -285,14 +294,14 @@ impl SpatialIndex {
 /// The cells of some lists, nearest first: each with a lower bound of the
 /// distance in km from the origin to any of its members (less
 /// [`SLACK_KM`], so that rounding never makes it pass a member's distance).
-pub struct Walk<'a> {
+pub(crate) struct Walk<'a> {
     lists: Vec<&'a CellList>,
     heap: BinaryHeap<Visit>,
 }
 
 impl Walk<'_> {
     /// How many of the asked lists exist.
-    pub fn lists(&self) -> usize {
+    pub(crate) fn lists(&self) -> usize {
         self.lists.len()
     }
 }

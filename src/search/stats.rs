@@ -10,15 +10,15 @@ use crate::{
 
 /// Counts over the roster.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Stats {
-    pub total: u64,
-    pub active: u64,
-    pub city: u64,
-    pub county_town: u64,
-    pub village: u64,
-    pub corps_members: u64,
-    pub by_corps: BTreeMap<String, u64>,
-    pub by_county: BTreeMap<String, u64>,
+pub(crate) struct Stats {
+    pub(crate) total: u64,
+    pub(crate) active: u64,
+    pub(crate) city: u64,
+    pub(crate) county_town: u64,
+    pub(crate) village: u64,
+    pub(crate) corps_members: u64,
+    pub(crate) by_corps: BTreeMap<String, u64>,
+    pub(crate) by_county: BTreeMap<String, u64>,
 }
 
 impl Stats {

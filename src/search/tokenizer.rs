@@ -6,22 +6,22 @@ use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use crate::reading::lexicon::Lexicon;
 
 /// The name the tokenizer is registered under in every index.
-pub const JIEBA: &str = "xwn_jieba";
+pub(crate) const JIEBA: &str = "xwn_jieba";
 
 #[derive(Clone, Copy)]
-pub struct JiebaTokenizer {
+pub(crate) struct JiebaTokenizer {
     lexicon: &'static Lexicon,
 }
 
 impl JiebaTokenizer {
-    pub fn new(lexicon: &'static Lexicon) -> JiebaTokenizer {
+    pub(crate) fn new(lexicon: &'static Lexicon) -> JiebaTokenizer {
         JiebaTokenizer { lexicon }
     }
 }
 
 /// Content words of `text` in jieba's search mode, lowercased: what is
 /// indexed and what is searched.
-pub fn terms(lexicon: &Lexicon, text: &str) -> Vec<(usize, usize, String)> {
+pub(crate) fn terms(lexicon: &Lexicon, text: &str) -> Vec<(usize, usize, String)> {
     lexicon
         .search_words(text)
         .filter(|w| w.is_content)
@@ -35,7 +35,7 @@ pub fn terms(lexicon: &Lexicon, text: &str) -> Vec<(usize, usize, String)> {
         .collect()
 }
 
-pub struct JiebaTokenStream {
+pub(crate) struct JiebaTokenStream {
     tokens: Vec<Token>,
     index: usize,
 }

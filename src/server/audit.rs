@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::tickets::token::Role;
 
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     file: Mutex<File>,
 }
 
@@ -27,7 +27,7 @@ impl std::fmt::Debug for AuditLog {
 }
 
 /// SHA-256 of uploaded bytes, hex: identifies what was imported.
-pub fn digest(data: &[u8]) -> String {
+pub(crate) fn digest(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
 }
@@ -35,13 +35,13 @@ pub fn digest(data: &[u8]) -> String {
 /// An uploaded file as the log names it: by its digest and size, never
 /// its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upload {
-    pub sha256: String,
-    pub bytes: usize,
+pub(crate) struct Upload {
+    pub(crate) sha256: String,
+    pub(crate) bytes: usize,
 }
 
 impl Upload {
-    pub fn of(data: &[u8]) -> Upload {
+    pub(crate) fn of(data: &[u8]) -> Upload {
         Upload {
             sha256: digest(data),
             bytes: data.len(),
@@ -52,15 +52,15 @@ impl Upload {
 /// One admin action as the log keeps it: what it was and what it records.
 /// A refusal is recorded with the message its caller got.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub action: &'static str,
-    pub details: Value,
+pub(crate) struct Entry {
+    pub(crate) action: &'static str,
+    pub(crate) details: Value,
 }
 
 impl Entry {
     /// A roster import: the rows accepted and the new version, or why the
     /// file was refused.
-    pub fn import_roster(upload: &Upload, outcome: Result<(u64, u64), String>) -> Entry {
+    pub(crate) fn import_roster(upload: &Upload, outcome: Result<(u64, u64), String>) -> Entry {
         let details = match outcome {
             Ok((accepted, version)) => json!({
                 "sha256": upload.sha256,
@@ -79,7 +79,7 @@ impl Entry {
     }
 
     /// Talents added or replaced: their ids and the new version.
-    pub fn upsert_talents(ids: &[String], roster_version: u64) -> Entry {
+    pub(crate) fn upsert_talents(ids: &[String], roster_version: u64) -> Entry {
         Entry {
             action: "upsert_talents",
             details: json!({"ids": ids, "roster_version": roster_version}),
@@ -88,7 +88,7 @@ impl Entry {
 
     /// Talents removed: the ids asked for, how many were removed and the
     /// new version.
-    pub fn remove_talents(ids: &[String], removed: u64, roster_version: u64) -> Entry {
+    pub(crate) fn remove_talents(ids: &[String], removed: u64, roster_version: u64) -> Entry {
         Entry {
             action: "remove_talents",
             details: json!({"ids": ids, "removed": removed, "roster_version": roster_version}),
@@ -97,7 +97,7 @@ impl Entry {
 
     /// A responder or liaison token issued: to whom, in which role, until
     /// when; never the token.
-    pub fn issue_responder_token(subject: &str, role: Role, expires_at_ms: i64) -> Entry {
+    pub(crate) fn issue_responder_token(subject: &str, role: Role, expires_at_ms: i64) -> Entry {
         Entry {
             action: "issue_responder_token",
             details: json!({"subject": subject, "role": role.key(), "expires_at_ms": expires_at_ms}),
@@ -106,7 +106,7 @@ impl Entry {
 
     /// A liaison list import: the liaisons accepted, or why the file was
     /// refused.
-    pub fn import_liaisons(upload: &Upload, outcome: Result<u64, String>) -> Entry {
+    pub(crate) fn import_liaisons(upload: &Upload, outcome: Result<u64, String>) -> Entry {
         let details = match outcome {
             Ok(accepted) => {
                 json!({"sha256": upload.sha256, "bytes": upload.bytes, "accepted": accepted})
@@ -124,12 +124,12 @@ impl Entry {
 
 impl AuditLog {
     /// Appends `entry` for a call from `peer`.
-    pub fn append(&self, entry: Entry, peer: Option<SocketAddr>) {
+    pub(crate) fn append(&self, entry: Entry, peer: Option<SocketAddr>) {
         self.record(entry.action, peer, entry.details);
     }
 
     /// Opens (creating) the log for appending.
-    pub fn open(data_dir: &Path) -> std::io::Result<AuditLog> {
+    pub(crate) fn open(data_dir: &Path) -> std::io::Result<AuditLog> {
         std::fs::create_dir_all(data_dir)?;
         let file = OpenOptions::new()
             .create(true)
@@ -142,7 +142,7 @@ impl AuditLog {
 
     /// Appends one entry; `details` is merged into it. A failure to write
     /// is logged, never fatal to the action.
-    pub fn record(&self, action: &str, peer: Option<SocketAddr>, details: Value) {
+    pub(crate) fn record(&self, action: &str, peer: Option<SocketAddr>, details: Value) {
         let mut entry = json!({
             "at_ms": crate::tickets::now_ms(),
             "action": action,

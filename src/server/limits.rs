@@ -35,11 +35,11 @@ struct Bucket {
 /// sent.
 #[derive(Debug)]
 #[must_use = "the call is admitted only while its permit is held"]
-pub struct Permit {
+pub(crate) struct Permit {
     _method: Option<OwnedSemaphorePermit>,
 }
 
-pub struct Limits {
+pub(crate) struct Limits {
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
     /// None when `max_submits_in_flight` is 0.
@@ -56,7 +56,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(config: &LimitConfig) -> Limits {
+    pub(crate) fn new(config: &LimitConfig) -> Limits {
         Limits {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             max_in_flight: config.max_in_flight,
@@ -75,7 +75,7 @@ impl Limits {
     }
 
     /// The layer that bounds calls in flight for the whole server.
-    pub fn admission_layer(&self) -> AdmissionLayer {
+    pub(crate) fn admission_layer(&self) -> AdmissionLayer {
         AdmissionLayer {
             in_flight: self.in_flight.clone(),
             max: self.max_in_flight,
@@ -85,7 +85,11 @@ impl Limits {
     /// Admits a call that has not waited too long since its arrival, past
     /// the per-client rate (farmer calls only). Calls in flight were counted
     /// on arrival by the [`AdmissionLayer`].
-    pub fn admit<T>(&self, request: &tonic::Request<T>, farmer: bool) -> Result<Permit, Status> {
+    pub(crate) fn admit<T>(
+        &self,
+        request: &tonic::Request<T>,
+        farmer: bool,
+    ) -> Result<Permit, Status> {
         self.check_queue(request.extensions().get())?;
         let peer = request.remote_addr();
         if farmer && self.rate > 0.0 {
@@ -115,7 +119,10 @@ impl Limits {
     /// Waits for a CPU slot for a CPU-bound call that arrived at `arrival`,
     /// then applies the queue deadline again: a call that waited too long
     /// for its slot is not started.
-    pub async fn cpu_slot(&self, arrival: Option<Arrival>) -> Result<OwnedSemaphorePermit, Status> {
+    pub(crate) async fn cpu_slot(
+        &self,
+        arrival: Option<Arrival>,
+    ) -> Result<OwnedSemaphorePermit, Status> {
         let slot = self
             .cpu
             .clone()
@@ -128,7 +135,7 @@ impl Limits {
 
     /// Admits a SubmitProblem call: a farmer call that also takes one of
     /// the `max_submits_in_flight` places.
-    pub fn admit_submit<T>(&self, request: &tonic::Request<T>) -> Result<Permit, Status> {
+    pub(crate) fn admit_submit<T>(&self, request: &tonic::Request<T>) -> Result<Permit, Status> {
         let mut permit = self.admit(request, true)?;
         if let Some(submits) = &self.submits {
             let place = submits.clone().try_acquire_owned().map_err(|_| {
@@ -169,7 +176,7 @@ impl Limits {
 
 /// When the [`AdmissionLayer`] saw a call arrive.
 #[derive(Debug, Clone, Copy)]
-pub struct Arrival(pub Instant);
+pub(crate) struct Arrival(pub(crate) Instant);
 
 /// Liveness checks stay outside the limits: they tell an overloaded server
 /// from a dead one.
@@ -182,7 +189,7 @@ fn exempt(path: &str) -> bool {
 /// against `limits.max_in_flight`; past it, answers RESOURCE_EXHAUSTED
 /// without running the call.
 #[derive(Clone)]
-pub struct AdmissionLayer {
+pub(crate) struct AdmissionLayer {
     in_flight: Arc<Semaphore>,
     max: usize,
 }
@@ -200,7 +207,7 @@ impl<S> tower::Layer<S> for AdmissionLayer {
 }
 
 #[derive(Clone)]
-pub struct Admission<S> {
+pub(crate) struct Admission<S> {
     inner: S,
     in_flight: Arc<Semaphore>,
     max: usize,

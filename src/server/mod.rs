@@ -2,8 +2,8 @@
 //! empty data directory), then serves the gRPC services, health and
 //! reflection on a bound listener until the shutdown future completes.
 
-pub mod audit;
-pub mod limits;
+pub(crate) mod audit;
+pub(crate) mod limits;
 pub mod tls;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -49,7 +49,7 @@ fn demo_roster_csv(seed: u64) -> String {
 }
 
 /// Opens (or bootstraps) the roster under the configured data directory.
-pub fn open_store(config: &Config) -> anyhow::Result<RosterStore> {
+pub(crate) fn open_store(config: &Config) -> anyhow::Result<RosterStore> {
     let seed = config.demo_seed;
     RosterStore::open_with(&config.data_dir, Lexicon::embedded, || {
         tracing::info!(seed, "empty data directory: storing the demo roster");
@@ -69,18 +69,18 @@ pub fn open_store(config: &Config) -> anyhow::Result<RosterStore> {
 /// The domain wired up: matching and the roster's admin operations over
 /// the roster store, the writer of the roster (local or through the shared
 /// log) and the ticket dispatcher over its store.
-pub struct App {
-    pub matcher: Arc<Matcher>,
-    pub admin: Arc<RosterAdmin>,
-    pub roster: Arc<Roster>,
-    pub dispatcher: Arc<Dispatcher>,
+pub(crate) struct App {
+    pub(crate) matcher: Arc<Matcher>,
+    pub(crate) admin: Arc<RosterAdmin>,
+    pub(crate) roster: Arc<Roster>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
 }
 
 impl App {
     /// Opens the roster and the ticket store (SQLite in the data directory,
     /// or the PostgreSQL store that replicas share) and starts the
     /// dispatcher.
-    pub async fn open(config: &Config) -> anyhow::Result<App> {
+    pub(crate) async fn open(config: &Config) -> anyhow::Result<App> {
         let store_config = config.clone();
         let store = tokio::task::spawn_blocking(move || open_store(&store_config)).await??;
         let store = Arc::new(store);
@@ -247,7 +247,7 @@ pub async fn serve(
 }
 
 /// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -50,7 +50,7 @@ fn read_key(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
 /// The listener's TLS settings from `[tls]`. Whether certificate and key
 /// belong together is checked when the server applies them
 /// ([`apply_server`]).
-pub fn server_config(tls: &TlsConfig) -> anyhow::Result<ServerTlsConfig> {
+pub(crate) fn server_config(tls: &TlsConfig) -> anyhow::Result<ServerTlsConfig> {
     let cert = read_certificates(&tls.cert_path, "TLS certificate (tls.cert_path)")?;
     let key = read_key(&tls.key_path, "TLS key (tls.key_path)")?;
     let mut config = ServerTlsConfig::new()
@@ -65,7 +65,7 @@ pub fn server_config(tls: &TlsConfig) -> anyhow::Result<ServerTlsConfig> {
 
 /// Turns TLS on for a server builder; a key that does not fit the
 /// certificate is reported with both files.
-pub fn apply_server(
+pub(crate) fn apply_server(
     builder: tonic::transport::Server,
     tls: &TlsConfig,
 ) -> anyhow::Result<tonic::transport::Server> {
@@ -81,7 +81,7 @@ pub fn apply_server(
 }
 
 /// An error with its causes, for transport errors whose top line says little.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -18,18 +18,19 @@ use crate::{
 
 /// The columns of a ticket row, in the order of [`ticket_values`] and
 /// [`ticket_of`].
-pub const TICKET_COLUMNS: &str = "id, text, location, division_code, subject, corps, contact, \
+pub(crate) const TICKET_COLUMNS: &str =
+    "id, text, location, division_code, subject, corps, contact, \
      idempotency_key, state, assignee, tier, offers_in_tier, offer_deadline_ms, answer, reason, \
      created_at_ms, updated_at_ms, words";
 
 /// The columns of an event row, in the order of [`event_values`] and
 /// [`event_of`].
-pub const EVENT_COLUMNS: &str =
+pub(crate) const EVENT_COLUMNS: &str =
     "ticket_id, seq, kind, actor, at_ms, reason, state, talent_id, tier";
 
 /// Parameter marks for a list of columns: `?1, ?2, …` for SQLite (`mark`
 /// `'?'`) and `$1, $2, …` for PostgreSQL (`'$'`).
-pub fn placeholders(columns: &str, mark: char) -> String {
+pub(crate) fn placeholders(columns: &str, mark: char) -> String {
     let marks: Vec<String> = (1..=columns.split(',').count())
         .map(|i| format!("{mark}{i}"))
         .collect();
@@ -38,7 +39,7 @@ pub fn placeholders(columns: &str, mark: char) -> String {
 
 /// One column's value, as both databases take it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value<'a> {
+pub(crate) enum Value<'a> {
     Null,
     /// Any integer column; PostgreSQL's `INTEGER` columns take the low 32
     /// bits.
@@ -47,7 +48,7 @@ pub enum Value<'a> {
 }
 
 /// A row of either store, read by column position.
-pub trait Columns {
+pub(crate) trait Columns {
     type Error;
     fn text(&self, i: usize) -> Result<String, Self::Error>;
     fn maybe_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
@@ -58,7 +59,7 @@ pub trait Columns {
 }
 
 /// How a field type is kept in one column.
-pub trait Column: Sized {
+pub(crate) trait Column: Sized {
     fn put(&self) -> Value<'_>;
     fn take<R: Columns>(r: &R, i: usize) -> Result<Self, R::Error>;
 }
@@ -224,7 +225,7 @@ impl Column for Option<Vec<String>> {
 }
 
 /// A ticket's columns, in [`TICKET_COLUMNS`] order.
-pub fn ticket_values(t: &Ticket) -> Vec<Value<'_>> {
+pub(crate) fn ticket_values(t: &Ticket) -> Vec<Value<'_>> {
     vec![
         t.id.put(),
         t.text.put(),
@@ -248,7 +249,7 @@ pub fn ticket_values(t: &Ticket) -> Vec<Value<'_>> {
 }
 
 /// The ticket a row of [`TICKET_COLUMNS`] holds.
-pub fn ticket_of<R: Columns>(r: &R) -> Result<Ticket, R::Error> {
+pub(crate) fn ticket_of<R: Columns>(r: &R) -> Result<Ticket, R::Error> {
     Ok(Ticket {
         id: Column::take(r, 0)?,
         text: Column::take(r, 1)?,
@@ -272,7 +273,7 @@ pub fn ticket_of<R: Columns>(r: &R) -> Result<Ticket, R::Error> {
 }
 
 /// An event's columns, in [`EVENT_COLUMNS`] order.
-pub fn event_values(e: &Event) -> Vec<Value<'_>> {
+pub(crate) fn event_values(e: &Event) -> Vec<Value<'_>> {
     vec![
         e.ticket_id.put(),
         e.seq.put(),
@@ -287,7 +288,7 @@ pub fn event_values(e: &Event) -> Vec<Value<'_>> {
 }
 
 /// The event a row of [`EVENT_COLUMNS`] holds.
-pub fn event_of<R: Columns>(r: &R) -> Result<Event, R::Error> {
+pub(crate) fn event_of<R: Columns>(r: &R) -> Result<Event, R::Error> {
     Ok(Event {
         ticket_id: Column::take(r, 0)?,
         seq: Column::take(r, 1)?,

@@ -26,7 +26,7 @@ const MAX_TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Who is calling the responder API.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
+pub(crate) enum Principal {
     Responder(TalentId),
     Liaison(String),
 }
@@ -87,7 +87,7 @@ impl Dispatcher {
     }
 
     /// Checks a responder or liaison token.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+    pub(crate) async fn authenticate(&self, token: &str) -> Result<Principal> {
         let claims = self.keys.signer.verify(token, now_ms())?;
         match claims.role {
             Role::Responder => {
@@ -112,7 +112,11 @@ impl Dispatcher {
     }
 
     /// Issues a token for a talent of the roster, or else a liaison.
-    pub async fn issue_token(&self, id: &str, ttl_seconds: u64) -> Result<(String, i64, Role)> {
+    pub(crate) async fn issue_token(
+        &self,
+        id: &str,
+        ttl_seconds: u64,
+    ) -> Result<(String, i64, Role)> {
         let ttl = match ttl_seconds {
             0 => DEFAULT_TOKEN_TTL,
             s if Duration::from_secs(s) > MAX_TOKEN_TTL => {
@@ -140,7 +144,7 @@ impl Dispatcher {
     }
 
     /// Replaces the liaison list; returns how many were stored.
-    pub async fn import_liaisons(&self, format: RosterFormat, data: &[u8]) -> Result<u64> {
+    pub(crate) async fn import_liaisons(&self, format: RosterFormat, data: &[u8]) -> Result<u64> {
         let list = parse_liaisons(format, data, crate::model::divisions::Divisions::embedded())
             .map_err(Error::invalid_roster)?;
         let mut state = self.state.lock().await;

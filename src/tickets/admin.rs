@@ -11,7 +11,7 @@ use crate::{
 
 impl Dispatcher {
     /// Tickets newest first; the token is the last ticket's `created:id`.
-    pub async fn list_tickets(
+    pub(crate) async fn list_tickets(
         &self,
         state: Option<TicketState>,
         assignee: &str,

@@ -434,7 +434,7 @@ impl Dispatcher {
         Ok(ticket)
     }
 
-    pub async fn cancel(&self, id: &TicketId, secret: &str) -> Result<Ticket> {
+    pub(crate) async fn cancel(&self, id: &TicketId, secret: &str) -> Result<Ticket> {
         self.farmer_ticket(id, secret).await?;
         let ticket = self.change(id, Command::Cancel).await?;
         self.drain_queue().await?;

@@ -20,11 +20,11 @@ const STREAM_BUFFER: usize = 256;
 
 /// A change as a live stream carries it: the ticket after the change.
 #[derive(Debug, Clone)]
-pub struct Push {
-    pub ticket: Ticket,
-    pub event: Event,
-    pub read_only: bool,
-    pub replay: bool,
+pub(crate) struct Push {
+    pub(crate) ticket: Ticket,
+    pub(crate) event: Event,
+    pub(crate) read_only: bool,
+    pub(crate) replay: bool,
 }
 
 type Senders<T> = HashMap<String, Vec<mpsc::Sender<T>>>;
@@ -129,7 +129,7 @@ impl Subscribers {
 
 impl Dispatcher {
     /// The ticket's history so far, then every later event.
-    pub async fn watch_ticket(
+    pub(crate) async fn watch_ticket(
         &self,
         id: &TicketId,
         secret: &str,
@@ -154,7 +154,7 @@ impl Dispatcher {
     }
 
     /// What is pending for the caller, then every later change.
-    pub async fn watch_assignments(
+    pub(crate) async fn watch_assignments(
         &self,
         who: &Principal,
     ) -> Result<(Vec<Push>, mpsc::Receiver<Push>)> {
@@ -208,7 +208,7 @@ impl Dispatcher {
     }
 
     /// Ends every live stream (at shutdown); clients reconnect and replay.
-    pub async fn close_streams(&self) {
+    pub(crate) async fn close_streams(&self) {
         self.state.lock().await.subscribers = Subscribers::default();
     }
 }

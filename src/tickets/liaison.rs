@@ -22,13 +22,13 @@ pub struct Liaison {
 
 impl Liaison {
     /// The villages as the ticket stores keep them: a JSON array of codes.
-    pub fn villages_json(&self) -> String {
+    pub(crate) fn villages_json(&self) -> String {
         serde_json::to_string(&self.villages).expect("strings serialize")
     }
 
     /// Villages read back from [`Liaison::villages_json`]; `None` when the
     /// text is not such an array.
-    pub fn villages_from_json(json: &str) -> Option<Vec<String>> {
+    pub(crate) fn villages_from_json(json: &str) -> Option<Vec<String>> {
         serde_json::from_str(json).ok()
     }
 }

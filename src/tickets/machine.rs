@@ -31,7 +31,7 @@ impl Default for DispatchConfig {
 
 /// What is asked of a ticket.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub(crate) enum Command {
     /// A new ticket (queued, without events) is recorded and routed.
     Submit,
     Accept {
@@ -75,7 +75,7 @@ impl Command {
 /// What routing found at one tier: the nearest eligible responder who is
 /// free, or eligible responders who are all busy, or nobody eligible.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Pick {
+pub(crate) enum Pick {
     Offer(TalentId),
     Busy,
     Nobody,
@@ -83,15 +83,15 @@ pub enum Pick {
 
 /// The routing outcomes a transition may need.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Routes {
+pub(crate) struct Routes {
     /// Why nobody in the roster qualifies at all: the ticket is unroutable.
-    pub unqualified: Option<String>,
+    pub(crate) unqualified: Option<String>,
     /// What routing found at each tier it looked at.
-    pub picks: Vec<(Tier, Pick)>,
+    pub(crate) picks: Vec<(Tier, Pick)>,
 }
 
 impl Routes {
-    pub fn unqualified(reason: String) -> Routes {
+    pub(crate) fn unqualified(reason: String) -> Routes {
         Routes {
             unqualified: Some(reason),
             picks: Vec::new(),
@@ -111,24 +111,24 @@ impl Routes {
 
 /// Everything a transition needs besides the ticket and the command.
 #[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
-    pub now_ms: i64,
+pub(crate) struct Context<'a> {
+    pub(crate) now_ms: i64,
     /// The number of the ticket's last event (0 for a new ticket).
-    pub last_seq: u64,
-    pub routes: &'a Routes,
-    pub config: &'a DispatchConfig,
+    pub(crate) last_seq: u64,
+    pub(crate) routes: &'a Routes,
+    pub(crate) config: &'a DispatchConfig,
 }
 
 /// A ticket after a command, and the events that led there (none when the
 /// command changed nothing).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Transition {
-    pub ticket: Ticket,
-    pub events: Vec<Event>,
+pub(crate) struct Transition {
+    pub(crate) ticket: Ticket,
+    pub(crate) events: Vec<Event>,
 }
 
 /// Tiers from the lowest: a responder of a higher tier is eligible too.
-pub fn tier_rank(t: Tier) -> u8 {
+pub(crate) fn tier_rank(t: Tier) -> u8 {
     match t {
         Tier::Village => 0,
         Tier::CountyTown => 1,
@@ -136,7 +136,7 @@ pub fn tier_rank(t: Tier) -> u8 {
     }
 }
 
-pub fn tier_above(t: Tier) -> Option<Tier> {
+pub(crate) fn tier_above(t: Tier) -> Option<Tier> {
     match t {
         Tier::Village => Some(Tier::CountyTown),
         Tier::CountyTown => Some(Tier::City),
@@ -163,7 +163,7 @@ fn owns(ticket: &Ticket, talent: &TalentId, states: &[TicketState]) -> bool {
 
 /// The tier routing must start at for `command`, when the command routes
 /// the ticket at all: the dispatcher asks routing about it and those above.
-pub fn routing_from(
+pub(crate) fn routing_from(
     ticket: &Ticket,
     command: &Command,
     now_ms: i64,
@@ -189,7 +189,7 @@ pub fn routing_from(
 
 /// Why a closed ticket refuses a command: its state is only the business
 /// of whoever held it.
-pub fn refusal(ticket: &Ticket, command: &Command) -> Error {
+pub(crate) fn refusal(ticket: &Ticket, command: &Command) -> Error {
     match command.responder() {
         Some(by) if ticket.assignee.as_deref() != Some(by.as_str()) => Error::PermissionDenied(
             format!("ticket {} is not offered to or accepted by you", ticket.id),
@@ -220,7 +220,7 @@ fn own_offer(ticket: &Ticket, talent: &TalentId, states: &[TicketState]) -> Resu
 }
 
 /// Applies `command` to `ticket` at `cx.now_ms`.
-pub fn step(ticket: &Ticket, command: &Command, cx: &Context<'_>) -> Result<Transition> {
+pub(crate) fn step(ticket: &Ticket, command: &Command, cx: &Context<'_>) -> Result<Transition> {
     use TicketState::{Accepted, Offered};
     if !ticket.state.is_open() {
         return Err(refusal(ticket, command));

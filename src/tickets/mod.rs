@@ -7,17 +7,17 @@
 
 mod access;
 mod admin;
-pub mod dispatcher;
+pub(crate) mod dispatcher;
 mod fanout;
 pub mod liaison;
-pub mod machine;
+pub(crate) mod machine;
 mod routing;
-pub mod token;
-pub mod view;
+pub(crate) mod token;
+pub(crate) mod view;
 
-pub use access::Principal;
+pub(crate) use access::Principal;
 pub use dispatcher::{Dispatcher, Submission};
-pub use fanout::Push;
+pub(crate) use fanout::Push;
 pub use machine::DispatchConfig;
 
 use serde::{Deserialize, Serialize};
@@ -43,7 +43,7 @@ pub enum TicketState {
 }
 
 impl TicketState {
-    pub const ALL: [TicketState; 6] = [
+    pub(crate) const ALL: [TicketState; 6] = [
         TicketState::Queued,
         TicketState::Offered,
         TicketState::Accepted,
@@ -52,7 +52,7 @@ impl TicketState {
         TicketState::Cancelled,
     ];
 
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             TicketState::Queued => "queued",
             TicketState::Offered => "offered",
@@ -63,12 +63,12 @@ impl TicketState {
         }
     }
 
-    pub fn parse(key: &str) -> Option<TicketState> {
+    pub(crate) fn parse(key: &str) -> Option<TicketState> {
         TicketState::ALL.into_iter().find(|s| s.key() == key)
     }
 
     /// Still moving: queued, offered or accepted.
-    pub fn is_open(self) -> bool {
+    pub(crate) fn is_open(self) -> bool {
         matches!(
             self,
             TicketState::Queued | TicketState::Offered | TicketState::Accepted
@@ -94,7 +94,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub(crate) const ALL: [EventKind; 11] = [
         EventKind::Submitted,
         EventKind::Queued,
         EventKind::Offered,
@@ -108,7 +108,7 @@ impl EventKind {
         EventKind::Rerouted,
     ];
 
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             EventKind::Submitted => "submitted",
             EventKind::Queued => "queued",
@@ -124,7 +124,7 @@ impl EventKind {
         }
     }
 
-    pub fn parse(key: &str) -> Option<EventKind> {
+    pub(crate) fn parse(key: &str) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|k| k.key() == key)
     }
 }
@@ -139,7 +139,7 @@ pub enum Availability {
 }
 
 impl Availability {
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Availability::Online => "online",
             Availability::Away => "away",
@@ -147,7 +147,7 @@ impl Availability {
         }
     }
 
-    pub fn parse(key: &str) -> Option<Availability> {
+    pub(crate) fn parse(key: &str) -> Option<Availability> {
         [
             Availability::Online,
             Availability::Away,
@@ -170,7 +170,7 @@ pub enum Actor {
 impl Actor {
     /// Reads the stored spelling back: `farmer`, `system`, `admin` or
     /// `responder:<talent id>`.
-    pub fn parse(text: &str) -> Option<Actor> {
+    pub(crate) fn parse(text: &str) -> Option<Actor> {
         match text {
             "farmer" => Some(Actor::Farmer),
             "system" => Some(Actor::System),
@@ -240,7 +240,7 @@ pub struct Ticket {
 impl Ticket {
     /// What the ticket needs, as analysed at submission. A ticket stored
     /// before its words were kept takes the search terms of its text.
-    pub fn need(&self, lexicon: &Lexicon) -> Need {
+    pub(crate) fn need(&self, lexicon: &Lexicon) -> Need {
         Need {
             subject: self.subject.as_deref().and_then(|s| lexicon.subject_id(s)),
             corps: self.corps,
@@ -255,7 +255,7 @@ impl Ticket {
     }
 
     /// The responder an open offer or acceptance belongs to.
-    pub fn holder(&self) -> Option<&str> {
+    pub(crate) fn holder(&self) -> Option<&str> {
         match self.state {
             TicketState::Offered | TicketState::Accepted => self.assignee.as_deref(),
             _ => None,
@@ -264,14 +264,14 @@ impl Ticket {
 }
 
 /// Unix time in milliseconds.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `n` random bytes as lowercase hex.
-pub fn random_hex(n: usize) -> String {
+pub(crate) fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).expect("the OS random source works");
     hex::encode(bytes)

@@ -22,21 +22,21 @@ use crate::{
 
 /// What routing looks at.
 pub(super) struct RouteQuery<'a> {
-    pub snapshot: &'a Snapshot,
+    pub(crate) snapshot: &'a Snapshot,
     /// Who qualifies; not empty.
-    pub pool: &'a Pool,
-    pub origin: Origin,
+    pub(crate) pool: &'a Pool,
+    pub(crate) origin: Origin,
     /// The need's words, which break ties between equally near responders.
-    pub words: &'a [String],
+    pub(crate) words: &'a [String],
     /// The tier routing starts at.
-    pub from: Tier,
+    pub(crate) from: Tier,
     /// Responders the ticket may not be offered to again.
-    pub excluded: &'a HashSet<String>,
+    pub(crate) excluded: &'a HashSet<String>,
     /// The responder whose offer the command ends, excluded too.
-    pub ending: Option<&'a str>,
-    pub presence: &'a HashMap<String, Availability>,
+    pub(crate) ending: Option<&'a str>,
+    pub(crate) presence: &'a HashMap<String, Availability>,
     /// Offered and accepted tickets per responder.
-    pub load: &'a HashMap<String, u32>,
+    pub(crate) load: &'a HashMap<String, u32>,
 }
 
 impl RouteQuery<'_> {
@@ -54,7 +54,7 @@ impl RouteQuery<'_> {
     /// What routing finds at the starting tier, and at each tier above it
     /// when the starting tier has nobody free (then the whole pool was
     /// walked, so what it found above is complete too).
-    pub fn routes(&self) -> Result<Routes> {
+    pub(crate) fn routes(&self) -> Result<Routes> {
         let tiers: Vec<Tier> = std::iter::successors(Some(self.from), |t| tier_above(*t)).collect();
         let mut offers: Vec<Option<TalentId>> = vec![None; tiers.len()];
         let mut eligible = vec![false; tiers.len()];

@@ -14,13 +14,13 @@ const PREFIX: &str = "xwn1";
 /// Who a token speaks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Role {
+pub(crate) enum Role {
     Responder,
     Liaison,
 }
 
 impl Role {
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Role::Responder => "responder",
             Role::Liaison => "liaison",
@@ -29,16 +29,16 @@ impl Role {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
+pub(crate) struct Claims {
     /// Talent id (responders) or liaison id.
-    pub sub: String,
-    pub role: Role,
+    pub(crate) sub: String,
+    pub(crate) role: Role,
     /// Expiry, Unix milliseconds.
-    pub exp: i64,
+    pub(crate) exp: i64,
 }
 
 #[derive(Clone)]
-pub struct Signer {
+pub(crate) struct Signer {
     key: Vec<u8>,
 }
 
@@ -49,7 +49,7 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    pub fn new(key: Vec<u8>) -> Signer {
+    pub(crate) fn new(key: Vec<u8>) -> Signer {
         Signer { key }
     }
 
@@ -57,7 +57,7 @@ impl Signer {
         Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length")
     }
 
-    pub fn issue(&self, claims: &Claims) -> String {
+    pub(crate) fn issue(&self, claims: &Claims) -> String {
         let payload = hex::encode(serde_json::to_vec(claims).expect("claims serialize"));
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
@@ -68,7 +68,7 @@ impl Signer {
     }
 
     /// Checks the signature (in constant time) and the expiry.
-    pub fn verify(&self, token: &str, now_ms: i64) -> Result<Claims> {
+    pub(crate) fn verify(&self, token: &str, now_ms: i64) -> Result<Claims> {
         let invalid = || Error::Unauthenticated("the responder token is not valid".into());
         let mut parts = token.trim().split('.');
         let (Some(PREFIX), Some(payload), Some(signature), None) =

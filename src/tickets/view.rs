@@ -6,7 +6,7 @@ use crate::{model::Talent, tickets::Principal, tickets::Ticket, tickets::TicketS
 
 /// Who looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Viewer<'a> {
+pub(crate) enum Viewer<'a> {
     /// Any caller, unauthenticated (match results).
     Anyone,
     /// The farmer who submitted the ticket, proven by its secret.
@@ -29,7 +29,7 @@ impl<'a> From<&'a Principal> for Viewer<'a> {
 
 /// Where a talent is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Showing {
+pub(crate) enum Showing {
     /// A page of the roster listing.
     Roster,
     /// A match result.
@@ -41,7 +41,7 @@ pub enum Showing {
 /// The farmer's contact on `ticket` as `viewer` sees it: the farmer and
 /// admins always; a responder only while the ticket is accepted by them;
 /// liaisons and anyone else never.
-pub fn contact<'t>(ticket: &'t Ticket, viewer: Viewer<'_>) -> Option<&'t str> {
+pub(crate) fn contact<'t>(ticket: &'t Ticket, viewer: Viewer<'_>) -> Option<&'t str> {
     let shown = match viewer {
         Viewer::Farmer | Viewer::Admin => true,
         Viewer::Responder(id) => {
@@ -54,7 +54,11 @@ pub fn contact<'t>(ticket: &'t Ticket, viewer: Viewer<'_>) -> Option<&'t str> {
 
 /// A talent's phone as `viewer` sees it where it is `showing`: only in an
 /// admin's roster listing; match results and tickets never carry it.
-pub fn phone<'t>(talent: &'t Talent, showing: Showing, viewer: Viewer<'_>) -> Option<&'t str> {
+pub(crate) fn phone<'t>(
+    talent: &'t Talent,
+    showing: Showing,
+    viewer: Viewer<'_>,
+) -> Option<&'t str> {
     (showing == Showing::Roster && viewer == Viewer::Admin).then_some(talent.phone.as_str())
 }
 

@@ -13,13 +13,13 @@ use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{transport::Channel, Request};
 use xingweinong::{config::Config, pb, server};
 
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub(crate) const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
-pub type MatchClient = pb::match_service_client::MatchServiceClient<Channel>;
-pub type RosterClient = pb::roster_service_client::RosterServiceClient<Channel>;
+pub(crate) type MatchClient = pb::match_service_client::MatchServiceClient<Channel>;
+pub(crate) type RosterClient = pb::roster_service_client::RosterServiceClient<Channel>;
 
 /// A fresh, empty directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -29,7 +29,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-pub fn config(data_dir: &Path) -> Config {
+pub(crate) fn config(data_dir: &Path) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.to_path_buf(),
@@ -44,16 +44,16 @@ pub fn config(data_dir: &Path) -> Config {
     config
 }
 
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub data_dir: PathBuf,
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) data_dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestServer {
     /// Starts a server in the current runtime.
-    pub async fn start(config: Config) -> TestServer {
+    pub(crate) async fn start(config: Config) -> TestServer {
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -70,24 +70,24 @@ impl TestServer {
     }
 
     /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.shutdown.take().unwrap().send(());
         self.handle.take().unwrap().await.unwrap().unwrap();
     }
 
     /// Stops the server and removes its data directory.
-    pub async fn stop_and_clean(self) {
+    pub(crate) async fn stop_and_clean(self) {
         let dir = self.data_dir.clone();
         self.stop().await;
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    pub async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         channel(self.addr).await
     }
 }
 
-pub async fn channel(addr: SocketAddr) -> Channel {
+pub(crate) async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -97,7 +97,7 @@ pub async fn channel(addr: SocketAddr) -> Channel {
 
 /// One demo-roster server per test binary, on its own runtime, for tests
 /// that only read.
-pub fn shared_server() -> SocketAddr {
+pub(crate) fn shared_server() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -116,18 +116,18 @@ pub fn shared_server() -> SocketAddr {
     })
 }
 
-pub fn admin<T>(message: T) -> Request<T> {
+pub(crate) fn admin<T>(message: T) -> Request<T> {
     with_token(message, ADMIN_TOKEN)
 }
 
-pub fn with_token<T>(message: T, token: &str) -> Request<T> {
+pub(crate) fn with_token<T>(message: T, token: &str) -> Request<T> {
     let mut r = Request::new(message);
     r.metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     r
 }
 
-pub fn at_division(text: &str, code: &str) -> pb::MatchProblemRequest {
+pub(crate) fn at_division(text: &str, code: &str) -> pb::MatchProblemRequest {
     pb::MatchProblemRequest {
         text: text.into(),
         location: Some(pb::Location {
@@ -138,28 +138,28 @@ pub fn at_division(text: &str, code: &str) -> pb::MatchProblemRequest {
     }
 }
 
-pub fn csv_chunk_bytes(data: &[u8]) -> pb::RosterChunk {
+pub(crate) fn csv_chunk_bytes(data: &[u8]) -> pb::RosterChunk {
     pb::RosterChunk {
         format: pb::RosterFormat::Csv as i32,
         data: data.to_vec(),
     }
 }
 
-pub fn csv_chunk(text: &str) -> pb::RosterChunk {
+pub(crate) fn csv_chunk(text: &str) -> pb::RosterChunk {
     pb::RosterChunk {
         format: pb::RosterFormat::Csv as i32,
         data: text.as_bytes().to_vec(),
     }
 }
 
-pub const HEADER: &str =
+pub(crate) const HEADER: &str =
     "id,name,phone,tier,corps,specialties,skills,division_code,lat,lon,capacity,active";
 
-pub type TicketClient = pb::ticket_service_client::TicketServiceClient<Channel>;
-pub type ResponderClient = pb::responder_service_client::ResponderServiceClient<Channel>;
+pub(crate) type TicketClient = pb::ticket_service_client::TicketServiceClient<Channel>;
+pub(crate) type ResponderClient = pb::responder_service_client::ResponderServiceClient<Channel>;
 
 /// Issues a responder (or liaison) token through the admin API.
-pub async fn token_for(channel: &Channel, id: &str) -> String {
+pub(crate) async fn token_for(channel: &Channel, id: &str) -> String {
     let mut roster = RosterClient::new(channel.clone());
     roster
         .issue_responder_token(admin(pb::IssueResponderTokenRequest {
@@ -173,7 +173,7 @@ pub async fn token_for(channel: &Channel, id: &str) -> String {
 }
 
 /// Imports a roster from CSV rows (header added).
-pub async fn import_rows(channel: &Channel, rows: &str) {
+pub(crate) async fn import_rows(channel: &Channel, rows: &str) {
     let mut roster = RosterClient::new(channel.clone());
     roster
         .import_roster(admin(tokio_stream::iter(vec![csv_chunk(&format!(
@@ -184,14 +184,14 @@ pub async fn import_rows(channel: &Channel, rows: &str) {
 }
 
 /// A responder: its token and a client.
-pub struct Responder {
-    pub id: String,
-    pub token: String,
-    pub client: ResponderClient,
+pub(crate) struct Responder {
+    pub(crate) id: String,
+    pub(crate) token: String,
+    pub(crate) client: ResponderClient,
 }
 
 impl Responder {
-    pub async fn new(channel: &Channel, id: &str) -> Responder {
+    pub(crate) async fn new(channel: &Channel, id: &str) -> Responder {
         let token = token_for(channel, id).await;
         Responder {
             id: id.into(),
@@ -200,11 +200,11 @@ impl Responder {
         }
     }
 
-    pub async fn online(&mut self) {
+    pub(crate) async fn online(&mut self) {
         self.set(pb::Availability::Online).await;
     }
 
-    pub async fn set(&mut self, a: pb::Availability) {
+    pub(crate) async fn set(&mut self, a: pb::Availability) {
         self.client
             .set_availability(with_token(
                 pb::SetAvailabilityRequest {
@@ -216,7 +216,7 @@ impl Responder {
             .unwrap();
     }
 
-    pub async fn watch(&mut self) -> tonic::Streaming<pb::AssignmentEvent> {
+    pub(crate) async fn watch(&mut self) -> tonic::Streaming<pb::AssignmentEvent> {
         self.client
             .watch_assignments(with_token(pb::WatchAssignmentsRequest {}, &self.token))
             .await
@@ -224,7 +224,7 @@ impl Responder {
             .into_inner()
     }
 
-    pub async fn accept(&mut self, ticket: &str) -> Result<pb::Ticket, tonic::Status> {
+    pub(crate) async fn accept(&mut self, ticket: &str) -> Result<pb::Ticket, tonic::Status> {
         let r = pb::TicketActionRequest {
             ticket_id: ticket.into(),
         };
@@ -234,7 +234,7 @@ impl Responder {
             .map(|r| r.into_inner())
     }
 
-    pub async fn decline(&mut self, ticket: &str) -> Result<pb::Ticket, tonic::Status> {
+    pub(crate) async fn decline(&mut self, ticket: &str) -> Result<pb::Ticket, tonic::Status> {
         let r = pb::DeclineAssignmentRequest {
             ticket_id: ticket.into(),
             reason: "不在家".into(),
@@ -245,7 +245,7 @@ impl Responder {
             .map(|r| r.into_inner())
     }
 
-    pub async fn resolve(
+    pub(crate) async fn resolve(
         &mut self,
         ticket: &str,
         answer: &str,
@@ -260,7 +260,7 @@ impl Responder {
             .map(|r| r.into_inner())
     }
 
-    pub async fn escalate(&mut self, ticket: &str) -> Result<pb::Ticket, tonic::Status> {
+    pub(crate) async fn escalate(&mut self, ticket: &str) -> Result<pb::Ticket, tonic::Status> {
         let r = pb::EscalateTicketRequest {
             ticket_id: ticket.into(),
             reason: "需要上级专家".into(),
@@ -273,7 +273,7 @@ impl Responder {
 }
 
 /// The next message of a stream, waiting at most five seconds.
-pub async fn next<T>(stream: &mut tonic::Streaming<T>) -> T {
+pub(crate) async fn next<T>(stream: &mut tonic::Streaming<T>) -> T {
     tokio::time::timeout(std::time::Duration::from_secs(5), stream.message())
         .await
         .expect("a message within 5 s")
@@ -281,13 +281,13 @@ pub async fn next<T>(stream: &mut tonic::Streaming<T>) -> T {
         .expect("the stream is open")
 }
 
-pub fn at_point(lat: f64, lon: f64) -> Option<pb::Location> {
+pub(crate) fn at_point(lat: f64, lon: f64) -> Option<pb::Location> {
     Some(pb::Location {
         kind: Some(pb::location::Kind::Point(pb::GeoPoint { lat, lon })),
     })
 }
 
-pub fn submit_request(
+pub(crate) fn submit_request(
     text: &str,
     location: Option<pb::Location>,
     key: &str,
@@ -301,7 +301,7 @@ pub fn submit_request(
 }
 
 /// A port nobody listens on now.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -310,13 +310,13 @@ pub fn free_port() -> u16 {
 }
 
 /// Starts the real `xwn serve` binary; its stderr goes to `log` when given.
-pub fn spawn(dir: &Path, port: u16, log: Option<&Path>) -> std::process::Child {
+pub(crate) fn spawn(dir: &Path, port: u16, log: Option<&Path>) -> std::process::Child {
     spawn_on(dir, port, log, "sqlite", "")
 }
 
 /// Starts the real `xwn serve` binary on the given ticket store, with
 /// `extra` appended to its config file.
-pub fn spawn_on(
+pub(crate) fn spawn_on(
     dir: &Path,
     port: u16,
     log: Option<&Path>,
@@ -355,7 +355,7 @@ pub fn spawn_on(
 }
 
 /// Connects once the server answers its health check (30 s at most).
-pub async fn connect(port: u16) -> Channel {
+pub(crate) async fn connect(port: u16) -> Channel {
     use std::time::{Duration, Instant};
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -380,7 +380,7 @@ pub async fn connect(port: u16) -> Channel {
 }
 
 /// A submitted ticket as its farmer reads it now (with its secret).
-pub async fn fetch(farmer: &mut TicketClient, ticket: &pb::Ticket) -> pb::Ticket {
+pub(crate) async fn fetch(farmer: &mut TicketClient, ticket: &pb::Ticket) -> pb::Ticket {
     let request = pb::GetTicketRequest {
         ticket_id: ticket.id.clone(),
         ticket_secret: ticket.ticket_secret.clone(),
@@ -391,7 +391,7 @@ pub async fn fetch(farmer: &mut TicketClient, ticket: &pb::Ticket) -> pb::Ticket
 /// A fresh database on the test PostgreSQL server named by
 /// `XWN_TEST_POSTGRES` (a `postgres://…/dbname` URL), or None — with a
 /// note on stderr — when none is configured: PostgreSQL tests then skip.
-pub async fn postgres_db(tag: &str) -> Option<String> {
+pub(crate) async fn postgres_db(tag: &str) -> Option<String> {
     let Ok(url) = std::env::var("XWN_TEST_POSTGRES") else {
         eprintln!(
             "SKIPPED: no PostgreSQL configured; set XWN_TEST_POSTGRES=postgres://user@host:port/db \

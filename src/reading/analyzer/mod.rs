@@ -63,7 +63,7 @@ impl Role {
 pub struct Evidence {
     pub term: String,
     pub subject: Option<SubjectId>,
-    pub corps: Option<Corps>,
+    pub(crate) corps: Option<Corps>,
     pub kind: &'static str,
     pub role: Role,
     pub weight: f32,
@@ -83,14 +83,15 @@ pub struct Analysis {
     pub runner_up: Option<SubjectId>,
     pub evidence: Vec<Evidence>,
     /// Content words of the report, for text scoring.
-    pub words: Vec<String>,
+    pub(crate) words: Vec<String>,
     /// Why nothing can be routed, in Chinese; empty when something can.
-    pub note: String,
+    pub(crate) note: String,
 }
 
 impl Analysis {
     /// Terms that counted for the chosen subject.
-    pub fn subject_terms(&self) -> Vec<&str> {
+    #[cfg(test)]
+    pub(crate) fn subject_terms(&self) -> Vec<&str> {
         self.evidence
             .iter()
             .filter(|e| e.subject.is_some() && e.subject == self.subject)

@@ -39,59 +39,59 @@ const PREFIXES: [&str; 6] = ["小", "大", "母", "公", "老", "幼"];
 /// Where a word stands: its index among the content words, and its clause.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct At {
-    pub word: usize,
-    pub clause: usize,
+    pub(crate) word: usize,
+    pub(crate) clause: usize,
 }
 
 /// A word that points to one or more subjects.
 pub(super) struct Mention {
-    pub at: At,
-    pub term: String,
-    pub senses: Vec<Sense>,
+    pub(crate) at: At,
+    pub(crate) term: String,
+    pub(crate) senses: Vec<Sense>,
     /// The word names a place of the subject (苹果园, 猪场).
-    pub place: bool,
+    pub(crate) place: bool,
 }
 
 /// A problem cue (发黄, 咋办) and how strongly it marks a problem.
 pub(super) struct ProblemCue {
-    pub at: At,
-    pub weight: f32,
+    pub(crate) at: At,
+    pub(crate) weight: f32,
 }
 
 /// A neighbour, place or unaffected cue (边上, 隔壁, 地里, 没事) and its
 /// discount.
 pub(super) struct NeighbourCue {
-    pub at: At,
-    pub role: CueRole,
-    pub weight: f32,
+    pub(crate) at: At,
+    pub(crate) role: CueRole,
+    pub(crate) weight: f32,
 }
 
 /// The cues of a report, which change how the mentions around them count.
 #[derive(Default)]
 pub(super) struct Cues {
-    pub problems: Vec<ProblemCue>,
+    pub(crate) problems: Vec<ProblemCue>,
     /// Clause → the strongest problem cue in it.
-    pub problem_in_clause: HashMap<usize, f32>,
+    pub(crate) problem_in_clause: HashMap<usize, f32>,
     /// The weights of all problem cues, added up.
-    pub problem_total: f32,
-    pub neighbours: Vec<NeighbourCue>,
+    pub(crate) problem_total: f32,
+    pub(crate) neighbours: Vec<NeighbourCue>,
     /// The word of the last contrast cue (但是).
-    pub contrast_at: Option<usize>,
+    pub(crate) contrast_at: Option<usize>,
 }
 
 /// Everything the pass over the words finds.
 #[derive(Default)]
 pub(super) struct Scan {
     /// Content words, lowercased, for text scoring.
-    pub words: Vec<String>,
-    pub mentions: Vec<Mention>,
-    pub cues: Cues,
+    pub(crate) words: Vec<String>,
+    pub(crate) mentions: Vec<Mention>,
+    pub(crate) cues: Cues,
     /// The weights of the non-agricultural markers, added up.
-    pub nonagri: f32,
+    pub(crate) nonagri: f32,
     /// Corps → the weights of the words that point to it.
-    pub corps_hints: HashMap<Corps, f32>,
+    pub(crate) corps_hints: HashMap<Corps, f32>,
     /// The cues and markers found, in word order.
-    pub evidence: Vec<Evidence>,
+    pub(crate) evidence: Vec<Evidence>,
 }
 
 impl Scan {

@@ -23,10 +23,10 @@ const PARENT_SHARE: f32 = 0.6;
 
 /// Where a report comes from and what it hints at, for the county prior.
 pub(super) struct Setting<'a> {
-    pub text: &'a str,
+    pub(crate) text: &'a str,
     /// The county the report was sent from, if known.
-    pub county: Option<&'a str>,
-    pub corps_hints: &'a HashMap<Corps, f32>,
+    pub(crate) county: Option<&'a str>,
+    pub(crate) corps_hints: &'a HashMap<Corps, f32>,
 }
 
 /// The subjects the text itself points to, best first (ties by id), with

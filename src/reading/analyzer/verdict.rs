@@ -21,18 +21,18 @@ const NONAGRI_MIN: f32 = 0.5;
 /// What the earlier phases found, for the verdict.
 pub(super) struct Findings {
     /// The subjects the report points to, best first.
-    pub ranked: Vec<(SubjectId, f32)>,
+    pub(crate) ranked: Vec<(SubjectId, f32)>,
     /// Corps → the weights of the words that point to it.
-    pub corps_hints: HashMap<Corps, f32>,
+    pub(crate) corps_hints: HashMap<Corps, f32>,
     /// The weights of the non-agricultural markers, added up.
-    pub nonagri: f32,
+    pub(crate) nonagri: f32,
     /// How surely the report is a technical problem: its problem cues and
     /// technical terms.
-    pub technical: f32,
+    pub(crate) technical: f32,
     /// The weights of the problem cues alone, added up.
-    pub problem_total: f32,
-    pub evidence: Vec<Evidence>,
-    pub words: Vec<String>,
+    pub(crate) problem_total: f32,
+    pub(crate) evidence: Vec<Evidence>,
+    pub(crate) words: Vec<String>,
 }
 
 /// Decides the reading: not agricultural, a subject, a corps alone, or

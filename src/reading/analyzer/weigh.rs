@@ -29,13 +29,13 @@ const REPEAT_SHARE: f32 = 0.3;
 /// What the mentions of a report add up to.
 pub(super) struct Weighed<'m> {
     /// Per subject, per term: the strongest mention and a share of repeats.
-    pub by_term: HashMap<SubjectId, HashMap<&'m str, f32>>,
+    pub(crate) by_term: HashMap<SubjectId, HashMap<&'m str, f32>>,
     /// Subjects named outright as what the report is about, each at the
     /// first word naming it.
-    pub named: HashMap<SubjectId, usize>,
+    pub(crate) named: HashMap<SubjectId, usize>,
     /// How surely the terms describe a technical problem, added up over the
     /// distinct terms.
-    pub technical: f32,
+    pub(crate) technical: f32,
 }
 
 /// Weighs every mention by its role and kind, adding one piece of evidence

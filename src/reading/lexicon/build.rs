@@ -11,18 +11,18 @@ use crate::model::Corps;
 use super::{Cue, CueRole, Lexicon, Sense, Subject, SubjectId, TermKind};
 
 /// The source texts a lexicon is built from.
-pub struct Sources<'a> {
-    pub subjects: &'a str,
-    pub terms: &'a str,
-    pub corps_terms: &'a str,
-    pub cues: &'a str,
-    pub nonagri: &'a str,
-    pub county_profiles: &'a str,
+pub(crate) struct Sources<'a> {
+    pub(crate) subjects: &'a str,
+    pub(crate) terms: &'a str,
+    pub(crate) corps_terms: &'a str,
+    pub(crate) cues: &'a str,
+    pub(crate) nonagri: &'a str,
+    pub(crate) county_profiles: &'a str,
 }
 
 impl Sources<'static> {
     /// The files under `index/`, as compiled into the binary.
-    pub fn embedded() -> Sources<'static> {
+    pub(crate) fn embedded() -> Sources<'static> {
         Sources {
             subjects: include_str!("../../../index/subjects.csv"),
             terms: include_str!("../../../index/lexicon/terms.csv"),
@@ -37,7 +37,7 @@ impl Sources<'static> {
 impl Lexicon {
     /// Parses and cross-checks the sources; every subject a term names must
     /// be a canonical subject.
-    pub fn build(src: &Sources<'_>) -> Result<Lexicon, String> {
+    pub(crate) fn build(src: &Sources<'_>) -> Result<Lexicon, String> {
         let Subjects {
             subjects,
             ids,

@@ -16,11 +16,10 @@ use jieba_rs::Jieba;
 
 use crate::model::Corps;
 
-pub use build::Sources;
-pub use segment::Word;
+pub(crate) use build::Sources;
 
 /// Index of a subject in [`Lexicon::subjects`].
-pub type SubjectId = u16;
+pub(crate) type SubjectId = u16;
 
 /// A canonical subject (苹果, 奶山羊, 节水灌溉 …).
 #[derive(Debug, Clone)]
@@ -32,7 +31,7 @@ pub struct Subject {
 
 /// What a term is, as far as the subject it points to goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TermKind {
+pub(crate) enum TermKind {
     Subject,
     Alias,
     Variety,
@@ -66,7 +65,7 @@ impl TermKind {
         })
     }
 
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             TermKind::Subject => "subject",
             TermKind::Alias => "alias",
@@ -84,7 +83,7 @@ impl TermKind {
     }
 
     /// Names the subject itself rather than hinting at it.
-    pub fn names_subject(self) -> bool {
+    pub(crate) fn names_subject(self) -> bool {
         matches!(
             self,
             TermKind::Subject | TermKind::Alias | TermKind::Variety | TermKind::Dialect
@@ -94,15 +93,15 @@ impl TermKind {
 
 /// One subject a term points to, and how strongly (0..=1).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sense {
-    pub subject: SubjectId,
-    pub kind: TermKind,
-    pub weight: f32,
+pub(crate) struct Sense {
+    pub(crate) subject: SubjectId,
+    pub(crate) kind: TermKind,
+    pub(crate) weight: f32,
 }
 
 /// How a cue word changes the reading of the words around it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CueRole {
+pub(crate) enum CueRole {
     /// The subject named just before it is a place or neighbour (X边上).
     NeighbourBefore,
     /// The subject named just after it is a place or neighbour (隔壁X).
@@ -134,9 +133,9 @@ impl CueRole {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Cue {
-    pub role: CueRole,
-    pub weight: f32,
+pub(crate) struct Cue {
+    pub(crate) role: CueRole,
+    pub(crate) weight: f32,
 }
 
 pub struct Lexicon {
@@ -192,42 +191,37 @@ impl Lexicon {
 
     /// What a roster's specialty names: a canonical subject or one of its
     /// `subjects.csv` aliases.
-    pub fn resolve_specialty(&self, name: &str) -> Option<SubjectId> {
+    pub(crate) fn resolve_specialty(&self, name: &str) -> Option<SubjectId> {
         self.specialty_names.get(name.trim()).copied()
     }
 
-    pub fn senses(&self, term: &str) -> &[Sense] {
+    pub(crate) fn senses(&self, term: &str) -> &[Sense] {
         self.terms.get(term).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    pub fn corps_term(&self, term: &str) -> Option<(Corps, f32)> {
+    pub(crate) fn corps_term(&self, term: &str) -> Option<(Corps, f32)> {
         self.corps_terms.get(term).copied()
     }
 
-    pub fn cue(&self, term: &str) -> Option<Cue> {
+    pub(crate) fn cue(&self, term: &str) -> Option<Cue> {
         self.cues.get(term).copied()
     }
 
-    pub fn nonagri(&self, term: &str) -> Option<f32> {
+    pub(crate) fn nonagri(&self, term: &str) -> Option<f32> {
         self.nonagri.get(term).copied()
     }
 
     /// Every term and its senses, in no particular order.
-    pub fn iter_terms(&self) -> impl Iterator<Item = (&str, &[Sense])> {
+    pub(crate) fn iter_terms(&self) -> impl Iterator<Item = (&str, &[Sense])> {
         self.terms.iter().map(|(t, s)| (t.as_str(), s.as_slice()))
     }
 
     /// What a county grows or raises: (subject, share), shares adding to 1.
-    pub fn county_prior(&self, county: &str) -> &[(SubjectId, f32)] {
+    pub(crate) fn county_prior(&self, county: &str) -> &[(SubjectId, f32)] {
         self.county_priors
             .get(county)
             .map(Vec::as_slice)
             .unwrap_or(&[])
-    }
-
-    /// Number of distinct terms that point to a subject.
-    pub fn term_count(&self) -> usize {
-        self.terms.len()
     }
 }
 

@@ -1,8 +1,6 @@
 //! Segmenting text with the lexicon's words kept whole: for reading a
 //! report, for the full-text index, and plain jieba words.
 
-use jieba_rs::Jieba;
-
 use super::Lexicon;
 
 impl Lexicon {
@@ -10,7 +8,7 @@ impl Lexicon {
     /// characters is taken whole, longest first, wherever it stands (so
     /// 奶羊 survives in 奶羊配种 even where jieba would cut 奶|羊配种); the
     /// text between is cut by jieba.
-    pub fn reading_words<'t>(&self, text: &'t str) -> Vec<Word<'t>> {
+    pub(crate) fn reading_words<'t>(&self, text: &'t str) -> Vec<Word<'t>> {
         let mut out = Vec::new();
         let mut at = 0;
         let gap = |from: usize, to: usize, out: &mut Vec<Word<'t>>| {
@@ -36,7 +34,7 @@ impl Lexicon {
     /// Words for the full-text index: jieba's search mode, which adds the
     /// dictionary words inside long ones (猕猴桃溃疡病 → 猕猴桃, 溃疡病 …),
     /// so a query for a part finds the whole.
-    pub fn search_words<'t>(&self, text: &'t str) -> impl Iterator<Item = Word<'t>> + 't
+    pub(crate) fn search_words<'t>(&self, text: &'t str) -> impl Iterator<Item = Word<'t>> + 't
     where
         Self: 't,
     {
@@ -44,11 +42,6 @@ impl Lexicon {
             .cut_for_search(text, false)
             .into_iter()
             .map(|t| Word::at(t.word, t.byte_start))
-    }
-
-    /// The segmenter, with every lexicon term in its dictionary.
-    pub fn jieba(&self) -> &Jieba {
-        &self.jieba
     }
 
     /// Splits text into words: jieba without HMM (so unknown runs never glue
@@ -68,9 +61,9 @@ impl Lexicon {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Word<'t> {
     pub text: &'t str,
-    pub byte_start: usize,
+    pub(crate) byte_start: usize,
     /// False for punctuation and white space, which end a clause.
-    pub is_content: bool,
+    pub(crate) is_content: bool,
 }
 
 impl<'t> Word<'t> {

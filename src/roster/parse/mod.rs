@@ -51,14 +51,14 @@ pub enum RosterFormat {
 }
 
 impl RosterFormat {
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             RosterFormat::Csv => "csv",
             RosterFormat::Jsonl => "jsonl",
         }
     }
 
-    pub fn parse(key: &str) -> Option<RosterFormat> {
+    pub(crate) fn parse(key: &str) -> Option<RosterFormat> {
         [RosterFormat::Csv, RosterFormat::Jsonl]
             .into_iter()
             .find(|f| f.key() == key)
@@ -69,9 +69,9 @@ impl RosterFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
     /// 1-based line in the file; the CSV header is line 1.
-    pub line: u64,
-    pub field: String,
-    pub message: String,
+    pub(crate) line: u64,
+    pub(crate) field: String,
+    pub(crate) message: String,
 }
 
 impl RowError {
@@ -87,8 +87,8 @@ impl RowError {
 /// One row as text, keyed by column name, before validation.
 #[derive(Debug, Clone, Default)]
 pub struct RawRow {
-    pub line: u64,
-    pub fields: BTreeMap<String, String>,
+    pub(crate) line: u64,
+    pub(crate) fields: BTreeMap<String, String>,
 }
 
 impl RawRow {

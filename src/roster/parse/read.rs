@@ -10,11 +10,11 @@ use super::{RawRow, RosterFormat, RowError};
 /// closely it is checked while it is read.
 pub(crate) struct Layout<'a> {
     /// The columns a file may have; `None` lets it have any.
-    pub known_columns: Option<&'a [&'a str]>,
+    pub(crate) known_columns: Option<&'a [&'a str]>,
     /// The columns a CSV header must have; a JSON line may leave them out,
     /// to be told so when its row is validated.
-    pub required: &'a [&'a str],
-    pub checking: Checking,
+    pub(crate) required: &'a [&'a str],
+    pub(crate) checking: Checking,
 }
 
 /// How closely a tabular file is checked while it is read.
