@@ -97,3 +97,20 @@ pub(crate) fn check_len(field: &str, text: &str, max: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// Default and largest page of a listing.
+const PAGE_SIZE: (usize, usize) = (50, 500);
+
+/// The page size a listing asked for: 0 means the default (50); more than
+/// 500 is refused, naming `page_size`.
+pub(crate) fn check_page_size(requested: u32) -> Result<usize> {
+    let (default, max) = PAGE_SIZE;
+    match requested as usize {
+        0 => Ok(default),
+        n if n > max => Err(Error::invalid(
+            "page_size",
+            format!("{n} is above the maximum of {max}"),
+        )),
+        n => Ok(n),
+    }
+}

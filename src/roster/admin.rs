@@ -5,7 +5,7 @@
 use std::{collections::BTreeSet, sync::Arc};
 
 use crate::{
-    error::{Error, Result},
+    error::{check_page_size, Error, Result},
     model::divisions::{DivisionCode, Divisions, Level},
     model::{Corps, Talent, Tier},
     reading::lexicon::Lexicon,
@@ -199,16 +199,7 @@ impl RosterAdmin {
             query: (!r.query.trim().is_empty()).then(|| r.query.clone()),
             include_inactive: r.include_inactive,
         };
-        let page_size = match r.page_size {
-            0 => 50,
-            n if n > 500 => {
-                return Err(Error::invalid(
-                    "page_size",
-                    format!("{n} is above the maximum of 500"),
-                ))
-            }
-            n => n as usize,
-        };
+        let page_size = check_page_size(r.page_size)?;
         let snapshot = self.store.snapshot();
         let after = (!r.page_token.is_empty()).then_some(r.page_token.as_str());
         let (mut talents, total) = snapshot.list(&filter, after, page_size + 1)?;

@@ -105,10 +105,7 @@ impl App {
                 (shared, roster)
             }
         };
-        let dispatch = DispatchConfig {
-            offer_timeout: Duration::from_millis(config.tickets.offer_timeout_ms),
-            escalate_after: config.tickets.escalate_after,
-        };
+        let dispatch = DispatchConfig::from(&config.tickets);
         let dispatcher = Dispatcher::start(tickets, matcher.clone(), dispatch)
             .await
             .context("cannot start the ticket dispatcher")?;

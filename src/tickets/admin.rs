@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::{dispatcher::Dispatcher, Ticket, TicketState};
 use crate::{
-    error::{Error, Result},
+    error::{check_page_size, Error, Result},
     store::TicketFilter,
 };
 
@@ -18,16 +18,7 @@ impl Dispatcher {
         page_size: u32,
         page_token: &str,
     ) -> Result<(Vec<Ticket>, Option<String>)> {
-        let limit = match page_size {
-            0 => 50,
-            n if n > 500 => {
-                return Err(Error::invalid(
-                    "page_size",
-                    format!("{n} is above the maximum of 500"),
-                ))
-            }
-            n => n as usize,
-        };
+        let limit = check_page_size(page_size)?;
         let after = match page_token.split_once(':') {
             None if page_token.is_empty() => None,
             Some((ms, id)) if ms.parse::<i64>().is_ok() => {

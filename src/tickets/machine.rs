@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::{Actor, Event, EventKind, Ticket, TicketState};
 use crate::{
+    config::TicketConfig,
     error::{Error, Result},
     model::{ids::TalentId, Tier},
 };
@@ -20,12 +21,19 @@ pub struct DispatchConfig {
     pub escalate_after: u32,
 }
 
+impl From<&TicketConfig> for DispatchConfig {
+    fn from(c: &TicketConfig) -> DispatchConfig {
+        DispatchConfig {
+            offer_timeout: Duration::from_millis(c.offer_timeout_ms),
+            escalate_after: c.escalate_after,
+        }
+    }
+}
+
+/// The configuration's defaults, written once in [`TicketConfig`].
 impl Default for DispatchConfig {
     fn default() -> DispatchConfig {
-        DispatchConfig {
-            offer_timeout: Duration::from_secs(600),
-            escalate_after: 3,
-        }
+        DispatchConfig::from(&TicketConfig::default())
     }
 }
 
