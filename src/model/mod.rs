@@ -29,6 +29,21 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// The tier above, toward the city's experts; none above the city.
+    pub(crate) fn above(self) -> Option<Tier> {
+        match self {
+            Tier::Village => Some(Tier::CountyTown),
+            Tier::CountyTown => Some(Tier::City),
+            Tier::City => None,
+        }
+    }
+
+    /// Whether a responder of this tier may take work of `tier`: their own
+    /// tier's and every tier below it.
+    pub(crate) fn is_at_or_above(self, tier: Tier) -> bool {
+        self <= tier
+    }
+
     pub(crate) const ALL: [Tier; 3] = [Tier::City, Tier::CountyTown, Tier::Village];
 
     /// The roster-file spelling (`city`, `county_town`, `village`).
@@ -150,6 +165,16 @@ impl<'de> Deserialize<'de> for DivisionCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiers_order_from_the_city_down() {
+        assert_eq!(Tier::Village.above(), Some(Tier::CountyTown));
+        assert_eq!(Tier::CountyTown.above(), Some(Tier::City));
+        assert_eq!(Tier::City.above(), None);
+        assert!(Tier::City.is_at_or_above(Tier::Village));
+        assert!(Tier::CountyTown.is_at_or_above(Tier::CountyTown));
+        assert!(!Tier::Village.is_at_or_above(Tier::CountyTown));
+    }
 
     #[test]
     fn tiers_and_corps_parse_both_spellings() {

@@ -135,27 +135,10 @@ pub(crate) struct Transition {
     pub(crate) events: Vec<Event>,
 }
 
-/// Tiers from the lowest: a responder of a higher tier is eligible too.
-pub(crate) fn tier_rank(t: Tier) -> u8 {
-    match t {
-        Tier::Village => 0,
-        Tier::CountyTown => 1,
-        Tier::City => 2,
-    }
-}
-
-pub(crate) fn tier_above(t: Tier) -> Option<Tier> {
-    match t {
-        Tier::Village => Some(Tier::CountyTown),
-        Tier::CountyTown => Some(Tier::City),
-        Tier::City => None,
-    }
-}
-
 /// The tier a re-route starts at: one up when this tier has had its offers.
 fn reroute_tier(tier: Tier, offers_in_tier: u32, config: &DispatchConfig) -> Tier {
     if offers_in_tier >= config.escalate_after {
-        tier_above(tier).unwrap_or(tier)
+        tier.above().unwrap_or(tier)
     } else {
         tier
     }
@@ -187,7 +170,7 @@ pub(crate) fn routing_from(
         Command::Drain => (ticket.state == Queued).then_some(ticket.tier),
         Command::Decline { by, .. } => owns(ticket, by, &[Offered]).then(rerouted),
         Command::Escalate { by, .. } if owns(ticket, by, &[Offered, Accepted]) => {
-            tier_above(ticket.tier).map(|up| reroute_tier(up, 0, config))
+            ticket.tier.above().map(|up| reroute_tier(up, 0, config))
         }
         Command::OfferTimedOut => is_due(ticket, now_ms).then(rerouted),
         Command::HolderDeparted => ticket.holder().is_some().then(rerouted),
@@ -264,7 +247,7 @@ pub(crate) fn step(ticket: &Ticket, command: &Command, cx: &Context<'_>) -> Resu
         }
         Command::Escalate { by, reason } => {
             own_offer(ticket, by, &[Offered, Accepted])?;
-            let up = tier_above(ticket.tier).ok_or_else(|| {
+            let up = ticket.tier.above().ok_or_else(|| {
                 Error::FailedPrecondition(
                     "the ticket is already at the city tier, the highest".into(),
                 )
@@ -359,7 +342,7 @@ impl<'a> Moving<'a> {
         self.ticket.assignee = None;
         self.ticket.offer_deadline_ms = None;
         if self.ticket.offers_in_tier >= escalate_after {
-            if let Some(up) = tier_above(self.ticket.tier) {
+            if let Some(up) = self.ticket.tier.above() {
                 self.ticket.tier = up;
                 self.ticket.offers_in_tier = 0;
                 let reason = format!("本级已派单{escalate_after}次无人接单，升级到上一级");
@@ -404,7 +387,7 @@ impl<'a> Moving<'a> {
                     return Ok(());
                 }
                 // Everyone eligible at this tier declined or let the offer lapse.
-                Pick::Nobody => match tier_above(self.ticket.tier) {
+                Pick::Nobody => match self.ticket.tier.above() {
                     Some(up) => {
                         self.ticket.tier = up;
                         self.ticket.offers_in_tier = 0;

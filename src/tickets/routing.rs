@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{
     dispatcher::{Dispatcher, State},
-    machine::{tier_above, tier_rank, Pick, Routes},
+    machine::{Pick, Routes},
     Availability, Ticket,
 };
 use crate::{
@@ -41,7 +41,7 @@ pub(super) struct RouteQuery<'a> {
 
 impl RouteQuery<'_> {
     fn eligible_at(&self, talent: &Talent, tier: Tier) -> bool {
-        tier_rank(talent.tier) >= tier_rank(tier)
+        talent.tier.is_at_or_above(tier)
             && !self.excluded.contains(&talent.id)
             && self.ending != Some(talent.id.as_str())
     }
@@ -55,7 +55,7 @@ impl RouteQuery<'_> {
     /// when the starting tier has nobody free (then the whole pool was
     /// walked, so what it found above is complete too).
     pub(crate) fn routes(&self) -> Result<Routes> {
-        let tiers: Vec<Tier> = std::iter::successors(Some(self.from), |t| tier_above(*t)).collect();
+        let tiers: Vec<Tier> = std::iter::successors(Some(self.from), |t| t.above()).collect();
         let mut offers: Vec<Option<TalentId>> = vec![None; tiers.len()];
         let mut eligible = vec![false; tiers.len()];
         let size = self.snapshot.len();
