@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     error::Error,
-    model::divisions::Divisions,
+    model::divisions::{Division, Divisions, Level},
     model::{Corps, Talent, Tier},
     pb,
     reading::analyzer::Analysis,
@@ -328,5 +328,23 @@ pub(crate) fn ticket_to_pb(
         contact: view::contact(t, viewer).unwrap_or_default().to_string(),
         offer_deadline_ms: t.offer_deadline_ms.unwrap_or(0),
         reason: t.reason.clone(),
+    }
+}
+
+pub(crate) fn division_to_pb(d: &Division) -> pb::Division {
+    let level = match d.level {
+        Level::County => pb::DivisionLevel::County,
+        Level::Town => pb::DivisionLevel::Town,
+        Level::Village => pb::DivisionLevel::Village,
+        Level::City => pb::DivisionLevel::Unspecified,
+    };
+    pb::Division {
+        code: d.code.to_string(),
+        name: d.name.clone(),
+        level: level.into(),
+        point: Some(pb::GeoPoint {
+            lat: d.point.lat,
+            lon: d.point.lon,
+        }),
     }
 }

@@ -7,7 +7,8 @@ use tonic::{Request, Response, Status};
 
 use super::{
     call::Gate,
-    convert::{analysis_to_pb, candidate_to_pb, corps_to_pb, location_from_pb, ranking_from_pb},
+    convert::{analysis_to_pb, candidate_to_pb, corps_to_pb, division_to_pb},
+    convert::{location_from_pb, ranking_from_pb},
 };
 use crate::{
     matching::{MatchRequest, Matcher},
@@ -53,6 +54,17 @@ impl pb::match_service_server::MatchService for MatchApi {
             candidates: outcome.candidates.iter().map(candidate_to_pb).collect(),
             analysis: Some(analysis_to_pb(&outcome.analysis, self.matcher.lexicon())),
             roster_version: outcome.roster_version,
+        }))
+    }
+
+    async fn list_divisions(
+        &self,
+        request: Request<pb::ListDivisionsRequest>,
+    ) -> Result<Response<pb::ListDivisionsResponse>, Status> {
+        let call = self.gate.farmer(request)?;
+        let divisions = self.matcher.divisions_under(&call.message.parent_code)?;
+        Ok(Response::new(pb::ListDivisionsResponse {
+            divisions: divisions.into_iter().map(division_to_pb).collect(),
         }))
     }
 

@@ -2,7 +2,7 @@
 //! tickets. Every call passes the admin [`Gate`]; each action's audit entry
 //! is built by the audit log's [`Entry`] and only handed over here.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use tonic::{Request, Response, Status, Streaming};
 
@@ -61,6 +61,20 @@ async fn read_upload(
     Ok((format, data))
 }
 
+/// A whole file sent in one message: it must name its format and stay
+/// within `limit` bytes, like a streamed upload.
+fn whole_file(file: pb::RosterFile, limit: u64) -> Result<(RosterFormat, Vec<u8>), Status> {
+    let format = format_from_pb(file.format)?
+        .ok_or_else(|| Error::invalid("format", "say ROSTER_FORMAT_CSV or ROSTER_FORMAT_JSONL"))?;
+    if file.data.len() as u64 > limit {
+        return Err(Error::ResourceExhausted(format!(
+            "the upload is larger than the limit of {limit} bytes"
+        ))
+        .into());
+    }
+    Ok((format, file.data))
+}
+
 /// `RosterService`: every call needs the admin token.
 pub(crate) struct RosterApi {
     gate: Gate,
@@ -91,17 +105,16 @@ impl RosterApi {
     }
 }
 
-#[tonic::async_trait]
-impl pb::roster_service_server::RosterService for RosterApi {
-    #[tracing::instrument(skip_all)]
-    async fn import_roster(
+impl RosterApi {
+    /// Replaces the roster with a whole file, streamed or not.
+    async fn import_roster_data(
         &self,
-        request: Request<Streaming<pb::RosterChunk>>,
+        format: RosterFormat,
+        data: Vec<u8>,
+        peer: Option<SocketAddr>,
     ) -> Result<Response<pb::ImportReport>, Status> {
-        let call = self.gate.admin(request)?;
-        let (format, data) = read_upload(call.message, self.max_upload_bytes).await?;
         let upload = Upload::of(&data);
-        let (roster, audit, peer) = (self.roster.clone(), self.audit.clone(), call.peer);
+        let (roster, audit) = (self.roster.clone(), self.audit.clone());
         // A big import outlives the call's timeout or a caller who hangs
         // up, and is still logged and audited.
         let (accepted, version) = detach("import", async move {
@@ -126,6 +139,55 @@ impl pb::roster_service_server::RosterService for RosterApi {
             errors: Vec::new(),
             roster_version: version,
         }))
+    }
+
+    /// Replaces the liaison list with a whole file, streamed or not.
+    async fn import_liaisons_data(
+        &self,
+        format: RosterFormat,
+        data: Vec<u8>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Response<pb::ImportReport>, Status> {
+        let outcome = self.dispatcher.import_liaisons(format, &data).await;
+        let upload = Upload::of(&data);
+        let recorded = outcome.as_ref().copied().map_err(ToString::to_string);
+        self.audit
+            .append(Entry::import_liaisons(&upload, recorded), peer);
+        let accepted = outcome?;
+        tracing::info!(
+            audit = "import_liaisons",
+            bytes = upload.bytes,
+            accepted,
+            "liaisons replaced"
+        );
+        Ok(Response::new(pb::ImportReport {
+            accepted,
+            errors: Vec::new(),
+            roster_version: self.admin.snapshot().version(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::roster_service_server::RosterService for RosterApi {
+    #[tracing::instrument(skip_all)]
+    async fn import_roster(
+        &self,
+        request: Request<Streaming<pb::RosterChunk>>,
+    ) -> Result<Response<pb::ImportReport>, Status> {
+        let call = self.gate.admin(request)?;
+        let (format, data) = read_upload(call.message, self.max_upload_bytes).await?;
+        self.import_roster_data(format, data, call.peer).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn import_roster_file(
+        &self,
+        request: Request<pb::RosterFile>,
+    ) -> Result<Response<pb::ImportReport>, Status> {
+        let call = self.gate.admin(request)?;
+        let (format, data) = whole_file(call.message, self.max_upload_bytes)?;
+        self.import_roster_data(format, data, call.peer).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -250,23 +312,16 @@ impl pb::roster_service_server::RosterService for RosterApi {
     ) -> Result<Response<pb::ImportReport>, Status> {
         let call = self.gate.admin(request)?;
         let (format, data) = read_upload(call.message, self.max_upload_bytes).await?;
-        let outcome = self.dispatcher.import_liaisons(format, &data).await;
-        let upload = Upload::of(&data);
-        let recorded = outcome.as_ref().copied().map_err(ToString::to_string);
-        self.audit
-            .append(Entry::import_liaisons(&upload, recorded), call.peer);
-        let accepted = outcome?;
-        tracing::info!(
-            audit = "import_liaisons",
-            bytes = upload.bytes,
-            accepted,
-            "liaisons replaced"
-        );
-        Ok(Response::new(pb::ImportReport {
-            accepted,
-            errors: Vec::new(),
-            roster_version: self.admin.snapshot().version(),
-        }))
+        self.import_liaisons_data(format, data, call.peer).await
+    }
+
+    async fn import_liaisons_file(
+        &self,
+        request: Request<pb::RosterFile>,
+    ) -> Result<Response<pb::ImportReport>, Status> {
+        let call = self.gate.admin(request)?;
+        let (format, data) = whole_file(call.message, self.max_upload_bytes)?;
+        self.import_liaisons_data(format, data, call.peer).await
     }
 
     async fn list_tickets(

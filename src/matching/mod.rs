@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::{
     config::MatchConfig,
     error::{check_len, Error, Result},
-    model::divisions::{DivisionCode, Divisions},
+    model::divisions::{Division, DivisionCode, Divisions},
     model::geo::GeoPoint,
     model::{Corps, Location, Talent},
     reading::analyzer::Analysis,
@@ -133,6 +133,30 @@ impl Matcher {
                 })
             }
         }
+    }
+
+    /// The divisions directly under `parent` (the city's counties when it is
+    /// empty), ordered by code, for location pickers.
+    pub(crate) fn divisions_under(&self, parent: &str) -> Result<Vec<&'static Division>> {
+        let divisions = self.divisions;
+        let parent = parent.trim();
+        let code = if parent.is_empty() {
+            divisions.city().code
+        } else {
+            let code = DivisionCode::parse(parent).ok_or_else(|| {
+                Error::invalid(
+                    "parent_code",
+                    format!("{parent:?} is not a 12-digit division code"),
+                )
+            })?;
+            divisions.get(code).ok_or_else(|| {
+                Error::NotFound(format!(
+                    "parent_code: no Weinan division of 2023 has the code {code}"
+                ))
+            })?;
+            code
+        };
+        Ok(divisions.children(code))
     }
 
     /// Reads a report from a farmer at `origin`: the county's farming is a

@@ -139,6 +139,10 @@ impl Apis {
             Arc::new(audit),
             config.max_upload_bytes,
         );
+        let upload_message_bytes = usize::try_from(config.max_upload_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1 << 10)
+            .max(MAX_MESSAGE_BYTES);
         let tickets = TicketApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());
         let responders =
             ResponderApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());
@@ -148,8 +152,10 @@ impl Apis {
                 app.matcher.clone(),
             ))
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            // A whole file in one message (ImportRosterFile) may be as big
+            // as an upload, with a little room for its framing.
             roster: pb::roster_service_server::RosterServiceServer::new(roster)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(upload_message_bytes),
             tickets: pb::ticket_service_server::TicketServiceServer::new(tickets)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             responders: pb::responder_service_server::ResponderServiceServer::new(responders)
