@@ -193,7 +193,6 @@ function apply(t, event, readOnly, why) {
     const st = en('STATE', t.state);
     if (st === 'TICKET_STATE_OFFERED' && !readOnly) {
       say($('#announce'), `新问题：${t.subject || ''} ${(t.text || '').slice(0, 40)}`);
-      if (navigator.vibrate) navigator.vibrate(200);
     }
   }
   it.ticket = t;
