@@ -272,17 +272,17 @@ function render(id) {
   const el = it.el;
   el.dataset.state = st;
   const corps = CORPS_ZH[en('CORPS', t.corps)];
-  el.querySelector('h3').replaceChildren(t.subject || '问题', corps ? h('span', { class: 'tag' }, corps) : null,
+  el.querySelector('h3').replaceChildren(...[t.subject || '问题', corps ? h('span', { class: 'tag' }, corps) : null,
     h('span', { class: 'tag' + (st === 'TICKET_STATE_OFFERED' ? ' warn' : ''), testid: 'offer-state' }, st === 'TICKET_STATE_OFFERED' ? '等您接单' : STATE_ZH[st]),
-    TIER_ZH[en('TIER', t.tier)] ? h('span', { class: 'tag' }, TIER_ZH[en('TIER', t.tier)] + '及以上') : null);
+    TIER_ZH[en('TIER', t.tier)] ? h('span', { class: 'tag' }, TIER_ZH[en('TIER', t.tier)] + '及以上') : null].filter(Boolean));
   el.querySelector('[data-testid=offer-text]').textContent = t.text || '';
   const timer = el.querySelector('.timer');
   timer.dataset.deadline = String(num(t.offerDeadlineMs));
   timer.hidden = st !== 'TICKET_STATE_OFFERED' || !num(t.offerDeadlineMs);
   const cb = el.querySelector('.contact-box');
-  cb.replaceChildren(t.contact && st === 'TICKET_STATE_ACCEPTED'
+  cb.replaceChildren(...[t.contact && st === 'TICKET_STATE_ACCEPTED'
     ? h('p', null, '农户联系方式：', h('a', { class: 'contact', testid: 'contact', href: 'tel:' + t.contact.replace(/[^\d+]/g, '') }, t.contact))
-    : st === 'TICKET_STATE_ACCEPTED' ? h('p', { class: 'muted' }, '农户没有留联系方式。') : null);
+    : st === 'TICKET_STATE_ACCEPTED' ? h('p', { class: 'muted' }, '农户没有留联系方式。') : null].filter(Boolean));
   if (it.shown !== st + it.readOnly) {
     it.shown = st + it.readOnly;
     actions(id, el.querySelector('.acts'), st, it.readOnly);

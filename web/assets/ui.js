@@ -58,7 +58,7 @@ export function fmtTime(ms) {
   return `${d.getMonth() + 1}月${d.getDate()}日 ${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
-export const fmtKm = (km) => (km == null ? '' : km < 1 ? `约${Math.round(km * 1000)}米` : `约${(Math.round(km * 10) / 10).toFixed(1)}公里`);
+export const fmtKm = (km) => (km == null ? '' : km < 1 ? '1公里内' : `约${(Math.round(km * 10) / 10).toFixed(1)}公里`);
 
 export function fmtLeft(ms) {
   if (ms <= 0) return '已到期';
