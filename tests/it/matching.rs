@@ -115,7 +115,7 @@ fn problem_location(
     j: usize,
     place: &xingweinong::model::divisions::Division,
 ) -> pb::location::Kind {
-    let by_point = j % 2 == 0;
+    let by_point = j.is_multiple_of(2);
     if by_point {
         let p = GeoPoint {
             lat: place.point.lat + 0.013 * (i % 5) as f64,
