@@ -4,7 +4,7 @@
 # starts `xwn serve` on the same roster (temporary data directory, client
 # rate limit off), runs MatchProblem and the empty-call ceiling with
 # `xwn loadgen` and each peer with the same connections × in-flight queries
-# for the same time (benches/peers.rs, the same accounting), measures every
+# for the same time (benches/peers/, the same accounting), measures every
 # system's top-1 agreement with the nearest-qualified oracle on the labelled
 # reports, and prints one table. Everything runs on this machine: the load
 # generator shares its cores with the servers.

@@ -31,7 +31,7 @@ xwn_bin() {
     echo "$repo/target/release/xwn"
 }
 
-# Builds (when stale) and prints the peer driver (benches/peers.rs).
+# Builds (when stale) and prints the peer driver (benches/peers/).
 driver_bin() {
     local exe
     exe=$(cd "$repo" && cargo bench --locked --bench peers --no-run --quiet \

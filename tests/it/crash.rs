@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    process::Command,
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -17,12 +17,17 @@ v1,村一,13900000011,village,,苹果,苹果腐烂病,610527106202,35.000,109.50
 v2,村二,13900000012,village,,苹果,,610527106203,35.010,109.500,50,true
 ";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_keeps_every_acknowledged_ticket() {
-    let rounds: usize = std::env::var("XWN_CRASH_ROUNDS")
+/// The number of kills: `XWN_CRASH_ROUNDS`, 5 by default.
+fn crash_rounds() -> usize {
+    std::env::var("XWN_CRASH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(5)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_keeps_every_acknowledged_ticket() {
+    let rounds = crash_rounds();
     let dir = temp_dir("crash");
     let port = free_port();
     let mut child = spawn(&dir, port, None);
@@ -35,43 +40,69 @@ async fn kill_9_keeps_every_acknowledged_ticket() {
     // ticket id → (secret, the state we saw acknowledged)
     let mut acknowledged: HashMap<String, (String, pb::TicketState)> = HashMap::new();
     for round in 0..rounds {
-        let channel = connect(port).await;
-        v1.client = ResponderClient::new(channel.clone());
-        let mut farmer = TicketClient::new(channel.clone());
-        // Submit and act until the kill lands at a random-ish moment.
-        let kill_after = Duration::from_millis(50 + (round as u64 * 37) % 200);
-        let started = Instant::now();
-        let mut n = 0;
-        while started.elapsed() < kill_after + Duration::from_millis(300) {
-            if started.elapsed() >= kill_after && child.try_wait().unwrap().is_none() {
-                child.kill().unwrap(); // SIGKILL
-            }
-            n += 1;
-            let request = submit_request(
-                "苹果树腐烂病",
-                at_point(35.0, 109.5),
-                &format!("r{round}-{n}"),
-            );
-            match farmer.submit_problem(request).await {
-                Ok(t) => {
-                    let t = t.into_inner();
-                    let mut state = t.state();
-                    if n % 3 == 0 && v1.accept(&t.id).await.is_ok() {
-                        state = pb::TicketState::Accepted;
-                        if n % 2 == 0 && v1.resolve(&t.id, "处理了").await.is_ok() {
-                            state = pb::TicketState::Resolved;
-                        }
-                    }
-                    acknowledged.insert(t.id.clone(), (t.ticket_secret.clone(), state));
-                }
-                Err(_) => break,
-            }
-        }
+        submit_and_act_until_killed(round, port, &mut child, &mut v1, &mut acknowledged).await;
         let _ = child.kill();
         child.wait().unwrap();
         child = spawn(&dir, port, None);
     }
+    every_acknowledged_ticket_is_kept(port, rounds, &acknowledged).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
 
+/// One round: submits (and v1 accepts and resolves some) until the kill
+/// lands at a random-ish moment, recording each ticket acknowledged and
+/// the state seen for it.
+async fn submit_and_act_until_killed(
+    round: usize,
+    port: u16,
+    child: &mut Child,
+    v1: &mut Responder,
+    acknowledged: &mut HashMap<String, (String, pb::TicketState)>,
+) {
+    let channel = connect(port).await;
+    v1.client = ResponderClient::new(channel.clone());
+    let mut farmer = TicketClient::new(channel.clone());
+    // Submit and act until the kill lands at a random-ish moment.
+    let kill_after = Duration::from_millis(50 + (round as u64 * 37) % 200);
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < kill_after + Duration::from_millis(300) {
+        if started.elapsed() >= kill_after && child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+        }
+        n += 1;
+        let request = submit_request(
+            "苹果树腐烂病",
+            at_point(35.0, 109.5),
+            &format!("r{round}-{n}"),
+        );
+        match farmer.submit_problem(request).await {
+            Ok(t) => {
+                let t = t.into_inner();
+                let mut state = t.state();
+                if n % 3 == 0 && v1.accept(&t.id).await.is_ok() {
+                    state = pb::TicketState::Accepted;
+                    if n % 2 == 0 && v1.resolve(&t.id, "处理了").await.is_ok() {
+                        state = pb::TicketState::Resolved;
+                    }
+                }
+                acknowledged.insert(t.id.clone(), (t.ticket_secret.clone(), state));
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+/// After the last restart every acknowledged ticket is there, no state
+/// went back, and its history is numbered without gaps and ends in its
+/// state.
+async fn every_acknowledged_ticket_is_kept(
+    port: u16,
+    rounds: usize,
+    acknowledged: &HashMap<String, (String, pb::TicketState)>,
+) {
     let channel = connect(port).await;
     let mut farmer = TicketClient::new(channel.clone());
     assert!(
@@ -79,7 +110,7 @@ async fn kill_9_keeps_every_acknowledged_ticket() {
         "too few tickets acknowledged: {}",
         acknowledged.len()
     );
-    for (id, (secret, seen)) in &acknowledged {
+    for (id, (secret, seen)) in acknowledged {
         let t = farmer
             .get_ticket(pb::GetTicketRequest {
                 ticket_id: id.clone(),
@@ -112,17 +143,11 @@ async fn kill_9_keeps_every_acknowledged_ticket() {
             "{id}: history and state disagree"
         );
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_imports_leaves_the_old_or_the_new_roster() {
-    let rounds: usize = std::env::var("XWN_CRASH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let rounds = crash_rounds();
     let a = "a1,甲,,village,,苹果,,610527106202,,,,\na2,乙,,village,,梨,,610527106202,,,,\n";
     let b = "b1,丙,,village,,小麦,,610527106202,,,,\nb2,丁,,village,,玉米,,610527106202,,,,\nb3,戊,,city,,猪,,610500000000,,,,\n";
     let dir = temp_dir("crash-import");

@@ -79,19 +79,7 @@ async fn order_equals_brute_force_nearest_qualified() {
         .enumerate()
     {
         for (j, place) in places.iter().enumerate().filter(|(j, _)| (i + j) % 7 == 0) {
-            let by_point = j % 2 == 0;
-            let location = if by_point {
-                let p = GeoPoint {
-                    lat: place.point.lat + 0.013 * (i % 5) as f64,
-                    lon: place.point.lon - 0.011 * (j % 3) as f64,
-                };
-                pb::location::Kind::Point(pb::GeoPoint {
-                    lat: p.lat,
-                    lon: p.lon,
-                })
-            } else {
-                pb::location::Kind::DivisionCode(place.code.to_string())
-            };
+            let location = problem_location(i, j, place);
             let request = pb::MatchProblemRequest {
                 text: format!("{}出问题了，咋办", subject.name),
                 location: Some(pb::Location {
@@ -113,36 +101,69 @@ async fn order_equals_brute_force_nearest_qualified() {
                 pb::location::Kind::DivisionCode(_) => (place.point, Some(place.code)),
             };
             let expected = brute_force(&roster, &subject.name, origin, division);
-            assert_eq!(
-                reply.candidates.len(),
-                expected.len().min(10),
-                "{} at {}",
-                subject.name,
-                place.name
-            );
-            let mut seen = std::collections::HashSet::new();
-            for (got, want) in reply.candidates.iter().zip(&expected) {
-                let talent = got.talent.as_ref().unwrap();
-                assert!(seen.insert(talent.id.clone()), "duplicate {}", talent.id);
-                assert!(
-                    (got.distance_km - want.1).abs() < 1e-6,
-                    "{}: {} vs {}",
-                    subject.name,
-                    got.distance_km,
-                    want.1
-                );
-                let (_, d, closeness) = expected
-                    .iter()
-                    .find(|e| e.0 == talent.id)
-                    .expect("a qualified talent");
-                assert!((d - got.distance_km).abs() < 1e-6);
-                assert_eq!(*closeness, want.2, "closeness order for {}", subject.name);
-                assert!(!got.reason.is_empty());
-            }
+            the_reply_is_the_brute_force_order(&reply, &expected, &subject.name, &place.name);
             checked += 1;
         }
     }
     assert!(checked > 150, "only {checked} problems checked");
+}
+
+/// Where problem (i, j) is asked from: every other place by a point near
+/// it, the others by its division code.
+fn problem_location(
+    i: usize,
+    j: usize,
+    place: &xingweinong::model::divisions::Division,
+) -> pb::location::Kind {
+    let by_point = j.is_multiple_of(2);
+    if by_point {
+        let p = GeoPoint {
+            lat: place.point.lat + 0.013 * (i % 5) as f64,
+            lon: place.point.lon - 0.011 * (j % 3) as f64,
+        };
+        pb::location::Kind::Point(pb::GeoPoint {
+            lat: p.lat,
+            lon: p.lon,
+        })
+    } else {
+        pb::location::Kind::DivisionCode(place.code.to_string())
+    }
+}
+
+/// The reply has the first ten of `expected`, without duplicates, at the
+/// same distances and in the same closeness order, each with a reason.
+fn the_reply_is_the_brute_force_order(
+    reply: &pb::MatchProblemResponse,
+    expected: &[(String, f64, u8)],
+    subject: &str,
+    place: &str,
+) {
+    assert_eq!(
+        reply.candidates.len(),
+        expected.len().min(10),
+        "{} at {}",
+        subject,
+        place
+    );
+    let mut seen = std::collections::HashSet::new();
+    for (got, want) in reply.candidates.iter().zip(expected) {
+        let talent = got.talent.as_ref().unwrap();
+        assert!(seen.insert(talent.id.clone()), "duplicate {}", talent.id);
+        assert!(
+            (got.distance_km - want.1).abs() < 1e-6,
+            "{}: {} vs {}",
+            subject,
+            got.distance_km,
+            want.1
+        );
+        let (_, d, closeness) = expected
+            .iter()
+            .find(|e| e.0 == talent.id)
+            .expect("a qualified talent");
+        assert!((d - got.distance_km).abs() < 1e-6);
+        assert_eq!(*closeness, want.2, "closeness order for {}", subject);
+        assert!(!got.reason.is_empty());
+    }
 }
 
 #[tokio::test]

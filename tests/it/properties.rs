@@ -62,120 +62,146 @@ async fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
             .unwrap()
             .as_nanos()
     ));
-    let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
-    let talents = roster::parse_roster(RosterFormat::Csv, ROSTER.as_bytes(), lex, div).unwrap();
-    let store = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
-    let matcher = Arc::new(Matcher::new(Arc::new(store), MatchConfig::default()));
-    let tickets = Arc::new(SqliteStore::open(&dir).unwrap());
-    // Offers lapse only when the test says so (Expire waits past them).
-    let config = DispatchConfig {
-        offer_timeout: Duration::from_millis(40),
-        escalate_after: 2,
-    };
-    let dispatcher = Dispatcher::start(tickets, matcher, config).await.unwrap();
-
+    let dispatcher = start_dispatcher(&dir).await;
     let mut submitted: Vec<(String, String)> = Vec::new();
     let mut online: HashMap<&str, bool> = HashMap::new();
     // Events of each ticket already checked.
     let mut seen: HashMap<String, usize> = HashMap::new();
     for a in actions {
-        match a {
-            Action::Submit(i) => {
-                let s = Submission {
-                    text: TEXTS[i].into(),
-                    location: Some(Location::Point {
-                        lat: 35.0,
-                        lon: 109.5,
-                    }),
-                    ..Submission::default()
-                };
-                let (t, _, secret) = dispatcher.submit(s).await.unwrap();
-                submitted.push((t.id, secret));
-            }
-            Action::Presence(t, on) => {
-                let a = if on {
-                    Availability::Online
-                } else {
-                    Availability::Offline
-                };
-                dispatcher
-                    .set_availability(&TalentId::new(TALENTS[t]), a)
-                    .await
-                    .unwrap();
-                online.insert(TALENTS[t], on);
-            }
-            Action::Accept(t, k)
-            | Action::Decline(t, k)
-            | Action::Resolve(t, k)
-            | Action::Escalate(t, k)
-                if !submitted.is_empty() =>
-            {
-                let id = &TicketId::new(submitted[k % submitted.len()].0.as_str());
-                let who = &TalentId::new(TALENTS[t]);
-                // Errors (not yours, wrong state) are part of the game.
-                let _ = match a {
-                    Action::Accept(..) => dispatcher.accept(who, id).await,
-                    Action::Decline(..) => dispatcher.decline(who, id, "").await,
-                    Action::Resolve(..) => dispatcher.resolve(who, id, "答复").await,
-                    _ => dispatcher.escalate(who, id, "").await,
-                };
-            }
-            Action::Expire => {
-                tokio::time::sleep(Duration::from_millis(60)).await;
-                dispatcher.expire_offers().await.unwrap();
-            }
-            _ => {}
-        }
-
-        // Invariants, checked on the stored tickets after every step.
-        for (id, secret) in &submitted {
-            let (ticket, history) = dispatcher
-                .get_ticket(&TicketId::new(id.as_str()), secret)
-                .await
-                .unwrap();
-            let from = seen.insert(id.clone(), history.len()).unwrap_or(0);
-            for e in &history[from..] {
-                if e.kind == EventKind::Offered {
-                    let who = e.talent_id.as_deref().unwrap();
-                    prop_assert!(
-                        online.get(who) == Some(&true),
-                        "{id} offered to {who}, who is not online"
-                    );
-                }
-            }
-            let mut refused: Vec<&str> = Vec::new();
-            for e in &history {
-                let who = e.talent_id.as_deref().unwrap_or("");
-                match e.kind {
-                    EventKind::Declined | EventKind::OfferTimedOut => refused.push(who),
-                    EventKind::Offered => {
-                        prop_assert!(
-                            !refused.contains(&who),
-                            "{id} offered again to {who}: {history:?}"
-                        );
-                    }
-                    _ => {}
-                }
-            }
-            if ticket.state == TicketState::Offered {
-                let holder = ticket.assignee.as_deref().unwrap();
-                let last_offer = history
-                    .iter()
-                    .rev()
-                    .find(|e| e.kind == EventKind::Offered)
-                    .unwrap();
-                prop_assert_eq!(last_offer.talent_id.as_deref(), Some(holder));
-            }
-        }
-        // Offers lapse in the background too, so loads and capacity are
-        // checked under the dispatcher's lock.
-        if let Err(e) = dispatcher.self_check().await {
-            return Err(TestCaseError::fail(format!(
-                "memory and store disagree: {e}"
-            )));
-        }
+        apply(&dispatcher, a, &mut submitted, &mut online).await;
+        invariants_hold(&dispatcher, &submitted, &online, &mut seen).await?;
     }
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A dispatcher on the roster above, with SQLite tickets in `dir`.
+async fn start_dispatcher(dir: &std::path::Path) -> Arc<Dispatcher> {
+    let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
+    let talents = roster::parse_roster(RosterFormat::Csv, ROSTER.as_bytes(), lex, div).unwrap();
+    let store = RosterStore::open(dir, lex, || Ok(talents)).unwrap();
+    let matcher = Arc::new(Matcher::new(Arc::new(store), MatchConfig::default()));
+    let tickets = Arc::new(SqliteStore::open(dir).unwrap());
+    // Offers lapse only when the test says so (Expire waits past them).
+    let config = DispatchConfig {
+        offer_timeout: Duration::from_millis(40),
+        escalate_after: 2,
+    };
+    Dispatcher::start(tickets, matcher, config).await.unwrap()
+}
+
+/// Plays one action; errors of responder actions (not yours, wrong state)
+/// are part of the game.
+async fn apply(
+    dispatcher: &Dispatcher,
+    a: Action,
+    submitted: &mut Vec<(String, String)>,
+    online: &mut HashMap<&str, bool>,
+) {
+    match a {
+        Action::Submit(i) => {
+            let s = Submission {
+                text: TEXTS[i].into(),
+                location: Some(Location::Point {
+                    lat: 35.0,
+                    lon: 109.5,
+                }),
+                ..Submission::default()
+            };
+            let (t, _, secret) = dispatcher.submit(s).await.unwrap();
+            submitted.push((t.id, secret));
+        }
+        Action::Presence(t, on) => {
+            let a = if on {
+                Availability::Online
+            } else {
+                Availability::Offline
+            };
+            dispatcher
+                .set_availability(&TalentId::new(TALENTS[t]), a)
+                .await
+                .unwrap();
+            online.insert(TALENTS[t], on);
+        }
+        Action::Accept(t, k)
+        | Action::Decline(t, k)
+        | Action::Resolve(t, k)
+        | Action::Escalate(t, k)
+            if !submitted.is_empty() =>
+        {
+            let id = &TicketId::new(submitted[k % submitted.len()].0.as_str());
+            let who = &TalentId::new(TALENTS[t]);
+            // Errors (not yours, wrong state) are part of the game.
+            let _ = match a {
+                Action::Accept(..) => dispatcher.accept(who, id).await,
+                Action::Decline(..) => dispatcher.decline(who, id, "").await,
+                Action::Resolve(..) => dispatcher.resolve(who, id, "答复").await,
+                _ => dispatcher.escalate(who, id, "").await,
+            };
+        }
+        Action::Expire => {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            dispatcher.expire_offers().await.unwrap();
+        }
+        _ => {}
+    }
+}
+
+/// The invariants, checked on the stored tickets after every step: offers
+/// only to online responders, never again to one who refused, the holder
+/// of an offer is the last one offered; loads and capacity agree.
+async fn invariants_hold(
+    dispatcher: &Dispatcher,
+    submitted: &[(String, String)],
+    online: &HashMap<&str, bool>,
+    seen: &mut HashMap<String, usize>,
+) -> Result<(), TestCaseError> {
+    for (id, secret) in submitted {
+        let (ticket, history) = dispatcher
+            .get_ticket(&TicketId::new(id.as_str()), secret)
+            .await
+            .unwrap();
+        let from = seen.insert(id.clone(), history.len()).unwrap_or(0);
+        for e in &history[from..] {
+            if e.kind == EventKind::Offered {
+                let who = e.talent_id.as_deref().unwrap();
+                prop_assert!(
+                    online.get(who) == Some(&true),
+                    "{id} offered to {who}, who is not online"
+                );
+            }
+        }
+        let mut refused: Vec<&str> = Vec::new();
+        for e in &history {
+            let who = e.talent_id.as_deref().unwrap_or("");
+            match e.kind {
+                EventKind::Declined | EventKind::OfferTimedOut => refused.push(who),
+                EventKind::Offered => {
+                    prop_assert!(
+                        !refused.contains(&who),
+                        "{id} offered again to {who}: {history:?}"
+                    );
+                }
+                _ => {}
+            }
+        }
+        if ticket.state == TicketState::Offered {
+            let holder = ticket.assignee.as_deref().unwrap();
+            let last_offer = history
+                .iter()
+                .rev()
+                .find(|e| e.kind == EventKind::Offered)
+                .unwrap();
+            prop_assert_eq!(last_offer.talent_id.as_deref(), Some(holder));
+        }
+    }
+    // Offers lapse in the background too, so loads and capacity are
+    // checked under the dispatcher's lock.
+    if let Err(e) = dispatcher.self_check().await {
+        return Err(TestCaseError::fail(format!(
+            "memory and store disagree: {e}"
+        )));
+    }
     Ok(())
 }
 

@@ -166,17 +166,60 @@ async fn three_replicas_act_as_one_service() {
     for r in &replicas {
         channels.push(connect(r.port).await);
     }
+    an_import_on_one_replica_is_served_by_all(&channels).await;
+    a_ticket_crosses_replicas_to_its_responders(&channels).await;
 
-    // The first replica seeded the demo roster; all serve version 1.
+    // Many tickets through all three replicas, responders acting through
+    // any replica, a capacity watcher, and replica 2 killed mid-flow.
+    for id in ["r3", "t1"] {
+        Responder::new(&channels[0], id).await.online().await;
+    }
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let alive: Arc<std::sync::Mutex<Vec<Channel>>> =
+        Arc::new(std::sync::Mutex::new(channels.clone()));
+    let mut workers = Vec::new();
+    for (i, id) in ["r1", "r2", "r3", "t1"].into_iter().enumerate() {
+        let home = channels[i % 2].clone(); // streams from replicas 0 and 1
+        workers.push(tokio::spawn(accept_and_resolve_offers(
+            home,
+            id,
+            alive.clone(),
+            stop_flag.clone(),
+        )));
+    }
+    let watcher = tokio::spawn(watch_capacity(channels[0].clone(), stop_flag.clone()));
+    let acknowledged = submit_while_replica_2_dies(&channels, &mut replicas, &alive).await;
+    let finals = every_ticket_gets_resolved(&channels[1], &acknowledged).await;
+    stop_flag.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let worst = watcher.await.unwrap();
+    assert!(worst <= 1);
+    for t in &finals {
+        check_history(t);
+    }
+    // The same history read through the other live replica.
+    let mut other = TicketClient::new(channels[0].clone());
+    for (t, seen) in acknowledged.iter().zip(&finals) {
+        assert_eq!(fetch(&mut other, t).await.history, seen.history);
+    }
+    stop(&mut replicas);
+}
+
+/// The first replica seeded the demo roster; all serve version 1. An import
+/// on one replica is stored once and served by every one.
+async fn an_import_on_one_replica_is_served_by_all(channels: &[Channel]) {
     let demo = stats(&channels[0]).await;
-    until_roster(&channels, 1, demo.total).await;
-    // An import on one replica is stored once and served by every one.
+    until_roster(channels, 1, demo.total).await;
     import_rows(&channels[2], ROSTER).await;
-    until_roster(&channels, 2, 5).await;
+    until_roster(channels, 2, 5).await;
+}
 
-    // A ticket submitted on replica 0 reaches a responder streaming from
-    // replica 1; a decline on replica 2 moves it to the next responder,
-    // streaming from replica 2.
+/// A ticket submitted on replica 0 reaches a responder streaming from
+/// replica 1; a decline on replica 2 moves it to the next responder,
+/// streaming from replica 2.
+async fn a_ticket_crosses_replicas_to_its_responders(channels: &[Channel]) {
     let mut r1 = Responder::new(&channels[1], "r1").await;
     let mut r2 = Responder::new(&channels[2], "r2").await;
     r1.online().await;
@@ -210,79 +253,79 @@ async fn three_replicas_act_as_one_service() {
     r2.accept(&t.id).await.unwrap();
     r2.resolve(&t.id, "喷施甲基硫菌灵").await.unwrap();
     drop((s1, s2));
+}
 
-    // Many tickets through all three replicas, responders acting through
-    // any replica, a capacity watcher, and replica 2 killed mid-flow.
-    for id in ["r3", "t1"] {
-        Responder::new(&channels[0], id).await.online().await;
+/// Responder `id`, streaming from `home`, accepts and resolves each offer
+/// made to it through some other replica that is alive, until told to stop.
+async fn accept_and_resolve_offers(
+    home: Channel,
+    id: &'static str,
+    alive: Arc<std::sync::Mutex<Vec<Channel>>>,
+    stop_flag: Arc<AtomicBool>,
+) {
+    let me = Responder::new(&home, id).await;
+    let mut stream = me.client.clone();
+    let mut watch = stream
+        .watch_assignments(with_token(pb::WatchAssignmentsRequest {}, &me.token))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0usize;
+    while !stop_flag.load(Ordering::Relaxed) {
+        let msg = tokio::time::timeout(Duration::from_millis(200), watch.message()).await;
+        let Ok(Ok(Some(push))) = msg else { continue };
+        let (Some(ticket), Some(event)) = (push.ticket, push.event) else {
+            continue;
+        };
+        let mine = event.talent.as_ref().is_some_and(|x| x.id == id);
+        if event.kind() != pb::TicketEventKind::Offered || !mine {
+            continue;
+        }
+        // Act through some other replica that is alive.
+        let via = {
+            let alive = alive.lock().unwrap();
+            alive[n % alive.len()].clone()
+        };
+        n += 1;
+        let mut act = ResponderClient::new(via);
+        let accept = pb::TicketActionRequest {
+            ticket_id: ticket.id.clone(),
+        };
+        if act
+            .accept_assignment(with_token(accept, &me.token))
+            .await
+            .is_ok()
+        {
+            let resolve = pb::ResolveTicketRequest {
+                ticket_id: ticket.id.clone(),
+                answer: "已处理".into(),
+            };
+            let _ = act.resolve_ticket(with_token(resolve, &me.token)).await;
+        }
     }
-    let stop_flag = Arc::new(AtomicBool::new(false));
-    let alive: Arc<std::sync::Mutex<Vec<Channel>>> =
-        Arc::new(std::sync::Mutex::new(channels.clone()));
-    let mut workers = Vec::new();
-    for (i, id) in ["r1", "r2", "r3", "t1"].into_iter().enumerate() {
-        let alive = alive.clone();
-        let stop_flag = stop_flag.clone();
-        let home = channels[i % 2].clone(); // streams from replicas 0 and 1
-        workers.push(tokio::spawn(async move {
-            let me = Responder::new(&home, id).await;
-            let mut stream = me.client.clone();
-            let mut watch = stream
-                .watch_assignments(with_token(pb::WatchAssignmentsRequest {}, &me.token))
-                .await
-                .unwrap()
-                .into_inner();
-            let mut n = 0usize;
-            while !stop_flag.load(Ordering::Relaxed) {
-                let msg = tokio::time::timeout(Duration::from_millis(200), watch.message()).await;
-                let Ok(Ok(Some(push))) = msg else { continue };
-                let (Some(ticket), Some(event)) = (push.ticket, push.event) else {
-                    continue;
-                };
-                let mine = event.talent.as_ref().is_some_and(|x| x.id == id);
-                if event.kind() != pb::TicketEventKind::Offered || !mine {
-                    continue;
-                }
-                // Act through some other replica that is alive.
-                let via = {
-                    let alive = alive.lock().unwrap();
-                    alive[n % alive.len()].clone()
-                };
-                n += 1;
-                let mut act = ResponderClient::new(via);
-                let accept = pb::TicketActionRequest {
-                    ticket_id: ticket.id.clone(),
-                };
-                if act
-                    .accept_assignment(with_token(accept, &me.token))
-                    .await
-                    .is_ok()
-                {
-                    let resolve = pb::ResolveTicketRequest {
-                        ticket_id: ticket.id.clone(),
-                        answer: "已处理".into(),
-                    };
-                    let _ = act.resolve_ticket(with_token(resolve, &me.token)).await;
-                }
-            }
-        }));
-    }
-    let watcher = {
-        let stop_flag = stop_flag.clone();
-        let channel = channels[0].clone();
-        tokio::spawn(async move {
-            let mut worst = 0;
-            while !stop_flag.load(Ordering::Relaxed) {
-                for (who, n) in held(&channel).await {
-                    assert!(n <= 1, "{who} holds {n} tickets, capacity 1");
-                    worst = worst.max(n);
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            worst
-        })
-    };
+}
 
+/// Asserts no responder ever holds more than its capacity of 1 until told
+/// to stop; returns the most any responder held.
+async fn watch_capacity(channel: Channel, stop_flag: Arc<AtomicBool>) -> u32 {
+    let mut worst = 0;
+    while !stop_flag.load(Ordering::Relaxed) {
+        for (who, n) in held(&channel).await {
+            assert!(n <= 1, "{who} holds {n} tickets, capacity 1");
+            worst = worst.max(n);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worst
+}
+
+/// Submits 36 tickets round the replicas, killing replica 2 (SIGKILL) after
+/// the 12th; the live replicas acknowledge every submit.
+async fn submit_while_replica_2_dies(
+    channels: &[Channel],
+    replicas: &mut [Replica],
+    alive: &std::sync::Mutex<Vec<Channel>>,
+) -> Vec<pb::Ticket> {
     let mut acknowledged = Vec::new();
     for i in 0..36 {
         if i == 12 {
@@ -302,12 +345,19 @@ async fn three_replicas_act_as_one_service() {
         36,
         "live replicas acknowledge every submit"
     );
+    acknowledged
+}
 
-    // Every acknowledged ticket gets answered (lapsed offers move on).
-    let mut farmer = TicketClient::new(channels[1].clone());
+/// Every acknowledged ticket gets answered (lapsed offers move on) within
+/// 60 s; returns each as resolved, read through `channel`.
+async fn every_ticket_gets_resolved(
+    channel: &Channel,
+    acknowledged: &[pb::Ticket],
+) -> Vec<pb::Ticket> {
+    let mut farmer = TicketClient::new(channel.clone());
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut finals = Vec::new();
-    for t in &acknowledged {
+    for t in acknowledged {
         loop {
             let now = fetch(&mut farmer, t).await;
             if now.state() == pb::TicketState::Resolved {
@@ -324,21 +374,7 @@ async fn three_replicas_act_as_one_service() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    stop_flag.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
-    let worst = watcher.await.unwrap();
-    assert!(worst <= 1);
-    for t in &finals {
-        check_history(t);
-    }
-    // The same history read through the other live replica.
-    let mut other = TicketClient::new(channels[0].clone());
-    for (t, seen) in acknowledged.iter().zip(&finals) {
-        assert_eq!(fetch(&mut other, t).await.history, seen.history);
-    }
-    stop(&mut replicas);
+    finals
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -295,7 +295,16 @@ async fn upsert_remove_and_list() {
         .import_roster(admin(tokio_stream::iter(vec![csv_chunk(&small_csv())])))
         .await
         .unwrap();
+    an_upsert_adds_a_talent_and_checks_its_fields(&mut roster).await;
+    a_remove_names_the_unknown_ids(&mut roster).await;
+    listings_page_and_filter(&mut roster).await;
+    server.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
 
+/// s9 is added as roster version 3; an unknown division is refused with
+/// the field named.
+async fn an_upsert_adds_a_talent_and_checks_its_fields(roster: &mut RosterClient) {
     let mut t = pb::Talent {
         id: "s9".into(),
         name: "新人".into(),
@@ -325,7 +334,10 @@ async fn upsert_remove_and_list() {
         err.get_details_bad_request().unwrap().field_violations[0].field,
         "line[1].division_code"
     );
+}
 
+/// Removing s3 and an unknown id makes roster version 4.
+async fn a_remove_names_the_unknown_ids(roster: &mut RosterClient) {
     let rm = roster
         .remove_talents(admin(pb::RemoveTalentsRequest {
             ids: vec!["s3".into(), "nobody".into()],
@@ -337,7 +349,10 @@ async fn upsert_remove_and_list() {
         (rm.removed, rm.not_found, rm.roster_version),
         (1, vec!["nobody".to_string()], 4)
     );
+}
 
+/// Talents list in pages of two, and filter by county and by text.
+async fn listings_page_and_filter(roster: &mut RosterClient) {
     let page = |token: &str| pb::ListTalentsRequest {
         page_size: 2,
         page_token: token.into(),
@@ -400,8 +415,6 @@ async fn upsert_remove_and_list() {
             .collect::<Vec<_>>(),
         ["s9"]
     );
-    server.stop().await;
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]

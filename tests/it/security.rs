@@ -3,7 +3,7 @@
 //! rate limiting of farmer calls.
 
 use crate::common::*;
-use tonic::{Code, Request};
+use tonic::{transport::Channel, Code, Request};
 use xingweinong::pb;
 
 const ROSTER: &str = "\
@@ -72,289 +72,272 @@ fn allowed(c: Code) -> bool {
 async fn authorization_matrix() {
     let server = TestServer::start(config(&temp_dir("authz"))).await;
     let ch = server.channel().await;
-    import_rows(&ch, ROSTER).await;
-    let mut farmer = TicketClient::new(ch.clone());
-    let r1 = token_for(&ch, "r1").await;
-    let r2 = token_for(&ch, "r2").await;
-    ResponderClient::new(ch.clone())
-        .set_availability(with_token(
-            pb::SetAvailabilityRequest { availability: 1 },
-            &r1,
-        ))
-        .await
-        .unwrap();
-    let t = farmer
-        .submit_problem(submit_request("苹果树腐烂病", at_point(35.0, 109.5), ""))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(t.assignee.as_ref().unwrap().id, "r1");
-    let w = World {
-        r1,
-        r2,
-        ticket: t.id.clone(),
-        secret: t.ticket_secret.clone(),
-    };
+    let mut m = Matrix::open(&ch).await;
+    for caller in CALLERS {
+        m.matching_calls_are_open_to_all(caller).await;
+        m.roster_calls_are_for_the_admin(caller).await;
+        m.ticket_calls_are_for_the_farmer(caller).await;
+        m.responder_calls_are_for_responders(caller).await;
+        // Only the responder the ticket is offered to may act on it; the
+        // right responder's decline is checked last, below.
+        if caller != Caller::Responder {
+            m.others_may_not_act_on_the_ticket(caller).await;
+        }
+    }
+    m.the_right_responder_closes_the_ticket().await;
+    assert!(m.failures.is_empty(), "{}", m.failures.join("\n"));
+    server.stop_and_clean().await;
+}
 
-    let mut matcher = MatchClient::new(ch.clone());
-    let mut roster = RosterClient::new(ch.clone());
-    let mut tickets = TicketClient::new(ch.clone());
-    let mut responder = ResponderClient::new(ch.clone());
-    let mut failures = Vec::new();
-    let mut check = |rpc: &str, caller: Caller, got: Code, ok: bool| {
+/// A server with two responders and one ticket offered to r1, a client per
+/// service, and the calls whose answer did not match the expectation.
+struct Matrix {
+    w: World,
+    matcher: MatchClient,
+    roster: RosterClient,
+    tickets: TicketClient,
+    responder: ResponderClient,
+    failures: Vec<String>,
+}
+
+impl Matrix {
+    /// Imports the roster, issues r1's and r2's tokens, makes r1 available
+    /// and submits the ticket r1 is offered.
+    async fn open(ch: &Channel) -> Matrix {
+        import_rows(ch, ROSTER).await;
+        let mut farmer = TicketClient::new(ch.clone());
+        let r1 = token_for(ch, "r1").await;
+        let r2 = token_for(ch, "r2").await;
+        ResponderClient::new(ch.clone())
+            .set_availability(with_token(
+                pb::SetAvailabilityRequest { availability: 1 },
+                &r1,
+            ))
+            .await
+            .unwrap();
+        let t = farmer
+            .submit_problem(submit_request("苹果树腐烂病", at_point(35.0, 109.5), ""))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(t.assignee.as_ref().unwrap().id, "r1");
+        let w = World {
+            r1,
+            r2,
+            ticket: t.id.clone(),
+            secret: t.ticket_secret.clone(),
+        };
+        Matrix {
+            w,
+            matcher: MatchClient::new(ch.clone()),
+            roster: RosterClient::new(ch.clone()),
+            tickets: TicketClient::new(ch.clone()),
+            responder: ResponderClient::new(ch.clone()),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Records a call whose answer was not the expected one.
+    fn check(&mut self, rpc: &str, caller: Caller, got: Code, ok: bool) {
         if allowed(got) != ok {
-            failures.push(format!(
+            self.failures.push(format!(
                 "{rpc} as {caller:?}: {got:?}, expected {}",
                 if ok { "allowed" } else { "refused" }
             ));
         }
-    };
-    for caller in CALLERS {
-        let admin_only = caller == Caller::Admin;
-        let m = at_division("苹果树腐烂病", "610527106202");
-        check(
-            "MatchProblem",
-            caller,
-            code(matcher.match_problem(w.req(caller, m)).await),
-            true,
-        );
-        check(
-            "Ping",
-            caller,
-            code(matcher.ping(w.req(caller, pb::PingRequest {})).await),
-            true,
-        );
+    }
 
+    async fn matching_calls_are_open_to_all(&mut self, caller: Caller) {
+        let m = at_division("苹果树腐烂病", "610527106202");
+        let got = code(self.matcher.match_problem(self.w.req(caller, m)).await);
+        self.check("MatchProblem", caller, got, true);
+        let got = code(
+            self.matcher
+                .ping(self.w.req(caller, pb::PingRequest {}))
+                .await,
+        );
+        self.check("Ping", caller, got, true);
+    }
+
+    async fn roster_calls_are_for_the_admin(&mut self, caller: Caller) {
+        let admin_only = caller == Caller::Admin;
         let stream = tokio_stream::iter(vec![csv_chunk(&format!("{HEADER}\n{ROSTER}"))]);
-        check(
-            "ImportRoster",
-            caller,
-            code(roster.import_roster(w.req(caller, stream)).await),
-            admin_only,
-        );
+        let got = code(self.roster.import_roster(self.w.req(caller, stream)).await);
+        self.check("ImportRoster", caller, got, admin_only);
         let up = pb::UpsertTalentsRequest { talents: vec![] };
-        check(
-            "UpsertTalents",
-            caller,
-            code(roster.upsert_talents(w.req(caller, up)).await),
-            admin_only,
-        );
+        let got = code(self.roster.upsert_talents(self.w.req(caller, up)).await);
+        self.check("UpsertTalents", caller, got, admin_only);
         let rm = pb::RemoveTalentsRequest {
             ids: vec!["nobody".into()],
         };
-        check(
-            "RemoveTalents",
-            caller,
-            code(roster.remove_talents(w.req(caller, rm)).await),
-            admin_only,
+        let got = code(self.roster.remove_talents(self.w.req(caller, rm)).await);
+        self.check("RemoveTalents", caller, got, admin_only);
+        let got = code(
+            self.roster
+                .get_roster_stats(self.w.req(caller, pb::GetRosterStatsRequest {}))
+                .await,
         );
-        check(
-            "GetRosterStats",
-            caller,
-            code(
-                roster
-                    .get_roster_stats(w.req(caller, pb::GetRosterStatsRequest {}))
-                    .await,
-            ),
-            admin_only,
+        self.check("GetRosterStats", caller, got, admin_only);
+        let got = code(
+            self.roster
+                .list_talents(self.w.req(caller, pb::ListTalentsRequest::default()))
+                .await,
         );
-        check(
-            "ListTalents",
-            caller,
-            code(
-                roster
-                    .list_talents(w.req(caller, pb::ListTalentsRequest::default()))
-                    .await,
-            ),
-            admin_only,
-        );
+        self.check("ListTalents", caller, got, admin_only);
         let tok = pb::IssueResponderTokenRequest {
             talent_id: "r1".into(),
             ttl_seconds: 60,
         };
-        check(
-            "IssueResponderToken",
-            caller,
-            code(roster.issue_responder_token(w.req(caller, tok)).await),
-            admin_only,
+        let got = code(
+            self.roster
+                .issue_responder_token(self.w.req(caller, tok))
+                .await,
         );
+        self.check("IssueResponderToken", caller, got, admin_only);
         let ls = tokio_stream::iter(vec![csv_chunk(
             "id,name,phone,villages\nl1,甲,,610527106202\n",
         )]);
-        check(
-            "ImportLiaisons",
-            caller,
-            code(roster.import_liaisons(w.req(caller, ls)).await),
-            admin_only,
+        let got = code(self.roster.import_liaisons(self.w.req(caller, ls)).await);
+        self.check("ImportLiaisons", caller, got, admin_only);
+        let got = code(
+            self.roster
+                .list_tickets(self.w.req(caller, pb::ListTicketsRequest::default()))
+                .await,
         );
-        check(
-            "ListTickets",
-            caller,
-            code(
-                roster
-                    .list_tickets(w.req(caller, pb::ListTicketsRequest::default()))
-                    .await,
-            ),
-            admin_only,
-        );
+        self.check("ListTickets", caller, got, admin_only);
+    }
 
+    async fn ticket_calls_are_for_the_farmer(&mut self, caller: Caller) {
         let farmer_only = caller == Caller::Farmer;
         let s = submit_request("小麦条锈病", at_point(35.0, 109.5), "");
-        check(
-            "SubmitProblem",
-            caller,
-            code(tickets.submit_problem(w.req(caller, s)).await),
-            true,
-        );
+        let got = code(self.tickets.submit_problem(self.w.req(caller, s)).await);
+        self.check("SubmitProblem", caller, got, true);
         let g = pb::GetTicketRequest {
-            ticket_id: w.ticket.clone(),
-            ticket_secret: w.secret(caller),
+            ticket_id: self.w.ticket.clone(),
+            ticket_secret: self.w.secret(caller),
         };
-        check(
-            "GetTicket",
-            caller,
-            code(tickets.get_ticket(w.req(caller, g)).await),
-            farmer_only,
-        );
+        let got = code(self.tickets.get_ticket(self.w.req(caller, g)).await);
+        self.check("GetTicket", caller, got, farmer_only);
         let wt = pb::WatchTicketRequest {
-            ticket_id: w.ticket.clone(),
-            ticket_secret: w.secret(caller),
+            ticket_id: self.w.ticket.clone(),
+            ticket_secret: self.w.secret(caller),
         };
-        check(
-            "WatchTicket",
-            caller,
-            code(tickets.watch_ticket(w.req(caller, wt)).await.map(|_| ())),
-            farmer_only,
+        let got = code(
+            self.tickets
+                .watch_ticket(self.w.req(caller, wt))
+                .await
+                .map(|_| ()),
         );
+        self.check("WatchTicket", caller, got, farmer_only);
+    }
 
+    async fn responder_calls_are_for_responders(&mut self, caller: Caller) {
         let responders = matches!(caller, Caller::Responder | Caller::OtherResponder);
-        let own = caller == Caller::Responder;
         let av = pb::SetAvailabilityRequest { availability: 1 };
-        check(
-            "SetAvailability",
-            caller,
-            code(responder.set_availability(w.req(caller, av)).await),
-            responders,
+        let got = code(
+            self.responder
+                .set_availability(self.w.req(caller, av))
+                .await,
         );
+        self.check("SetAvailability", caller, got, responders);
         let wa = pb::WatchAssignmentsRequest {};
-        check(
-            "WatchAssignments",
-            caller,
-            code(
-                responder
-                    .watch_assignments(w.req(caller, wa))
-                    .await
-                    .map(|_| ()),
-            ),
-            responders,
+        let got = code(
+            self.responder
+                .watch_assignments(self.w.req(caller, wa))
+                .await
+                .map(|_| ()),
         );
+        self.check("WatchAssignments", caller, got, responders);
+    }
+
+    /// Everyone but the responder the ticket is offered to is refused when
+    /// acting on it.
+    async fn others_may_not_act_on_the_ticket(&mut self, caller: Caller) {
         let d = pb::DeclineAssignmentRequest {
-            ticket_id: w.ticket.clone(),
+            ticket_id: self.w.ticket.clone(),
             reason: String::new(),
         };
-        // Only the responder the ticket is offered to may act on it; the
-        // right responder's decline is checked last, below.
-        if !own {
-            check(
-                "DeclineAssignment",
-                caller,
-                code(responder.decline_assignment(w.req(caller, d)).await),
-                false,
-            );
-            let a = pb::TicketActionRequest {
-                ticket_id: w.ticket.clone(),
+        let got = code(
+            self.responder
+                .decline_assignment(self.w.req(caller, d))
+                .await,
+        );
+        self.check("DeclineAssignment", caller, got, false);
+        let a = pb::TicketActionRequest {
+            ticket_id: self.w.ticket.clone(),
+        };
+        let got = code(
+            self.responder
+                .accept_assignment(self.w.req(caller, a))
+                .await,
+        );
+        self.check("AcceptAssignment", caller, got, false);
+        let r = pb::ResolveTicketRequest {
+            ticket_id: self.w.ticket.clone(),
+            answer: "x".into(),
+        };
+        let got = code(self.responder.resolve_ticket(self.w.req(caller, r)).await);
+        self.check("ResolveTicket", caller, got, false);
+        let e = pb::EscalateTicketRequest {
+            ticket_id: self.w.ticket.clone(),
+            reason: String::new(),
+        };
+        let got = code(self.responder.escalate_ticket(self.w.req(caller, e)).await);
+        self.check("EscalateTicket", caller, got, false);
+        if caller != Caller::Farmer {
+            let c = pb::CancelTicketRequest {
+                ticket_id: self.w.ticket.clone(),
+                ticket_secret: self.w.secret(caller),
             };
-            check(
-                "AcceptAssignment",
-                caller,
-                code(responder.accept_assignment(w.req(caller, a)).await),
-                false,
-            );
-            let r = pb::ResolveTicketRequest {
-                ticket_id: w.ticket.clone(),
-                answer: "x".into(),
-            };
-            check(
-                "ResolveTicket",
-                caller,
-                code(responder.resolve_ticket(w.req(caller, r)).await),
-                false,
-            );
-            let e = pb::EscalateTicketRequest {
-                ticket_id: w.ticket.clone(),
-                reason: String::new(),
-            };
-            check(
-                "EscalateTicket",
-                caller,
-                code(responder.escalate_ticket(w.req(caller, e)).await),
-                false,
-            );
-            if caller != Caller::Farmer {
-                let c = pb::CancelTicketRequest {
-                    ticket_id: w.ticket.clone(),
-                    ticket_secret: w.secret(caller),
-                };
-                check(
-                    "CancelTicket",
-                    caller,
-                    code(tickets.cancel_ticket(w.req(caller, c)).await),
-                    false,
-                );
-            }
+            let got = code(self.tickets.cancel_ticket(self.w.req(caller, c)).await);
+            self.check("CancelTicket", caller, got, false);
         }
     }
-    let a = pb::TicketActionRequest {
-        ticket_id: w.ticket.clone(),
-    };
-    check(
-        "AcceptAssignment",
-        Caller::Responder,
-        code(
-            responder
-                .accept_assignment(w.req(Caller::Responder, a))
+
+    /// The right responder accepts and resolves; the farmer may ask to
+    /// cancel (the ticket is resolved by now, so it cannot); a stranger
+    /// acting on the closed ticket learns nothing.
+    async fn the_right_responder_closes_the_ticket(&mut self) {
+        let a = pb::TicketActionRequest {
+            ticket_id: self.w.ticket.clone(),
+        };
+        let got = code(
+            self.responder
+                .accept_assignment(self.w.req(Caller::Responder, a))
                 .await,
-        ),
-        true,
-    );
-    let r = pb::ResolveTicketRequest {
-        ticket_id: w.ticket.clone(),
-        answer: "刮治".into(),
-    };
-    check(
-        "ResolveTicket",
-        Caller::Responder,
-        code(responder.resolve_ticket(w.req(Caller::Responder, r)).await),
-        true,
-    );
-    // The farmer may ask to cancel (the ticket is resolved by now, so it
-    // cannot); a stranger acting on the closed ticket learns nothing.
-    let c = pb::CancelTicketRequest {
-        ticket_id: w.ticket.clone(),
-        ticket_secret: w.secret.clone(),
-    };
-    check(
-        "CancelTicket",
-        Caller::Farmer,
-        code(tickets.cancel_ticket(Request::new(c)).await),
-        true,
-    );
-    let a = pb::TicketActionRequest {
-        ticket_id: w.ticket.clone(),
-    };
-    let got = code(
-        responder
-            .accept_assignment(w.req(Caller::OtherResponder, a))
-            .await,
-    );
-    check(
-        "AcceptAssignment (closed)",
-        Caller::OtherResponder,
-        got,
-        false,
-    );
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    server.stop_and_clean().await;
+        );
+        self.check("AcceptAssignment", Caller::Responder, got, true);
+        let r = pb::ResolveTicketRequest {
+            ticket_id: self.w.ticket.clone(),
+            answer: "刮治".into(),
+        };
+        let got = code(
+            self.responder
+                .resolve_ticket(self.w.req(Caller::Responder, r))
+                .await,
+        );
+        self.check("ResolveTicket", Caller::Responder, got, true);
+        let c = pb::CancelTicketRequest {
+            ticket_id: self.w.ticket.clone(),
+            ticket_secret: self.w.secret.clone(),
+        };
+        let got = code(self.tickets.cancel_ticket(Request::new(c)).await);
+        self.check("CancelTicket", Caller::Farmer, got, true);
+        let a = pb::TicketActionRequest {
+            ticket_id: self.w.ticket.clone(),
+        };
+        let got = code(
+            self.responder
+                .accept_assignment(self.w.req(Caller::OtherResponder, a))
+                .await,
+        );
+        self.check(
+            "AcceptAssignment (closed)",
+            Caller::OtherResponder,
+            got,
+            false,
+        );
+    }
 }
 
 #[tokio::test]

@@ -58,6 +58,19 @@ fn done(w: Written) -> u64 {
 
 /// What every store must do. `shared`: the store keeps a change log.
 async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
+    let store = &*store;
+    let (mut a, head) = a_ticket_is_stored_once_per_key(store).await;
+    let (accepted, head) = an_update_commits_unless_stale(store, &mut a, head, shared).await;
+    let head = open_tickets_and_listings(store, &accepted, head).await;
+    presence_and_liaisons(store, head, shared).await;
+    let key = store.signing_key().await.unwrap();
+    assert_eq!(key.len(), 32);
+    assert_eq!(store.signing_key().await.unwrap(), key, "the key is kept");
+}
+
+/// Inserts tk-a (offered to t1) under key-a; the same key under another id
+/// writes nothing. Returns tk-a and the head after it.
+async fn a_ticket_is_stored_once_per_key(store: &dyn TicketStore) -> (Ticket, u64) {
     let head = store.head().await.unwrap();
     let mut a = ticket("tk-a", Some("key-a"), 1_000);
     a.state = TicketState::Offered;
@@ -86,15 +99,25 @@ async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
     let (got, events) = store.get("tk-a").await.unwrap().unwrap();
     assert_eq!(got, a);
     assert_eq!(events, first);
+    (a, head)
+}
 
+/// Accepts tk-a; on a shared store a replica that has not seen the last
+/// commit is refused. Returns the accepted event and the head after it.
+async fn an_update_commits_unless_stale(
+    store: &dyn TicketStore,
+    a: &mut Ticket,
+    head: u64,
+    shared: bool,
+) -> (Event, u64) {
     a.state = TicketState::Accepted;
     a.offer_deadline_ms = None;
     a.updated_at_ms = 3_000;
-    let accepted = event(&a, 3, EventKind::Accepted, Some("t1"));
+    let accepted = event(a, 3, EventKind::Accepted, Some("t1"));
     let before = head;
     let head = done(
         store
-            .update(&a, std::slice::from_ref(&accepted), head)
+            .update(a, std::slice::from_ref(&accepted), head)
             .await
             .unwrap(),
     );
@@ -129,8 +152,12 @@ async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
     } else {
         assert!(store.changes_since(0).await.unwrap().is_empty());
     }
+    (accepted, head)
+}
 
-    // Open tickets carry their histories; listings filter and page.
+/// Open tickets carry their histories; listings filter and page. Returns
+/// the head after tk-c.
+async fn open_tickets_and_listings(store: &dyn TicketStore, accepted: &Event, head: u64) -> u64 {
     // A corps and no subject, and no stored words (as stored before they
     // were kept): the other side of each optional column.
     let mut c = ticket("tk-c", None, 4_000);
@@ -147,7 +174,7 @@ async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
     let open = store.open_tickets().await.unwrap();
     let ids: Vec<&str> = open.iter().map(|(t, _)| t.id.as_str()).collect();
     assert_eq!(ids, ["tk-a", "tk-c"]);
-    assert_eq!(open[0].1.last(), Some(&accepted));
+    assert_eq!(open[0].1.last(), Some(accepted));
     let queued = store
         .list(&TicketFilter {
             state: Some(TicketState::Queued),
@@ -177,8 +204,11 @@ async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
         .await
         .unwrap();
     assert_eq!(held.len(), 1);
+    head
+}
 
-    // Presence and liaisons.
+/// Presence and liaisons are stored, and logged on a shared store.
+async fn presence_and_liaisons(store: &dyn TicketStore, head: u64, shared: bool) {
     store
         .set_availability("t1", Availability::Online, 5_000)
         .await
@@ -219,10 +249,6 @@ async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
             ]
         );
     }
-
-    let key = store.signing_key().await.unwrap();
-    assert_eq!(key.len(), 32);
-    assert_eq!(store.signing_key().await.unwrap(), key, "the key is kept");
 }
 
 #[tokio::test]

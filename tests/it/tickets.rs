@@ -48,8 +48,28 @@ async fn submit_offer_decline_accept_resolve_seen_live() {
     v2.online().await;
     let mut v1_stream = v1.watch().await;
     let mut v2_stream = v2.watch().await;
-
     let mut farmer = TicketClient::new(channel.clone());
+    let (ticket, mut watch) = the_nearest_is_offered_and_the_farmer_watches(&mut farmer).await;
+    let offer = next(&mut v1_stream).await;
+    assert_eq!(offer.event.as_ref().unwrap().kind(), K::Offered);
+    assert_eq!(offer.ticket.as_ref().unwrap().id, ticket.id);
+    assert!(
+        offer.ticket.as_ref().unwrap().contact.is_empty(),
+        "contact only after acceptance"
+    );
+    a_decline_moves_the_offer_on(&mut v1, &mut v2, &mut v1_stream, &mut v2_stream, &ticket).await;
+    the_acceptor_sees_the_contact_and_answers(&mut v2, &ticket).await;
+    the_farmer_saw_every_step(&mut farmer, &mut watch, &ticket).await;
+    a_wrong_secret_never_reads_the_ticket(&mut farmer, &ticket).await;
+    server.stop_and_clean().await;
+}
+
+/// Submits the apple ticket: it is offered to v1 (no phone shown) and the
+/// farmer's watch starts with Submitted and Offered.
+async fn the_nearest_is_offered_and_the_farmer_watches(
+    farmer: &mut TicketClient,
+) -> (pb::Ticket, tonic::Streaming<pb::TicketEvent>) {
+    use pb::TicketEventKind as K;
     let ticket = farmer
         .submit_problem(submit_request("苹果树腐烂病又犯了", farmer_at(), ""))
         .await
@@ -69,31 +89,38 @@ async fn submit_offer_decline_accept_resolve_seen_live() {
         .into_inner();
     assert_eq!(next(&mut watch).await.kind(), K::Submitted);
     assert_eq!(next(&mut watch).await.kind(), K::Offered);
+    (ticket, watch)
+}
 
-    let offer = next(&mut v1_stream).await;
-    assert_eq!(offer.event.as_ref().unwrap().kind(), K::Offered);
-    assert_eq!(offer.ticket.as_ref().unwrap().id, ticket.id);
-    assert!(
-        offer.ticket.as_ref().unwrap().contact.is_empty(),
-        "contact only after acceptance"
-    );
-
-    // v2 may not act on a ticket offered to v1.
+/// v2 may not act on a ticket offered to v1; v1 declines, the offer moves
+/// to v2, and v1 can never take this ticket again.
+async fn a_decline_moves_the_offer_on(
+    v1: &mut Responder,
+    v2: &mut Responder,
+    v1_stream: &mut tonic::Streaming<pb::AssignmentEvent>,
+    v2_stream: &mut tonic::Streaming<pb::AssignmentEvent>,
+    ticket: &pb::Ticket,
+) {
+    use pb::TicketEventKind as K;
     assert_eq!(
         v2.accept(&ticket.id).await.unwrap_err().code(),
         Code::PermissionDenied
     );
     v1.decline(&ticket.id).await.unwrap();
-    let declined = next(&mut v1_stream).await;
+    let declined = next(v1_stream).await;
     assert_eq!(declined.event.unwrap().kind(), K::Declined);
-    let offer = next(&mut v2_stream).await;
+    let offer = next(v2_stream).await;
     assert_eq!(offer.event.as_ref().unwrap().kind(), K::Offered);
     // v1 declined: it can never take this ticket again.
     assert_eq!(
         v1.accept(&ticket.id).await.unwrap_err().code(),
         Code::PermissionDenied
     );
+}
 
+/// v2 accepts and sees the contact; it cannot accept twice nor resolve
+/// with a blank answer, then resolves.
+async fn the_acceptor_sees_the_contact_and_answers(v2: &mut Responder, ticket: &pb::Ticket) {
     let accepted = v2.accept(&ticket.id).await.unwrap();
     assert_eq!(accepted.state(), pb::TicketState::Accepted);
     assert_eq!(
@@ -113,11 +140,19 @@ async fn submit_offer_decline_accept_resolve_seen_live() {
         .await
         .unwrap();
     assert_eq!(resolved.state(), pb::TicketState::Resolved);
+}
 
+/// The farmer's watch and the stored ticket show every step, numbered.
+async fn the_farmer_saw_every_step(
+    farmer: &mut TicketClient,
+    watch: &mut tonic::Streaming<pb::TicketEvent>,
+    ticket: &pb::Ticket,
+) {
+    use pb::TicketEventKind as K;
     for want in [K::Declined, K::Offered, K::Accepted, K::Resolved] {
-        assert_eq!(next(&mut watch).await.kind(), want);
+        assert_eq!(next(watch).await.kind(), want);
     }
-    let got = fetch(&mut farmer, &ticket).await;
+    let got = fetch(farmer, ticket).await;
     assert_eq!(got.answer, "刮除病斑后涂甲硫萘乙酸");
     assert_eq!(
         kinds(&got.history),
@@ -137,8 +172,10 @@ async fn submit_offer_decline_accept_resolve_seen_live() {
     );
     let seqs: Vec<u64> = got.history.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+}
 
-    // A wrong secret never reads the ticket.
+/// A wrong secret never reads the ticket; an unknown ticket is not found.
+async fn a_wrong_secret_never_reads_the_ticket(farmer: &mut TicketClient, ticket: &pb::Ticket) {
     for secret in [
         "",
         "0000",
@@ -169,7 +206,6 @@ async fn submit_offer_decline_accept_resolve_seen_live() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    server.stop_and_clean().await;
 }
 
 #[tokio::test]
