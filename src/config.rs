@@ -84,6 +84,54 @@ pub struct LimitConfig {
     /// gets RESOURCE_EXHAUSTED without doing the work, so the backlog
     /// drains. 0 turns it off.
     pub max_queue_ms: u64,
+    /// Front ends by API key (`x-api-key`): each key has its own rate
+    /// instead of the per-address one, since a front end calls for many
+    /// farmers from one address.
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// Proxies (IP addresses or CIDR blocks) whose `Forwarded` and
+    /// `X-Forwarded-For` headers are believed, so the per-address limit
+    /// counts the real client; from any other peer they are ignored.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// One front end's API key.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// What logs and the audit log call the front end.
+    pub name: String,
+    /// The key itself (16+ visible ASCII characters); the server keeps only
+    /// its SHA-256.
+    pub key: String,
+    /// Farmer-facing calls per second for this key.
+    #[serde(default = "ApiKeyConfig::default_rate")]
+    pub rate_per_sec: f64,
+    /// Calls at once before the rate applies; the rate (one second's
+    /// worth) when not given.
+    #[serde(default)]
+    pub burst: Option<f64>,
+}
+
+impl ApiKeyConfig {
+    /// What one front end may send at Weinan's peak (README, "Who is
+    /// calling").
+    pub const DEFAULT_RATE: f64 = 1000.0;
+
+    fn default_rate() -> f64 {
+        ApiKeyConfig::DEFAULT_RATE
+    }
+}
+
+/// Never shows the key.
+impl std::fmt::Debug for ApiKeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyConfig")
+            .field("name", &self.name)
+            .field("key", &"<redacted>")
+            .field("rate_per_sec", &self.rate_per_sec)
+            .field("burst", &self.burst)
+            .finish()
+    }
 }
 
 impl Default for LimitConfig {
@@ -97,6 +145,8 @@ impl Default for LimitConfig {
             max_submits_in_flight: 64,
             max_streams_per_connection: 1024,
             max_queue_ms: 250,
+            api_keys: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -207,6 +257,7 @@ impl Config {
             self.limits.max_streams_per_connection > 0,
             "limits.max_streams_per_connection must be above zero"
         );
+        crate::server::limits::caller::Callers::new(&self.limits)?;
         if let Some(token) = &self.admin_token {
             anyhow::ensure!(
                 token.len() >= 16,
@@ -230,6 +281,34 @@ mod tests {
         assert_eq!(c.matching.max_limit, 50);
         assert!(Config::from_toml("listn = \"0.0.0.0:9000\"\n").is_err());
         assert!(Config::from_toml("admin_token = \"short\"\n").is_err());
+    }
+
+    #[test]
+    fn api_keys_and_trusted_proxies_are_read_and_checked() {
+        let c = Config::from_toml(
+            "[limits]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n\
+             [[limits.api_keys]]\nname = \"web\"\nkey = \"0123456789abcdef-web\"\n\
+             [[limits.api_keys]]\nname = \"wechat\"\nkey = \"0123456789abcdef-wx\"\nrate_per_sec = 50\nburst = 80\n",
+        )
+        .unwrap();
+        let keys = &c.limits.api_keys;
+        assert_eq!(keys.len(), 2);
+        assert_eq!((keys[0].rate_per_sec, keys[0].burst), (1000.0, None));
+        assert_eq!((keys[1].rate_per_sec, keys[1].burst), (50.0, Some(80.0)));
+        assert_eq!(c.limits.trusted_proxies, ["10.0.0.0/8", "::1"]);
+        assert!(!format!("{c:?}").contains("0123456789abcdef-web"));
+        let bad = |text: &str| Config::from_toml(text).unwrap_err().to_string();
+        let short = bad("[[limits.api_keys]]\nname = \"web\"\nkey = \"tooshort\"\n");
+        assert!(
+            short.contains("at least 16") && !short.contains("tooshort"),
+            "{short}"
+        );
+        let same = "[[limits.api_keys]]\nname = \"a\"\nkey = \"0123456789abcdef-1\"\n";
+        assert!(bad(&format!("{same}{same}")).contains("unique"));
+        let slow =
+            "[[limits.api_keys]]\nname = \"a\"\nkey = \"0123456789abcdef\"\nrate_per_sec = 0\n";
+        assert!(bad(slow).contains("rate_per_sec must be above zero"));
+        assert!(bad("[limits]\ntrusted_proxies = [\"10.0.0.0/99\"]\n").contains("10.0.0.0/99"));
     }
 
     #[test]

@@ -13,14 +13,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
-use tonic::transport::Channel;
-
+use super::{ApiKey, Conn};
 use crate::{
     pb,
     reading::eval::Labelled,
     server::tls::{self, ClientTls},
 };
+use anyhow::Context;
 
 /// Which call to drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,6 +38,8 @@ pub(crate) struct Plan {
     /// One address, or several comma-separated (replicas).
     pub(crate) server: String,
     pub(crate) tls: ClientTls,
+    /// Sent as `x-api-key` with every call, when set.
+    pub(crate) api_key: ApiKey,
     pub(crate) connections: usize,
     /// Calls in flight per connection (closed loop only).
     pub(crate) concurrency: usize,
@@ -169,12 +170,12 @@ fn request(item: &Labelled) -> pb::MatchProblemRequest {
 /// The clients of one connection.
 #[derive(Clone)]
 struct Clients {
-    matcher: pb::match_service_client::MatchServiceClient<Channel>,
-    tickets: pb::ticket_service_client::TicketServiceClient<Channel>,
+    matcher: pb::match_service_client::MatchServiceClient<Conn>,
+    tickets: pb::ticket_service_client::TicketServiceClient<Conn>,
 }
 
 impl Clients {
-    fn new(channel: Channel) -> Clients {
+    fn new(channel: Conn) -> Clients {
         Clients {
             matcher: pb::match_service_client::MatchServiceClient::new(channel.clone()),
             tickets: pb::ticket_service_client::TicketServiceClient::new(channel),
@@ -232,7 +233,7 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<Outcome> {
             .connect()
             .await
             .with_context(|| format!("cannot connect to {server}"))?;
-        clients.push(Clients::new(channel));
+        clients.push(Clients::new(plan.api_key.clone().wrap(channel)));
     }
     let mut reports = plan.reports.iter().map(request).collect::<Vec<_>>();
     if reports.is_empty() {

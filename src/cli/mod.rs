@@ -7,7 +7,12 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tonic::{metadata::MetadataValue, transport::Channel, Request};
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    service::{interceptor::InterceptedService, Interceptor},
+    transport::Channel,
+    Request,
+};
 use tonic_types::StatusExt;
 
 use crate::{
@@ -251,13 +256,67 @@ impl TlsArgs {
     }
 }
 
-/// Connects to `server` (`http://` plaintext, `https://` TLS).
-pub(crate) async fn connect(server: &str, tls: &TlsArgs) -> anyhow::Result<Channel> {
-    tls::endpoint(server, &tls.client_tls())?
+/// A connection to the server that sends the front end's API key, when
+/// there is one, with every call.
+pub(crate) type Conn = InterceptedService<Channel, ApiKey>;
+
+/// Puts `x-api-key` on every call.
+#[derive(Clone)]
+pub(crate) struct ApiKey(Option<MetadataValue<Ascii>>);
+
+impl ApiKey {
+    /// The key of `--api-key` / `XWN_API_KEY`, if given.
+    pub(crate) fn new(key: Option<&str>) -> anyhow::Result<ApiKey> {
+        let key = key.map(str::trim).filter(|k| !k.is_empty());
+        let value = key
+            .map(|k| {
+                k.parse()
+                    .context("the API key has characters HTTP headers cannot carry")
+            })
+            .transpose()?;
+        Ok(ApiKey(value))
+    }
+
+    /// `channel` sending this key.
+    pub(crate) fn wrap(self, channel: Channel) -> Conn {
+        InterceptedService::new(channel, self)
+    }
+}
+
+/// Never shows the key.
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ApiKey(<redacted>)"
+        } else {
+            "ApiKey(None)"
+        })
+    }
+}
+
+impl Interceptor for ApiKey {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, tonic::Status> {
+        if let Some(key) = &self.0 {
+            request.metadata_mut().insert("x-api-key", key.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Connects to `server` (`http://` plaintext, `https://` TLS), sending
+/// `api_key` with every call.
+pub(crate) async fn connect(
+    server: &str,
+    tls: &TlsArgs,
+    api_key: Option<&str>,
+) -> anyhow::Result<Conn> {
+    let api_key = ApiKey::new(api_key)?;
+    let channel = tls::endpoint(server, &tls.client_tls())?
         .connect_timeout(Duration::from_secs(5))
         .connect()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to {server}: {}", tls::error_chain(&e)))
+        .map_err(|e| anyhow::anyhow!("cannot connect to {server}: {}", tls::error_chain(&e)))?;
+    Ok(api_key.wrap(channel))
 }
 
 #[derive(Debug, Args)]
@@ -268,13 +327,17 @@ pub(crate) struct ClientArgs {
     /// Admin bearer token.
     #[arg(long, env = "XWN_ADMIN_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
+    /// A front end's API key (`limits.api_keys` of the server), sent as
+    /// `x-api-key`: calls count against the key's rate, not the address's.
+    #[arg(long, env = "XWN_API_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
     #[command(flatten)]
     pub(crate) tls: TlsArgs,
 }
 
 impl ClientArgs {
-    async fn channel(&self) -> anyhow::Result<Channel> {
-        connect(&self.server, &self.tls).await
+    async fn channel(&self) -> anyhow::Result<Conn> {
+        connect(&self.server, &self.tls, self.api_key.as_deref()).await
     }
 
     fn admin<T>(&self, message: T) -> anyhow::Result<Request<T>> {
@@ -406,6 +469,7 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<()> {
     let plan = loadgen::Plan {
         server: args.client.server.clone(),
         tls: args.client.tls.client_tls(),
+        api_key: ApiKey::new(args.client.api_key.as_deref())?,
         connections: args.connections,
         concurrency: args.concurrency,
         duration: Duration::from_secs_f64(args.seconds),

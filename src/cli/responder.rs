@@ -4,10 +4,10 @@
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use tonic::{metadata::MetadataValue, transport::Channel, Request};
+use tonic::{metadata::MetadataValue, Request};
 
-use super::explain;
 use super::print::{print_assignment, state_name};
+use super::{explain, Conn};
 use crate::pb;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -35,19 +35,22 @@ pub(crate) struct ResponderArgs {
     /// The responder's (or liaison's) token from `xwn token`.
     #[arg(long, env = "XWN_RESPONDER_TOKEN", hide_env_values = true)]
     pub(crate) responder_token: String,
+    /// A front end's API key, sent as `x-api-key`.
+    #[arg(long, env = "XWN_API_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
     #[command(flatten)]
     pub(crate) tls: super::TlsArgs,
 }
 
 /// A responder client with its token.
 struct Responder {
-    api: pb::responder_service_client::ResponderServiceClient<Channel>,
+    api: pb::responder_service_client::ResponderServiceClient<Conn>,
     token: MetadataValue<tonic::metadata::Ascii>,
 }
 
 impl Responder {
     async fn connect(args: &ResponderArgs) -> anyhow::Result<Responder> {
-        let channel = super::connect(&args.server, &args.tls).await?;
+        let channel = super::connect(&args.server, &args.tls, args.api_key.as_deref()).await?;
         let token = format!("Bearer {}", args.responder_token.trim())
             .parse()
             .context("the token has characters HTTP headers cannot carry")?;

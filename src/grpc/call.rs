@@ -12,24 +12,32 @@ use super::auth::{bearer, AdminAuth};
 use crate::{
     error::Error,
     model::ids::TalentId,
-    server::limits::{Arrival, Limits, Permit},
+    server::limits::{caller::Caller, Arrival, Limits, Permit},
     tickets::{Dispatcher, Principal},
 };
 
-/// A call let in: its message, who made it, where it came from and when it
-/// arrived, with its place under the per-method limits held until the
-/// handler returns.
+/// A call let in: its message, who made it (the principal its token names,
+/// and the client — front end or address — it came through), where it came
+/// from and when it arrived, with its place under the per-method limits
+/// held until the handler returns.
 pub(crate) struct Admitted<M, C = ()> {
     pub(crate) message: M,
     pub(crate) caller: C,
+    pub(crate) client: Caller,
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) arrival: Option<Arrival>,
     _permit: Option<Permit>,
 }
 
 impl<M, C> Admitted<M, C> {
-    fn new(request: Request<M>, caller: C, permit: Option<Permit>) -> Admitted<M, C> {
+    fn new(
+        request: Request<M>,
+        caller: C,
+        client: Caller,
+        permit: Option<Permit>,
+    ) -> Admitted<M, C> {
         Admitted {
+            client,
             peer: request.remote_addr(),
             arrival: request.extensions().get::<Arrival>().copied(),
             message: request.into_inner(),
@@ -43,6 +51,7 @@ impl<M, C> Admitted<M, C> {
         Admitted {
             message: self.message,
             caller,
+            client: self.client,
             peer: self.peer,
             arrival: self.arrival,
             _permit: self._permit,
@@ -70,24 +79,28 @@ impl Gate {
         }
     }
 
-    /// A call open to farmers: rate limited per client address.
+    /// A call open to farmers: rate limited per caller (a front end's API
+    /// key, else the client address).
     pub(crate) fn farmer<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
-        let permit = self.limits.admit(&request, true)?;
-        Ok(Admitted::new(request, (), Some(permit)))
+        let client = self.limits.caller(&request)?;
+        let permit = self.limits.admit(&request, &client, true)?;
+        Ok(Admitted::new(request, (), client, Some(permit)))
     }
 
     /// A `SubmitProblem` call: a farmer call that also takes one of the
     /// places for submissions.
     pub(crate) fn submit<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
-        let permit = self.limits.admit_submit(&request)?;
-        Ok(Admitted::new(request, (), Some(permit)))
+        let client = self.limits.caller(&request)?;
+        let permit = self.limits.admit_submit(&request, &client)?;
+        Ok(Admitted::new(request, (), client, Some(permit)))
     }
 
     /// An admin call: the admin token first, then the load limits.
     pub(crate) fn admin<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
         self.admin.check(request.metadata())?;
-        let permit = self.limits.admit(&request, false)?;
-        Ok(Admitted::new(request, (), Some(permit)))
+        let client = self.limits.caller(&request)?;
+        let permit = self.limits.admit(&request, &client, false)?;
+        Ok(Admitted::new(request, (), client, Some(permit)))
     }
 
     /// A responder's or liaison's call, by their bearer token. These calls
@@ -96,9 +109,10 @@ impl Gate {
         &self,
         request: Request<M>,
     ) -> Result<Admitted<M, Principal>, Status> {
+        let client = self.limits.caller(&request)?;
         let token = bearer(request.metadata(), "responder")?;
         let principal = self.dispatcher.authenticate(token).await?;
-        Ok(Admitted::new(request, principal, None))
+        Ok(Admitted::new(request, principal, client, None))
     }
 
     /// A call only responders may make: liaisons may only watch.

@@ -18,6 +18,7 @@ use crate::{
     roster::log::Roster,
     roster::{RawRow, RosterFormat},
     server::audit::{AuditLog, Entry, Upload},
+    server::limits::caller::Caller,
     tickets::view::{self, Showing, Viewer},
     tickets::Dispatcher,
 };
@@ -112,6 +113,7 @@ impl RosterApi {
         format: RosterFormat,
         data: Vec<u8>,
         peer: Option<SocketAddr>,
+        client: Caller,
     ) -> Result<Response<pb::ImportReport>, Status> {
         let upload = Upload::of(&data);
         let (roster, audit) = (self.roster.clone(), self.audit.clone());
@@ -121,7 +123,7 @@ impl RosterApi {
             let outcome = roster.import(format, data).await.map_err(Status::from);
             let recorded = outcome.as_ref().copied();
             let recorded = recorded.map_err(|s| s.message().to_string());
-            audit.append(Entry::import_roster(&upload, recorded), peer);
+            audit.append(Entry::import_roster(&upload, recorded), peer, &client);
             if let Ok((accepted, version)) = &outcome {
                 tracing::info!(
                     audit = "import_roster",
@@ -147,12 +149,13 @@ impl RosterApi {
         format: RosterFormat,
         data: Vec<u8>,
         peer: Option<SocketAddr>,
+        client: &Caller,
     ) -> Result<Response<pb::ImportReport>, Status> {
         let outcome = self.dispatcher.import_liaisons(format, &data).await;
         let upload = Upload::of(&data);
         let recorded = outcome.as_ref().copied().map_err(ToString::to_string);
         self.audit
-            .append(Entry::import_liaisons(&upload, recorded), peer);
+            .append(Entry::import_liaisons(&upload, recorded), peer, client);
         let accepted = outcome?;
         tracing::info!(
             audit = "import_liaisons",
@@ -177,7 +180,8 @@ impl pb::roster_service_server::RosterService for RosterApi {
     ) -> Result<Response<pb::ImportReport>, Status> {
         let call = self.gate.admin(request)?;
         let (format, data) = read_upload(call.message, self.max_upload_bytes).await?;
-        self.import_roster_data(format, data, call.peer).await
+        self.import_roster_data(format, data, call.peer, call.client)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -187,7 +191,8 @@ impl pb::roster_service_server::RosterService for RosterApi {
     ) -> Result<Response<pb::ImportReport>, Status> {
         let call = self.gate.admin(request)?;
         let (format, data) = whole_file(call.message, self.max_upload_bytes)?;
-        self.import_roster_data(format, data, call.peer).await
+        self.import_roster_data(format, data, call.peer, call.client)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -204,8 +209,11 @@ impl pb::roster_service_server::RosterService for RosterApi {
             .map(|r| r.fields.get("id").cloned().unwrap_or_default())
             .collect();
         let (upserted, version) = self.roster.upsert(rows).await?;
-        self.audit
-            .append(Entry::upsert_talents(&ids, version), call.peer);
+        self.audit.append(
+            Entry::upsert_talents(&ids, version),
+            call.peer,
+            &call.client,
+        );
         tracing::info!(
             audit = "upsert_talents",
             upserted,
@@ -226,8 +234,11 @@ impl pb::roster_service_server::RosterService for RosterApi {
         let call = self.gate.admin(request)?;
         let ids = call.message.ids;
         let (removed, not_found, version) = self.roster.remove(ids.clone()).await?;
-        self.audit
-            .append(Entry::remove_talents(&ids, removed, version), call.peer);
+        self.audit.append(
+            Entry::remove_talents(&ids, removed, version),
+            call.peer,
+            &call.client,
+        );
         tracing::info!(
             audit = "remove_talents",
             removed,
@@ -297,7 +308,7 @@ impl pb::roster_service_server::RosterService for RosterApi {
             .issue_token(subject, call.message.ttl_seconds)
             .await?;
         let entry = Entry::issue_responder_token(subject, role, expires_at_ms);
-        self.audit.append(entry, call.peer);
+        self.audit.append(entry, call.peer, &call.client);
         tracing::info!(audit = "issue_responder_token", subject = %call.message.talent_id, role = role.key(), "token issued");
         Ok(Response::new(pb::IssueResponderTokenResponse {
             token,
@@ -312,7 +323,8 @@ impl pb::roster_service_server::RosterService for RosterApi {
     ) -> Result<Response<pb::ImportReport>, Status> {
         let call = self.gate.admin(request)?;
         let (format, data) = read_upload(call.message, self.max_upload_bytes).await?;
-        self.import_liaisons_data(format, data, call.peer).await
+        self.import_liaisons_data(format, data, call.peer, &call.client)
+            .await
     }
 
     async fn import_liaisons_file(
@@ -321,7 +333,8 @@ impl pb::roster_service_server::RosterService for RosterApi {
     ) -> Result<Response<pb::ImportReport>, Status> {
         let call = self.gate.admin(request)?;
         let (format, data) = whole_file(call.message, self.max_upload_bytes)?;
-        self.import_liaisons_data(format, data, call.peer).await
+        self.import_liaisons_data(format, data, call.peer, &call.client)
+            .await
     }
 
     async fn list_tickets(

@@ -1,5 +1,6 @@
 //! The audit log of admin actions: one JSON object per line in
-//! `<data_dir>/audit.jsonl` — when, which action, from which address, what
+//! `<data_dir>/audit.jsonl` — when, which action, from which address and
+//! which client (a front end's key name or the client address), what
 //! (a SHA-256 of an uploaded file, the ids touched) and how many rows. What
 //! each action records is decided here ([`Entry`]); the adapters hand the
 //! entries over. Tokens and phone numbers never go in.
@@ -14,7 +15,7 @@ use std::{
 
 use serde_json::{json, Value};
 
-use crate::tickets::token::Role;
+use crate::{server::limits::caller::Caller, tickets::token::Role};
 
 pub(crate) struct AuditLog {
     file: Mutex<File>,
@@ -123,9 +124,9 @@ impl Entry {
 }
 
 impl AuditLog {
-    /// Appends `entry` for a call from `peer`.
-    pub(crate) fn append(&self, entry: Entry, peer: Option<SocketAddr>) {
-        self.record(entry.action, peer, entry.details);
+    /// Appends `entry` for a call of `client` from `peer`.
+    pub(crate) fn append(&self, entry: Entry, peer: Option<SocketAddr>, client: &Caller) {
+        self.record(entry.action, peer, Some(client), entry.details);
     }
 
     /// Opens (creating) the log for appending.
@@ -142,11 +143,18 @@ impl AuditLog {
 
     /// Appends one entry; `details` is merged into it. A failure to write
     /// is logged, never fatal to the action.
-    pub(crate) fn record(&self, action: &str, peer: Option<SocketAddr>, details: Value) {
+    pub(crate) fn record(
+        &self,
+        action: &str,
+        peer: Option<SocketAddr>,
+        client: Option<&Caller>,
+        details: Value,
+    ) {
         let mut entry = json!({
             "at_ms": crate::tickets::now_ms(),
             "action": action,
             "peer": peer.map(|p| p.to_string()),
+            "client": client.map(|c| c.to_string()),
         });
         if let (Some(entry), Value::Object(more)) = (entry.as_object_mut(), details) {
             entry.extend(more);
@@ -171,9 +179,10 @@ mod tests {
         log.record(
             "import_roster",
             "127.0.0.1:9".parse().ok(),
+            Some(&Caller::Key("web".into())),
             json!({"accepted": 3, "sha256": digest(b"x")}),
         );
-        log.record("remove_talents", None, json!({"ids": ["a"]}));
+        log.record("remove_talents", None, None, json!({"ids": ["a"]}));
         let text = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
         let lines: Vec<Value> = text
             .lines()
@@ -183,6 +192,7 @@ mod tests {
         assert_eq!(lines[0]["action"], "import_roster");
         assert_eq!(lines[0]["accepted"], 3);
         assert_eq!(lines[0]["peer"], "127.0.0.1:9");
+        assert_eq!(lines[0]["client"], "key:web");
         assert_eq!(lines[1]["ids"][0], "a");
         std::fs::remove_dir_all(dir).unwrap();
     }

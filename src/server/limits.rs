@@ -3,9 +3,11 @@
 //! for a worker thread), so a CPU-bound server sheds instead of queueing;
 //! SubmitProblem has a tighter bound (its calls queue behind the
 //! dispatcher's lock and a synchronous commit); farmer-facing calls have a
-//! token bucket per client address; a call that waited too long for a
-//! worker is not started. Past any of them, a call gets RESOURCE_EXHAUSTED
-//! at once.
+//! token bucket per caller (a front end by its API key, anyone else by
+//! address: [`caller`]); a call that waited too long for a worker is not
+//! started. Past any of them, a call gets RESOURCE_EXHAUSTED at once.
+
+pub(crate) mod caller;
 
 use std::{
     collections::HashMap,
@@ -20,6 +22,7 @@ use std::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{codegen::http, Status};
 
+use self::caller::{Caller, Callers};
 use crate::{config::LimitConfig, error::Error};
 
 /// Buckets idle this long are forgotten when the table grows.
@@ -50,14 +53,17 @@ pub(crate) struct Limits {
     /// One slot per core for CPU-bound work (MatchProblem), run off the
     /// async workers so they keep reading, counting and shedding arrivals.
     cpu: Arc<Semaphore>,
+    /// The anonymous per-address rate and burst.
     rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    callers: Arc<Callers>,
+    buckets: Mutex<HashMap<Caller, Bucket>>,
 }
 
 impl Limits {
-    pub(crate) fn new(config: &LimitConfig) -> Limits {
-        Limits {
+    /// The limits of `config`; its API keys and proxies are checked.
+    pub(crate) fn new(config: &LimitConfig) -> anyhow::Result<Limits> {
+        Ok(Limits {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             max_in_flight: config.max_in_flight,
             submits: (config.max_submits_in_flight > 0)
@@ -70,8 +76,9 @@ impl Limits {
             )),
             rate: config.client_rate_per_sec,
             burst: config.client_burst.max(1.0),
+            callers: Arc::new(Callers::new(config)?),
             buckets: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The layer that bounds calls in flight for the whole server.
@@ -79,23 +86,33 @@ impl Limits {
         AdmissionLayer {
             in_flight: self.in_flight.clone(),
             max: self.max_in_flight,
+            callers: self.callers.clone(),
         }
     }
 
-    /// Admits a call that has not waited too long since its arrival, past
-    /// the per-client rate (farmer calls only). Calls in flight were counted
-    /// on arrival by the [`AdmissionLayer`].
+    /// Who made `request`: as the admission layer found it, or, for a call
+    /// that did not pass the layer, from its headers and peer.
+    pub(crate) fn caller<T>(&self, request: &tonic::Request<T>) -> Result<Caller, Status> {
+        if let Some(caller) = request.extensions().get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let headers = request.metadata().clone().into_headers();
+        let peer = request.remote_addr().map(|p| p.ip());
+        Ok(self.callers.identify(&headers, peer)?)
+    }
+
+    /// Admits a call of `caller` that has not waited too long since its
+    /// arrival, past the caller's rate (farmer calls only). Calls in flight
+    /// were counted on arrival by the [`AdmissionLayer`].
     pub(crate) fn admit<T>(
         &self,
         request: &tonic::Request<T>,
+        caller: &Caller,
         farmer: bool,
     ) -> Result<Permit, Status> {
         self.check_queue(request.extensions().get())?;
-        let peer = request.remote_addr();
-        if farmer && self.rate > 0.0 {
-            if let Some(ip) = peer.map(|p| p.ip()) {
-                self.charge(ip)?;
-            }
+        if farmer {
+            self.charge(caller)?;
         }
         Ok(Permit { _method: None })
     }
@@ -135,8 +152,12 @@ impl Limits {
 
     /// Admits a SubmitProblem call: a farmer call that also takes one of
     /// the `max_submits_in_flight` places.
-    pub(crate) fn admit_submit<T>(&self, request: &tonic::Request<T>) -> Result<Permit, Status> {
-        let mut permit = self.admit(request, true)?;
+    pub(crate) fn admit_submit<T>(
+        &self,
+        request: &tonic::Request<T>,
+        caller: &Caller,
+    ) -> Result<Permit, Status> {
+        let mut permit = self.admit(request, caller, true)?;
         if let Some(submits) = &self.submits {
             let place = submits.clone().try_acquire_owned().map_err(|_| {
                 Error::ResourceExhausted(format!(
@@ -149,23 +170,33 @@ impl Limits {
         Ok(permit)
     }
 
-    fn charge(&self, ip: IpAddr) -> Result<(), Status> {
+    /// Takes a token from the caller's bucket: a key's own rate, or the
+    /// anonymous per-address one (0: no limit).
+    fn charge(&self, caller: &Caller) -> Result<(), Status> {
+        let (rate, burst) = match self.callers.key_rate(caller) {
+            Some(key) => key,
+            None if self.rate > 0.0 => (self.rate, self.burst),
+            None => return Ok(()),
+        };
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= PRUNE_AT {
             buckets.retain(|_, b| now.duration_since(b.at).as_secs_f64() < IDLE_SECS);
         }
-        let bucket = buckets.entry(ip).or_insert(Bucket {
-            tokens: self.burst,
+        let bucket = buckets.entry(caller.clone()).or_insert(Bucket {
+            tokens: burst,
             at: now,
         });
-        bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * self.rate)
-            .min(self.burst);
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(burst);
         bucket.at = now;
         if bucket.tokens < 1.0 {
+            let who = match caller {
+                Caller::Key(name) => format!("for the API key {name:?}"),
+                Caller::Address(_) => "from one client address without an API key".into(),
+            };
             return Err(Error::ResourceExhausted(format!(
-                "rate limit: at most {} calls per second from one client (bursts of {}); retry shortly",
-                self.rate, self.burst
+                "rate limit: at most {rate} calls per second {who} (bursts of {burst}); retry shortly"
             ))
             .into());
         }
@@ -188,10 +219,14 @@ fn exempt(path: &str) -> bool {
 /// until the stream starts; for an upload: until it is read and applied)
 /// against `limits.max_in_flight`; past it, answers RESOURCE_EXHAUSTED
 /// without running the call.
+/// It also identifies the caller ([`Callers::identify`]): an unknown API
+/// key is refused here, and the [`Caller`] rides in the request's
+/// extensions to the Gate and into the call's `caller` span field.
 #[derive(Clone)]
 pub(crate) struct AdmissionLayer {
     in_flight: Arc<Semaphore>,
     max: usize,
+    callers: Arc<Callers>,
 }
 
 impl<S> tower::Layer<S> for AdmissionLayer {
@@ -202,6 +237,7 @@ impl<S> tower::Layer<S> for AdmissionLayer {
             inner,
             in_flight: self.in_flight.clone(),
             max: self.max,
+            callers: self.callers.clone(),
         }
     }
 }
@@ -211,6 +247,17 @@ pub(crate) struct Admission<S> {
     inner: S,
     in_flight: Arc<Semaphore>,
     max: usize,
+    callers: Arc<Callers>,
+}
+
+/// The TCP peer's address as the server recorded it, with or without TLS.
+fn peer_ip<B>(request: &http::Request<B>) -> Option<IpAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let extensions = request.extensions();
+    (extensions.get::<TcpConnectInfo>())
+        .or_else(|| (extensions.get::<TlsConnectInfo<TcpConnectInfo>>()).map(|tls| tls.get_ref()))
+        .and_then(|info| info.remote_addr())
+        .map(|a| a.ip())
 }
 
 type ResponseFuture<E> =
@@ -231,11 +278,19 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         request.extensions_mut().insert(Arrival(Instant::now()));
-        let permit = if exempt(request.uri().path()) {
-            None
+        let (permit, caller) = if exempt(request.uri().path()) {
+            (None, None)
         } else {
-            match self.in_flight.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
+            let caller = match self.callers.identify(request.headers(), peer_ip(&request)) {
+                Ok(caller) => caller,
+                Err(refused) => {
+                    let status = Status::from(refused);
+                    return Box::pin(async move { Ok(status.into_http()) });
+                }
+            };
+            request.extensions_mut().insert(caller.clone());
+            let permit = match self.in_flight.clone().try_acquire_owned() {
+                Ok(permit) => permit,
                 Err(_) => {
                     let status = Status::from(Error::ResourceExhausted(format!(
                         "the server is at its limit of {} calls in flight; retry shortly",
@@ -243,10 +298,15 @@ where
                     )));
                     return Box::pin(async move { Ok(status.into_http()) });
                 }
-            }
+            };
+            (Some(permit), Some(caller))
         };
         let reply = self.inner.call(request);
         Box::pin(async move {
+            // Polled inside the call's span (`trace_fn` in `serve`).
+            if let Some(caller) = caller {
+                tracing::Span::current().record("caller", tracing::field::display(caller));
+            }
             let response = reply.await;
             drop(permit);
             response
@@ -266,6 +326,11 @@ mod tests {
             client_burst: burst,
             ..LimitConfig::default()
         })
+        .unwrap()
+    }
+
+    fn anyone() -> Caller {
+        Caller::Address("192.0.2.1".parse().unwrap())
     }
 
     /// A request from `peer`, as the server hands it to a handler.
@@ -284,35 +349,87 @@ mod tests {
         let l = limits(100, 0.0, 1.0);
         let mut fresh = tonic::Request::new(());
         fresh.extensions_mut().insert(Arrival(Instant::now()));
-        assert!(l.admit(&fresh, true).is_ok());
+        assert!(l.admit(&fresh, &anyone(), true).is_ok());
         let mut stale = tonic::Request::new(());
         stale
             .extensions_mut()
             .insert(Arrival(Instant::now() - Duration::from_secs(1)));
-        let refused = l.admit(&stale, true).unwrap_err();
+        let refused = l.admit(&stale, &anyone(), true).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(refused.message().contains("limit 250 ms"), "{refused:?}");
-        assert!(l.admit_submit(&stale).is_err());
+        assert!(l.admit_submit(&stale, &anyone()).is_err());
+    }
+
+    /// The caller of a request from `peer`, as the Gate finds it.
+    fn caller_of(l: &Limits, peer: &str, key: Option<&str>) -> (tonic::Request<()>, Caller) {
+        let mut r = from(peer);
+        if let Some(key) = key {
+            r.metadata_mut()
+                .insert(caller::API_KEY_HEADER, key.parse().unwrap());
+        }
+        let caller = l.caller(&r).unwrap();
+        (r, caller)
     }
 
     #[test]
     fn a_client_gets_its_burst_then_is_refused() {
         let l = limits(100, 0.001, 3.0);
-        let peer = from("10.0.0.1:5000");
+        let (peer, who) = caller_of(&l, "10.0.0.1:5000", None);
         for _ in 0..3 {
-            assert!(l.admit(&peer, true).is_ok());
+            assert!(l.admit(&peer, &who, true).is_ok());
         }
         assert_eq!(
-            l.admit(&peer, true).unwrap_err().code(),
+            l.admit(&peer, &who, true).unwrap_err().code(),
             tonic::Code::ResourceExhausted
         );
+        let (other, someone) = caller_of(&l, "10.0.0.2:5000", None);
         assert!(
-            l.admit(&from("10.0.0.2:5000"), true).is_ok(),
+            l.admit(&other, &someone, true).is_ok(),
             "buckets are per client"
         );
         assert!(
-            l.admit(&peer, false).is_ok(),
+            l.admit(&peer, &who, false).is_ok(),
             "only farmer calls are rate limited"
+        );
+    }
+
+    #[test]
+    fn a_key_has_its_own_bucket_at_its_own_rate() {
+        let l = Limits::new(&LimitConfig {
+            client_rate_per_sec: 0.001,
+            client_burst: 2.0,
+            api_keys: vec![crate::config::ApiKeyConfig {
+                name: "web".into(),
+                key: "web-front-end-key-0123".into(),
+                rate_per_sec: 0.001,
+                burst: Some(5.0),
+            }],
+            ..LimitConfig::default()
+        })
+        .unwrap();
+        let (keyed, web) = caller_of(&l, "10.0.0.1:5000", Some("web-front-end-key-0123"));
+        assert_eq!(web, Caller::Key("web".into()));
+        for _ in 0..5 {
+            assert!(l.admit(&keyed, &web, true).is_ok());
+        }
+        let refused = l.admit(&keyed, &web, true).unwrap_err();
+        assert!(refused.message().contains("\"web\""), "{refused:?}");
+        assert!(!refused.message().contains("key-0123"), "{refused:?}");
+        let (plain, address) = caller_of(&l, "10.0.0.1:5000", None);
+        assert!(
+            l.admit(&plain, &address, true).is_ok(),
+            "the address has its own bucket"
+        );
+        assert!(l.admit(&plain, &address, true).is_ok());
+        assert!(l.admit(&plain, &address, true).is_err());
+        let mut unknown = from("10.0.0.1:5000");
+        unknown.metadata_mut().insert(
+            caller::API_KEY_HEADER,
+            "not-a-key-we-know-0".parse().unwrap(),
+        );
+        assert_eq!(
+            l.caller(&unknown).unwrap_err().code(),
+            tonic::Code::Unauthenticated
         );
     }
 
@@ -379,23 +496,27 @@ mod tests {
     fn submits_have_their_own_tighter_bound() {
         let l = limits(4, 0.0, 1.0);
         let none = tonic::Request::new(());
-        let a = l.admit_submit(&none).unwrap();
-        let _b = l.admit_submit(&none).unwrap();
-        let refused = l.admit_submit(&none).err().unwrap();
+        let who = anyone();
+        let a = l.admit_submit(&none, &who).unwrap();
+        let _b = l.admit_submit(&none, &who).unwrap();
+        let refused = l.admit_submit(&none, &who).err().unwrap();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(refused.message().contains("SubmitProblem"), "{refused:?}");
         assert!(
-            l.admit(&none, true).is_ok(),
+            l.admit(&none, &who, true).is_ok(),
             "other calls are not bound by it"
         );
         drop(a);
-        assert!(l.admit_submit(&none).is_ok());
+        assert!(l.admit_submit(&none, &who).is_ok());
         let off = Limits::new(&LimitConfig {
             max_in_flight: 4,
             max_submits_in_flight: 0,
             ..LimitConfig::default()
-        });
-        let held: Vec<_> = (0..4).map(|_| off.admit_submit(&none).unwrap()).collect();
+        })
+        .unwrap();
+        let held: Vec<_> = (0..4)
+            .map(|_| off.admit_submit(&none, &who).unwrap())
+            .collect();
         assert_eq!(held.len(), 4, "0 leaves only max_in_flight");
     }
 }

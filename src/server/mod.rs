@@ -204,7 +204,7 @@ pub async fn serve(
         );
     }
     let (health, reflection) = health_and_reflection().await?;
-    let limits = Arc::new(Limits::new(&config.limits));
+    let limits = Arc::new(Limits::new(&config.limits)?);
     let apis = Apis::new(&config, &app, limits.clone())?;
     let snapshot = app.matcher.snapshot();
     tracing::info!(
@@ -230,7 +230,11 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(keepalive))
         .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
         .timeout(Duration::from_millis(config.limits.request_timeout_ms))
-        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .trace_fn(|request| {
+            // `caller` (a key's name or an address, never a key) is
+            // recorded by the admission layer.
+            tracing::info_span!("grpc", path = %request.uri().path(), caller = tracing::field::Empty)
+        })
         .layer(limits.admission_layer())
         .add_service(health)
         .add_service(reflection)

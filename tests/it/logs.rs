@@ -1,5 +1,6 @@
 //! The logs never carry secrets or personal data: tokens, ticket secrets,
-//! phone numbers and farmers' contacts stay out of them even at debug level.
+//! phone numbers, farmers' contacts and front ends' API keys stay out of
+//! them even at debug level.
 
 use crate::common::*;
 use xingweinong::pb;
@@ -9,7 +10,9 @@ async fn logs_hold_no_tokens_secrets_or_phone_numbers() {
     let dir = temp_dir("logs");
     let log = dir.with_extension("log");
     let port = free_port();
-    let mut child = spawn(&dir, port, Some(&log));
+    let key = "logs-front-end-key-0123456789";
+    let keys = format!("[[limits.api_keys]]\nname = \"web\"\nkey = \"{key}\"\n");
+    let mut child = spawn_on(&dir, port, Some(&log), "sqlite", &keys);
     let ch = connect(port).await;
     let rows = "p1,甲,13912345678,village,,苹果,,610527106202,35.0,109.5,5,true\n";
     import_rows(&ch, rows).await;
@@ -19,7 +22,19 @@ async fn logs_hold_no_tokens_secrets_or_phone_numbers() {
     let mut farmer = TicketClient::new(ch.clone());
     let mut request = submit_request("苹果树腐烂病", at_point(35.0, 109.5), "");
     request.contact = "13687654321".into();
+    let mut request = tonic::Request::new(request);
+    request
+        .metadata_mut()
+        .insert("x-api-key", key.parse().unwrap());
     let t = farmer.submit_problem(request).await.unwrap().into_inner();
+    // An unknown key is refused, and not echoed either.
+    let mut unknown = tonic::Request::new(pb::ListDivisionsRequest::default());
+    unknown
+        .metadata_mut()
+        .insert("x-api-key", "unknown-front-end-key-987".parse().unwrap());
+    let mut matcher = MatchClient::new(ch.clone());
+    let refused = matcher.list_divisions(unknown).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
     next(&mut stream).await;
     r.accept(&t.id).await.unwrap();
     let get = pb::GetTicketRequest {
@@ -48,6 +63,8 @@ async fn logs_hold_no_tokens_secrets_or_phone_numbers() {
         "13912345678",
         "13687654321",
         "wrong-admin-token-xyz",
+        key,
+        "unknown-front-end-key-987",
     ] {
         assert!(!text.contains(secret), "{secret} appears in the log");
     }

@@ -2,9 +2,11 @@
 //! module drives the real server (in process on 127.0.0.1:0, or the `xwn`
 //! binary for kill -9, SIGTERM and log checks).
 
+mod callers;
 mod common;
 mod crash;
 mod disk;
+mod divisions;
 mod eval_cli;
 mod logs;
 mod matching;
@@ -12,6 +14,7 @@ mod overload;
 mod properties;
 mod replicas;
 mod roster_api;
+mod roster_files;
 mod security;
 mod store;
 mod tickets;
