@@ -225,8 +225,27 @@ impl Matcher {
         ranking: Ranking,
         limit: usize,
     ) -> Result<Vec<Candidate>> {
-        let pool = self.qualified_pool(snapshot, need, origin)?;
-        let hits = snapshot.top(&pool, origin, &need.words, ranking, limit)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let search = |pool: &Pool| snapshot.top(pool, origin, &need.words, ranking, limit);
+        // Ranked nearest first, a pool's hits also tell how near its nearest
+        // specialist is: keep the last search, so the rule's probes are the
+        // ranking itself instead of one more query.
+        let mut searched: Option<(Pool, Vec<Hit>)> = None;
+        let pool = self.qualify(need, |pool| match ranking {
+            Ranking::Nearest => {
+                let hits = search(pool)?;
+                let nearest = hits.first().map(|h| h.distance_km);
+                searched = Some((pool.clone(), hits));
+                Ok(nearest)
+            }
+            Ranking::BestMatch { .. } => nearest_km(snapshot, pool, origin),
+        })?;
+        let hits = match searched {
+            Some((last, hits)) if last == pool => hits,
+            _ => search(&pool)?,
+        };
         Ok(hits
             .into_iter()
             .map(|hit| self.candidate(hit, need, ranking))
@@ -243,10 +262,16 @@ impl Matcher {
         need: &Need,
         origin: Origin,
     ) -> Result<Pool> {
-        let nearest_km = |pool: &Pool| -> Result<Option<f64>> {
-            let hits = snapshot.top(pool, origin, &[], Ranking::Nearest, 1)?;
-            Ok(hits.first().map(|h| h.distance_km))
-        };
+        self.qualify(need, |pool| nearest_km(snapshot, pool, origin))
+    }
+
+    /// [`Matcher::qualified_pool`]'s rule, told by `nearest_km` how far the
+    /// nearest talent of a pool is (`None` when the pool is empty).
+    fn qualify(
+        &self,
+        need: &Need,
+        mut nearest_km: impl FnMut(&Pool) -> Result<Option<f64>>,
+    ) -> Result<Pool> {
         if let Some(subject) = need.subject {
             let subject = self.lexicon.subject(subject);
             let mut pool = Pool {
@@ -400,4 +425,11 @@ impl Need {
             words,
         }
     }
+}
+
+/// How far the nearest talent of `pool` is from `origin`; `None` when the
+/// pool is empty.
+fn nearest_km(snapshot: &Snapshot, pool: &Pool, origin: Origin) -> Result<Option<f64>> {
+    let hits = snapshot.top(pool, origin, &[], Ranking::Nearest, 1)?;
+    Ok(hits.first().map(|h| h.distance_km))
 }

@@ -54,7 +54,7 @@ pub(crate) enum Ranking {
 
 /// Which talents qualify: those with any of these specialties, or with a
 /// specialty in any of these corps.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Pool {
     pub(crate) specialties: Vec<String>,
     pub(crate) corps: Vec<Corps>,
