@@ -47,6 +47,13 @@ pub(crate) fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// Writes a line straight to stderr, past the test harness's capture, so
+/// that it shows in a plain `cargo test`.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn program(var: &str, default: &str) -> PathBuf {
     std::env::var_os(var)
         .map(PathBuf::from)
@@ -72,11 +79,17 @@ impl Driver {
         let chromium = program("XWN_CHROMIUM", CHROMIUM);
         for path in [&driver, &chromium] {
             if !path.exists() {
-                let why = format!("browser tests skipped: {} not found", path.display());
+                let install = "apt-get install chromium chromium-driver fonts-noto-cjk";
                 if std::env::var("XWN_REQUIRE_BROWSER").as_deref() == Ok("1") {
-                    panic!("{why}, and XWN_REQUIRE_BROWSER=1 (apt-get install chromium chromium-driver fonts-noto-cjk)");
+                    panic!(
+                        "browser tests cannot run: {} not found, and XWN_REQUIRE_BROWSER=1 ({install})",
+                        path.display()
+                    );
                 }
-                eprintln!("{why} (apt-get install chromium chromium-driver fonts-noto-cjk)");
+                say(&format!(
+                    "browser tests skipped: {} not found ({install})",
+                    path.display()
+                ));
                 return None;
             }
         }
@@ -95,7 +108,10 @@ impl Driver {
             assert!(Instant::now() < deadline, "chromedriver did not listen");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        println!("screenshots of {test}: {}", screenshot_dir().display());
+        say(&format!(
+            "browser test {test}: screenshots in {}",
+            screenshot_dir().display()
+        ));
         Some(Driver {
             child,
             port,
