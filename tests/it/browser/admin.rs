@@ -113,7 +113,7 @@ async fn admin_sees_every_bad_row_and_then_replaces_the_roster() {
         "names the version still served: {result}"
     );
     assert_eq!(stats(&mut roster).await, before, "the live roster changed");
-    page.shoot("row-errors").await;
+    page.shoot("row-errors", Some("import-result")).await;
 
     // A good file replaces the roster.
     page.type_into("roster-file", &good).await;
@@ -138,7 +138,7 @@ async fn admin_sees_every_bad_row_and_then_replaces_the_roster() {
         vec![json!(after.roster_version.to_string())],
     )
     .await;
-    page.shoot("imported").await;
+    page.shoot("imported", Some("import-result")).await;
 
     let calls = assert_public_api_only(addr, &page.requests().await, &[ADMIN_TOKEN]);
     println!("admin called {calls:?}");

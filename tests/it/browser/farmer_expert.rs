@@ -61,7 +61,7 @@ async fn a_farmer_asks_and_an_expert_answers_live_in_two_browsers() {
     farmer.open(addr, "/").await;
     farmer.mark_document().await;
     farmer.el("county").await;
-    farmer.shoot("farmer-start").await;
+    farmer.shoot("start", None).await;
     farmer.type_into("problem-text", PROBLEM).await;
     farmer.choose("county", COUNTY).await;
     farmer.choose("town", TOWN).await;
@@ -89,7 +89,7 @@ async fn a_farmer_asks_and_an_expert_answers_live_in_two_browsers() {
         !candidates.contains("1390") && !candidates.contains("1370"),
         "no phone number among the candidates: {candidates}"
     );
-    farmer.shoot("farmer-matched").await;
+    farmer.shoot("matched", Some("subject")).await;
 
     // Submit, with a contact for the expert.
     farmer.type_into("contact-input", CONTACT).await;
@@ -111,7 +111,7 @@ async fn a_farmer_asks_and_an_expert_answers_live_in_two_browsers() {
         !offer_text.contains(CONTACT),
         "no contact before accepting: {offer_text}"
     );
-    expert.shoot("expert-offer").await;
+    expert.shoot("offer", Some("offer")).await;
     expert.click("accept").await;
     expert.wait_text("contact", CONTACT).await;
     farmer
@@ -138,7 +138,7 @@ async fn a_farmer_asks_and_an_expert_answers_live_in_two_browsers() {
     farmer.wait_text("ticket-answer", ANSWER).await;
     farmer.assert_not_reloaded().await;
     expert.assert_not_reloaded().await;
-    farmer.shoot("farmer-resolved").await;
+    farmer.shoot("resolved", Some("ticket-state")).await;
 
     // The server agrees: the ticket is resolved with that answer.
     let ticket_id = farmer

@@ -10,6 +10,7 @@
 
 mod admin;
 mod farmer_expert;
+mod layout;
 
 use std::{
     net::SocketAddr,
@@ -434,40 +435,28 @@ impl Page {
     }
 
     /// Saves a screenshot of the page now at the phone's and the laptop's
-    /// size, as `<test>-<page>-<label>-<w>x<h>.png`; at the phone's width
+    /// size, as `<test>-<page>-<label>-<w>x<h>.png`, with `[data-testid=focus]`
+    /// scrolled to the top (none: the top of the page); at the phone's width
     /// the page must not scroll sideways.
-    pub(crate) async fn shoot(&self, label: &str) {
+    pub(crate) async fn shoot(&self, label: &str, focus: Option<&str>) {
         for size in [PHONE, DESKTOP] {
             self.set_viewport(size).await;
-            // Two frames, so layout and paint follow the new size.
             let r = self
                 .client
                 .execute_async(
-                    "const done = arguments[arguments.length - 1]; \
+                    "const [sel, done] = arguments; \
+                     const e = sel && document.querySelector(sel); \
+                     if (e) e.scrollIntoView({ block: 'start', behavior: 'instant' }); \
+                     else window.scrollTo({ top: 0, behavior: 'instant' }); \
                      requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
-                    vec![],
+                    vec![json!(focus.map(testid))],
                 )
                 .await;
+            // Two frames, so that layout and paint follow the new size.
             self.ok(r, "a frame").await;
             if size == PHONE {
-                let width = self
-                    .js("return document.documentElement.scrollWidth;", vec![])
-                    .await;
-                if width.as_u64().unwrap_or(u64::MAX) > u64::from(size.0) {
-                    let wide = self
-                        .js(
-                            "return [...document.querySelectorAll('body *')] \
-                             .filter(e => e.getBoundingClientRect().right > arguments[0] + 0.5) \
-                             .slice(0, 8).map(e => e.tagName + (e.dataset.testid ? '[' + e.dataset.testid + ']' : '') \
-                             + (e.className ? '.' + e.className : '') + ' right=' + Math.round(e.getBoundingClientRect().right));",
-                            vec![json!(size.0)],
-                        )
-                        .await;
-                    self.fail(&format!(
-                        "{label}: scrolls sideways at {} px: scrollWidth {width}; too wide: {wide}",
-                        size.0
-                    ))
-                    .await;
+                if let Some(wide) = self.overflow(size.0).await {
+                    self.fail(&format!("{label}: {wide}")).await;
                 }
             }
             let r = self.client.screenshot().await;
@@ -477,6 +466,26 @@ impl Page {
             std::fs::write(&path, png).unwrap();
         }
         self.set_viewport(self.viewport).await;
+    }
+
+    /// What makes the page wider than `width` CSS pixels (it would scroll
+    /// sideways), or None.
+    pub(crate) async fn overflow(&self, width: u32) -> Option<String> {
+        let v = self
+            .js(
+                "const w = arguments[0]; \
+                 const sw = document.documentElement.scrollWidth; \
+                 if (sw <= w) return null; \
+                 const wide = [...document.querySelectorAll('body *')] \
+                   .filter(e => e.getBoundingClientRect().right > w + 0.5).slice(0, 8) \
+                   .map(e => e.tagName + (e.dataset.testid ? '[' + e.dataset.testid + ']' : '') \
+                     + (typeof e.className === 'string' && e.className ? '.' + e.className : '') \
+                     + ' right=' + Math.round(e.getBoundingClientRect().right)); \
+                 return 'scrolls sideways at ' + w + ' px: scrollWidth ' + sw + '; too wide: ' + wide.join(', ');",
+                vec![json!(width)],
+            )
+            .await;
+        v.as_str().map(String::from)
     }
 
     /// Every request this document made: what the recorder saw through the
@@ -639,4 +648,63 @@ fn is_asset(path: &str) -> bool {
             ext,
             Some("js" | "mjs" | "css" | "svg" | "png" | "ico" | "webmanifest" | "woff2" | "html")
         )
+}
+
+#[test]
+fn the_request_check_refuses_what_is_not_the_public_api() {
+    let server: SocketAddr = "127.0.0.1:50051".parse().unwrap();
+    let seen = |api: &str, method: &str, url: &str, content_type: &str| Seen {
+        api: api.into(),
+        method: method.into(),
+        url: url.into(),
+        content_type: content_type.into(),
+    };
+    let ok = [
+        seen("document", "GET", "http://127.0.0.1:50051/", ""),
+        seen(
+            "script",
+            "GET",
+            "http://127.0.0.1:50051/assets/farmer.js",
+            "",
+        ),
+        seen(
+            "fetch",
+            "POST",
+            "http://127.0.0.1:50051/xingweinong.v1.MatchService/MatchProblem",
+            "application/json",
+        ),
+    ];
+    assert_eq!(
+        assert_public_api_only(server, &ok, &[]),
+        ["MatchService/MatchProblem"]
+    );
+    let bad = [
+        seen("script", "GET", "https://cdn.example/lib.js", ""),
+        seen("fetch", "GET", "http://127.0.0.1:50051/api/tickets", ""),
+        seen(
+            "fetch",
+            "POST",
+            "http://127.0.0.1:50051/xingweinong.v1.MatchService/Secret",
+            "application/json",
+        ),
+        seen(
+            "fetch",
+            "POST",
+            "http://127.0.0.1:50051/xingweinong.v1.MatchService/MatchProblem",
+            "text/plain",
+        ),
+        seen(
+            "fetch",
+            "GET",
+            "http://127.0.0.1:50051/xingweinong.v1.MatchService/MatchProblem",
+            "application/json",
+        ),
+        seen("xhr", "GET", "http://127.0.0.1:50051/?token=s3cret", ""),
+    ];
+    for b in bad {
+        let refused = std::panic::catch_unwind(|| {
+            assert_public_api_only(server, std::slice::from_ref(&b), &["s3cret"])
+        });
+        assert!(refused.is_err(), "accepted {b:?}");
+    }
 }
