@@ -17,3 +17,4 @@ mod store;
 mod tickets;
 mod tidy;
 mod tls;
+mod web;
