@@ -440,3 +440,27 @@ async fn pages_are_served_with_their_security_headers() {
     let escape = send(addr, get("/assets/../Cargo.toml")).await;
     assert_eq!(escape.status, StatusCode::NOT_FOUND);
 }
+
+/// The transcoded call carries the caller's address, so the per-client
+/// rate limit (which needs the peer) applies to Connect calls too, with
+/// its Connect code and HTTP status.
+#[tokio::test]
+async fn connect_calls_meet_the_per_client_rate_limit() {
+    let dir = temp_dir("web-rate");
+    let mut cfg = config(&dir);
+    cfg.limits.client_rate_per_sec = 0.001;
+    cfg.limits.client_burst = 1.0;
+    let server = TestServer::start(cfg).await;
+    let call = || {
+        connect(
+            server.addr,
+            "MatchService/MatchProblem",
+            json!({"text": "小麦条锈病", "location": {"divisionCode": "610527106202"}}),
+        )
+    };
+    assert_eq!(call().await.status, StatusCode::OK);
+    let limited = call().await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.json()["code"], "resource_exhausted");
+    server.stop_and_clean().await;
+}
