@@ -2,7 +2,9 @@
 //! × M calls in flight) or open loop (a fixed rate of calls, each timed from
 //! its scheduled start) for a fixed time, reporting throughput, latency
 //! percentiles and failures by status code (RESOURCE_EXHAUSTED apart).
-//! Reports and their places come from a labelled JSONL file.
+//! Reports and their places come from a labelled JSONL file. The calls go
+//! as gRPC, gRPC-Web or Connect JSON (`--protocol`), all over the same
+//! HTTP/2 connections, so the protocols compare on the same load.
 
 use std::{
     collections::BTreeMap,
@@ -34,6 +36,18 @@ pub enum Rpc {
     Submit,
 }
 
+/// How the calls travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Protocol {
+    /// gRPC (protobuf, HTTP/2 trailers).
+    #[default]
+    Grpc,
+    /// gRPC-Web, binary (tonic-web's client layer).
+    GrpcWeb,
+    /// Connect unary calls in JSON.
+    Connect,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     /// One address, or several comma-separated (replicas).
@@ -44,6 +58,7 @@ pub(crate) struct Plan {
     pub(crate) concurrency: usize,
     pub(crate) duration: Duration,
     pub(crate) rpc: Rpc,
+    pub(crate) protocol: Protocol,
     pub(crate) reports: Vec<Labelled>,
     /// Open loop: start this many calls per second whatever the answers,
     /// and time each from its scheduled start. None: closed loop.
@@ -166,23 +181,58 @@ fn request(item: &Labelled) -> pb::MatchProblemRequest {
     }
 }
 
+/// A channel that speaks gRPC-Web (tonic-web's client layer).
+type WebChannel = tower::util::BoxCloneService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic_web::GrpcWebCall<tonic::body::Body>>,
+    tonic::transport::Error,
+>;
+
 /// The clients of one connection.
 #[derive(Clone)]
 struct Clients {
+    protocol: Protocol,
+    channel: Channel,
     matcher: pb::match_service_client::MatchServiceClient<Channel>,
     tickets: pb::ticket_service_client::TicketServiceClient<Channel>,
+    web: pb::match_service_client::MatchServiceClient<WebChannel>,
 }
 
 impl Clients {
-    fn new(channel: Channel) -> Clients {
+    fn new(channel: Channel, protocol: Protocol) -> Clients {
+        let web: WebChannel = tower::util::BoxCloneService::new(
+            tower::ServiceBuilder::new()
+                .layer(tonic_web::GrpcWebClientLayer::new())
+                .map_request(
+                    |r: http::Request<tonic_web::GrpcWebCall<tonic::body::Body>>| {
+                        r.map(tonic::body::Body::new)
+                    },
+                )
+                .service(channel.clone()),
+        );
         Clients {
+            protocol,
             matcher: pb::match_service_client::MatchServiceClient::new(channel.clone()),
-            tickets: pb::ticket_service_client::TicketServiceClient::new(channel),
+            tickets: pb::ticket_service_client::TicketServiceClient::new(channel.clone()),
+            web: pb::match_service_client::MatchServiceClient::new(web),
+            channel,
         }
     }
 
     /// One call of `rpc` with report `r`.
     async fn call(&mut self, rpc: Rpc, r: &pb::MatchProblemRequest) -> Result<(), tonic::Status> {
+        match self.protocol {
+            Protocol::Grpc => {}
+            Protocol::GrpcWeb if rpc == Rpc::Match => {
+                return self.web.match_problem(r.clone()).await.map(|_| ())
+            }
+            Protocol::Connect if rpc == Rpc::Match => return self.connect_match(r).await,
+            other => {
+                return Err(tonic::Status::unimplemented(format!(
+                    "--protocol {other:?} drives --rpc match only"
+                )))
+            }
+        }
         let result = match rpc {
             Rpc::Match => self.matcher.match_problem(r.clone()).await.map(|_| ()),
             Rpc::Ping => self.matcher.ping(pb::PingRequest {}).await.map(|_| ()),
@@ -198,6 +248,55 @@ impl Clients {
         };
         result
     }
+
+    /// MatchProblem as a Connect unary call in JSON, on the same channel.
+    async fn connect_match(&mut self, r: &pb::MatchProblemRequest) -> Result<(), tonic::Status> {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let division = match r.location.as_ref().and_then(|l| l.kind.as_ref()) {
+            Some(pb::location::Kind::DivisionCode(code)) => code.as_str(),
+            _ => "",
+        };
+        let body = serde_json::json!({
+            "text": r.text,
+            "location": { "divisionCode": division },
+            "limit": r.limit,
+        });
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let request = http::Request::post("/xingweinong.v1.MatchService/MatchProblem")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(tonic::body::Body::new(http_body_util::Full::new(
+                bytes::Bytes::from(body),
+            )))
+            .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        let response = self
+            .channel
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let ok = response.status().is_success();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| tonic::Status::internal(format!("the reply is not JSON: {e}")))?;
+        if ok {
+            return Ok(());
+        }
+        let name = json["code"].as_str().unwrap_or("unknown");
+        let code = (0..=16)
+            .map(tonic::Code::from_i32)
+            .find(|c| crate::http::errors::code_name(*c) == name)
+            .unwrap_or(tonic::Code::Unknown);
+        Err(tonic::Status::new(
+            code,
+            json["message"].as_str().unwrap_or_default(),
+        ))
+    }
 }
 
 /// Runs the plan; every worker stops at the deadline.
@@ -205,6 +304,11 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     anyhow::ensure!(
         plan.connections > 0 && plan.concurrency > 0,
         "connections and concurrency must be above zero"
+    );
+    anyhow::ensure!(
+        plan.protocol == Protocol::Grpc || plan.rpc == Rpc::Match,
+        "--protocol {:?} drives --rpc match only",
+        plan.protocol
     );
     anyhow::ensure!(
         plan.rpc == Rpc::Ping || !plan.reports.is_empty(),
@@ -232,7 +336,7 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<Outcome> {
             .connect()
             .await
             .with_context(|| format!("cannot connect to {server}"))?;
-        clients.push(Clients::new(channel));
+        clients.push(Clients::new(channel, plan.protocol));
     }
     let mut reports = plan.reports.iter().map(request).collect::<Vec<_>>();
     if reports.is_empty() {
