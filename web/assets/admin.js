@@ -1,0 +1,273 @@
+// The admin page: roster statistics, roster and liaison imports with row
+// errors, tickets by state, responder tokens.
+import { unary, unaryXhr } from './connect.js';
+import { $, h, STATE_ZH, TIER_ZH, CORPS_ZH, en, num, fmtTime, showError, load, save, say, errorLines } from './ui.js';
+
+const TOKEN_KEY = 'xwn.adminToken';
+const R = 'RosterService';
+let token = '';
+
+const call = (method, msg, opts) => unary(R, method, msg, { token, ...opts });
+
+// ---------------------------------------------------------------- sign-in
+$('#signin-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const tok = $('#admin-token').value.trim();
+  const box = $('#signin-error');
+  if (!tok) { showError(box, '请填写管理令牌。'); $('#admin-token').focus(); return; }
+  $('#sign-in').disabled = true;
+  try {
+    token = tok;
+    const s = await call('GetRosterStats', {});
+    showError(box, null);
+    enter(s);
+  } catch (e) {
+    token = '';
+    showError(box, e);
+  } finally {
+    $('#sign-in').disabled = false;
+  }
+});
+
+function enter(stats) {
+  save(sessionStorage, TOKEN_KEY, token);
+  $('#admin-token').value = '';
+  $('#signin').hidden = true;
+  $('#console').hidden = false;
+  if (stats) renderStats(stats);
+  else refreshStats();
+  loadTickets(false);
+  $('#stats-h').tabIndex = -1;
+  $('#stats-h').focus();
+}
+
+function signOut(err) {
+  token = '';
+  save(sessionStorage, TOKEN_KEY, null);
+  $('#console').hidden = true;
+  $('#signin').hidden = false;
+  showError($('#signin-error'), err || null);
+  $('#admin-token').focus();
+}
+$('#sign-out').addEventListener('click', () => signOut());
+
+function failed(box, e) {
+  showError(box, e);
+  if (e && e.code === 'unauthenticated') signOut(e);
+}
+
+// ---------------------------------------------------------------- stats
+async function refreshStats() {
+  try {
+    const s = await call('GetRosterStats', {});
+    showError($('#stats-error'), null);
+    renderStats(s);
+    return s;
+  } catch (e) {
+    failed($('#stats-error'), e);
+    return null;
+  }
+}
+$('#stats-refresh').addEventListener('click', refreshStats);
+
+function bars(title, rows) {
+  const max = Math.max(1, ...rows.map((r) => r[1]));
+  return h('div', { class: 'chart' },
+    h('h3', null, title),
+    h('ul', { class: 'bars', 'aria-label': title }, rows.map(([name, n]) => {
+      const fill = h('span', { class: 'fill' });
+      fill.style.width = (100 * n / max).toFixed(1) + '%';
+      return h('li', { 'data-key': name }, h('span', null, name), h('span', { class: 'bar', 'aria-hidden': 'true' }, fill), h('span', { class: 'n' }, n.toLocaleString('zh-CN')));
+    })));
+}
+
+function renderStats(s) {
+  const byCorps = s.byCorps || {}, byCounty = s.byCounty || {};
+  const kpi = (label, v, id) => h('div', { class: 'kpi', testid: id }, h('b', null, num(v).toLocaleString('zh-CN')), label);
+  $('#stats').dataset.rosterVersion = String(num(s.rosterVersion));
+  $('#stats').replaceChildren(
+    h('div', { class: 'kpis' }, kpi('总人数', s.total, 'stat-total'), kpi('在岗', s.active, 'stat-active'), kpi('专家服务团成员', s.corpsMembers, 'stat-corps'), kpi('名册版本', s.rosterVersion, 'roster-version')),
+    h('div', { class: 'cols' },
+      h('div', null,
+        bars('按层级', [[TIER_ZH.TIER_CITY, num(s.city)], [TIER_ZH.TIER_COUNTY_TOWN, num(s.countyTown)], [TIER_ZH.TIER_VILLAGE, num(s.village)]]),
+        bars('按专家服务团', Object.values(CORPS_ZH).map((c) => [c, num(byCorps[c])]))),
+      bars('按县（市、区）', Object.entries(byCounty).map(([k, v]) => [k, num(v)]).sort((a, b) => b[1] - a[1]))));
+}
+
+// ---------------------------------------------------------------- imports
+function formatOf(file, chosen) {
+  if (chosen) return chosen;
+  return /\.(jsonl|ndjson|json)$/i.test(file.name) ? 'ROSTER_FORMAT_JSONL' : 'ROSTER_FORMAT_CSV';
+}
+
+function readBase64(file, progress) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onprogress = (e) => { if (e.lengthComputable) progress(e.loaded / e.total); };
+    r.onload = () => { const s = String(r.result); resolve(s.slice(s.indexOf(',') + 1)); };
+    r.onerror = () => reject(new Error('读不了这个文件'));
+    r.readAsDataURL(file);
+  });
+}
+
+// "line[7].phone" -> {line: 7, field: 'phone'}
+function rowOf(v) {
+  const m = /^line\[(\d+)\](?:\.(.*))?$/.exec(v.field) || /^line (\d+)(?::\s*|\s+)(.*)$/.exec(v.field);
+  return m ? { line: Number(m[1]), field: m[2] || '', message: v.description } : { line: 0, field: v.field, message: v.description };
+}
+
+function rowTable(rows, testid) {
+  return h('div', { class: 'table-wrap' }, h('table', { testid },
+    h('caption', { class: 'sr' }, '有问题的行'),
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, '行号'), h('th', { scope: 'col' }, '字段'), h('th', { scope: 'col' }, '问题'))),
+    h('tbody', null, rows.map((r) => h('tr', { testid: 'row-error', 'data-line': String(r.line), 'data-field': r.field },
+      h('td', null, r.line ? String(r.line) : '—'), h('td', null, r.field || '（整行）'), h('td', null, r.message))))));
+}
+
+function importer(form, fileInput, formatSelect, button, progress, out, method, what, rowsTestid) {
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const file = fileInput.files && fileInput.files[0];
+    out.replaceChildren();
+    if (!file) { out.append(h('div', { class: 'alert', role: 'alert' }, `请先选择${what}文件。`)); fileInput.focus(); return; }
+    button.disabled = true;
+    progress.hidden = false;
+    progress.value = 0;
+    out.append(h('p', { class: 'status' }, `正在读取 ${file.name}…`));
+    const before = num($('#stats').dataset.rosterVersion);
+    try {
+      const data = await readBase64(file, (f) => { progress.value = 10 * f; });
+      out.replaceChildren(h('p', { class: 'status' }, `正在上传 ${file.name}（${(file.size / 1024).toFixed(0)} KB）…`));
+      const rep = await unaryXhr(R, method, { format: formatOf(file, formatSelect.value), data }, {
+        token,
+        onProgress: (sent, total) => { if (total) progress.value = 10 + 88 * sent / total; },
+      });
+      progress.value = 100;
+      const rows = (rep.errors || []).map((e) => ({ line: num(e.line), field: e.field || '', message: e.message || '' }));
+      out.replaceChildren(h('p', { class: 'ok', role: 'status', testid: 'import-ok' },
+        `导入成功：${num(rep.accepted).toLocaleString('zh-CN')} 条` + (rep.rosterVersion ? `，名册版本 ${num(rep.rosterVersion)}` : '') + '。'));
+      if (rows.length) out.append(rowTable(rows, rowsTestid));
+      out.dataset.outcome = 'accepted';
+      if (method === 'ImportRosterFile') refreshStats();
+    } catch (e) {
+      progress.hidden = true;
+      out.dataset.outcome = 'rejected';
+      if (e.code === 'unauthenticated') { failed($('#signin-error'), e); return; }
+      const rows = (e.violations || []).map(rowOf);
+      const head = errorLines(e)[0];
+      out.replaceChildren(h('div', { class: 'alert', role: 'alert', testid: 'import-rejected' },
+        h('strong', null, rows.length ? `文件被拒绝：${rows.length} 处错误，见下表。` : `导入失败：${head}`),
+        h('p', null, method === 'ImportRosterFile' ? '现有名册未改变' + (before ? `（仍是版本 ${before}）` : '') + '。' : '现有联络员名单未改变。'),
+        rows.length ? null : h('p', null, errorLines(e).slice(1).join('；'))));
+      if (rows.length) out.append(rowTable(rows, rowsTestid));
+      if (method === 'ImportRosterFile') refreshStats();
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+importer($('#import-form'), $('#roster-file'), $('#roster-format'), $('#import'), $('#import-progress'), $('#import-result'), 'ImportRosterFile', '名册', 'row-errors');
+importer($('#liaison-form'), $('#liaison-file'), $('#liaison-format'), $('#import-liaisons'), $('#liaison-progress'), $('#liaison-result'), 'ImportLiaisonsFile', '联络员', 'liaison-row-errors');
+
+// ---------------------------------------------------------------- tickets
+const ORDER = ['TICKET_STATE_UNROUTABLE', 'TICKET_STATE_QUEUED', 'TICKET_STATE_OFFERED', 'TICKET_STATE_ACCEPTED', 'TICKET_STATE_RESOLVED', 'TICKET_STATE_CANCELLED'];
+let shown = [];
+let nextToken = '';
+
+const created = (t) => (t.createdAt ? Date.parse(t.createdAt) : 0);
+
+async function loadTickets(more) {
+  const state = $('#ticket-state-filter').value;
+  const box = $('#tickets-error');
+  try {
+    let list;
+    if (more) {
+      const r = await call('ListTickets', { state: state || undefined, pageSize: 100, pageToken: nextToken });
+      list = shown.concat(r.tickets || []);
+      nextToken = r.nextPageToken || '';
+    } else if (state) {
+      const r = await call('ListTickets', { state, pageSize: 100 });
+      list = r.tickets || [];
+      nextToken = r.nextPageToken || '';
+    } else {
+      const [bad, all] = await Promise.all([
+        call('ListTickets', { state: 'TICKET_STATE_UNROUTABLE', pageSize: 100 }),
+        call('ListTickets', { pageSize: 100 }),
+      ]);
+      list = (bad.tickets || []).concat(all.tickets || []);
+      nextToken = all.nextPageToken || '';
+    }
+    const seen = new Set();
+    shown = list.filter((t) => !seen.has(t.id) && seen.add(t.id));
+    shown.sort((a, b) => ORDER.indexOf(en('STATE', a.state)) - ORDER.indexOf(en('STATE', b.state)) || created(b) - created(a));
+    showError(box, null);
+    renderTickets();
+  } catch (e) {
+    failed(box, e);
+  }
+}
+
+function renderTickets() {
+  const counts = {};
+  for (const t of shown) { const s = en('STATE', t.state); counts[s] = (counts[s] || 0) + 1; }
+  $('#ticket-counts').replaceChildren(...ORDER.filter((s) => counts[s]).map((s) =>
+    h('span', { class: 'tag' + (s === 'TICKET_STATE_UNROUTABLE' ? ' bad' : ''), 'data-state': s }, `${STATE_ZH[s]} ${counts[s]}`)));
+  $('#tickets-body').replaceChildren(...(shown.length ? shown.map((t) => {
+    const st = en('STATE', t.state);
+    const a = t.assignee || {};
+    return h('tr', { testid: 'ticket-row', 'data-state': st, 'data-ticket-id': t.id },
+      h('td', null, h('span', { class: 'tag' + (st === 'TICKET_STATE_UNROUTABLE' ? ' bad' : '') }, STATE_ZH[st] || st), t.reason ? h('div', { class: 'muted' }, t.reason) : null),
+      h('td', null, h('div', null, t.subject ? h('b', null, t.subject + ' ') : null, (t.text || '').slice(0, 80)), h('div', { class: 'mono muted' }, t.id)),
+      h('td', null, a.name ? `${a.name}（${a.id}）` : '—'),
+      h('td', null, fmtTime(created(t))));
+  }) : [h('tr', null, h('td', { colspan: '4', class: 'muted' }, '没有问题单。'))]));
+  $('#tickets-more').hidden = !nextToken;
+}
+
+$('#ticket-state-filter').addEventListener('change', () => loadTickets(false));
+$('#tickets-refresh').addEventListener('click', () => loadTickets(false));
+$('#tickets-more').addEventListener('click', () => loadTickets(true));
+
+// ---------------------------------------------------------------- tokens
+$('#token-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const id = $('#talent-id').value.trim();
+  const days = Math.round(Number($('#ttl-days').value) || 30);
+  const box = $('#token-error');
+  if (!id) { showError(box, '请填写人员编号。'); $('#talent-id').focus(); return; }
+  if (days < 1 || days > 365) { showError(box, '有效天数应在 1 到 365 之间。'); $('#ttl-days').focus(); return; }
+  $('#issue-token').disabled = true;
+  try {
+    const r = await call('IssueResponderToken', { talentId: id, ttlSeconds: String(days * 86400) });
+    showError(box, null);
+    $('#token-out').hidden = false;
+    $('#issued-token').value = r.token || '';
+    $('#token-meta').textContent = `${id} · ${r.role === 'liaison' ? '联络员（只读）' : '专家'} · 有效至 ${fmtTime(num(r.expiresAtMs))}`;
+    say($('#copy-status'), '');
+    $('#issued-token').focus();
+    $('#issued-token').select();
+  } catch (e) {
+    $('#token-out').hidden = true;
+    failed(box, e);
+  } finally {
+    $('#issue-token').disabled = false;
+  }
+});
+
+$('#copy-token').addEventListener('click', async () => {
+  const ta = $('#issued-token');
+  try {
+    await navigator.clipboard.writeText(ta.value);
+    say($('#copy-status'), '已复制');
+  } catch {
+    ta.focus();
+    ta.select();
+    say($('#copy-status'), document.execCommand && document.execCommand('copy') ? '已复制' : '请长按或按 Ctrl+C 复制');
+  }
+});
+
+// ---------------------------------------------------------------- start
+const saved = load(sessionStorage, TOKEN_KEY, '');
+if (saved) { token = saved; enter(null); }
+else $('#admin-token').focus();
