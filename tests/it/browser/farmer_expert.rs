@@ -68,7 +68,9 @@ async fn a_farmer_asks_and_an_expert_answers_live_in_two_browsers() {
     farmer.choose("village", VILLAGE).await;
     farmer.click("match").await;
     let subject = farmer.wait_text("subject", "苹果").await;
-    assert_eq!(subject.trim(), "苹果");
+    farmer
+        .check(subject.trim() == "苹果", || format!("subject {subject}"))
+        .await;
     // The candidates list the expert who will get the offer, first.
     let first_shown = farmer
         .wait_js(
@@ -79,16 +81,21 @@ async fn a_farmer_asks_and_an_expert_answers_live_in_two_browsers() {
         )
         .await;
     let first_shown = first_shown.as_str().unwrap();
-    assert!(
-        first_shown.contains(&first.name),
-        "first candidate shown: {first_shown}, expected {}",
-        first.name
-    );
+    farmer
+        .check(first_shown.contains(&first.name), || {
+            format!(
+                "first candidate shown: {first_shown}, expected {}",
+                first.name
+            )
+        })
+        .await;
     let candidates = farmer.text("candidates").await;
-    assert!(
-        !candidates.contains("1390") && !candidates.contains("1370"),
-        "no phone number among the candidates: {candidates}"
-    );
+    farmer
+        .check(
+            !candidates.contains("1390") && !candidates.contains("1370"),
+            || format!("a phone number among the candidates: {candidates}"),
+        )
+        .await;
     farmer.shoot("matched", Some("subject")).await;
 
     // Submit, with a contact for the expert.
@@ -106,11 +113,14 @@ async fn a_farmer_asks_and_an_expert_answers_live_in_two_browsers() {
 
     // The expert gets the offer live, accepts it and sees the contact.
     let offer_text = expert.wait_text("offer", "苹果树叶子发黄有斑点").await;
-    assert!(offer_text.contains(PROBLEM), "{offer_text}");
-    assert!(
-        !offer_text.contains(CONTACT),
-        "no contact before accepting: {offer_text}"
-    );
+    expert
+        .check(offer_text.contains(PROBLEM), || offer_text.clone())
+        .await;
+    expert
+        .check(!offer_text.contains(CONTACT), || {
+            format!("the contact before accepting: {offer_text}")
+        })
+        .await;
     expert.shoot("offer", Some("offer")).await;
     expert.click("accept").await;
     expert.wait_text("contact", CONTACT).await;

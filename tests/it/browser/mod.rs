@@ -173,9 +173,37 @@ impl Driver {
 }
 
 impl Drop for Driver {
+    /// Ends chromedriver and, since a failed test leaves its sessions open
+    /// and Chromium outlives a killed chromedriver, every browser process
+    /// of this driver's profiles (found by its `--user-data-dir`, by id).
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let flags: Vec<String> = self
+            .profiles
+            .iter()
+            .map(|p| format!("--user-data-dir={}", p.display()))
+            .collect();
+        let mut ours = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args = String::from_utf8_lossy(&cmdline);
+            if args.split('\0').any(|a| flags.iter().any(|f| a == f)) {
+                ours.push(pid.to_string());
+            }
+        }
+        if !ours.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(&ours)
+                .stderr(Stdio::null())
+                .status();
+        }
         for dir in &self.profiles {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -325,6 +353,13 @@ impl Page {
             png.display(),
             txt.display()
         );
+    }
+
+    /// Fails with the page saved unless `ok`.
+    pub(crate) async fn check(&self, ok: bool, why: impl FnOnce() -> String) {
+        if !ok {
+            self.fail(&why()).await;
+        }
     }
 
     /// Runs `script` (a function body; `arguments` are `args`) until it
