@@ -76,6 +76,29 @@ async fn admin_sees_every_bad_row_and_then_replaces_the_roster() {
     for county in before.by_county.keys().take(3) {
         assert!(total.contains(county.as_str()), "{county} in {total}");
     }
+    // The charts draw: in each, the largest figure's bar is filled across,
+    // and a smaller one less.
+    let fills = page
+        .js(
+            "return [...document.querySelectorAll('[data-testid=stats] .bars')].map(ul => \
+               [...ul.querySelectorAll('li')].map(li => { \
+                 const bar = li.querySelector('.bar').getBoundingClientRect().width; \
+                 const fill = li.querySelector('.bar > *').getBoundingClientRect().width; \
+                 return bar > 0 ? fill / bar : -1; }));",
+            vec![],
+        )
+        .await;
+    let charts: Vec<Vec<f64>> = serde_json::from_value(fills).unwrap();
+    page.check(charts.len() >= 3, || format!("charts: {charts:?}"))
+        .await;
+    for chart in &charts {
+        let max = chart.iter().cloned().fold(0.0, f64::max);
+        let min = chart.iter().cloned().fold(1.0, f64::min);
+        page.check(max > 0.95 && min < max, || {
+            format!("bars not drawn to scale (filled share of each bar): {charts:?}")
+        })
+        .await;
+    }
 
     // A file with bad rows: every bad row listed, the roster unchanged.
     page.type_into("roster-file", &bad).await;

@@ -480,14 +480,21 @@ impl Page {
                 .client
                 .execute_async(
                     "const [sel, done] = arguments; \
-                     const e = sel && document.querySelector(sel); \
-                     if (e) e.scrollIntoView({ block: 'start', behavior: 'instant' }); \
-                     else window.scrollTo({ top: 0, behavior: 'instant' }); \
-                     requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+                     const place = () => { const e = sel && document.querySelector(sel); \
+                       if (e) e.scrollIntoView({ block: 'start', behavior: 'instant' }); \
+                       else window.scrollTo({ top: 0, behavior: 'instant' }); }; \
+                     let last = -1, still = 0, frames = 0; \
+                     const settle = () => { \
+                       still = window.scrollY === last ? still + 1 : 0; last = window.scrollY; \
+                       if (still >= 3 || ++frames > 120) { place(); \
+                         requestAnimationFrame(() => requestAnimationFrame(() => done(true))); } \
+                       else requestAnimationFrame(settle); }; \
+                     place(); requestAnimationFrame(settle);",
                     vec![json!(focus.map(testid))],
                 )
                 .await;
-            // Two frames, so that layout and paint follow the new size.
+            // Once the page's own (smooth) scrolling has settled, two
+            // frames, so that layout and paint follow the new size.
             self.ok(r, "a frame").await;
             if size == PHONE {
                 if let Some(wide) = self.overflow(size.0).await {
