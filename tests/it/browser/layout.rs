@@ -1,8 +1,9 @@
 //! Each page at a phone's width (360×740) before anyone signs in, and the
 //! admin's page signed in with its statistics: nothing scrolls sideways,
-//! and the check itself catches a page that would.
+//! and the check itself catches a page that would; loading each page asks
+//! for nothing but its assets and the public API.
 
-use super::{Driver, PHONE};
+use super::{assert_public_api_only, Driver, PHONE};
 use crate::common::{config, temp_dir, TestServer, ADMIN_TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,6 +23,8 @@ async fn no_page_scrolls_sideways_on_a_phone() {
         page.open(server.addr, path).await;
         page.el(ready).await;
         page.shoot(label, None).await;
+        // On load too, nothing but assets and the public API.
+        assert_public_api_only(server.addr, &page.requests().await, &[]);
     }
     // Signed in, the admin's page draws its bars and tables.
     page.type_into("admin-token", ADMIN_TOKEN).await;
