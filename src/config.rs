@@ -164,6 +164,31 @@ pub struct TlsConfig {
     pub client_ca_path: Option<PathBuf>,
 }
 
+/// What browsers get beside gRPC on the same listener.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Origins (`https://host[:port]`) whose pages may call the API from a
+    /// browser (CORS); empty: only the pages this server serves.
+    pub cors_origins: Vec<String>,
+}
+
+impl HttpConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        for origin in &self.cors_origins {
+            let scheme = origin.split_once("://").map(|(s, _)| s);
+            anyhow::ensure!(
+                matches!(scheme, Some("http" | "https"))
+                    && !origin.ends_with('/')
+                    && origin.is_ascii()
+                    && !origin.contains(char::is_whitespace),
+                "http.cors_origins: {origin:?} is not an origin like \"https://example.org\""
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Everything `xwn serve` needs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -187,6 +212,8 @@ pub struct Config {
     pub limits: LimitConfig,
     /// Serve TLS instead of plaintext HTTP/2 when present.
     pub tls: Option<TlsConfig>,
+    /// Browsers: gRPC-Web, Connect JSON and the pages.
+    pub http: HttpConfig,
 }
 
 impl Default for Config {
@@ -202,6 +229,7 @@ impl Default for Config {
             tickets: TicketConfig::default(),
             limits: LimitConfig::default(),
             tls: None,
+            http: HttpConfig::default(),
         }
     }
 }
@@ -258,6 +286,7 @@ impl Config {
             "limits.max_streams_per_connection must be above zero"
         );
         crate::server::limits::caller::Callers::new(&self.limits)?;
+        self.http.validate()?;
         if let Some(token) = &self.admin_token {
             anyhow::ensure!(
                 token.len() >= 16,
@@ -323,5 +352,14 @@ mod tests {
         assert!(Config::from_toml("[tls]\ncert_path = \"s.pem\"\n").is_err());
         assert!(Config::from_toml("[tls]\ncert = \"s.pem\"\nkey_path = \"k\"\n").is_err());
         assert!(Config::from_toml("").unwrap().tls.is_none());
+    }
+
+    #[test]
+    fn cors_origins_are_origins() {
+        let c = Config::from_toml("[http]\ncors_origins = [\"https://xwn.example\"]\n").unwrap();
+        assert_eq!(c.http.cors_origins, ["https://xwn.example"]);
+        assert!(Config::from_toml("").unwrap().http.cors_origins.is_empty());
+        assert!(Config::from_toml("[http]\ncors_origins = [\"xwn.example\"]\n").is_err());
+        assert!(Config::from_toml("[http]\ncors_origins = [\"https://a.b/\"]\n").is_err());
     }
 }

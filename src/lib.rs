@@ -19,13 +19,16 @@
 //! - [`store`]: the ticket store trait, its row codec, SQLite and the
 //!   PostgreSQL store replicas share.
 //! - Transport and process, the only rooms that know tonic: [`grpc`] (thin
-//!   adapters and the one status mapping), [`server`] (wiring, serving,
-//!   limits, TLS, audit), [`cli`]; with [`config`] and [`error`].
+//!   adapters and the one status mapping), [`http`] (gRPC-Web, Connect JSON
+//!   transcoded onto the gRPC routes, the embedded pages), [`server`]
+//!   (wiring, serving, limits, TLS, audit), [`cli`]; with [`config`] and
+//!   [`error`].
 
 pub mod cli;
 pub mod config;
 pub mod error;
 pub(crate) mod grpc;
+pub(crate) mod http;
 pub mod matching;
 pub mod model;
 pub mod reading;

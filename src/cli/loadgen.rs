@@ -2,7 +2,9 @@
 //! × M calls in flight) or open loop (a fixed rate of calls, each timed from
 //! its scheduled start) for a fixed time, reporting throughput, latency
 //! percentiles and failures by status code (RESOURCE_EXHAUSTED apart).
-//! Reports and their places come from a labelled JSONL file.
+//! Reports and their places come from a labelled JSONL file. The calls go
+//! as gRPC, gRPC-Web or Connect JSON (`--protocol`), all over the same
+//! HTTP/2 connections, so the protocols compare on the same load.
 
 use std::{
     collections::BTreeMap,
@@ -20,6 +22,7 @@ use crate::{
     server::tls::{self, ClientTls},
 };
 use anyhow::Context;
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 /// Which call to drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,6 +34,18 @@ pub enum Rpc {
     /// `TicketService.SubmitProblem` with the file's reports (each commits
     /// a ticket).
     Submit,
+}
+
+/// How the calls travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Protocol {
+    /// gRPC (protobuf, HTTP/2 trailers).
+    #[default]
+    Grpc,
+    /// gRPC-Web, binary (tonic-web's client layer).
+    GrpcWeb,
+    /// Connect unary calls in JSON.
+    Connect,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +60,7 @@ pub(crate) struct Plan {
     pub(crate) concurrency: usize,
     pub(crate) duration: Duration,
     pub(crate) rpc: Rpc,
+    pub(crate) protocol: Protocol,
     pub(crate) reports: Vec<Labelled>,
     /// Open loop: start this many calls per second whatever the answers,
     /// and time each from its scheduled start. None: closed loop.
@@ -167,23 +183,67 @@ fn request(item: &Labelled) -> pb::MatchProblemRequest {
     }
 }
 
+/// A channel that speaks gRPC-Web (tonic-web's client layer).
+type WebChannel = tower::util::BoxCloneService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic_web::GrpcWebCall<tonic::body::Body>>,
+    tonic::transport::Error,
+>;
+
 /// The clients of one connection.
 #[derive(Clone)]
 struct Clients {
+    protocol: Protocol,
+    channel: Channel,
+    api_key: ApiKey,
     matcher: pb::match_service_client::MatchServiceClient<Conn>,
     tickets: pb::ticket_service_client::TicketServiceClient<Conn>,
+    web: pb::match_service_client::MatchServiceClient<InterceptedService<WebChannel, ApiKey>>,
 }
 
 impl Clients {
-    fn new(channel: Conn) -> Clients {
+    fn new(channel: Channel, protocol: Protocol, api_key: ApiKey) -> Clients {
+        let web: WebChannel = tower::util::BoxCloneService::new(
+            tower::ServiceBuilder::new()
+                .layer(tonic_web::GrpcWebClientLayer::new())
+                .map_request(
+                    |r: http::Request<tonic_web::GrpcWebCall<tonic::body::Body>>| {
+                        r.map(tonic::body::Body::new)
+                    },
+                )
+                .service(channel.clone()),
+        );
         Clients {
-            matcher: pb::match_service_client::MatchServiceClient::new(channel.clone()),
-            tickets: pb::ticket_service_client::TicketServiceClient::new(channel),
+            protocol,
+            matcher: pb::match_service_client::MatchServiceClient::new(
+                api_key.clone().wrap(channel.clone()),
+            ),
+            tickets: pb::ticket_service_client::TicketServiceClient::new(
+                api_key.clone().wrap(channel.clone()),
+            ),
+            web: pb::match_service_client::MatchServiceClient::with_interceptor(
+                web,
+                api_key.clone(),
+            ),
+            channel,
+            api_key,
         }
     }
 
     /// One call of `rpc` with report `r`.
     async fn call(&mut self, rpc: Rpc, r: &pb::MatchProblemRequest) -> Result<(), tonic::Status> {
+        match self.protocol {
+            Protocol::Grpc => {}
+            Protocol::GrpcWeb if rpc == Rpc::Match => {
+                return self.web.match_problem(r.clone()).await.map(|_| ())
+            }
+            Protocol::Connect if rpc == Rpc::Match => return self.connect_match(r).await,
+            other => {
+                return Err(tonic::Status::unimplemented(format!(
+                    "--protocol {other:?} drives --rpc match only"
+                )))
+            }
+        }
         let result = match rpc {
             Rpc::Match => self.matcher.match_problem(r.clone()).await.map(|_| ()),
             Rpc::Ping => self.matcher.ping(pb::PingRequest {}).await.map(|_| ()),
@@ -199,6 +259,59 @@ impl Clients {
         };
         result
     }
+
+    /// MatchProblem as a Connect unary call in JSON, on the same channel.
+    async fn connect_match(&mut self, r: &pb::MatchProblemRequest) -> Result<(), tonic::Status> {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let division = match r.location.as_ref().and_then(|l| l.kind.as_ref()) {
+            Some(pb::location::Kind::DivisionCode(code)) => code.as_str(),
+            _ => "",
+        };
+        let body = serde_json::json!({
+            "text": r.text,
+            "location": { "divisionCode": division },
+            "limit": r.limit,
+        });
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let mut request = http::Request::post("/xingweinong.v1.MatchService/MatchProblem")
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(key) = &self.api_key.0 {
+            request = request.header("x-api-key", key.as_bytes());
+        }
+        let request = request
+            .body(tonic::body::Body::new(http_body_util::Full::new(
+                bytes::Bytes::from(body),
+            )))
+            .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        let response = self
+            .channel
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let ok = response.status().is_success();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| tonic::Status::internal(format!("the reply is not JSON: {e}")))?;
+        if ok {
+            return Ok(());
+        }
+        let name = json["code"].as_str().unwrap_or("unknown");
+        let code = (0..=16)
+            .map(tonic::Code::from_i32)
+            .find(|c| crate::http::errors::code_name(*c) == name)
+            .unwrap_or(tonic::Code::Unknown);
+        Err(tonic::Status::new(
+            code,
+            json["message"].as_str().unwrap_or_default(),
+        ))
+    }
 }
 
 /// Runs the plan; every worker stops at the deadline.
@@ -206,6 +319,11 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     anyhow::ensure!(
         plan.connections > 0 && plan.concurrency > 0,
         "connections and concurrency must be above zero"
+    );
+    anyhow::ensure!(
+        plan.protocol == Protocol::Grpc || plan.rpc == Rpc::Match,
+        "--protocol {:?} drives --rpc match only",
+        plan.protocol
     );
     anyhow::ensure!(
         plan.rpc == Rpc::Ping || !plan.reports.is_empty(),
@@ -233,7 +351,7 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<Outcome> {
             .connect()
             .await
             .with_context(|| format!("cannot connect to {server}"))?;
-        clients.push(Clients::new(plan.api_key.clone().wrap(channel)));
+        clients.push(Clients::new(channel, plan.protocol, plan.api_key.clone()));
     }
     let mut reports = plan.reports.iter().map(request).collect::<Vec<_>>();
     if reports.is_empty() {

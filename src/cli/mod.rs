@@ -110,6 +110,10 @@ pub(crate) enum FileFormat {
 pub(crate) struct LoadgenArgs {
     #[arg(long, value_enum, default_value_t = crate::cli::loadgen::Rpc::Match)]
     pub(crate) rpc: crate::cli::loadgen::Rpc,
+    /// How the calls travel: gRPC, gRPC-Web or Connect JSON (MatchProblem
+    /// only for the last two).
+    #[arg(long, value_enum, default_value_t = crate::cli::loadgen::Protocol::Grpc)]
+    pub(crate) protocol: crate::cli::loadgen::Protocol,
     /// HTTP/2 connections.
     #[arg(long, default_value_t = 2)]
     pub(crate) connections: usize,
@@ -474,6 +478,7 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         duration: Duration::from_secs_f64(args.seconds),
         rpc: args.rpc,
+        protocol: args.protocol,
         reports: read_reports(&args.reports)?,
         rate: args.rate,
     };

@@ -1,6 +1,8 @@
 //! Starts the service: opens the roster (storing the demo roster into an
 //! empty data directory), then serves the gRPC services, health and
-//! reflection on a bound listener until the shutdown future completes.
+//! reflection on a bound listener until the shutdown future completes;
+//! gRPC-Web, Connect JSON and the pages share the listener (see
+//! [`crate::http`]).
 
 pub(crate) mod audit;
 pub(crate) mod limits;
@@ -118,6 +120,20 @@ impl App {
     }
 }
 
+/// Largest message of a whole-file upload (ImportRosterFile): an upload
+/// with a little room for its framing.
+fn upload_message_bytes(config: &Config) -> usize {
+    usize::try_from(config.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1 << 10)
+        .max(MAX_MESSAGE_BYTES)
+}
+
+/// Largest Connect JSON body: the largest message, its bytes in base64.
+fn connect_body_bytes(config: &Config) -> usize {
+    upload_message_bytes(config).saturating_mul(4) / 3 + (1 << 10)
+}
+
 /// The four services of `xingweinong.v1`, each behind the same [`Gate`].
 struct Apis {
     matching: pb::match_service_server::MatchServiceServer<MatchApi>,
@@ -139,10 +155,7 @@ impl Apis {
             Arc::new(audit),
             config.max_upload_bytes,
         );
-        let upload_message_bytes = usize::try_from(config.max_upload_bytes)
-            .unwrap_or(usize::MAX)
-            .saturating_add(1 << 10)
-            .max(MAX_MESSAGE_BYTES);
+        let upload_message_bytes = upload_message_bytes(config);
         let tickets = TicketApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());
         let responders =
             ResponderApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());
@@ -230,11 +243,16 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(keepalive))
         .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
         .timeout(Duration::from_millis(config.limits.request_timeout_ms))
+        .accept_http1(true)
         .trace_fn(|request| {
             // `caller` (a key's name or an address, never a key) is
             // recorded by the admission layer.
             tracing::info_span!("grpc", path = %request.uri().path(), caller = tracing::field::Empty)
         })
+        // Outermost first: CORS, then gRPC-Web, Connect and pages, then
+        // the admission limits that every call (Connect ones too) meets.
+        .layer(crate::http::cors(&config.http))
+        .layer(crate::http::HttpLayer::new(connect_body_bytes(&config)))
         .layer(limits.admission_layer())
         .add_service(health)
         .add_service(reflection)

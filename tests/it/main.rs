@@ -2,6 +2,7 @@
 //! module drives the real server (in process on 127.0.0.1:0, or the `xwn`
 //! binary for kill -9, SIGTERM and log checks).
 
+mod browser;
 mod callers;
 mod common;
 mod crash;
@@ -20,3 +21,4 @@ mod store;
 mod tickets;
 mod tidy;
 mod tls;
+mod web;
