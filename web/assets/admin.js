@@ -117,7 +117,7 @@ function rowOf(v) {
 }
 
 function rowTable(rows, testid) {
-  return h('div', { class: 'table-wrap' }, h('table', { testid },
+  return h('div', { class: 'table-wrap' }, h('table', { testid, class: 'row-errors' },
     h('caption', { class: 'sr' }, '有问题的行'),
     h('thead', null, h('tr', null, h('th', { scope: 'col' }, '行号'), h('th', { scope: 'col' }, '字段'), h('th', { scope: 'col' }, '问题'))),
     h('tbody', null, rows.map((r) => h('tr', { testid: 'row-error', 'data-line': String(r.line), 'data-field': r.field },
