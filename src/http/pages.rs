@@ -9,8 +9,18 @@ use tonic::body::Body;
 
 use super::headers;
 
-/// `(path under web/, content type, ETag, bytes)` for every file.
-static FILES: &[(&str, &str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
+/// One embedded file: `(path under web/, content type, ETag, bytes, the
+/// bytes gzipped when that saves enough)`.
+type File = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [u8],
+    Option<&'static [u8]>,
+);
+
+/// Every file under `web/`.
+static FILES: &[File] = include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
 
 /// The file under `web/` that a path names.
 fn file_name(path: &str) -> Option<String> {
@@ -33,7 +43,7 @@ fn file_name(path: &str) -> Option<String> {
     Some(name)
 }
 
-fn find(path: &str) -> Option<&'static (&'static str, &'static str, &'static str, &'static [u8])> {
+fn find(path: &str) -> Option<&'static File> {
     let name = file_name(path)?;
     FILES.iter().find(|(n, ..)| *n == name)
 }
@@ -54,6 +64,26 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     r
 }
 
+/// Whether the client takes gzip (`Accept-Encoding: gzip`, not `gzip;q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                let q = p
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok());
+                q == Some(0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
 /// Answers a GET or HEAD of a page or asset.
 pub(crate) fn serve(method: &Method, path: &str, request_headers: &HeaderMap) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
@@ -62,9 +92,11 @@ pub(crate) fn serve(method: &Method, path: &str, request_headers: &HeaderMap) ->
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    let Some((_, content_type, etag, bytes)) = find(path) else {
+    let Some((_, content_type, etag, plain_bytes, gzipped)) = find(path) else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
+    let gzipped = gzipped.filter(|_| accepts_gzip(request_headers));
+    let bytes = gzipped.unwrap_or(plain_bytes);
     let fresh = request_headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -72,7 +104,7 @@ pub(crate) fn serve(method: &Method, path: &str, request_headers: &HeaderMap) ->
         .flat_map(|v| v.split(','))
         .any(|tag| {
             let tag = tag.trim();
-            tag == "*" || tag.trim_start_matches("W/") == *etag
+            tag == "*" || tag.trim_start_matches("W/") == etag.trim_start_matches("W/")
         });
     let (status, body) = if fresh {
         (StatusCode::NOT_MODIFIED, Bytes::new())
@@ -86,6 +118,11 @@ pub(crate) fn serve(method: &Method, path: &str, request_headers: &HeaderMap) ->
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::ETAG, HeaderValue::from_static(etag));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // The ETag is weak: it names the content, whichever encoding carries it.
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzipped.is_some() {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     if method == Method::HEAD && !fresh {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     }
@@ -118,12 +155,29 @@ mod tests {
     #[test]
     fn every_page_is_embedded_with_its_type() {
         for page in ["/", "/expert", "/admin"] {
-            let (_, content_type, etag, bytes) = find(page).expect(page);
+            let (_, content_type, etag, bytes, gzipped) = find(page).expect(page);
             assert_eq!(*content_type, "text/html; charset=utf-8");
-            assert!(etag.starts_with('"') && !bytes.is_empty());
+            assert!(etag.starts_with("W/\"") && !bytes.is_empty());
+            assert!(gzipped.is_some_and(|gz| gz.len() < bytes.len()));
         }
         let (_, css, ..) = find("/assets/app.css").unwrap();
         assert_eq!(*css, "text/css; charset=utf-8");
+    }
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        let takes = |value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+            accepts_gzip(&h)
+        };
+        assert!(takes("gzip"));
+        assert!(takes("br, GZIP;q=0.5"));
+        assert!(takes("*"));
+        assert!(!takes("br"));
+        assert!(!takes("gzip;q=0"));
+        assert!(!takes("gzip; q=0.000"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

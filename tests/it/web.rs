@@ -441,6 +441,47 @@ async fn pages_are_served_with_their_security_headers() {
     assert_eq!(escape.status, StatusCode::NOT_FOUND);
 }
 
+/// A client that takes gzip gets the pages in about a third of the bytes,
+/// the same content once unpacked; one that does not (or refuses it with
+/// q=0) gets them plain.
+#[tokio::test]
+async fn pages_go_gzipped_to_clients_that_take_it() {
+    use std::io::Read;
+    let addr = shared_server();
+    for path in [
+        "/",
+        "/expert",
+        "/admin",
+        "/assets/connect.js",
+        "/assets/app.css",
+    ] {
+        let plain = send(addr, get(path)).await;
+        assert_eq!(plain.header("content-encoding"), None, "{path}");
+        let mut zipped = get(path);
+        zipped
+            .headers_mut()
+            .insert(header::ACCEPT_ENCODING, "br, gzip;q=0.8".parse().unwrap());
+        let zipped = send(addr, zipped).await;
+        assert_eq!(zipped.status, StatusCode::OK);
+        assert_eq!(zipped.header("content-encoding"), Some("gzip"), "{path}");
+        assert_eq!(zipped.header("vary"), Some("accept-encoding"));
+        assert_eq!(zipped.header("etag"), plain.header("etag"));
+        assert!(zipped.body.len() < plain.body.len() / 2, "{path}");
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(&zipped.body[..])
+            .read_to_end(&mut unpacked)
+            .unwrap();
+        assert_eq!(unpacked, plain.body, "{path}");
+        let mut refused = get(path);
+        refused
+            .headers_mut()
+            .insert(header::ACCEPT_ENCODING, "gzip;q=0".parse().unwrap());
+        let refused = send(addr, refused).await;
+        assert_eq!(refused.header("content-encoding"), None, "{path}");
+        assert_eq!(refused.body, plain.body);
+    }
+}
+
 /// The transcoded call carries the caller's address, so the per-client
 /// rate limit (which needs the peer) applies to Connect calls too, with
 /// its Connect code and HTTP status.
