@@ -206,10 +206,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // Certificate trouble stops start-up before anything is opened.
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = &config.tls {
-        builder = crate::server::tls::apply_server(builder, tls)?;
-    }
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let app = App::open(&config).await?;
     if config.admin_token.is_none() {
         tracing::warn!(
@@ -238,7 +235,7 @@ pub async fn serve(
         .with_keepalive(Some(Duration::from_secs(60)));
     let keepalive = Duration::from_secs(config.limits.keepalive_secs);
     let dispatcher = app.dispatcher;
-    builder
+    let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
         .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
@@ -259,14 +256,28 @@ pub async fn serve(
         .add_service(apis.matching)
         .add_service(apis.roster)
         .add_service(apis.tickets)
-        .add_service(apis.responders)
-        .serve_with_incoming_shutdown(incoming, async move {
-            shutdown.await;
-            // Live streams never end by themselves: end them, so the drain can.
-            dispatcher.close_streams().await;
-        })
-        .await
-        .context("the gRPC server failed")?;
+        .add_service(apis.responders);
+    let shutdown = async move {
+        shutdown.await;
+        // Live streams never end by themselves: end them, so the drain can.
+        dispatcher.close_streams().await;
+    };
+    // With TLS, the handshakes are ours: tonic's own acceptor offers only
+    // h2 in ALPN, and HTTP/1.1-only clients need `http/1.1`.
+    match tls {
+        Some(acceptor) => {
+            let incoming = tls::TlsIncoming::new(incoming, acceptor);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
+    .context("the gRPC server failed")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,15 +1,29 @@
-//! TLS (rustls through tonic): the server's identity and optional client CA
-//! read from PEM files with errors that name the file, and client endpoints
-//! for `https://` servers that trust a private CA.
+//! TLS (rustls through tokio-rustls): the server's identity and optional
+//! client CA read from PEM files with errors that name the file; the
+//! listener's TLS connections, whose ALPN offers `h2` and `http/1.1` (gRPC
+//! needs h2; browsers, gRPC-Web and Connect JSON may come over either),
+//! handed to tonic once their handshakes complete; and client endpoints for
+//! `https://` servers that trust a private CA.
 
 use std::{
+    io,
     path::{Path, PathBuf},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
     time::Duration,
 };
 
-use anyhow::{bail, Context};
+use anyhow::{bail, Context as _};
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
+use tokio::{net::TcpStream, task::JoinSet};
+use tokio_rustls::{
+    rustls::{self, server::WebPkiClientVerifier, RootCertStore, ServerConfig},
+    server::TlsStream,
+    TlsAcceptor,
+};
+use tokio_stream::Stream;
+use tonic::transport::{server::TcpIncoming, Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::TlsConfig;
 
@@ -17,12 +31,23 @@ use crate::config::TlsConfig;
 /// dropped after this long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The protocols ALPN offers, the server's preference first.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// At most this many connections are taken from the listener in one go
+/// before finished handshakes are handed on.
+const ACCEPT_BATCH: usize = 64;
+
 fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()))
 }
 
-/// Reads a PEM file of certificates; at least one must be there.
-fn read_certificates(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+/// Reads a PEM file of certificates; at least one must be there. Returns
+/// the PEM and its certificates.
+fn read_certificates(
+    path: &Path,
+    what: &str,
+) -> anyhow::Result<(Vec<u8>, Vec<CertificateDer<'static>>)> {
     let pem = read(path, what)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -32,52 +57,147 @@ fn read_certificates(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
         "the {what} {} holds no `BEGIN CERTIFICATE` block",
         path.display()
     );
-    Ok(pem)
+    Ok((pem, certs))
 }
 
-/// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1).
-fn read_key(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+/// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1). Returns the PEM and
+/// the key.
+fn read_key(path: &Path, what: &str) -> anyhow::Result<(Vec<u8>, PrivateKeyDer<'static>)> {
     let pem = read(path, what)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
         anyhow::anyhow!(
             "the {what} {} holds no usable PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
             path.display()
         )
     })?;
-    Ok(pem)
+    Ok((pem, key))
 }
 
-/// The listener's TLS settings from `[tls]`. Whether certificate and key
-/// belong together is checked when the server applies them
-/// ([`apply_server`]).
-pub(crate) fn server_config(tls: &TlsConfig) -> anyhow::Result<ServerTlsConfig> {
-    let cert = read_certificates(&tls.cert_path, "TLS certificate (tls.cert_path)")?;
-    let key = read_key(&tls.key_path, "TLS key (tls.key_path)")?;
-    let mut config = ServerTlsConfig::new()
-        .identity(Identity::from_pem(cert, key))
-        .timeout(HANDSHAKE_TIMEOUT);
-    if let Some(ca) = &tls.client_ca_path {
-        let ca = read_certificates(ca, "client CA (tls.client_ca_path)")?;
-        config = config.client_ca_root(Certificate::from_pem(ca));
-    }
-    Ok(config)
-}
-
-/// Turns TLS on for a server builder; a key that does not fit the
-/// certificate is reported with both files.
-pub(crate) fn apply_server(
-    builder: tonic::transport::Server,
-    tls: &TlsConfig,
-) -> anyhow::Result<tonic::transport::Server> {
-    let config = server_config(tls)?;
-    builder.tls_config(config).map_err(|e| {
+/// The listener's rustls settings from `[tls]`: the certificate chain and
+/// its key (a key that does not fit the certificate is reported with both
+/// files), client certificates required when `client_ca_path` is set, and
+/// ALPN offering h2 and HTTP/1.1.
+pub(crate) fn server_config(tls: &TlsConfig) -> anyhow::Result<ServerConfig> {
+    let (_, certs) = read_certificates(&tls.cert_path, "TLS certificate (tls.cert_path)")?;
+    let (_, key) = read_key(&tls.key_path, "TLS key (tls.key_path)")?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("cannot set up TLS 1.2/1.3 with ring")?;
+    let builder = match &tls.client_ca_path {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let (_, cas) = read_certificates(path, "client CA (tls.client_ca_path)")?;
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(cas);
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot verify clients with the client CA (tls.client_ca_path) {}: {e}",
+                        path.display()
+                    )
+                })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
         anyhow::anyhow!(
             "cannot serve TLS with certificate {} and key {}: {}",
             tls.cert_path.display(),
             tls.key_path.display(),
             error_chain(&e)
         )
-    })
+    })?;
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// The acceptor for `[tls]` (see [`server_config`]).
+pub(crate) fn acceptor(tls: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
+    Ok(TlsAcceptor::from(Arc::new(server_config(tls)?)))
+}
+
+/// The listener's connections as TLS streams, for tonic's
+/// `serve_with_incoming`. Each handshake runs in its own task, bounded by
+/// [`HANDSHAKE_TIMEOUT`], so a slow or silent client holds up no one and
+/// nothing for long; failed handshakes are logged and dropped, accept
+/// errors go on to tonic as they do without TLS. Dropping the stream (tonic
+/// does when it stops accepting) closes the listener and ends the
+/// handshakes under way.
+///
+/// tonic gives each request of a connection the stream's
+/// `TlsConnectInfo<TcpConnectInfo>` (its `Connected` impl for tokio-rustls
+/// streams), so `Request::remote_addr()` and `peer_certs()` work as with
+/// tonic's own TLS.
+pub(crate) struct TlsIncoming {
+    tcp: TcpIncoming,
+    acceptor: TlsAcceptor,
+    handshakes: JoinSet<io::Result<TlsStream<TcpStream>>>,
+    tcp_done: bool,
+}
+
+impl TlsIncoming {
+    pub(crate) fn new(tcp: TcpIncoming, acceptor: TlsAcceptor) -> TlsIncoming {
+        TlsIncoming {
+            tcp,
+            acceptor,
+            handshakes: JoinSet::new(),
+            tcp_done: false,
+        }
+    }
+}
+
+/// Completes the server side of a handshake within [`HANDSHAKE_TIMEOUT`].
+async fn handshake(acceptor: TlsAcceptor, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+    let peer = tcp.peer_addr().ok();
+    let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}"),
+        )),
+    };
+    result.inspect_err(|e| tracing::debug!(?peer, error = %e, "TLS handshake failed"))
+}
+
+impl Stream for TlsIncoming {
+    type Item = io::Result<TlsStream<TcpStream>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let mut accepted = 0;
+        while !this.tcp_done {
+            match Pin::new(&mut this.tcp).poll_next(cx) {
+                Poll::Ready(Some(Ok(tcp))) => {
+                    this.handshakes.spawn(handshake(this.acceptor.clone(), tcp));
+                    accepted += 1;
+                    if accepted == ACCEPT_BATCH {
+                        // More may wait: come back after handing some on.
+                        cx.waker().wake_by_ref();
+                        break;
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => this.tcp_done = true,
+                Poll::Pending => break,
+            }
+        }
+        loop {
+            match this.handshakes.poll_join_next(cx) {
+                Poll::Ready(Some(Ok(Ok(tls)))) => return Poll::Ready(Some(Ok(tls))),
+                // Logged by `handshake`.
+                Poll::Ready(Some(Ok(Err(_)))) => {}
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "a TLS handshake task failed")
+                }
+                // No handshake under way: the listener's waker is set.
+                Poll::Ready(None) if !this.tcp_done => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
 }
 
 /// An error with its causes, for transport errors whose top line says little.
@@ -119,13 +239,13 @@ pub fn endpoint(server: &str, tls: &ClientTls) -> anyhow::Result<Endpoint> {
         bail!("{server} is TLS: give the CA certificate that signed its certificate with --tls-ca FILE (or XWN_TLS_CA)");
     };
     let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(
-        read_certificates(ca, "CA certificate (--tls-ca)")?,
+        read_certificates(ca, "CA certificate (--tls-ca)")?.0,
     ));
     match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
             config = config.identity(Identity::from_pem(
-                read_certificates(cert, "client certificate (--tls-client-cert)")?,
-                read_key(key, "client key (--tls-client-key)")?,
+                read_certificates(cert, "client certificate (--tls-client-cert)")?.0,
+                read_key(key, "client key (--tls-client-key)")?.0,
             ));
         }
         (None, None) => {}
@@ -151,5 +271,25 @@ mod tests {
         };
         let e = endpoint("http://127.0.0.1:1", &ca).unwrap_err();
         assert!(e.to_string().contains("plaintext"), "{e}");
+    }
+
+    #[test]
+    fn alpn_offers_h2_first_then_http1() {
+        let dir = std::env::temp_dir().join(format!("xwn-tls-alpn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(dir.join("cert.pem"), made.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), made.signing_key.serialize_pem()).unwrap();
+        let tls = TlsConfig {
+            cert_path: dir.join("cert.pem"),
+            key_path: dir.join("key.pem"),
+            client_ca_path: None,
+        };
+        let config = server_config(&tls).unwrap();
+        assert_eq!(
+            config.alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

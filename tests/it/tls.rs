@@ -1,22 +1,34 @@
 //! TLS: with `[tls]` on, a client trusting the CA is answered; a plaintext
 //! client and a client trusting another CA are refused while the server
 //! keeps serving; mutual TLS refuses clients without a certificate of the
-//! client CA; certificate trouble stops start-up naming the file. The
+//! client CA; ALPN offers HTTP/1.1 next to h2, so an HTTP/1.1-only client
+//! gets the pages and Connect JSON; a client that never finishes its
+//! handshake blocks no one and is dropped; the audit log still names the
+//! peer's address; certificate trouble stops start-up naming the file. The
 //! certificates are made here with rcgen, for these tests only.
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
-    time::Duration,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 use crate::common::*;
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName};
+use tokio::{io::AsyncReadExt, net::TcpStream};
+use tokio_rustls::{client::TlsStream, rustls, TlsConnector};
 use xingweinong::{
     config::{Config, TlsConfig},
-    server,
+    pb, server,
     server::tls::{endpoint, ClientTls},
 };
 
@@ -166,6 +178,195 @@ async fn mutual_tls_refuses_clients_without_a_certificate_of_the_client_ca() {
     answered(&url, &pki.client("ca.pem", Some("client")))
         .await
         .expect("still serving");
+    server.stop_and_clean().await;
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}
+
+/// A TLS connection to `addr` as "localhost", trusting the test CA,
+/// offering `alpn` and presenting `client` (a cert/key pair's name) if given.
+async fn tls_connect(
+    pki: &Pki,
+    addr: SocketAddr,
+    alpn: &[&[u8]],
+    client: Option<&str>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(pki.path("ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let mut config = match client {
+        None => builder.with_no_client_auth(),
+        Some(c) => {
+            let certs = CertificateDer::pem_file_iter(pki.path(&format!("{c}.pem")))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_file(pki.path(&format!("{c}.key"))).unwrap();
+            builder.with_client_auth_cert(certs, key).unwrap()
+        }
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("localhost").unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+}
+
+/// Sends `request` over HTTP/1.1 on `stream`: status and body.
+async fn send_http1(
+    stream: TlsStream<TcpStream>,
+    mut request: Request<Full<Bytes>>,
+) -> (StatusCode, Bytes) {
+    request
+        .headers_mut()
+        .insert(header::HOST, "localhost".parse().unwrap());
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status();
+    (
+        status,
+        response.into_body().collect().await.unwrap().to_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn alpn_offers_http1_next_to_h2_so_http1_only_clients_get_pages_and_connect_json() {
+    let pki = Pki::new("tls-h1");
+    let server = tls_server(&pki, false).await;
+    let addr = server.addr;
+
+    let stream = tls_connect(&pki, addr, &[b"http/1.1"], None)
+        .await
+        .expect("a TLS client offering only http/1.1 must complete its handshake");
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let page = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+    let (status, body) = send_http1(stream, page).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("<html"), "{body:?}");
+
+    let stream = tls_connect(&pki, addr, &[b"http/1.1"], None).await.unwrap();
+    let call = Request::builder()
+        .method(Method::POST)
+        .uri("/xingweinong.v1.MatchService/MatchProblem")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(
+            r#"{"text":"苹果树叶子发黄有斑点","location":{"divisionCode":"610527106202"}}"#,
+        )))
+        .unwrap();
+    let (status, body) = send_http1(stream, call).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(reply.is_object(), "{reply}");
+
+    // A client offering both gets h2 (the server's preference), and gRPC
+    // clients (h2 only) are still answered.
+    let both = tls_connect(&pki, addr, &[b"http/1.1", b"h2"], None)
+        .await
+        .unwrap();
+    assert_eq!(both.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    answered(
+        &format!("https://localhost:{}", addr.port()),
+        &pki.client("ca.pem", None),
+    )
+    .await
+    .expect("a gRPC client over TLS");
+    server.stop_and_clean().await;
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}
+
+#[tokio::test]
+async fn mutual_tls_over_http1_needs_a_client_certificate_too() {
+    let pki = Pki::new("mtls-h1");
+    let server = tls_server(&pki, true).await;
+    let stream = tls_connect(&pki, server.addr, &[b"http/1.1"], Some("client"))
+        .await
+        .expect("a client with a certificate of the client CA");
+    let page = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+    assert_eq!(send_http1(stream, page).await.0, StatusCode::OK);
+    // Without a certificate the server refuses: the handshake (TLS 1.3: the
+    // first read) fails.
+    let refused = async {
+        let mut stream = tls_connect(&pki, server.addr, &[b"http/1.1"], None).await?;
+        let mut byte = [0u8; 1];
+        stream.read(&mut byte).await
+    };
+    let refused = refused.await;
+    assert!(matches!(refused, Err(_) | Ok(0)), "{refused:?}");
+    server.stop_and_clean().await;
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}
+
+#[tokio::test]
+async fn a_handshake_that_never_finishes_blocks_no_one_and_is_dropped() {
+    let pki = Pki::new("tls-stall");
+    let server = tls_server(&pki, false).await;
+    let started = Instant::now();
+    // Clients that connect and never say a word.
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    answered(
+        &format!("https://localhost:{}", server.addr.port()),
+        &pki.client("ca.pem", None),
+    )
+    .await
+    .expect("answered while handshakes stall");
+    let stream = tls_connect(&pki, server.addr, &[b"http/1.1"], None)
+        .await
+        .unwrap();
+    let page = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+    assert_eq!(send_http1(stream, page).await.0, StatusCode::OK);
+    // The server closes them after its 10 s handshake timeout.
+    for mut stream in silent {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+            .await
+            .expect("a silent client still held after 30 s");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9),
+        "dropped early: {waited:?}"
+    );
+    server.stop_and_clean().await;
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}
+
+#[tokio::test]
+async fn the_audit_log_names_the_tls_peer_address() {
+    let pki = Pki::new("tls-audit");
+    let server = tls_server(&pki, false).await;
+    let channel = endpoint(
+        &format!("https://localhost:{}", server.addr.port()),
+        &pki.client("ca.pem", None),
+    )
+    .unwrap()
+    .connect()
+    .await
+    .unwrap();
+    let file = pb::RosterFile {
+        format: pb::RosterFormat::Csv as i32,
+        data: format!("{HEADER}\nk1,甲,,village,,苹果,,610527106202,,,,\n").into_bytes(),
+    };
+    RosterClient::new(channel)
+        .import_roster_file(admin(file))
+        .await
+        .unwrap();
+    let audit = std::fs::read_to_string(server.data_dir.join("audit.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert!(
+        last["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{last}"
+    );
     server.stop_and_clean().await;
     let _ = std::fs::remove_dir_all(&pki.dir);
 }
