@@ -296,28 +296,8 @@ async fn tickets_over_connect_json_and_a_watch_stream() {
     server.stop_and_clean().await;
 }
 
-#[tokio::test]
-async fn grpc_web_binary_match_problem() {
-    let addr = shared_server();
-    let message = prost::Message::encode_to_vec(&at_division("小麦条锈病", "610527106202"));
-    let mut body = vec![0];
-    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    body.extend_from_slice(&message);
-    let mut call = request(
-        Method::POST,
-        "/xingweinong.v1.MatchService/MatchProblem",
-        "application/grpc-web+proto",
-        body,
-    );
-    call.headers_mut()
-        .insert("x-grpc-web", "1".parse().unwrap());
-    let reply = send(addr, call).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert!(reply
-        .header("content-type")
-        .unwrap()
-        .starts_with("application/grpc-web"));
-    let mut data = reply.body;
+/// The frames of a gRPC-Web reply: its messages and its trailers frame.
+fn grpc_web_frames(mut data: Bytes) -> (Vec<Bytes>, Option<String>) {
     let (mut messages, mut trailers) = (Vec::new(), None);
     while data.len() >= 5 {
         let flags = data[0];
@@ -330,6 +310,55 @@ async fn grpc_web_binary_match_problem() {
             messages.push(payload);
         }
     }
+    (messages, trailers)
+}
+
+/// MatchProblem over gRPC-Web, binary (`+proto`) or text (base64, as
+/// browsers without binary streams send it): one reply message and a
+/// trailers frame with grpc-status 0.
+async fn grpc_web_match_problem(text_mode: bool) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let addr = shared_server();
+    let message = prost::Message::encode_to_vec(&at_division("小麦条锈病", "610527106202"));
+    let mut body = vec![0];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    let (content_type, body) = if text_mode {
+        ("application/grpc-web-text", b64.encode(&body).into_bytes())
+    } else {
+        ("application/grpc-web+proto", body)
+    };
+    let mut call = request(
+        Method::POST,
+        "/xingweinong.v1.MatchService/MatchProblem",
+        content_type,
+        body,
+    );
+    call.headers_mut()
+        .insert("x-grpc-web", "1".parse().unwrap());
+    // The reply's encoding follows what the client accepts.
+    call.headers_mut()
+        .insert(header::ACCEPT, content_type.parse().unwrap());
+    let reply = send(addr, call).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let replied_type = reply.header("content-type").unwrap().to_string();
+    assert!(replied_type.starts_with(content_type), "{replied_type}");
+    let data = if text_mode {
+        // Each frame may be its own base64 chunk.
+        let text = String::from_utf8(reply.body.to_vec()).unwrap();
+        let mut bytes = Vec::new();
+        for chunk in text
+            .split_inclusive('=')
+            .filter(|c| !c.trim_matches('=').is_empty())
+        {
+            bytes.extend(b64.decode(chunk).unwrap());
+        }
+        Bytes::from(bytes)
+    } else {
+        reply.body
+    };
+    let (messages, trailers) = grpc_web_frames(data);
     assert_eq!(messages.len(), 1);
     let reply: pb::MatchProblemResponse = prost::Message::decode(messages[0].clone()).unwrap();
     assert_eq!(reply.subject, "小麦");
@@ -341,6 +370,16 @@ async fn grpc_web_binary_match_problem() {
         "{trailers:?}"
     );
     assert!(!reply.candidates.is_empty());
+}
+
+#[tokio::test]
+async fn grpc_web_binary_match_problem() {
+    grpc_web_match_problem(false).await;
+}
+
+#[tokio::test]
+async fn grpc_web_text_match_problem() {
+    grpc_web_match_problem(true).await;
 }
 
 fn preflight(origin: &str) -> Request<Full<Bytes>> {
