@@ -7,6 +7,26 @@ use crate::{
     pb,
 };
 
+/// A string made safe for a terminal: every control character (ESC, BEL,
+/// C1 controls, even line breaks) shows escaped as `\u{1b}`, `\n`, …, so
+/// text a farmer or responder sent can never move the cursor, retitle the
+/// window or hide what follows. Every print of stored user text goes
+/// through here.
+pub(crate) fn safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub(crate) fn state_name(value: i32) -> &'static str {
     pb::TicketState::try_from(value)
         .map_or("?", |s| s.as_str_name().trim_start_matches("TICKET_STATE_"))
@@ -44,33 +64,32 @@ pub(crate) fn utc(ms: i64) -> String {
 }
 
 pub(crate) fn print_event(e: &pb::TicketEvent) {
-    let talent = e
-        .talent
-        .as_ref()
-        .map_or(String::new(), |t| format!(" {} {}", t.id, t.name));
+    let talent = e.talent.as_ref().map_or(String::new(), |t| {
+        format!(" {} {}", safe(&t.id), safe(&t.name))
+    });
     let reason = if e.reason.is_empty() {
         String::new()
     } else {
-        format!(" ({})", e.reason)
+        format!(" ({})", safe(&e.reason))
     };
     println!(
         "  #{:<3} {} {:<16} by {}{talent}{reason} -> {}",
         e.seq,
         utc(e.at_ms),
         kind_name(e.kind),
-        e.actor,
+        safe(&e.actor),
         state_name(e.state)
     );
 }
 
 pub(crate) fn print_ticket(t: &pb::Ticket) {
-    println!("ticket {}  {}", t.id, state_name(t.state));
-    println!("  {}", t.text);
+    println!("ticket {}  {}", safe(&t.id), state_name(t.state));
+    println!("  {}", safe(&t.text));
     let corps = pb::Corps::try_from(t.corps).map_or("?", |c| c.as_str_name());
     let subject = if t.subject.is_empty() {
-        "—"
+        "—".into()
     } else {
-        &t.subject
+        safe(&t.subject)
     };
     println!(
         "  subject {subject}  corps {corps}  tier {}",
@@ -79,20 +98,23 @@ pub(crate) fn print_ticket(t: &pb::Ticket) {
     if let Some(a) = &t.assignee {
         println!(
             "  assignee {} {} ({}, {})",
-            a.id, a.name, a.county_name, a.division_name
+            safe(&a.id),
+            safe(&a.name),
+            safe(&a.county_name),
+            safe(&a.division_name)
         );
     }
     if !t.reason.is_empty() {
-        println!("  reason {}", t.reason);
+        println!("  reason {}", safe(&t.reason));
     }
     if !t.contact.is_empty() {
-        println!("  contact {}", t.contact);
+        println!("  contact {}", safe(&t.contact));
     }
     if t.offer_deadline_ms > 0 {
         println!("  offer open until {}", utc(t.offer_deadline_ms));
     }
     if !t.answer.is_empty() {
-        println!("  answer {}", t.answer);
+        println!("  answer {}", safe(&t.answer));
     }
     for e in &t.history {
         print_event(e);
@@ -125,36 +147,35 @@ pub(crate) fn print_assignment(a: &pb::AssignmentEvent) {
     println!(
         "{} {}{} — {} [{}] tier {}  {}",
         kind_name(e.kind),
-        t.id,
+        safe(&t.id),
         if tags.is_empty() {
             String::new()
         } else {
             format!(" ({tags})")
         },
         if t.subject.is_empty() {
-            "—"
+            "—".into()
         } else {
-            &t.subject
+            safe(&t.subject)
         },
         state_name(t.state),
         tier_name(t.tier),
-        t.text
+        safe(&t.text)
     );
     if !e.reason.is_empty() {
-        println!("  reason {}", e.reason);
+        println!("  reason {}", safe(&e.reason));
     }
     if !t.contact.is_empty() {
-        println!("  contact {}", t.contact);
+        println!("  contact {}", safe(&t.contact));
     }
     if e.kind() != pb::TicketEventKind::Offered || t.offer_deadline_ms <= 0 {
         return;
     }
     let km = distance_km(t).map_or(String::new(), |km| format!("{km:.1} km; "));
     if a.read_only {
-        let to = t
-            .assignee
-            .as_ref()
-            .map_or(String::new(), |a| format!("{} {} ", a.id, a.name));
+        let to = t.assignee.as_ref().map_or(String::new(), |a| {
+            format!("{} {} ", safe(&a.id), safe(&a.name))
+        });
         println!(
             "  offered to {to}({km}open until {})",
             utc(t.offer_deadline_ms)
@@ -162,8 +183,8 @@ pub(crate) fn print_assignment(a: &pb::AssignmentEvent) {
     } else {
         println!(
             "  {km}type `accept {}` or `decline {} reason` before {}",
-            t.id,
-            t.id,
+            safe(&t.id),
+            safe(&t.id),
             utc(t.offer_deadline_ms)
         );
     }
@@ -171,6 +192,15 @@ pub(crate) fn print_assignment(a: &pb::AssignmentEvent) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn controls_never_reach_the_terminal_raw() {
+        assert_eq!(super::safe("苹果 rot"), "苹果 rot");
+        let osc = "a\u{1b}]0;pwned\u{7}b\u{9b}31m\nc\td";
+        let shown = super::safe(osc);
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert_eq!(shown, "a\\u{1b}]0;pwned\\u{7}b\\u{9b}31m\\nc\\td");
+    }
+
     #[test]
     fn formats_unix_milliseconds_as_utc() {
         assert_eq!(super::utc(0), "1970-01-01 00:00:00Z");

@@ -102,7 +102,7 @@ impl Responder {
         .into_inner();
         println!(
             "{action}: ticket {} is now {}",
-            ticket.id,
+            super::print::safe(&ticket.id),
             state_name(ticket.state)
         );
         Ok(())

@@ -1,6 +1,7 @@
 //! Matching and roster commands of the `xwn` client: `match` for anyone,
 //! `import`, `stats` and `talents` for admins.
 
+use super::print::safe;
 use clap::Args;
 
 use super::{explain, read_chunks, ClientArgs, FileFormat, PlaceArgs};
@@ -130,12 +131,12 @@ pub(crate) async fn talents(args: TalentsArgs) -> anyhow::Result<()> {
     for t in &reply.talents {
         println!(
             "{}  {}  {}  {}  {}  {}{}",
-            t.id,
-            t.name,
-            t.phone,
-            t.county_name,
-            t.division_name,
-            t.specialties.join("、"),
+            safe(&t.id),
+            safe(&t.name),
+            safe(&t.phone),
+            safe(&t.county_name),
+            safe(&t.division_name),
+            safe(&t.specialties.join("、")),
             if t.active { "" } else { "  (inactive)" }
         );
     }
@@ -174,12 +175,12 @@ fn print_match(reply: &pb::MatchProblemResponse) {
         println!(
             "{:>2}. {} {} ({}, {})  {:.1} km",
             i + 1,
-            t.id,
-            t.name,
-            t.county_name,
-            t.division_name,
+            safe(&t.id),
+            safe(&t.name),
+            safe(&t.county_name),
+            safe(&t.division_name),
             c.distance_km
         );
-        println!("    {}", c.reason);
+        println!("    {}", safe(&c.reason));
     }
 }

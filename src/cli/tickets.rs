@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
 
-use super::print::{print_event, print_ticket, state_name, utc};
+use super::print::{print_event, print_ticket, safe, state_name, utc};
 use super::responder::{act, set_availability, watch, AvailabilityArg, ResponderArgs};
 use super::{explain, read_chunks, ClientArgs, FileFormat, PlaceArgs};
 use crate::pb;
@@ -311,12 +311,12 @@ async fn list_tickets(
         let who = t.assignee.as_ref().map_or("—", |a| a.id.as_str());
         println!(
             "{}  {:<10} {:<6} {:<12} {}  {}",
-            t.id,
+            safe(&t.id),
             state_name(t.state),
-            t.subject,
-            who,
-            t.text,
-            t.reason
+            safe(&t.subject),
+            safe(who),
+            safe(&t.text),
+            safe(&t.reason)
         );
     }
     if !reply.next_page_token.is_empty() {

@@ -147,7 +147,8 @@ impl<S: Inner> Service<Request<Body>> for Http<S> {
                 let path = request.uri().path();
                 let error = match transcoder.method(path) {
                     Ok(_) => ConnectError::unsupported_media(format!(
-                        "content type {content_type:?} is not served: send application/json (Connect), application/grpc or application/grpc-web"
+                        "content type {} is not served: send application/json (Connect), application/grpc or application/grpc-web",
+                        crate::error::quote(content_type)
                     )),
                     Err(not_found) => not_found,
                 };

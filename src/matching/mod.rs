@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::{
     config::MatchConfig,
-    error::{check_len, Error, Result},
+    error::{check_id, check_len, check_text_controls, quote, Error, Result},
     model::divisions::{Division, DivisionCode, Divisions},
     model::geo::GeoPoint,
     model::{Corps, Location, Talent},
@@ -19,6 +19,17 @@ use crate::{
 
 /// Longest report accepted, in characters.
 pub(crate) const MAX_TEXT_CHARS: usize = 4_000;
+
+/// A division code's length: 12 digits.
+const DIVISION_CODE_BYTES: usize = 12;
+
+/// Text with nothing to read: whitespace, zero-width characters (U+200B to
+/// U+200D, U+2060, U+FEFF) and NULs only.
+fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\0')
+    })
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatchRequest {
@@ -110,8 +121,12 @@ impl Matcher {
             )),
             Some(Location::Division(code)) => {
                 let field = format!("{field}.division_code");
+                check_id(&field, code.trim(), DIVISION_CODE_BYTES)?;
                 let parsed = DivisionCode::parse(code).ok_or_else(|| {
-                    Error::invalid(&field, format!("{code:?} is not a 12-digit division code"))
+                    Error::invalid(
+                        &field,
+                        format!("{} is not a 12-digit division code", quote(code)),
+                    )
                 })?;
                 let division = self.divisions.get(parsed).ok_or_else(|| {
                     Error::invalid(
@@ -143,10 +158,14 @@ impl Matcher {
         let code = if parent.is_empty() {
             divisions.city().code
         } else {
+            check_id("parent_code", parent, DIVISION_CODE_BYTES)?;
             let code = DivisionCode::parse(parent).ok_or_else(|| {
                 Error::invalid(
                     "parent_code",
-                    format!("{parent:?} is not a 12-digit division code"),
+                    format!(
+                        "{} is not a 12-digit division code",
+                        crate::error::quote(parent)
+                    ),
                 )
             })?;
             divisions.get(code).ok_or_else(|| {
@@ -169,15 +188,18 @@ impl Matcher {
         crate::reading::analyzer::analyze_in(self.lexicon, text, county)
     }
 
-    /// Checks a report's text.
+    /// Checks a report's text: bounded first, then refused when it holds
+    /// nothing to read (only whitespace, zero-width characters or NULs, all
+    /// alike) or control characters other than line breaks and tabs.
     pub(crate) fn check_text(text: &str, field: &str) -> Result<()> {
-        if text.trim().is_empty() {
+        check_len(field, text, MAX_TEXT_CHARS)?;
+        if is_blank(text) {
             return Err(Error::invalid(
                 field,
                 "is empty: describe the problem in a few words",
             ));
         }
-        check_len(field, text, MAX_TEXT_CHARS)
+        check_text_controls(field, text)
     }
 
     /// Analyses a report and ranks the responders who qualify for it.

@@ -5,7 +5,7 @@
 use std::{collections::BTreeSet, sync::Arc};
 
 use crate::{
-    error::{check_page_size, Error, Result},
+    error::{check_id, check_page_size, Error, Result, MAX_ID_BYTES},
     model::divisions::{DivisionCode, Divisions, Level},
     model::{Corps, Talent, Tier},
     reading::lexicon::Lexicon,
@@ -112,7 +112,7 @@ impl RosterAdmin {
                 Ok(t) if !seen.insert(t.id.clone()) => errors.push(RowError {
                     line: row.line,
                     field: "id".into(),
-                    message: format!("duplicate id {:?} in the request", t.id),
+                    message: format!("duplicate id {} in the request", crate::error::quote(&t.id)),
                 }),
                 Ok(t) => talents.push(t),
                 Err(mut e) => errors.append(&mut e),
@@ -131,6 +131,9 @@ impl RosterAdmin {
                 "ids",
                 "give one or more non-empty talent ids",
             ));
+        }
+        for id in ids {
+            check_id("ids", id, MAX_ID_BYTES)?;
         }
         Ok(ids
             .iter()
@@ -162,7 +165,10 @@ impl RosterAdmin {
                     .ok_or_else(|| {
                         Error::invalid(
                             "county",
-                            format!("unknown county {c:?}: use a name such as 白水县 or its code"),
+                            format!(
+                                "unknown county {}: use a name such as 白水县 or its code",
+                                crate::error::quote(c)
+                            ),
                         )
                     })?
                     .code,
@@ -174,7 +180,10 @@ impl RosterAdmin {
                 let code = DivisionCode::parse(d)
                     .filter(|c| self.divisions.get(*c).is_some())
                     .ok_or_else(|| {
-                        Error::invalid("division_code", format!("unknown division code {d:?}"))
+                        Error::invalid(
+                            "division_code",
+                            format!("unknown division code {}", crate::error::quote(d)),
+                        )
                     })?;
                 (self.divisions.get(code).map(|x| x.level) != Some(Level::City)).then_some(code)
             }
@@ -186,7 +195,10 @@ impl RosterAdmin {
                     .resolve_specialty(s)
                     .map(|id| self.lexicon.subject(id).name.clone())
                     .ok_or_else(|| {
-                        Error::invalid("specialty", format!("unknown specialty {s:?}"))
+                        Error::invalid(
+                            "specialty",
+                            format!("unknown specialty {}", crate::error::quote(s)),
+                        )
                     })?,
             ),
         };

@@ -16,13 +16,15 @@ use super::{
     Event, Ticket,
 };
 use crate::{
-    error::{Error, Result},
+    error::{check_id, quote, Error, Result, MAX_ID_BYTES},
     model::ids::{TalentId, TicketId},
     roster::RosterFormat,
 };
 
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 const MAX_TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Longest ticket secret accepted (they are 32 hex digits).
+const MAX_SECRET_BYTES: usize = 64;
 
 /// Who is calling the responder API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,22 +60,25 @@ impl Keys {
 }
 
 impl Dispatcher {
-    /// Loads a ticket for its farmer: wrong secrets are refused.
+    /// Loads a ticket for its farmer: wrong secrets are refused. The secret
+    /// is compared exactly, byte for byte: no trimming.
     pub(super) async fn farmer_ticket(
         &self,
         id: &TicketId,
         secret: &str,
     ) -> Result<(Ticket, Vec<Event>)> {
         let id = id.as_str();
+        check_id("ticket_id", id, MAX_ID_BYTES)?;
+        check_id("ticket_secret", secret, MAX_SECRET_BYTES)?;
         if id.trim().is_empty() {
             return Err(Error::invalid("ticket_id", "is empty"));
         }
         let found = self.store.get(id).await?;
         let Some((ticket, events)) = found else {
-            return Err(Error::NotFound(format!("no ticket {id:?}")));
+            return Err(Error::NotFound(format!("no ticket {}", quote(id))));
         };
         let expected = self.keys.secret(id);
-        if !bool::from(expected.as_bytes().ct_eq(secret.trim().as_bytes())) {
+        if !bool::from(expected.as_bytes().ct_eq(secret.as_bytes())) {
             return Err(Error::PermissionDenied(
                 "the ticket secret does not match this ticket".into(),
             ));
@@ -117,6 +122,7 @@ impl Dispatcher {
         id: &str,
         ttl_seconds: u64,
     ) -> Result<(String, i64, Role)> {
+        check_id("talent_id", id, MAX_ID_BYTES)?;
         let ttl = match ttl_seconds {
             0 => DEFAULT_TOKEN_TTL,
             s if Duration::from_secs(s) > MAX_TOKEN_TTL => {
@@ -132,7 +138,10 @@ impl Dispatcher {
         } else if self.state.lock().await.liaisons.contains(id) {
             Role::Liaison
         } else {
-            return Err(Error::NotFound(format!("no talent or liaison {id:?}")));
+            return Err(Error::NotFound(format!(
+                "no talent or liaison {}",
+                quote(id)
+            )));
         };
         let exp = now_ms() + ttl.as_millis() as i64;
         let claims = Claims {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::{dispatcher::Dispatcher, Ticket, TicketState};
 use crate::{
-    error::{check_page_size, Error, Result},
+    error::{check_id, check_page_size, Error, Result, MAX_ID_BYTES},
     store::TicketFilter,
 };
 
@@ -19,6 +19,9 @@ impl Dispatcher {
         page_token: &str,
     ) -> Result<(Vec<Ticket>, Option<String>)> {
         let limit = check_page_size(page_size)?;
+        check_id("assignee_id", assignee, MAX_ID_BYTES)?;
+        // A token is `created-ms:ticket-id`.
+        check_id("page_token", page_token, MAX_ID_BYTES + 24)?;
         let after = match page_token.split_once(':') {
             None if page_token.is_empty() => None,
             Some((ms, id)) if ms.parse::<i64>().is_ok() => {

@@ -28,7 +28,7 @@ use super::{
     now_ms, random_hex, Availability, Event, EventKind, Ticket, TicketState,
 };
 use crate::{
-    error::check_len,
+    error::{check_free_text, check_id, check_len, check_no_controls, MAX_ID_BYTES},
     error::{Error, Result},
     matching::{Matcher, Need},
     model::Location,
@@ -191,12 +191,14 @@ impl Dispatcher {
     /// Submits a problem: analysed, stored and routed before it returns.
     /// Returns the ticket, its history and the farmer's secret.
     pub async fn submit(&self, s: Submission) -> Result<(Ticket, Vec<Event>, String)> {
+        check_len("contact", &s.contact, MAX_CONTACT_CHARS)?;
+        check_no_controls("contact", &s.contact, |_| false)?;
+        check_len("idempotency_key", &s.idempotency_key, MAX_KEY_CHARS)?;
+        check_no_controls("idempotency_key", &s.idempotency_key, |_| false)?;
         Matcher::check_text(&s.text, "text")?;
         let origin = self
             .matcher
             .resolve_location(s.location.as_ref(), "location")?;
-        check_len("contact", &s.contact, MAX_CONTACT_CHARS)?;
-        check_len("idempotency_key", &s.idempotency_key, MAX_KEY_CHARS)?;
         let key =
             (!s.idempotency_key.trim().is_empty()).then(|| s.idempotency_key.trim().to_string());
         let location = s.location.clone().expect("resolved above");
@@ -360,13 +362,16 @@ impl Dispatcher {
     /// routing's findings when the command routes it), the result is
     /// committed, then applied. A closed ticket refuses every command.
     async fn change(&self, id: &TicketId, command: Command) -> Result<Ticket> {
+        check_id("ticket_id", id.as_str(), MAX_ID_BYTES)?;
         let mut state = self.state.lock().await;
         loop {
             self.catch_up(&mut state).await?;
             let Some(old) = state.open.get(id.as_str()).cloned() else {
                 return Err(match self.store.get(id.as_str()).await? {
                     Some((closed, _)) => machine::refusal(&closed, &command),
-                    None => Error::NotFound(format!("no ticket {:?}", id.as_str())),
+                    None => {
+                        Error::NotFound(format!("no ticket {}", crate::error::quote(id.as_str())))
+                    }
                 });
             };
             let now = now_ms();
@@ -405,7 +410,7 @@ impl Dispatcher {
     }
 
     pub async fn decline(&self, talent: &TalentId, id: &TicketId, reason: &str) -> Result<Ticket> {
-        check_len("reason", reason, MAX_REASON_CHARS)?;
+        check_free_text("reason", reason, MAX_REASON_CHARS)?;
         let (by, reason) = (talent.clone(), reason.trim().to_string());
         let ticket = self.change(id, Command::Decline { by, reason }).await?;
         self.drain_queue().await?;
@@ -413,13 +418,14 @@ impl Dispatcher {
     }
 
     pub async fn resolve(&self, talent: &TalentId, id: &TicketId, answer: &str) -> Result<Ticket> {
+        check_len("answer", answer, MAX_ANSWER_CHARS)?;
         if answer.trim().is_empty() {
             return Err(Error::invalid(
                 "answer",
                 "is empty: tell the farmer what to do",
             ));
         }
-        check_len("answer", answer, MAX_ANSWER_CHARS)?;
+        check_free_text("answer", answer, MAX_ANSWER_CHARS)?;
         let (by, answer) = (talent.clone(), answer.trim().to_string());
         let ticket = self.change(id, Command::Resolve { by, answer }).await?;
         self.drain_queue().await?;
@@ -427,7 +433,7 @@ impl Dispatcher {
     }
 
     pub async fn escalate(&self, talent: &TalentId, id: &TicketId, reason: &str) -> Result<Ticket> {
-        check_len("reason", reason, MAX_REASON_CHARS)?;
+        check_free_text("reason", reason, MAX_REASON_CHARS)?;
         let (by, reason) = (talent.clone(), reason.trim().to_string());
         let ticket = self.change(id, Command::Escalate { by, reason }).await?;
         self.drain_queue().await?;
@@ -511,6 +517,22 @@ impl Dispatcher {
         talent: &TalentId,
         availability: Availability,
     ) -> Result<()> {
+        if availability == Availability::Online {
+            // Only a talent who can take offers may say so: a deactivated
+            // one (or one taken out of the roster meanwhile) is refused
+            // rather than shown ONLINE and never offered anything.
+            let active = self
+                .matcher
+                .snapshot()
+                .get(talent.as_str())
+                .map(|t| t.active);
+            if active != Some(true) {
+                return Err(Error::FailedPrecondition(format!(
+                    "talent {talent} is deactivated in the roster and cannot go ONLINE: \
+                     ask the roster admin to set active=true, then try again"
+                )));
+            }
+        }
         self.store
             .set_availability(talent.as_str(), availability, now_ms())
             .await?;

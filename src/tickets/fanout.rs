@@ -139,11 +139,9 @@ impl Dispatcher {
         // Subscribe and read under the lock, so no event falls between.
         let mut state = self.state.lock().await;
         self.catch_up(&mut state).await?;
-        let (_, history) = self
-            .store
-            .get(id.as_str())
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("no ticket {:?}", id.as_str())))?;
+        let (_, history) = self.store.get(id.as_str()).await?.ok_or_else(|| {
+            Error::NotFound(format!("no ticket {}", crate::error::quote(id.as_str())))
+        })?;
         state
             .subscribers
             .tickets

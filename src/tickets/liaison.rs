@@ -95,7 +95,11 @@ fn validate_liaison(
             "id must be 1 to 64 characters without spaces".into(),
         ));
     } else if !seen.insert(id.clone()) {
-        errors.push(error(line, "id", format!("duplicate id {id:?}")));
+        errors.push(error(
+            line,
+            "id",
+            format!("duplicate id {}", crate::error::quote(&id)),
+        ));
     }
     if name.is_empty() {
         errors.push(error(line, "name", "name is empty".into()));
@@ -111,12 +115,12 @@ fn validate_liaison(
             Some(_) => errors.push(error(
                 line,
                 "villages",
-                format!("{v} is not a village code"),
+                format!("{} is not a village code", crate::error::quote(v)),
             )),
             None => errors.push(error(
                 line,
                 "villages",
-                format!("unknown village code {v:?}"),
+                format!("unknown village code {}", crate::error::quote(v)),
             )),
         }
     }

@@ -9,6 +9,7 @@ mod crash;
 mod disk;
 mod divisions;
 mod eval_cli;
+mod input;
 mod logs;
 mod matching;
 mod overload;

@@ -120,8 +120,8 @@ pub fn parse_roster(
                         row.line,
                         "id",
                         format!(
-                            "duplicate id {:?}: ids must be unique in a roster",
-                            talent.id
+                            "duplicate id {}: ids must be unique in a roster",
+                            crate::error::quote(&talent.id)
                         ),
                     ));
                 }
@@ -262,8 +262,8 @@ impl<'r> RowCheck<'r> {
             self.err(
                 "tier",
                 format!(
-                    "unknown tier {:?}: use city, county_town or village (市级专家, 县镇级骨干, 村级实用人才)",
-                    self.row.get("tier")
+                    "unknown tier {}: use city, county_town or village (市级专家, 县镇级骨干, 村级实用人才)",
+                    crate::error::quote(self.row.get("tier"))
                 ),
             );
         }
@@ -276,7 +276,13 @@ impl<'r> RowCheck<'r> {
             text => {
                 let corps = Corps::parse(text);
                 if corps.is_none() {
-                    self.err("corps", format!("unknown corps {text:?}: use 粮油, 蔬菜, 果树, 畜牧, 林水 or leave it empty"));
+                    self.err(
+                        "corps",
+                        format!(
+                            "unknown corps {}: use 粮油, 蔬菜, 果树, 畜牧, 林水 or leave it empty",
+                            crate::error::quote(text)
+                        ),
+                    );
                 }
                 corps
             }
@@ -301,7 +307,7 @@ impl<'r> RowCheck<'r> {
                 }
                 None => self.err(
                     "specialties",
-                    format!("unknown specialty {name:?}: use a subject of index/subjects.csv or one of its aliases"),
+                    format!("unknown specialty {}: use a subject of index/subjects.csv or one of its aliases", crate::error::quote(name)),
                 ),
             }
         }
@@ -331,8 +337,8 @@ impl<'r> RowCheck<'r> {
             self.err(
                 "division_code",
                 format!(
-                    "{:?} is not a 12-digit division code",
-                    self.row.get("division_code")
+                    "{} is not a 12-digit division code",
+                    crate::error::quote(self.row.get("division_code"))
                 ),
             );
             return None;
@@ -375,7 +381,13 @@ impl<'r> RowCheck<'r> {
                 },
                 (lat_ok, _) => {
                     let field = if lat_ok.is_none() { "lat" } else { "lon" };
-                    self.err(field, format!("{:?} is not a number", self.row.get(field)));
+                    self.err(
+                        field,
+                        format!(
+                            "{} is not a number",
+                            crate::error::quote(self.row.get(field))
+                        ),
+                    );
                     None
                 }
             },
@@ -390,7 +402,10 @@ impl<'r> RowCheck<'r> {
                 _ => {
                     self.err(
                         "capacity",
-                        format!("capacity {text:?} is not a whole number from 0 to {MAX_CAPACITY}"),
+                        format!(
+                            "capacity {} is not a whole number from 0 to {MAX_CAPACITY}",
+                            crate::error::quote(text)
+                        ),
                     );
                     0
                 }
@@ -402,7 +417,10 @@ impl<'r> RowCheck<'r> {
         match self.row.get("active") {
             "" => true,
             text => parse_bool(text).unwrap_or_else(|| {
-                self.err("active", format!("active {text:?} is not true or false"));
+                self.err(
+                    "active",
+                    format!("active {} is not true or false", crate::error::quote(text)),
+                );
                 false
             }),
         }

@@ -48,7 +48,8 @@ impl Layout<'_> {
                     line,
                     column,
                     format!(
-                        "unknown column {column:?}; the columns are {}",
+                        "unknown column {}; the columns are {}",
+                        crate::error::quote(column),
                         known.join(",")
                     ),
                 )),
