@@ -9,12 +9,10 @@ pub enum Error {
     /// A request field is missing or malformed.
     #[error("{field}: {message}")]
     InvalidArgument { field: String, message: String },
-    /// A roster upload has bad rows; nothing was changed.
-    #[error("{summary}")]
-    InvalidRoster {
-        summary: String,
-        errors: Vec<RowError>,
-    },
+    /// A roster or liaison upload has bad rows; nothing was changed. The
+    /// report is bounded however many rows were bad.
+    #[error("{}", .0.summary)]
+    InvalidRoster(RowReport),
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -43,17 +41,130 @@ impl Error {
         }
     }
 
-    /// An invalid roster, its summary naming the first few problems.
+    /// An invalid roster or liaison file, its bad rows bounded into a
+    /// [`RowReport`].
     pub(crate) fn invalid_roster(errors: Vec<RowError>) -> Error {
-        let mut summary = format!("the roster was rejected whole: {} problem(s)", errors.len());
-        for e in errors.iter().take(3) {
-            summary.push_str(&format!("; line {} {}: {}", e.line, e.field, e.message));
-        }
-        if errors.len() > 3 {
-            summary.push_str("; …");
-        }
-        Error::InvalidRoster { summary, errors }
+        Error::InvalidRoster(RowReport::of(errors))
     }
+}
+
+/// The bounded account of a refused file: the total, the counts by field and
+/// the first rows. A file with 100,000 bad rows must still be refused with
+/// a report any client can read whole, so the rows kept stop at
+/// [`RowReport::MAX_ROWS`] and [`RowReport::MAX_TEXT`] bytes of text; the
+/// whole list is for `CheckRosterFile`, which streams it.
+#[derive(Debug, Clone)]
+pub struct RowReport {
+    /// One line for people and logs: counts, the fields, what was kept.
+    pub(crate) summary: String,
+    /// How many problems the file has in all.
+    pub(crate) total: u64,
+    /// How many distinct lines have a problem.
+    pub(crate) rows: u64,
+    /// The first problems, in file order, messages clipped.
+    pub(crate) first: Vec<RowError>,
+}
+
+impl RowReport {
+    /// The most problems a report keeps.
+    pub(crate) const MAX_ROWS: usize = 100;
+    /// The most bytes of field names and messages a report keeps.
+    pub(crate) const MAX_TEXT: usize = 8 * 1024;
+    /// A kept message longer than this many characters is cut.
+    const MAX_MESSAGE: usize = 200;
+    /// Fields named in the summary; the rest are counted as "others".
+    const MAX_FIELDS: usize = 6;
+
+    /// Counts every problem and keeps the first few.
+    pub(crate) fn of(errors: Vec<RowError>) -> RowReport {
+        let total = errors.len() as u64;
+        let rows = errors
+            .iter()
+            .map(|e| e.line)
+            .collect::<std::collections::HashSet<_>>()
+            .len() as u64;
+        let mut by_field: std::collections::HashMap<&str, u64> = Default::default();
+        for e in &errors {
+            *by_field.entry(e.field.as_str()).or_default() += 1;
+        }
+        let mut by_field: Vec<(&str, u64)> = by_field.into_iter().collect();
+        by_field.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut named: Vec<String> = by_field
+            .iter()
+            .take(Self::MAX_FIELDS)
+            .map(|(f, n)| format!("{} {}", field_label(f), thousands(*n)))
+            .collect();
+        let others: u64 = by_field.iter().skip(Self::MAX_FIELDS).map(|(_, n)| n).sum();
+        if others > 0 {
+            named.push(format!("other fields {}", thousands(others)));
+        }
+        let mut first = Vec::new();
+        let mut text = 0;
+        for e in &errors {
+            let kept = RowError {
+                line: e.line,
+                field: clip(&e.field, 40),
+                message: clip(&e.message, Self::MAX_MESSAGE),
+            };
+            text += kept.field.len() + kept.message.len() + 16;
+            if first.len() == Self::MAX_ROWS || text > Self::MAX_TEXT {
+                break;
+            }
+            first.push(kept);
+        }
+        let kept = if first.len() as u64 == total {
+            "the details list them all".to_string()
+        } else {
+            format!("the first {} are in the details", first.len())
+        };
+        let summary = format!(
+            "the file was refused whole, nothing was changed: {} in {} ({}); {kept}",
+            counted(total, "problem"),
+            counted(rows, "row"),
+            named.join(", "),
+        );
+        RowReport {
+            summary,
+            total,
+            rows,
+            first,
+        }
+    }
+}
+
+/// How the summary names a field; the empty field is the row or file itself.
+fn field_label(field: &str) -> String {
+    if field.is_empty() {
+        "whole row".into()
+    } else {
+        clip(field, 40)
+    }
+}
+
+/// `text` cut to `max` characters, marked with "…" when cut.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// "1 row", "12,345 rows".
+fn counted(n: u64, what: &str) -> String {
+    format!("{} {what}{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
+/// 12345 as "12,345".
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl From<tantivy::TantivyError> for Error {
@@ -220,5 +331,58 @@ mod tests {
         assert!(check_free_text("text", "line\nline\ttab", 100).is_ok());
         assert!(check_free_text("text", "osc \u{1b}]0;t\u{7}", 100).is_err());
         assert!(check_free_text("text", "c1 \u{9b}31m", 100).is_err());
+    }
+
+    fn bad(line: u64, field: &str) -> RowError {
+        RowError {
+            line,
+            field: field.into(),
+            message: format!("bad {field}"),
+        }
+    }
+
+    #[test]
+    fn a_report_of_many_bad_rows_stays_bounded() {
+        let errors: Vec<RowError> = (2..100_002)
+            .map(|l| bad(l, if l % 10 == 0 { "phone" } else { "tier" }))
+            .collect();
+        let report = RowReport::of(errors);
+        assert_eq!((report.total, report.rows), (100_000, 100_000));
+        assert_eq!(report.first.len(), RowReport::MAX_ROWS);
+        assert_eq!(report.first[0].line, 2);
+        assert_eq!(
+            report.summary,
+            "the file was refused whole, nothing was changed: 100,000 problems in \
+             100,000 rows (tier 90,000, phone 10,000); the first 100 are in the details"
+        );
+    }
+
+    #[test]
+    fn long_messages_are_clipped_and_the_text_is_bounded() {
+        let errors: Vec<RowError> = (1..=100)
+            .map(|l| RowError {
+                line: l,
+                field: "x".repeat(1000),
+                message: "长".repeat(10_000),
+            })
+            .collect();
+        let report = RowReport::of(errors);
+        let text: usize = (report.first.iter())
+            .map(|e| e.field.len() + e.message.len())
+            .sum();
+        assert!(text <= RowReport::MAX_TEXT, "{text}");
+        assert!(report.first.len() < 100 && !report.first.is_empty());
+        assert!(report.summary.len() < 400, "{}", report.summary);
+    }
+
+    #[test]
+    fn a_small_report_keeps_every_row() {
+        let report = RowReport::of(vec![bad(3, "phone"), bad(3, "tier"), bad(0, "")]);
+        assert_eq!((report.total, report.rows, report.first.len()), (3, 2, 3));
+        assert!(report.summary.ends_with(
+            "3 problems in 2 rows (whole row 1, phone 1, tier 1); the details list them all"
+        ));
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
     }
 }

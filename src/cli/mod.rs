@@ -73,9 +73,14 @@ pub(crate) enum Command {
     /// `--server` may list several replicas, comma-separated: connections
     /// go to them round-robin.
     Loadgen(LoadgenArgs),
-    /// Replaces the roster with a CSV or JSONL file (admin).
+    /// Replaces the roster with a CSV or JSONL file (admin). A refused file
+    /// is summed up (counts by field, the first rows); `--check` lists
+    /// every bad row instead and changes nothing.
     Import {
         file: PathBuf,
+        /// Only validate the file, printing every bad row; changes nothing.
+        #[arg(long)]
+        check: bool,
         /// Taken from the file name's extension when not given.
         #[arg(long, value_enum)]
         format: Option<FileFormat>,
@@ -390,12 +395,14 @@ pub(crate) fn read_chunks(
         .collect())
 }
 
-/// Turns a status into an error message listing its field violations.
+/// Turns a status into an error message listing its field violations,
+/// safe for a terminal (a server's message may quote what a caller sent).
 pub(crate) fn explain(status: tonic::Status) -> anyhow::Error {
-    let mut message = format!("{:?}: {}", status.code(), status.message());
+    let safe = print::safe;
+    let mut message = format!("{:?}: {}", status.code(), safe(status.message()));
     if let Some(bad) = status.get_details_bad_request() {
         for v in bad.field_violations {
-            message.push_str(&format!("\n  {}: {}", v.field, v.description));
+            message.push_str(&format!("\n  {}: {}", safe(&v.field), safe(&v.description)));
         }
     }
     anyhow::anyhow!(message)
@@ -418,9 +425,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => roster::match_problem(text, &place, limit, best_match, &client).await,
         Command::Import {
             file,
+            check: false,
             format,
             client,
         } => roster::import(&file, format, &client).await,
+        Command::Import {
+            file,
+            check: true,
+            format,
+            client,
+        } => roster::check(&file, format, &client).await,
         Command::Stats { client } => roster::stats(&client).await,
         Command::Talents(args) => roster::talents(args).await,
     }

@@ -1,8 +1,11 @@
 //! Matching and roster commands of the `xwn` client: `match` for anyone,
 //! `import`, `stats` and `talents` for admins.
 
+use std::collections::BTreeMap;
+
 use super::print::safe;
 use clap::Args;
+use tonic_types::StatusExt;
 
 use super::{explain, read_chunks, ClientArgs, FileFormat, PlaceArgs};
 use crate::pb;
@@ -68,13 +71,74 @@ pub(crate) async fn import(
     let report = api
         .import_roster(client.admin(tokio_stream::iter(chunks))?)
         .await
-        .map_err(explain)?
+        .map_err(|status| {
+            let more = status.get_details_error_info().is_some_and(|info| {
+                info.reason == "BAD_ROWS"
+                    && info.metadata.get("problems") != info.metadata.get("shown")
+            });
+            let error = explain(status);
+            if more {
+                anyhow::anyhow!(
+                    "{error}\n(more bad rows than shown: `xwn import --check {}` lists them all)",
+                    file.display()
+                )
+            } else {
+                error
+            }
+        })?
         .into_inner();
     println!(
         "accepted {} talents; roster version {}",
         report.accepted, report.roster_version
     );
     Ok(())
+}
+
+/// `import --check`: validates a file as an import would, prints every bad
+/// row and a summary, and changes nothing; fails if any row is bad.
+pub(crate) async fn check(
+    file: &std::path::Path,
+    format: Option<FileFormat>,
+    client: &ClientArgs,
+) -> anyhow::Result<()> {
+    let chunks = read_chunks(file, format)?;
+    let whole = pb::RosterFile {
+        format: chunks
+            .first()
+            .map_or(pb::RosterFormat::Csv as i32, |c| c.format),
+        data: chunks.into_iter().flat_map(|c| c.data).collect(),
+    };
+    let mut api = pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
+    let mut stream = api
+        .check_roster_file(client.admin(whole)?)
+        .await
+        .map_err(explain)?
+        .into_inner();
+    let (mut total, mut lines) = (0u64, std::collections::BTreeSet::new());
+    let mut by_field: BTreeMap<String, u64> = BTreeMap::new();
+    while let Some(e) = stream.message().await.map_err(explain)? {
+        let field = if e.field.is_empty() { "-" } else { &e.field };
+        println!("line {}  {}  {}", e.line, safe(field), safe(&e.message));
+        total += 1;
+        lines.insert(e.line);
+        *by_field.entry(field.to_string()).or_default() += 1;
+    }
+    if total == 0 {
+        println!(
+            "{}: no problems; an import would be accepted",
+            file.display()
+        );
+        return Ok(());
+    }
+    let mut counts: Vec<_> = by_field.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let counts: Vec<String> = counts.iter().map(|(f, n)| format!("{f} {n}")).collect();
+    anyhow::bail!(
+        "{}: {total} problem(s) in {} row(s) ({}); an import would be refused; nothing was changed",
+        file.display(),
+        lines.len(),
+        counts.join(", ")
+    )
 }
 
 /// `stats`: prints the roster's figures.

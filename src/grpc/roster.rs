@@ -2,7 +2,9 @@
 //! tickets. Every call passes the admin [`Gate`]; each action's audit entry
 //! is built by the audit log's [`Entry`] and only handed over here.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, pin::Pin, sync::Arc};
+
+use tokio_stream::Stream;
 
 use tonic::{Request, Response, Status, Streaming};
 
@@ -12,11 +14,11 @@ use super::{
     convert::{ticket_to_pb, tier_from_pb},
 };
 use crate::{
-    error::Error,
+    error::{blocking, Error},
     pb,
     roster::admin::{ListRequest, RosterAdmin},
     roster::log::Roster,
-    roster::{RawRow, RosterFormat},
+    roster::{RawRow, RosterFormat, RowError},
     server::audit::{AuditLog, Entry, Upload},
     server::limits::caller::Caller,
     tickets::view::{self, Showing, Viewer},
@@ -74,6 +76,19 @@ fn whole_file(file: pb::RosterFile, limit: u64) -> Result<(RosterFormat, Vec<u8>
         .into());
     }
     Ok((format, file.data))
+}
+
+/// Every problem of a checked file, as `CheckRosterFile` streams them.
+pub(crate) type RowErrors = Pin<Box<dyn Stream<Item = Result<pb::RowError, Status>> + Send>>;
+
+fn row_errors(errors: Vec<RowError>) -> Response<RowErrors> {
+    Response::new(Box::pin(tokio_stream::iter(errors.into_iter().map(|e| {
+        Ok(pb::RowError {
+            line: e.line,
+            field: e.field,
+            message: e.message,
+        })
+    }))))
 }
 
 /// `RosterService`: every call needs the admin token.
@@ -335,6 +350,38 @@ impl pb::roster_service_server::RosterService for RosterApi {
         let (format, data) = whole_file(call.message, self.max_upload_bytes)?;
         self.import_liaisons_data(format, data, call.peer, &call.client)
             .await
+    }
+
+    type CheckRosterFileStream = RowErrors;
+
+    #[tracing::instrument(skip_all)]
+    async fn check_roster_file(
+        &self,
+        request: Request<pb::RosterFile>,
+    ) -> Result<Response<RowErrors>, Status> {
+        let call = self.gate.admin(request)?;
+        let (format, data) = whole_file(call.message, self.max_upload_bytes)?;
+        let admin = self.admin.clone();
+        let errors = blocking("roster", move || Ok(admin.check_roster(format, &data))).await?;
+        tracing::info!(problems = errors.len(), "roster file checked");
+        Ok(row_errors(errors))
+    }
+
+    type CheckLiaisonsFileStream = RowErrors;
+
+    #[tracing::instrument(skip_all)]
+    async fn check_liaisons_file(
+        &self,
+        request: Request<pb::RosterFile>,
+    ) -> Result<Response<RowErrors>, Status> {
+        let call = self.gate.admin(request)?;
+        let (format, data) = whole_file(call.message, self.max_upload_bytes)?;
+        let errors = blocking("liaisons", move || {
+            Ok(Dispatcher::check_liaisons(format, &data))
+        })
+        .await?;
+        tracing::info!(problems = errors.len(), "liaison file checked");
+        Ok(row_errors(errors))
     }
 
     async fn list_tickets(

@@ -81,6 +81,14 @@ impl RosterAdmin {
             .map_err(Error::invalid_roster)
     }
 
+    /// Validates a whole roster file as an import would and returns every
+    /// problem, unbounded; none means it would be accepted.
+    pub(crate) fn check_roster(&self, format: RosterFormat, data: &[u8]) -> Vec<RowError> {
+        roster::parse_roster(format, data, self.lexicon, self.divisions)
+            .err()
+            .unwrap_or_default()
+    }
+
     /// Validates and stores a whole roster file as the new roster.
     pub(crate) fn import_roster(&self, format: RosterFormat, data: &[u8]) -> Result<(u64, u64)> {
         let talents = self.parse_roster(format, data)?;

@@ -152,6 +152,17 @@ impl Dispatcher {
         Ok((self.keys.signer.issue(&claims), exp, role))
     }
 
+    /// Validates a liaison list as an import would and returns every
+    /// problem, unbounded; none means it would be accepted.
+    pub(crate) fn check_liaisons(
+        format: RosterFormat,
+        data: &[u8],
+    ) -> Vec<crate::roster::RowError> {
+        parse_liaisons(format, data, crate::model::divisions::Divisions::embedded())
+            .err()
+            .unwrap_or_default()
+    }
+
     /// Replaces the liaison list; returns how many were stored.
     pub(crate) async fn import_liaisons(&self, format: RosterFormat, data: &[u8]) -> Result<u64> {
         let list = parse_liaisons(format, data, crate::model::divisions::Divisions::embedded())

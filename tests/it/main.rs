@@ -17,6 +17,7 @@ mod properties;
 mod replicas;
 mod roster_api;
 mod roster_files;
+mod roster_rows;
 mod security;
 mod store;
 mod tickets;

@@ -544,3 +544,75 @@ async fn connect_calls_meet_the_per_client_rate_limit() {
     assert_eq!(limited.json()["code"], "resource_exhausted");
     server.stop_and_clean().await;
 }
+
+#[tokio::test]
+async fn roster_check_streams_over_connect_and_a_refused_import_stays_small() {
+    use base64::Engine;
+    let dir = temp_dir("web-rows");
+    let server = TestServer::start(config(&dir)).await;
+    let addr = server.addr;
+    let mut text = format!("{HEADER}\n");
+    for i in 0..5_000 {
+        text.push_str(&format!("b{i},坏,,province,,苹果,,610527106202,,,,\n"));
+    }
+    let file = json!({
+        "format": "ROSTER_FORMAT_CSV",
+        "data": base64::engine::general_purpose::STANDARD.encode(&text),
+    });
+    let mut import = request(
+        Method::POST,
+        "/xingweinong.v1.RosterService/ImportRosterFile",
+        "application/json",
+        file.to_string(),
+    );
+    let bearer = format!("Bearer {ADMIN_TOKEN}").parse().unwrap();
+    import.headers_mut().insert(header::AUTHORIZATION, bearer);
+    let refused = send(addr, import).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.body.len() < 32 * 1024,
+        "{} bytes",
+        refused.body.len()
+    );
+    let error = refused.json();
+    assert_eq!(error["code"], "invalid_argument");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("5,000 problems"),
+        "{error}"
+    );
+    let details = error["details"].as_array().unwrap();
+    let bad = details
+        .iter()
+        .find(|d| d["type"] == "google.rpc.BadRequest")
+        .unwrap();
+    let shown = bad["debug"]["fieldViolations"].as_array().unwrap().len();
+    assert!((50..=100).contains(&shown), "{shown}");
+    let info = details
+        .iter()
+        .find(|d| d["type"] == "google.rpc.ErrorInfo")
+        .unwrap();
+    assert_eq!(info["debug"]["metadata"]["problems"], "5000", "{info}");
+    assert_eq!(info["debug"]["metadata"]["shown"], shown.to_string());
+
+    let mut check = request(
+        Method::POST,
+        "/xingweinong.v1.RosterService/CheckRosterFile",
+        "application/connect+json",
+        enveloped(file),
+    );
+    let bearer = format!("Bearer {ADMIN_TOKEN}").parse().unwrap();
+    check.headers_mut().insert(header::AUTHORIZATION, bearer);
+    let stream = send(addr, check).await;
+    assert_eq!(stream.status, StatusCode::OK);
+    let frames = envelopes(stream.body);
+    assert_eq!(frames.len(), 5_001, "every row, then the end");
+    assert_eq!(frames[0].1["line"], "2", "{:?}", frames[0]);
+    assert_eq!(frames[0].1["field"], "tier");
+    assert_eq!(frames[4_999].1["line"], "5001");
+    let (flags, end) = frames.last().unwrap();
+    assert_eq!((*flags, end.get("error")), (0x02, None), "{end}");
+    server.stop_and_clean().await;
+}

@@ -1,6 +1,6 @@
 // The admin page: roster statistics, roster and liaison imports with row
 // errors, tickets by state, responder tokens.
-import { unary, unaryXhr } from './connect.js';
+import { unary, unaryXhr, serverStream } from './connect.js';
 import { $, h, STATE_ZH, TIER_ZH, CORPS_ZH, en, num, fmtTime, showError, load, save, say, errorLines } from './ui.js';
 
 const TOKEN_KEY = 'xwn.adminToken';
@@ -124,21 +124,46 @@ function rowTable(rows, testid) {
       h('td', null, r.line ? String(r.line) : '—'), h('td', null, r.field || '（整行）'), h('td', null, r.message))))));
 }
 
+// The totals a refusal gives in its google.rpc.ErrorInfo (reason BAD_ROWS):
+// the details hold only the first rows of a file with many bad ones.
+function badRowTotals(e) {
+  for (const d of e.details || []) {
+    if (!d || !String(d.type || '').endsWith('google.rpc.ErrorInfo')) continue;
+    const info = d.debug || {};
+    if (info.reason !== 'BAD_ROWS' || !info.metadata) continue;
+    return { problems: num(info.metadata.problems), shown: num(info.metadata.shown) };
+  }
+  return null;
+}
+
+// Every problem of the file, streamed by CheckRosterFile/CheckLiaisonsFile.
+async function allRowErrors(method, file) {
+  const rows = [];
+  await serverStream(R, method, file, {
+    token,
+    onMessage: (m) => rows.push({ line: num(m.line), field: m.field || '', message: m.message || '' }),
+  });
+  return rows;
+}
+
 function importer(form, fileInput, formatSelect, button, progress, out, method, what, rowsTestid) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const file = fileInput.files && fileInput.files[0];
     out.replaceChildren();
+    delete out.dataset.rows;
     if (!file) { out.append(h('div', { class: 'alert', role: 'alert' }, `请先选择${what}文件。`)); fileInput.focus(); return; }
     button.disabled = true;
     progress.hidden = false;
     progress.value = 0;
     out.append(h('p', { class: 'status' }, `正在读取 ${file.name}…`));
     const before = num($('#stats').dataset.rosterVersion);
+    let sent = null;
     try {
       const data = await readBase64(file, (f) => { progress.value = 10 * f; });
       out.replaceChildren(h('p', { class: 'status' }, `正在上传 ${file.name}（${(file.size / 1024).toFixed(0)} KB）…`));
-      const rep = await unaryXhr(R, method, { format: formatOf(file, formatSelect.value), data }, {
+      sent = { format: formatOf(file, formatSelect.value), data };
+      const rep = await unaryXhr(R, method, sent, {
         token,
         onProgress: (sent, total) => { if (total) progress.value = 10 + 88 * sent / total; },
       });
@@ -155,11 +180,27 @@ function importer(form, fileInput, formatSelect, button, progress, out, method, 
       if (e.code === 'unauthenticated') { failed($('#signin-error'), e); return; }
       const rows = (e.violations || []).map(rowOf);
       const head = errorLines(e)[0];
+      const totals = badRowTotals(e);
+      const more = totals && sent && totals.problems > rows.length;
+      const total = more ? totals.problems : rows.length;
+      const note = h('p', { class: 'status', testid: 'row-errors-note' },
+        more ? `下表先列出前 ${rows.length} 处，正在取回全部 ${total.toLocaleString('zh-CN')} 处…` : null);
       out.replaceChildren(h('div', { class: 'alert', role: 'alert', testid: 'import-rejected' },
-        h('strong', null, rows.length ? `文件被拒绝：${rows.length} 处错误，见下表。` : `导入失败：${head}`),
+        h('strong', null, rows.length ? `文件被拒绝：${total.toLocaleString('zh-CN')} 处错误，见下表。` : `导入失败：${head}`),
         h('p', null, method === 'ImportRosterFile' ? '现有名册未改变' + (before ? `（仍是版本 ${before}）` : '') + '。' : '现有联络员名单未改变。'),
-        rows.length ? null : h('p', null, errorLines(e).slice(1).join('；'))));
+        rows.length ? null : h('p', null, errorLines(e).slice(1).join('；')), more ? note : null));
       if (rows.length) out.append(rowTable(rows, rowsTestid));
+      if (more) {
+        const check = method === 'ImportRosterFile' ? 'CheckRosterFile' : 'CheckLiaisonsFile';
+        try {
+          const all = await allRowErrors(check, sent);
+          out.querySelector('.table-wrap').replaceWith(rowTable(all, rowsTestid));
+          note.textContent = `下表列出全部 ${all.length.toLocaleString('zh-CN')} 处。`;
+          out.dataset.rows = 'all';
+        } catch (err) {
+          note.textContent = `只列出前 ${rows.length} 处；取回其余的失败：${errorLines(err)[0]}`;
+        }
+      }
       if (method === 'ImportRosterFile') refreshStats();
     } finally {
       button.disabled = false;

@@ -142,6 +142,36 @@ async fn admin_sees_every_bad_row_and_then_replaces_the_roster() {
     assert_eq!(stats(&mut roster).await, before, "the live roster changed");
     page.shoot("row-errors", Some("import-result")).await;
 
+    // Many bad rows: more than a refusal's details hold; the page fetches
+    // the whole list with CheckRosterFile over Connect streaming.
+    let mut many = format!("{HEADER}\n");
+    for i in 0..1_500 {
+        many.push_str(&format!("m{i},坏,,province,,苹果,,610527106202,,,,\n"));
+    }
+    let many = write(&files, "many-bad.csv", &many);
+    page.type_into("roster-file", &many).await;
+    page.click("import").await;
+    page.wait_js(
+        "every bad row to be listed",
+        "return document.querySelector('[data-testid=import-result]').dataset.rows === 'all';",
+        vec![],
+    )
+    .await;
+    let listed = page
+        .js(
+            "const r = [...document.querySelectorAll('[data-testid=row-errors] [data-testid=row-error]')]; \
+             return [r.length, r[0].dataset.line, r[r.length - 1].dataset.line];",
+            vec![],
+        )
+        .await;
+    page.check(listed == json!([1500, "2", "1501"]), || {
+        format!("rows listed (count, first, last line): {listed}")
+    })
+    .await;
+    page.wait_text("import-result", "现有名册未改变").await;
+    page.wait_text("import-result", "1,500").await;
+    assert_eq!(stats(&mut roster).await, before, "the live roster changed");
+
     // A good file replaces the roster.
     page.type_into("roster-file", &good).await;
     page.click("import").await;
@@ -170,6 +200,7 @@ async fn admin_sees_every_bad_row_and_then_replaces_the_roster() {
     let calls = assert_public_api_only(addr, &page.requests().await, &[ADMIN_TOKEN]);
     println!("admin called {calls:?}");
     assert!(calls.iter().any(|c| c == "RosterService/ImportRosterFile"));
+    assert!(calls.iter().any(|c| c == "RosterService/CheckRosterFile"));
 
     page.close().await;
     drop(driver);
