@@ -17,6 +17,7 @@ mod replicas;
 mod roster_api;
 mod roster_files;
 mod security;
+mod statuses;
 mod store;
 mod tickets;
 mod tidy;
