@@ -64,8 +64,10 @@ pub struct LimitConfig {
     pub client_rate_per_sec: f64,
     /// How many such calls a client may make at once before the rate applies.
     pub client_burst: f64,
-    /// Longest a unary call may run, in milliseconds.
-    pub(crate) request_timeout_ms: u64,
+    /// Longest a call may run before its reply starts (an upload: until it
+    /// is read whole), in milliseconds; past it, DEADLINE_EXCEEDED. 0 turns
+    /// the bound off.
+    pub request_timeout_ms: u64,
     /// HTTP/2 keep-alive ping interval, in seconds: dead peers and idle
     /// streams whose peer is gone are reaped after one more interval.
     pub(crate) keepalive_secs: u64,

@@ -97,10 +97,36 @@ impl Gate {
 
     /// An admin call: the admin token first, then the load limits.
     pub(crate) fn admin<M>(&self, request: Request<M>) -> Result<Admitted<M>, Status> {
-        self.admin.check(request.metadata())?;
+        if let Err(refused) = self.admin.check(request.metadata()) {
+            self.log_failed_admin(&request, &refused);
+            return Err(refused.into());
+        }
         let client = self.limits.caller(&request)?;
         let permit = self.limits.admit(&request, &client, false)?;
         Ok(Admitted::new(request, (), client, Some(permit)))
+    }
+
+    /// A failed admin authentication, at warn: at most one line a second
+    /// (with the count left out since the last), naming the address and
+    /// the client, never the token sent.
+    fn log_failed_admin<M>(&self, request: &Request<M>, refused: &Error) {
+        let Some(suppressed) = self.limits.throttle().pass("admin_auth") else {
+            return;
+        };
+        let peer = request.remote_addr().map(|p| p.to_string());
+        let client = (request.extensions().get::<Caller>()).map(ToString::to_string);
+        tracing::warn!(
+            peer = peer.as_deref().unwrap_or_default(),
+            client = client.as_deref().unwrap_or_default(),
+            reason = %refused,
+            suppressed,
+            "admin authentication failed"
+        );
+    }
+
+    /// When the call that arrived at `arrival` reaches the request timeout.
+    pub(crate) fn deadline(&self, arrival: Option<Arrival>) -> Option<std::time::Instant> {
+        self.limits.deadline(arrival)
     }
 
     /// A responder's or liaison's call, by their bearer token. These calls

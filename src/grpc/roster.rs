@@ -2,7 +2,7 @@
 //! tickets. Every call passes the admin [`Gate`]; each action's audit entry
 //! is built by the audit log's [`Entry`] and only handed over here.
 
-use std::{net::SocketAddr, pin::Pin, sync::Arc};
+use std::{net::SocketAddr, pin::Pin, sync::Arc, time::Instant};
 
 use tokio_stream::Stream;
 
@@ -21,19 +21,66 @@ use crate::{
     roster::{RawRow, RosterFormat, RowError},
     server::audit::{AuditLog, Entry, Upload},
     server::limits::caller::Caller,
+    server::statuses,
     tickets::view::{self, Showing, Viewer},
     tickets::Dispatcher,
 };
 
-/// Reads a streamed upload whole: the first chunk names the format, and the
-/// total may not pass `limit` bytes.
+/// An upload refused before it was read whole: why, and how many bytes
+/// had come by then.
+struct Refused {
+    status: Status,
+    received: usize,
+}
+
+/// Reads a streamed upload whole: the first chunk names the format, the
+/// total may not pass `limit` bytes, and the last chunk must have come by
+/// `deadline` (the request timeout, so that a stalled upload is refused
+/// here, heard and audited, rather than cut short by the timeout layer).
 async fn read_upload(
+    stream: Streaming<pb::RosterChunk>,
+    limit: u64,
+    deadline: Option<Instant>,
+) -> Result<(RosterFormat, Vec<u8>), Refused> {
+    let mut data = Vec::new();
+    let read = read_chunks(stream, limit, deadline, &mut data).await;
+    read.map(|format| (format, std::mem::take(&mut data)))
+        .map_err(|status| Refused {
+            status,
+            received: data.len(),
+        })
+}
+
+/// The next chunk, by `deadline`; a chunk tonic could not read is refused
+/// as the transport's own refusals are ([`statuses::rewrite`]).
+async fn next_chunk(
+    stream: &mut Streaming<pb::RosterChunk>,
+    deadline: Option<Instant>,
+    received: usize,
+) -> Result<Option<pb::RosterChunk>, Status> {
+    let next = match deadline {
+        None => stream.message().await,
+        Some(at) => tokio::time::timeout_at(at.into(), stream.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "the upload did not arrive within the server's request timeout ({received} bytes came)"
+                ))
+            })?,
+    };
+    next.map_err(|status| {
+        statuses::rewrite(&status, Some("xingweinong.v1.RosterChunk")).unwrap_or(status)
+    })
+}
+
+async fn read_chunks(
     mut stream: Streaming<pb::RosterChunk>,
     limit: u64,
-) -> Result<(RosterFormat, Vec<u8>), Status> {
+    deadline: Option<Instant>,
+    data: &mut Vec<u8>,
+) -> Result<RosterFormat, Status> {
     let mut format = None;
-    let mut data = Vec::new();
-    while let Some(chunk) = stream.message().await? {
+    while let Some(chunk) = next_chunk(&mut stream, deadline, data.len()).await? {
         match (format, format_from_pb(chunk.format)?) {
             (None, None) => {
                 return Err(Error::invalid(
@@ -60,20 +107,28 @@ async fn read_upload(
         }
         data.extend_from_slice(&chunk.data);
     }
-    let format = format.ok_or_else(|| Error::invalid("data", "the upload is empty"))?;
-    Ok((format, data))
+    format.ok_or_else(|| Error::invalid("data", "the upload is empty").into())
 }
 
 /// A whole file sent in one message: it must name its format and stay
 /// within `limit` bytes, like a streamed upload.
-fn whole_file(file: pb::RosterFile, limit: u64) -> Result<(RosterFormat, Vec<u8>), Status> {
-    let format = format_from_pb(file.format)?
-        .ok_or_else(|| Error::invalid("format", "say ROSTER_FORMAT_CSV or ROSTER_FORMAT_JSONL"))?;
+fn whole_file(file: pb::RosterFile, limit: u64) -> Result<(RosterFormat, Vec<u8>), Refused> {
+    let refused = |status: Status| Refused {
+        status,
+        received: file.data.len(),
+    };
+    let format = format_from_pb(file.format)
+        .map_err(|e| refused(e.into()))?
+        .ok_or_else(|| {
+            refused(Error::invalid("format", "say ROSTER_FORMAT_CSV or ROSTER_FORMAT_JSONL").into())
+        })?;
     if file.data.len() as u64 > limit {
-        return Err(Error::ResourceExhausted(format!(
-            "the upload is larger than the limit of {limit} bytes"
-        ))
-        .into());
+        return Err(refused(
+            Error::ResourceExhausted(format!(
+                "the upload is larger than the limit of {limit} bytes"
+            ))
+            .into(),
+        ));
     }
     Ok((format, file.data))
 }
@@ -122,6 +177,27 @@ impl RosterApi {
 }
 
 impl RosterApi {
+    /// Audits an upload refused before it was read (its format, its size,
+    /// its timeout) and gives back the caller's status.
+    fn refused(
+        &self,
+        action: &'static str,
+        refused: Refused,
+        peer: Option<SocketAddr>,
+        client: &Caller,
+    ) -> Status {
+        let Refused { status, received } = refused;
+        let entry = Entry::refused_upload(action, received, status.message());
+        self.audit.append(entry, peer, client);
+        tracing::info!(
+            audit = action,
+            received,
+            reason = status.message(),
+            "upload refused"
+        );
+        status
+    }
+
     /// Replaces the roster with a whole file, streamed or not.
     async fn import_roster_data(
         &self,
@@ -194,7 +270,10 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<Streaming<pb::RosterChunk>>,
     ) -> Result<Response<pb::ImportReport>, Status> {
         let call = self.gate.admin(request)?;
-        let (format, data) = read_upload(call.message, self.max_upload_bytes).await?;
+        let deadline = self.gate.deadline(call.arrival);
+        let (format, data) = read_upload(call.message, self.max_upload_bytes, deadline)
+            .await
+            .map_err(|r| self.refused("import_roster", r, call.peer, &call.client))?;
         self.import_roster_data(format, data, call.peer, call.client)
             .await
     }
@@ -205,7 +284,8 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<pb::RosterFile>,
     ) -> Result<Response<pb::ImportReport>, Status> {
         let call = self.gate.admin(request)?;
-        let (format, data) = whole_file(call.message, self.max_upload_bytes)?;
+        let (format, data) = whole_file(call.message, self.max_upload_bytes)
+            .map_err(|r| self.refused("import_roster", r, call.peer, &call.client))?;
         self.import_roster_data(format, data, call.peer, call.client)
             .await
     }
@@ -337,7 +417,10 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<Streaming<pb::RosterChunk>>,
     ) -> Result<Response<pb::ImportReport>, Status> {
         let call = self.gate.admin(request)?;
-        let (format, data) = read_upload(call.message, self.max_upload_bytes).await?;
+        let deadline = self.gate.deadline(call.arrival);
+        let (format, data) = read_upload(call.message, self.max_upload_bytes, deadline)
+            .await
+            .map_err(|r| self.refused("import_liaisons", r, call.peer, &call.client))?;
         self.import_liaisons_data(format, data, call.peer, &call.client)
             .await
     }
@@ -347,7 +430,8 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<pb::RosterFile>,
     ) -> Result<Response<pb::ImportReport>, Status> {
         let call = self.gate.admin(request)?;
-        let (format, data) = whole_file(call.message, self.max_upload_bytes)?;
+        let (format, data) = whole_file(call.message, self.max_upload_bytes)
+            .map_err(|r| self.refused("import_liaisons", r, call.peer, &call.client))?;
         self.import_liaisons_data(format, data, call.peer, &call.client)
             .await
     }
@@ -360,7 +444,8 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<pb::RosterFile>,
     ) -> Result<Response<RowErrors>, Status> {
         let call = self.gate.admin(request)?;
-        let (format, data) = whole_file(call.message, self.max_upload_bytes)?;
+        let (format, data) =
+            whole_file(call.message, self.max_upload_bytes).map_err(|r| r.status)?;
         let admin = self.admin.clone();
         let errors = blocking("roster", move || Ok(admin.check_roster(format, &data))).await?;
         tracing::info!(problems = errors.len(), "roster file checked");
@@ -375,7 +460,8 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<pb::RosterFile>,
     ) -> Result<Response<RowErrors>, Status> {
         let call = self.gate.admin(request)?;
-        let (format, data) = whole_file(call.message, self.max_upload_bytes)?;
+        let (format, data) =
+            whole_file(call.message, self.max_upload_bytes).map_err(|r| r.status)?;
         let errors = blocking("liaisons", move || {
             Ok(Dispatcher::check_liaisons(format, &data))
         })

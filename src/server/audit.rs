@@ -79,6 +79,16 @@ impl Entry {
         }
     }
 
+    /// An upload (`action`: `import_roster` or `import_liaisons`) refused
+    /// before it was read whole, for its format, its size or its timeout:
+    /// the bytes received and the message its caller got.
+    pub(crate) fn refused_upload(action: &'static str, received: usize, refused: &str) -> Entry {
+        Entry {
+            action,
+            details: json!({"received_bytes": received, "refused": refused}),
+        }
+    }
+
     /// Talents added or replaced: their ids and the new version.
     pub(crate) fn upsert_talents(ids: &[String], roster_version: u64) -> Entry {
         Entry {
@@ -213,6 +223,10 @@ mod tests {
         assert_eq!(removed.details["ids"][1], "b");
         assert_eq!(removed.details["removed"], 1);
         assert_eq!(removed.details["roster_version"], 7);
+        let early = Entry::refused_upload("import_liaisons", 12, "the upload is empty");
+        assert_eq!(early.action, "import_liaisons");
+        assert_eq!(early.details["received_bytes"], 12);
+        assert_eq!(early.details["refused"], "the upload is empty");
         let token = Entry::issue_responder_token("r1", Role::Liaison, 99);
         assert_eq!(token.details["role"], Role::Liaison.key());
         assert_eq!(token.details["subject"], "r1");

@@ -5,7 +5,9 @@
 //! dispatcher's lock and a synchronous commit); farmer-facing calls have a
 //! token bucket per caller (a front end by its API key, anyone else by
 //! address: [`caller`]); a call that waited too long for a worker is not
-//! started. Past any of them, a call gets RESOURCE_EXHAUSTED at once.
+//! started. Past any of them, a call gets RESOURCE_EXHAUSTED at once, and
+//! the refusal is logged (rate-limited: [`Throttle`]) with the caller — an
+//! address or a key's name, never a key.
 
 pub(crate) mod caller;
 
@@ -23,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{codegen::http, Status};
 
 use self::caller::{Caller, Callers};
-use crate::{config::LimitConfig, error::Error};
+use crate::{config::LimitConfig, error::Error, server::throttle::Throttle};
 
 /// Buckets idle this long are forgotten when the table grows.
 const IDLE_SECS: f64 = 60.0;
@@ -58,6 +60,30 @@ pub(crate) struct Limits {
     burst: f64,
     callers: Arc<Callers>,
     buckets: Mutex<HashMap<Caller, Bucket>>,
+    /// None when `request_timeout_ms` is 0.
+    request_timeout: Option<Duration>,
+    log: Arc<Throttle>,
+}
+
+/// Logs a refusal of `kind` at the door (at most one line per kind per
+/// second): a rate limit is a caller's own affair (info), a server-wide
+/// bound a sign of overload (warn).
+pub(crate) fn log_refusal(
+    log: &Throttle,
+    kind: &'static str,
+    caller: Option<&Caller>,
+    status: &Status,
+) {
+    let Some(suppressed) = log.pass(kind) else {
+        return;
+    };
+    let caller = caller.map(ToString::to_string).unwrap_or_default();
+    let reason = status.message();
+    if kind == "rate_limit" {
+        tracing::info!(kind, %caller, reason, suppressed, "call refused at a limit");
+    } else {
+        tracing::warn!(kind, %caller, reason, suppressed, "call refused at a limit");
+    }
 }
 
 impl Limits {
@@ -78,7 +104,27 @@ impl Limits {
             burst: config.client_burst.max(1.0),
             callers: Arc::new(Callers::new(config)?),
             buckets: Mutex::new(HashMap::new()),
+            request_timeout: (config.request_timeout_ms > 0)
+                .then(|| Duration::from_millis(config.request_timeout_ms)),
+            log: Arc::new(Throttle::default()),
         })
+    }
+
+    /// The longest a call may run (`request_timeout_ms`; none when 0).
+    pub(crate) fn request_timeout(&self) -> Option<Duration> {
+        self.request_timeout
+    }
+
+    /// When a call that arrived at `arrival` reaches the request timeout:
+    /// a handler that waits on its caller (an upload) stops there, a
+    /// moment before the timeout layer would cut it short unheard.
+    pub(crate) fn deadline(&self, arrival: Option<Arrival>) -> Option<Instant> {
+        Some(arrival?.0 + self.request_timeout?)
+    }
+
+    /// The rate-limited log of refusals and failed authentication.
+    pub(crate) fn throttle(&self) -> &Throttle {
+        &self.log
     }
 
     /// The layer that bounds calls in flight for the whole server.
@@ -87,6 +133,7 @@ impl Limits {
             in_flight: self.in_flight.clone(),
             max: self.max_in_flight,
             callers: self.callers.clone(),
+            log: self.log.clone(),
         }
     }
 
@@ -110,9 +157,18 @@ impl Limits {
         caller: &Caller,
         farmer: bool,
     ) -> Result<Permit, Status> {
-        self.check_queue(request.extensions().get())?;
-        if farmer {
-            self.charge(caller)?;
+        let checked = self
+            .check_queue(request.extensions().get())
+            .map_err(|refused| ("queue", refused))
+            .and_then(|()| match farmer {
+                true => self
+                    .charge(caller)
+                    .map_err(|refused| ("rate_limit", refused)),
+                false => Ok(()),
+            });
+        if let Err((kind, refused)) = checked {
+            log_refusal(&self.log, kind, Some(caller), &refused);
+            return Err(refused);
         }
         Ok(Permit { _method: None })
     }
@@ -146,7 +202,10 @@ impl Limits {
             .acquire_owned()
             .await
             .map_err(|_| Error::Unavailable("the server is stopping".into()))?;
-        self.check_queue(arrival.as_ref())?;
+        if let Err(refused) = self.check_queue(arrival.as_ref()) {
+            log_refusal(&self.log, "queue", None, &refused);
+            return Err(refused);
+        }
         Ok(slot)
     }
 
@@ -160,10 +219,12 @@ impl Limits {
         let mut permit = self.admit(request, caller, true)?;
         if let Some(submits) = &self.submits {
             let place = submits.clone().try_acquire_owned().map_err(|_| {
-                Error::ResourceExhausted(format!(
+                let refused = Status::from(Error::ResourceExhausted(format!(
                     "the server is at its limit of {} SubmitProblem calls in flight; retry shortly",
                     self.max_submits
-                ))
+                )));
+                log_refusal(&self.log, "submits_in_flight", Some(caller), &refused);
+                refused
             })?;
             permit._method = Some(place);
         }
@@ -227,6 +288,7 @@ pub(crate) struct AdmissionLayer {
     in_flight: Arc<Semaphore>,
     max: usize,
     callers: Arc<Callers>,
+    log: Arc<Throttle>,
 }
 
 impl<S> tower::Layer<S> for AdmissionLayer {
@@ -238,6 +300,7 @@ impl<S> tower::Layer<S> for AdmissionLayer {
             in_flight: self.in_flight.clone(),
             max: self.max,
             callers: self.callers.clone(),
+            log: self.log.clone(),
         }
     }
 }
@@ -248,6 +311,7 @@ pub(crate) struct Admission<S> {
     in_flight: Arc<Semaphore>,
     max: usize,
     callers: Arc<Callers>,
+    log: Arc<Throttle>,
 }
 
 /// The TCP peer's address as the server recorded it, with or without TLS.
@@ -281,10 +345,14 @@ where
         let (permit, caller) = if exempt(request.uri().path()) {
             (None, None)
         } else {
-            let caller = match self.callers.identify(request.headers(), peer_ip(&request)) {
+            let peer = peer_ip(&request);
+            let caller = match self.callers.identify(request.headers(), peer) {
                 Ok(caller) => caller,
                 Err(refused) => {
                     let status = Status::from(refused);
+                    // The address only: the key sent is never logged.
+                    let address = peer.map(Caller::Address);
+                    log_refusal(&self.log, "api_key", address.as_ref(), &status);
                     return Box::pin(async move { Ok(status.into_http()) });
                 }
             };
@@ -296,6 +364,7 @@ where
                         "the server is at its limit of {} calls in flight; retry shortly",
                         self.max
                     )));
+                    log_refusal(&self.log, "in_flight", Some(&caller), &status);
                     return Box::pin(async move { Ok(status.into_http()) });
                 }
             };

@@ -6,6 +6,8 @@
 
 pub(crate) mod audit;
 pub(crate) mod limits;
+pub(crate) mod statuses;
+pub(crate) mod throttle;
 pub mod tls;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -239,7 +241,8 @@ pub async fn serve(
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
         .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
-        .timeout(Duration::from_millis(config.limits.request_timeout_ms))
+        // No `.timeout()`: tonic's answers CANCELLED; the status layer
+        // bounds calls itself and answers DEADLINE_EXCEEDED.
         .accept_http1(true)
         .trace_fn(|request| {
             // `caller` (a key's name or an address, never a key) is
@@ -247,10 +250,13 @@ pub async fn serve(
             tracing::info_span!("grpc", path = %request.uri().path(), caller = tracing::field::Empty)
         })
         // Outermost first: CORS, then gRPC-Web, Connect and pages, then
-        // the admission limits that every call (Connect ones too) meets.
+        // the admission limits that every call (Connect ones too) meets,
+        // then the request timeout and the transport's statuses made right
+        // (under admission, so a call's deadline counts from its arrival).
         .layer(crate::http::cors(&config.http))
         .layer(crate::http::HttpLayer::new(connect_body_bytes(&config)))
         .layer(limits.admission_layer())
+        .layer(statuses::StatusLayer::new(limits.request_timeout())?)
         .add_service(health)
         .add_service(reflection)
         .add_service(apis.matching)

@@ -323,18 +323,28 @@ pub(crate) fn spawn_on(
     store: &str,
     extra: &str,
 ) -> std::process::Child {
+    // Tests call fast from one address: no rate limit, no queue deadline.
+    let limits = "client_rate_per_sec = 0.0\nmax_queue_ms = 0";
+    spawn_with(dir, port, log, store, extra, limits)
+}
+
+/// Starts the real `xwn serve` binary on the given ticket store, with
+/// `extra` appended to its config file and `limits` as its `[limits]`.
+pub(crate) fn spawn_with(
+    dir: &Path,
+    port: u16,
+    log: Option<&Path>,
+    store: &str,
+    extra: &str,
+    limits: &str,
+) -> std::process::Child {
     use std::process::{Command, Stdio};
     let stderr = match log {
         Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
         None => Stdio::null(),
     };
-    // Tests call fast from one address: no rate limit, no queue deadline.
     let config = dir.with_extension("toml");
-    std::fs::write(
-        &config,
-        format!("{extra}\n[limits]\nclient_rate_per_sec = 0.0\nmax_queue_ms = 0\n"),
-    )
-    .unwrap();
+    std::fs::write(&config, format!("{extra}\n[limits]\n{limits}\n")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_xwn"))
         .args([
             "serve",

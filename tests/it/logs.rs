@@ -71,3 +71,89 @@ async fn logs_hold_no_tokens_secrets_or_phone_numbers() {
     let _ = std::fs::remove_file(log);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `text` without its terminal colours (`ESC [ … m`).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The log lines of `text` that hold `what`.
+fn lines_with<'t>(text: &'t str, what: &str) -> Vec<&'t str> {
+    text.lines().filter(|l| l.contains(what)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_logged_rate_limited_without_secrets() {
+    let dir = temp_dir("refusal-logs");
+    let log = dir.with_extension("log");
+    let port = free_port();
+    let limits = "client_rate_per_sec = 0.5\nclient_burst = 1.0\nmax_queue_ms = 0";
+    let mut child = spawn_with(&dir, port, Some(&log), "sqlite", "", limits);
+    let ch = connect(port).await;
+    let mut roster = RosterClient::new(ch.clone());
+    let wrong = "wrong-admin-token-burst-42";
+    for _ in 0..40 {
+        let refused = roster
+            .get_roster_stats(with_token(pb::GetRosterStatsRequest {}, wrong))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    }
+    let mut matcher = MatchClient::new(ch.clone());
+    let mut limited = 0;
+    for _ in 0..60 {
+        let r = matcher
+            .list_divisions(pb::ListDivisionsRequest::default())
+            .await;
+        if r.is_err_and(|s| s.code() == tonic::Code::ResourceExhausted) {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 50, "{limited} calls refused at the rate limit");
+    // A second later, the next line counts those left out.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    roster
+        .get_roster_stats(with_token(pb::GetRosterStatsRequest {}, wrong))
+        .await
+        .unwrap_err();
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let text = plain(&std::fs::read_to_string(&log).unwrap());
+    assert!(!text.contains(wrong), "the token appears in the log");
+    let auth = lines_with(&text, "admin authentication failed");
+    assert!((2..=4).contains(&auth.len()), "{auth:#?}");
+    assert!(auth.iter().all(|l| l.contains("WARN")), "{auth:#?}");
+    assert!(
+        auth.iter().all(|l| l.contains("the admin token is wrong")),
+        "{auth:#?}"
+    );
+    let counted: u64 = auth
+        .iter()
+        .filter_map(|l| l.split("suppressed=").nth(1))
+        .filter_map(|n| n.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(counted as usize + auth.len(), 41, "{auth:#?}");
+    let refused = lines_with(&text, "call refused at a limit");
+    assert!((1..=4).contains(&refused.len()), "{refused:#?}");
+    assert!(
+        refused[0].contains("kind=\"rate_limit\"") || refused[0].contains("kind=rate_limit"),
+        "{refused:#?}"
+    );
+    assert!(refused[0].contains("caller=127.0.0.1"), "{refused:#?}");
+    let _ = std::fs::remove_file(log);
+    let _ = std::fs::remove_dir_all(dir);
+}

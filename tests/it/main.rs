@@ -19,6 +19,7 @@ mod roster_api;
 mod roster_files;
 mod roster_rows;
 mod security;
+mod statuses;
 mod store;
 mod tickets;
 mod tidy;

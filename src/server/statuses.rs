@@ -1,0 +1,245 @@
+//! The statuses the transport itself answers, made to say what happened:
+//! tonic's codec calls a request it cannot decode INTERNAL and one over the
+//! message size limit OUT_OF_RANGE, and its server timeout CANCELLED. This
+//! layer (inside the admission layer, so Connect JSON and gRPC-Web see the
+//! same codes) bounds each call by the request timeout itself, answering
+//! DEADLINE_EXCEEDED, and rewrites a refusal that tonic made before any
+//! handler ran: an undecodable request becomes INVALID_ARGUMENT naming the
+//! message type, an oversized one RESOURCE_EXHAUSTED naming the limit.
+//! Such refusals come back "trailers-only" (the status in the response
+//! headers); a reply already under way is never touched.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use prost_reflect::DescriptorPool;
+use tonic::{codegen::http, Code, Status};
+
+/// How prost's decode errors begin (tonic-prost puts them in an INTERNAL
+/// status as they are).
+const DECODE_ERROR: &str = "failed to decode Protobuf message";
+/// How tonic's framing refuses a frame whose compression flag is neither
+/// 0 nor 1: a malformed request as well.
+const BAD_FRAME: &str = "protocol error: received message with invalid compression flag";
+
+/// What a transport refusal of a call on `path` should have said, if it
+/// said something else: `None` leaves `status` as it is. Our own code never
+/// answers OUT_OF_RANGE, so that code alone marks the size limit; INTERNAL
+/// is rewritten only for the decode and framing errors above.
+pub(crate) fn rewrite(status: &Status, input: Option<&str>) -> Option<Status> {
+    let message = status.message();
+    match status.code() {
+        Code::OutOfRange => Some(Status::resource_exhausted(oversized(message))),
+        Code::Internal if message.starts_with(DECODE_ERROR) => {
+            let cause = message[DECODE_ERROR.len()..].trim_start_matches(':').trim();
+            let what = input.unwrap_or("request message");
+            Some(Status::invalid_argument(format!(
+                "the request is not a valid {what} protobuf: {cause}"
+            )))
+        }
+        Code::Internal if message.starts_with(BAD_FRAME) => Some(Status::invalid_argument(
+            format!("the request is not a valid gRPC frame: {message}"),
+        )),
+        _ => None,
+    }
+}
+
+/// The size refusal, naming the limit: tonic says "…found N bytes, the
+/// limit is: M bytes".
+fn oversized(message: &str) -> String {
+    let number_after = |prefix: &str| -> Option<u64> {
+        let rest = &message[message.find(prefix)? + prefix.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    match (number_after("found "), number_after("the limit is: ")) {
+        (Some(found), Some(limit)) => format!(
+            "the request message is {found} bytes, over this method's limit of {limit} bytes per message"
+        ),
+        _ => format!("the request message is over this method's size limit ({message})"),
+    }
+}
+
+/// The layer: the request timeout, and [`rewrite`] of transport refusals.
+#[derive(Clone)]
+pub(crate) struct StatusLayer {
+    timeout: Option<Duration>,
+    pool: Arc<DescriptorPool>,
+}
+
+impl StatusLayer {
+    /// Calls end after `timeout` (none: no bound of the server's own).
+    pub(crate) fn new(timeout: Option<Duration>) -> anyhow::Result<StatusLayer> {
+        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)?;
+        Ok(StatusLayer {
+            timeout,
+            pool: Arc::new(pool),
+        })
+    }
+}
+
+impl<S> tower::Layer<S> for StatusLayer {
+    type Service = Statuses<S>;
+
+    fn layer(&self, inner: S) -> Statuses<S> {
+        Statuses {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Statuses<S> {
+    inner: S,
+    layer: StatusLayer,
+}
+
+/// The full name of the request message of the method at `path`
+/// (`/package.Service/Method`), if it is one of ours.
+fn input_of(pool: &DescriptorPool, path: &str) -> Option<String> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    let service = pool.get_service_by_name(service)?;
+    let method = service.methods().find(|m| m.name() == method)?;
+    Some(method.input().full_name().to_string())
+}
+
+type ResponseFuture<E> =
+    Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for Statuses<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path().to_string();
+        let reply = self.inner.call(request);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let response = match layer.timeout {
+                None => reply.await?,
+                Some(limit) => match tokio::time::timeout(limit, reply).await {
+                    Ok(response) => response?,
+                    Err(_) => {
+                        let status = Status::deadline_exceeded(format!(
+                            "the call did not finish within the server's request timeout of {} ms",
+                            limit.as_millis()
+                        ));
+                        return Ok(status.into_http());
+                    }
+                },
+            };
+            let Some(status) = Status::from_header_map(response.headers()) else {
+                return Ok(response);
+            };
+            let input = input_of(&layer.pool, &path);
+            Ok(match rewrite(&status, input.as_deref()) {
+                Some(better) => better.into_http(),
+                None => response,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_errors_are_invalid_arguments_naming_the_message() {
+        let tonic = Status::internal(
+            "failed to decode Protobuf message: MatchProblemRequest.text: invalid string value: data is not UTF-8 encoded",
+        );
+        let better = rewrite(&tonic, Some("xingweinong.v1.MatchProblemRequest")).unwrap();
+        assert_eq!(better.code(), Code::InvalidArgument);
+        assert_eq!(
+            better.message(),
+            "the request is not a valid xingweinong.v1.MatchProblemRequest protobuf: MatchProblemRequest.text: invalid string value: data is not UTF-8 encoded"
+        );
+        let frame = Status::internal(format!("{BAD_FRAME}: 7 (valid flags are 0 and 1)"));
+        assert_eq!(rewrite(&frame, None).unwrap().code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn the_size_limit_is_resource_exhausted_naming_the_limit() {
+        let tonic = Status::out_of_range(
+            "Error, decoded message length too large: found 9000000 bytes, the limit is: 8388608 bytes",
+        );
+        let better = rewrite(&tonic, None).unwrap();
+        assert_eq!(better.code(), Code::ResourceExhausted);
+        assert_eq!(
+            better.message(),
+            "the request message is 9000000 bytes, over this method's limit of 8388608 bytes per message"
+        );
+    }
+
+    #[test]
+    fn our_own_statuses_are_left_alone() {
+        for status in [
+            Status::internal("the import task failed: boom"),
+            Status::invalid_argument("text: empty"),
+            Status::resource_exhausted("rate limit"),
+        ] {
+            assert!(rewrite(&status, None).is_none(), "{status:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_past_the_timeout_is_deadline_exceeded() {
+        use tower::{Layer, Service, ServiceExt};
+        let layer = StatusLayer::new(Some(Duration::from_millis(20))).unwrap();
+        let mut slow = layer.layer(tower::service_fn(|_: http::Request<()>| async {
+            std::future::pending::<()>().await;
+            Ok::<_, std::convert::Infallible>(http::Response::new(tonic::body::Body::empty()))
+        }));
+        let request = http::Request::builder().uri(MATCH).body(()).unwrap();
+        let response = slow.ready().await.unwrap().call(request).await.unwrap();
+        let status = Status::from_header_map(response.headers()).unwrap();
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+        assert!(status.message().contains("20 ms"), "{status:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_by_the_codec_is_rewritten() {
+        use tower::{Layer, Service, ServiceExt};
+        let layer = StatusLayer::new(None).unwrap();
+        let mut refusing = layer.layer(tower::service_fn(|_: http::Request<()>| async {
+            let tonic = Status::internal(format!("{DECODE_ERROR}: invalid wire type value: 7"));
+            Ok::<_, std::convert::Infallible>(tonic.into_http())
+        }));
+        let request = http::Request::builder().uri(MATCH).body(()).unwrap();
+        let response = refusing.ready().await.unwrap().call(request).await.unwrap();
+        let status = Status::from_header_map(response.headers()).unwrap();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(
+            status.message(),
+            "the request is not a valid xingweinong.v1.MatchProblemRequest protobuf: invalid wire type value: 7"
+        );
+    }
+
+    const MATCH: &str = "/xingweinong.v1.MatchService/MatchProblem";
+
+    #[test]
+    fn methods_are_found_by_path() {
+        let layer = StatusLayer::new(None).unwrap();
+        assert_eq!(
+            input_of(&layer.pool, "/xingweinong.v1.MatchService/MatchProblem").as_deref(),
+            Some("xingweinong.v1.MatchProblemRequest")
+        );
+        assert_eq!(input_of(&layer.pool, "/nope/Nope"), None);
+    }
+}
