@@ -94,6 +94,18 @@ pub struct LimitConfig {
     /// `X-Forwarded-For` headers are believed, so the per-address limit
     /// counts the real client; from any other peer they are ignored.
     pub trusted_proxies: Vec<String>,
+    /// Longest a new connection may stay silent, in milliseconds: one that
+    /// has not sent its first bytes (the HTTP/2 preface or an HTTP/1.1
+    /// request line; over TLS, after the handshake) by then is closed.
+    pub first_bytes_timeout_ms: u64,
+    /// Connections open at once for the whole server; past it, a new one
+    /// is closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (IPv6 by its
+    /// /64); past it, a new one is closed at once. Addresses in
+    /// `trusted_proxies` are exempt (many clients come through them) and
+    /// count only against `max_connections`.
+    pub max_connections_per_address: usize,
 }
 
 /// One front end's API key.
@@ -149,6 +161,9 @@ impl Default for LimitConfig {
             max_queue_ms: 250,
             api_keys: Vec::new(),
             trusted_proxies: Vec::new(),
+            first_bytes_timeout_ms: 5_000,
+            max_connections: 10_000,
+            max_connections_per_address: 256,
         }
     }
 }
@@ -287,6 +302,23 @@ impl Config {
             self.limits.max_streams_per_connection > 0,
             "limits.max_streams_per_connection must be above zero"
         );
+        let l = &self.limits;
+        anyhow::ensure!(
+            (1..=600_000).contains(&l.first_bytes_timeout_ms),
+            "limits.first_bytes_timeout_ms must be between 1 and 600000 (10 minutes), not {}",
+            l.first_bytes_timeout_ms
+        );
+        anyhow::ensure!(
+            l.max_connections > 0,
+            "limits.max_connections must be above zero"
+        );
+        anyhow::ensure!(
+            l.max_connections_per_address > 0
+                && l.max_connections_per_address <= l.max_connections,
+            "limits.max_connections_per_address must be between 1 and limits.max_connections ({}), not {}",
+            l.max_connections,
+            l.max_connections_per_address
+        );
         crate::server::limits::caller::Callers::new(&self.limits)?;
         self.http.validate()?;
         if let Some(token) = &self.admin_token {
@@ -340,6 +372,24 @@ mod tests {
             "[[limits.api_keys]]\nname = \"a\"\nkey = \"0123456789abcdef\"\nrate_per_sec = 0\n";
         assert!(bad(slow).contains("rate_per_sec must be above zero"));
         assert!(bad("[limits]\ntrusted_proxies = [\"10.0.0.0/99\"]\n").contains("10.0.0.0/99"));
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_are_checked() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.limits.first_bytes_timeout_ms, 5_000);
+        assert_eq!(c.limits.max_connections, 10_000);
+        assert_eq!(c.limits.max_connections_per_address, 256);
+        let c = Config::from_toml(
+            "[limits]\nfirst_bytes_timeout_ms = 800\nmax_connections = 50\nmax_connections_per_address = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_connections_per_address, 5);
+        let bad = |text: &str| Config::from_toml(text).unwrap_err().to_string();
+        assert!(bad("[limits]\nfirst_bytes_timeout_ms = 0\n").contains("first_bytes_timeout_ms"));
+        assert!(bad("[limits]\nmax_connections = 0\n").contains("max_connections must"));
+        let over = bad("[limits]\nmax_connections = 10\nmax_connections_per_address = 11\n");
+        assert!(over.contains("max_connections_per_address"), "{over}");
     }
 
     #[test]

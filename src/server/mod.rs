@@ -5,6 +5,7 @@
 //! [`crate::http`]).
 
 pub(crate) mod audit;
+pub(crate) mod conns;
 pub(crate) mod limits;
 pub(crate) mod statuses;
 pub(crate) mod throttle;
@@ -270,14 +271,20 @@ pub async fn serve(
     };
     // With TLS, the handshakes are ours: tonic's own acceptor offers only
     // h2 in ALPN, and HTTP/1.1-only clients need `http/1.1`.
+    // Every connection passes the connection limits and must speak within
+    // `limits.first_bytes_timeout_ms` (for TLS, after its handshake).
+    let conns = Arc::new(conns::ConnLimits::new(&config.limits));
     match tls {
         Some(acceptor) => {
-            let incoming = tls::TlsIncoming::new(incoming, acceptor);
+            let prepare = conns::prepare(move |tcp| tls::handshake(acceptor.clone(), tcp));
+            let incoming = conns::Connections::new(incoming, conns, prepare);
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }
         None => {
+            let prepare = conns::prepare(|tcp| std::future::ready(Ok(tcp)));
+            let incoming = conns::Connections::new(incoming, conns, prepare);
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await

@@ -8,22 +8,19 @@
 use std::{
     io,
     path::{Path, PathBuf},
-    pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
     time::Duration,
 };
 
 use anyhow::{bail, Context as _};
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-use tokio::{net::TcpStream, task::JoinSet};
+use tokio::net::TcpStream;
 use tokio_rustls::{
     rustls::{self, server::WebPkiClientVerifier, RootCertStore, ServerConfig},
     server::TlsStream,
     TlsAcceptor,
 };
-use tokio_stream::Stream;
-use tonic::transport::{server::TcpIncoming, Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::TlsConfig;
 
@@ -33,10 +30,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The protocols ALPN offers, the server's preference first.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
-
-/// At most this many connections are taken from the listener in one go
-/// before finished handshakes are handed on.
-const ACCEPT_BATCH: usize = 64;
 
 fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()))
@@ -118,38 +111,17 @@ pub(crate) fn acceptor(tls: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(server_config(tls)?)))
 }
 
-/// The listener's connections as TLS streams, for tonic's
-/// `serve_with_incoming`. Each handshake runs in its own task, bounded by
-/// [`HANDSHAKE_TIMEOUT`], so a slow or silent client holds up no one and
-/// nothing for long; failed handshakes are logged and dropped, accept
-/// errors go on to tonic as they do without TLS. Dropping the stream (tonic
-/// does when it stops accepting) closes the listener and ends the
-/// handshakes under way.
-///
-/// tonic gives each request of a connection the stream's
-/// `TlsConnectInfo<TcpConnectInfo>` (its `Connected` impl for tokio-rustls
-/// streams), so `Request::remote_addr()` and `peer_certs()` work as with
-/// tonic's own TLS.
-pub(crate) struct TlsIncoming {
-    tcp: TcpIncoming,
+/// Completes the server side of a handshake within [`HANDSHAKE_TIMEOUT`];
+/// failures are logged at debug. The connection stage
+/// ([`super::conns::Connections`]) runs each in its own task and then waits
+/// for the first application bytes. tonic gives each request of a
+/// connection the stream's `TlsConnectInfo<TcpConnectInfo>` (its
+/// `Connected` impl for tokio-rustls streams), so `Request::remote_addr()`
+/// and `peer_certs()` work as with tonic's own TLS.
+pub(crate) async fn handshake(
     acceptor: TlsAcceptor,
-    handshakes: JoinSet<io::Result<TlsStream<TcpStream>>>,
-    tcp_done: bool,
-}
-
-impl TlsIncoming {
-    pub(crate) fn new(tcp: TcpIncoming, acceptor: TlsAcceptor) -> TlsIncoming {
-        TlsIncoming {
-            tcp,
-            acceptor,
-            handshakes: JoinSet::new(),
-            tcp_done: false,
-        }
-    }
-}
-
-/// Completes the server side of a handshake within [`HANDSHAKE_TIMEOUT`].
-async fn handshake(acceptor: TlsAcceptor, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+    tcp: TcpStream,
+) -> io::Result<TlsStream<TcpStream>> {
     let peer = tcp.peer_addr().ok();
     let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(result) => result,
@@ -159,45 +131,6 @@ async fn handshake(acceptor: TlsAcceptor, tcp: TcpStream) -> io::Result<TlsStrea
         )),
     };
     result.inspect_err(|e| tracing::debug!(?peer, error = %e, "TLS handshake failed"))
-}
-
-impl Stream for TlsIncoming {
-    type Item = io::Result<TlsStream<TcpStream>>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let mut accepted = 0;
-        while !this.tcp_done {
-            match Pin::new(&mut this.tcp).poll_next(cx) {
-                Poll::Ready(Some(Ok(tcp))) => {
-                    this.handshakes.spawn(handshake(this.acceptor.clone(), tcp));
-                    accepted += 1;
-                    if accepted == ACCEPT_BATCH {
-                        // More may wait: come back after handing some on.
-                        cx.waker().wake_by_ref();
-                        break;
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => this.tcp_done = true,
-                Poll::Pending => break,
-            }
-        }
-        loop {
-            match this.handshakes.poll_join_next(cx) {
-                Poll::Ready(Some(Ok(Ok(tls)))) => return Poll::Ready(Some(Ok(tls))),
-                // Logged by `handshake`.
-                Poll::Ready(Some(Ok(Err(_)))) => {}
-                Poll::Ready(Some(Err(e))) => {
-                    tracing::warn!(error = %e, "a TLS handshake task failed")
-                }
-                // No handshake under way: the listener's waker is set.
-                Poll::Ready(None) if !this.tcp_done => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
 }
 
 /// An error with its causes, for transport errors whose top line says little.

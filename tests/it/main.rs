@@ -5,6 +5,7 @@
 mod browser;
 mod callers;
 mod common;
+mod connections;
 mod crash;
 mod disk;
 mod divisions;
