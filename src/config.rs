@@ -106,6 +106,20 @@ pub struct LimitConfig {
     /// `trusted_proxies` are exempt (many clients come through them) and
     /// count only against `max_connections`.
     pub max_connections_per_address: usize,
+    /// Calls in flight at once from one client address (IPv6 by its /64;
+    /// behind a trusted proxy, the forwarded client's address), counted
+    /// from arrival like `max_in_flight` and well below it, so one client
+    /// cannot hold the whole server's places; past it, RESOURCE_EXHAUSTED.
+    /// Callers with an API key are exempt (a front end is one address for
+    /// many farmers; its own rate bounds it).
+    pub max_in_flight_per_address: usize,
+    /// Longest a unary call's request may take to arrive whole (its one
+    /// message complete), in milliseconds, counted from its arrival; a
+    /// call whose body is still incomplete then is refused with
+    /// DEADLINE_EXCEEDED and its place freed. Client streams (ImportRoster)
+    /// and whole-file uploads (`RosterFile` messages, up to
+    /// `max_upload_bytes`) keep only `request_timeout_ms`. 0 turns it off.
+    pub body_timeout_ms: u64,
 }
 
 /// One front end's API key.
@@ -157,13 +171,15 @@ impl Default for LimitConfig {
             request_timeout_ms: 10_000,
             keepalive_secs: 30,
             max_submits_in_flight: 64,
-            max_streams_per_connection: 1024,
+            max_streams_per_connection: 100,
             max_queue_ms: 250,
             api_keys: Vec::new(),
             trusted_proxies: Vec::new(),
             first_bytes_timeout_ms: 5_000,
             max_connections: 10_000,
             max_connections_per_address: 256,
+            max_in_flight_per_address: 64,
+            body_timeout_ms: 5_000,
         }
     }
 }
@@ -319,6 +335,17 @@ impl Config {
             l.max_connections,
             l.max_connections_per_address
         );
+        anyhow::ensure!(
+            l.max_in_flight_per_address > 0 && l.max_in_flight_per_address <= l.max_in_flight,
+            "limits.max_in_flight_per_address must be between 1 and limits.max_in_flight ({}), not {}",
+            l.max_in_flight,
+            l.max_in_flight_per_address
+        );
+        anyhow::ensure!(
+            l.body_timeout_ms <= 600_000,
+            "limits.body_timeout_ms must be at most 600000 (10 minutes; 0 turns it off), not {}",
+            l.body_timeout_ms
+        );
         crate::server::limits::caller::Callers::new(&self.limits)?;
         self.http.validate()?;
         if let Some(token) = &self.admin_token {
@@ -390,6 +417,30 @@ mod tests {
         assert!(bad("[limits]\nmax_connections = 0\n").contains("max_connections must"));
         let over = bad("[limits]\nmax_connections = 10\nmax_connections_per_address = 11\n");
         assert!(over.contains("max_connections_per_address"), "{over}");
+    }
+
+    #[test]
+    fn per_address_and_body_limits_have_defaults_and_are_checked() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.limits.max_in_flight_per_address, 64);
+        assert_eq!(c.limits.body_timeout_ms, 5_000);
+        assert_eq!(c.limits.max_streams_per_connection, 100);
+        let c = Config::from_toml(
+            "[limits]\nmax_in_flight = 64\nmax_in_flight_per_address = 16\nbody_timeout_ms = 0\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_in_flight_per_address, 16);
+        assert_eq!(c.limits.body_timeout_ms, 0);
+        let bad = |text: &str| Config::from_toml(text).unwrap_err().to_string();
+        let over = bad("[limits]\nmax_in_flight = 10\nmax_in_flight_per_address = 11\n");
+        assert!(
+            over.contains(
+                "max_in_flight_per_address must be between 1 and limits.max_in_flight (10), not 11"
+            ),
+            "{over}"
+        );
+        assert!(bad("[limits]\nmax_in_flight_per_address = 0\n").contains("not 0"));
+        assert!(bad("[limits]\nbody_timeout_ms = 700000\n").contains("body_timeout_ms"));
     }
 
     #[test]

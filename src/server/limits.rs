@@ -1,6 +1,8 @@
 //! Load limits at the door. Calls in flight for the whole server are
 //! counted from the moment a request arrives (a tower layer, before it waits
 //! for a worker thread), so a CPU-bound server sheds instead of queueing;
+//! one client address may hold only a share of those places
+//! (`max_in_flight_per_address`), so one greedy client cannot hold them all;
 //! SubmitProblem has a tighter bound (its calls queue behind the
 //! dispatcher's lock and a synchronous commit); farmer-facing calls have a
 //! token bucket per caller (a front end by its API key, anyone else by
@@ -44,9 +46,58 @@ pub(crate) struct Permit {
     _method: Option<OwnedSemaphorePermit>,
 }
 
+/// Calls in flight per client address (an IPv6 address by its /64, as
+/// [`Callers::identify`] gives it).
+pub(crate) struct PerAddress {
+    max: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One call's place under its address's bound, given back when dropped.
+pub(crate) struct AddressPlace {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn new(max: usize) -> PerAddress {
+        PerAddress {
+            max,
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A place for a call from `ip`, or None when it has `max` in flight.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressPlace> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressPlace {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        let mut counts = (self.table.counts.lock()).unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
 pub(crate) struct Limits {
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
+    per_address: Arc<PerAddress>,
     /// None when `max_submits_in_flight` is 0.
     submits: Option<Arc<Semaphore>>,
     max_submits: usize,
@@ -62,6 +113,8 @@ pub(crate) struct Limits {
     buckets: Mutex<HashMap<Caller, Bucket>>,
     /// None when `request_timeout_ms` is 0.
     request_timeout: Option<Duration>,
+    /// None when `body_timeout_ms` is 0.
+    body_timeout: Option<Duration>,
     log: Arc<Throttle>,
 }
 
@@ -79,7 +132,7 @@ pub(crate) fn log_refusal(
     };
     let caller = caller.map(ToString::to_string).unwrap_or_default();
     let reason = status.message();
-    if kind == "rate_limit" {
+    if kind == "rate_limit" || kind == "in_flight_per_address" {
         tracing::info!(kind, %caller, reason, suppressed, "call refused at a limit");
     } else {
         tracing::warn!(kind, %caller, reason, suppressed, "call refused at a limit");
@@ -92,6 +145,13 @@ impl Limits {
         Ok(Limits {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             max_in_flight: config.max_in_flight,
+            // Never above the server's own bound (tests set tiny ones).
+            per_address: Arc::new(PerAddress::new(
+                config
+                    .max_in_flight_per_address
+                    .min(config.max_in_flight)
+                    .max(1),
+            )),
             submits: (config.max_submits_in_flight > 0)
                 .then(|| Arc::new(Semaphore::new(config.max_submits_in_flight))),
             max_submits: config.max_submits_in_flight,
@@ -106,6 +166,8 @@ impl Limits {
             buckets: Mutex::new(HashMap::new()),
             request_timeout: (config.request_timeout_ms > 0)
                 .then(|| Duration::from_millis(config.request_timeout_ms)),
+            body_timeout: (config.body_timeout_ms > 0)
+                .then(|| Duration::from_millis(config.body_timeout_ms)),
             log: Arc::new(Throttle::default()),
         })
     }
@@ -113,6 +175,12 @@ impl Limits {
     /// The longest a call may run (`request_timeout_ms`; none when 0).
     pub(crate) fn request_timeout(&self) -> Option<Duration> {
         self.request_timeout
+    }
+
+    /// The longest a unary call's request may take to arrive whole
+    /// (`body_timeout_ms`; none when 0).
+    pub(crate) fn body_timeout(&self) -> Option<Duration> {
+        self.body_timeout
     }
 
     /// When a call that arrived at `arrival` reaches the request timeout:
@@ -132,6 +200,7 @@ impl Limits {
         AdmissionLayer {
             in_flight: self.in_flight.clone(),
             max: self.max_in_flight,
+            per_address: self.per_address.clone(),
             callers: self.callers.clone(),
             log: self.log.clone(),
         }
@@ -278,8 +347,9 @@ fn exempt(path: &str) -> bool {
 
 /// Counts every call from its arrival to its reply (for a server stream:
 /// until the stream starts; for an upload: until it is read and applied)
-/// against `limits.max_in_flight`; past it, answers RESOURCE_EXHAUSTED
-/// without running the call.
+/// against `limits.max_in_flight`, and a call from a client address (not
+/// one with an API key) against `limits.max_in_flight_per_address` too;
+/// past either, answers RESOURCE_EXHAUSTED without running the call.
 /// It also identifies the caller ([`Callers::identify`]): an unknown API
 /// key is refused here, and the [`Caller`] rides in the request's
 /// extensions to the Gate and into the call's `caller` span field.
@@ -287,6 +357,7 @@ fn exempt(path: &str) -> bool {
 pub(crate) struct AdmissionLayer {
     in_flight: Arc<Semaphore>,
     max: usize,
+    per_address: Arc<PerAddress>,
     callers: Arc<Callers>,
     log: Arc<Throttle>,
 }
@@ -299,6 +370,7 @@ impl<S> tower::Layer<S> for AdmissionLayer {
             inner,
             in_flight: self.in_flight.clone(),
             max: self.max,
+            per_address: self.per_address.clone(),
             callers: self.callers.clone(),
             log: self.log.clone(),
         }
@@ -310,6 +382,7 @@ pub(crate) struct Admission<S> {
     inner: S,
     in_flight: Arc<Semaphore>,
     max: usize,
+    per_address: Arc<PerAddress>,
     callers: Arc<Callers>,
     log: Arc<Throttle>,
 }
@@ -343,7 +416,7 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         request.extensions_mut().insert(Arrival(Instant::now()));
         let (permit, caller) = if exempt(request.uri().path()) {
-            (None, None)
+            (None::<(Option<AddressPlace>, OwnedSemaphorePermit)>, None)
         } else {
             let peer = peer_ip(&request);
             let caller = match self.callers.identify(request.headers(), peer) {
@@ -357,6 +430,22 @@ where
                 }
             };
             request.extensions_mut().insert(caller.clone());
+            // A front end with a key is many farmers at one address: its
+            // key's rate bounds it, not the per-address place count.
+            let place = match &caller {
+                Caller::Key(_) => None,
+                Caller::Address(ip) => match self.per_address.take(*ip) {
+                    Some(place) => Some(place),
+                    None => {
+                        let status = Status::from(Error::ResourceExhausted(format!(
+                            "this client address is at its limit of {} calls in flight (limits.max_in_flight_per_address); retry shortly",
+                            self.per_address.max
+                        )));
+                        log_refusal(&self.log, "in_flight_per_address", Some(&caller), &status);
+                        return Box::pin(async move { Ok(status.into_http()) });
+                    }
+                },
+            };
             let permit = match self.in_flight.clone().try_acquire_owned() {
                 Ok(permit) => permit,
                 Err(_) => {
@@ -368,7 +457,7 @@ where
                     return Box::pin(async move { Ok(status.into_http()) });
                 }
             };
-            (Some(permit), Some(caller))
+            (Some((place, permit)), Some(caller))
         };
         let reply = self.inner.call(request);
         Box::pin(async move {

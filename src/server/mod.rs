@@ -257,7 +257,10 @@ pub async fn serve(
         .layer(crate::http::cors(&config.http))
         .layer(crate::http::HttpLayer::new(connect_body_bytes(&config)))
         .layer(limits.admission_layer())
-        .layer(statuses::StatusLayer::new(limits.request_timeout())?)
+        .layer(statuses::StatusLayer::new(
+            limits.request_timeout(),
+            limits.body_timeout(),
+        )?)
         .add_service(health)
         .add_service(reflection)
         .add_service(apis.matching)

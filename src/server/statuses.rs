@@ -3,20 +3,30 @@
 //! message size limit OUT_OF_RANGE, and its server timeout CANCELLED. This
 //! layer (inside the admission layer, so Connect JSON and gRPC-Web see the
 //! same codes) bounds each call by the request timeout itself, answering
-//! DEADLINE_EXCEEDED, and rewrites a refusal that tonic made before any
+//! DEADLINE_EXCEEDED, gives a unary call's request body a shorter deadline
+//! of its own (`limits.body_timeout_ms`: a call whose one message has not
+//! arrived whole by then is refused with DEADLINE_EXCEEDED, and its place
+//! under the admission limits freed), and rewrites a refusal that tonic made before any
 //! handler ran: an undecodable request becomes INVALID_ARGUMENT naming the
 //! message type, an oversized one RESOURCE_EXHAUSTED naming the limit.
 //! Such refusals come back "trailers-only" (the status in the response
 //! headers); a reply already under way is never touched.
 
 use std::{
+    collections::HashSet,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     task::{Context, Poll},
     time::Duration,
 };
 
+use bytes::{Buf, Bytes};
+
+use http_body::Body as _;
 use prost_reflect::DescriptorPool;
 use tonic::{codegen::http, Code, Status};
 
@@ -65,21 +75,126 @@ fn oversized(message: &str) -> String {
     }
 }
 
-/// The layer: the request timeout, and [`rewrite`] of transport refusals.
+/// The request message of the whole-file uploads (up to
+/// `max_upload_bytes` in one message): they keep the request timeout.
+const WHOLE_FILE: &str = "xingweinong.v1.RosterFile";
+
+/// The layer: the request timeout, the body timeout of unary calls, and
+/// [`rewrite`] of transport refusals.
 #[derive(Clone)]
 pub(crate) struct StatusLayer {
     timeout: Option<Duration>,
+    body_timeout: Option<Duration>,
+    /// The paths the body timeout applies to: our unary-request methods,
+    /// but for the whole-file uploads.
+    watched: Arc<HashSet<String>>,
     pool: Arc<DescriptorPool>,
 }
 
 impl StatusLayer {
-    /// Calls end after `timeout` (none: no bound of the server's own).
-    pub(crate) fn new(timeout: Option<Duration>) -> anyhow::Result<StatusLayer> {
+    /// Calls end after `timeout`, and a unary call whose request has not
+    /// arrived whole after `body_timeout` (none: no bound of the server's
+    /// own).
+    pub(crate) fn new(
+        timeout: Option<Duration>,
+        body_timeout: Option<Duration>,
+    ) -> anyhow::Result<StatusLayer> {
         let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)?;
+        let watched = (pool.services())
+            .flat_map(|service| {
+                let name = service.full_name().to_string();
+                service
+                    .methods()
+                    .filter(|m| !m.is_client_streaming() && m.input().full_name() != WHOLE_FILE)
+                    .map(move |m| format!("/{name}/{}", m.name()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         Ok(StatusLayer {
             timeout,
+            body_timeout,
+            watched: Arc::new(watched),
             pool: Arc::new(pool),
         })
+    }
+}
+
+/// A request body that raises its flag once the first gRPC message has
+/// arrived whole (its 5-byte prefix and the length the prefix announces),
+/// or the body has ended.
+struct Watched<B> {
+    inner: B,
+    arrived: Arc<AtomicBool>,
+    prefix: [u8; 5],
+    /// Bytes of the body seen so far.
+    seen: u64,
+}
+
+impl<B> Watched<B> {
+    fn new(inner: B, arrived: Arc<AtomicBool>) -> Watched<B> {
+        Watched {
+            inner,
+            arrived,
+            prefix: [0; 5],
+            seen: 0,
+        }
+    }
+
+    fn saw(&mut self, mut data: &[u8]) {
+        while self.seen < 5 && !data.is_empty() {
+            self.prefix[self.seen as usize] = data[0];
+            self.seen += 1;
+            data = &data[1..];
+        }
+        self.seen += data.len() as u64;
+        if self.seen >= 5 {
+            let announced = u32::from_be_bytes([
+                self.prefix[1],
+                self.prefix[2],
+                self.prefix[3],
+                self.prefix[4],
+            ]);
+            if self.seen - 5 >= u64::from(announced) {
+                self.arrived.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
+impl<B> http_body::Body for Watched<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => match frame.data_ref() {
+                Some(data) if !self.arrived.load(Ordering::Relaxed) => {
+                    let data = data.chunk().to_vec();
+                    self.saw(&data);
+                }
+                Some(_) => {}
+                // Trailers: the body is over.
+                None => self.arrived.store(true, Ordering::Release),
+            },
+            Poll::Ready(None) => self.arrived.store(true, Ordering::Release),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -112,9 +227,12 @@ fn input_of(pool: &DescriptorPool, path: &str) -> Option<String> {
 type ResponseFuture<E> =
     Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
 
-impl<S, B> tower::Service<http::Request<B>> for Statuses<S>
+impl<S> tower::Service<http::Request<tonic::body::Body>> for Statuses<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S: tower::Service<
+        http::Request<tonic::body::Body>,
+        Response = http::Response<tonic::body::Body>,
+    >,
     S::Future: Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
@@ -125,23 +243,57 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let path = request.uri().path().to_string();
+        let body_timeout = (self.layer.body_timeout).filter(|_| self.layer.watched.contains(&path));
+        let (request, arrived) = match body_timeout {
+            Some(_) if !request.body().is_end_stream() => {
+                let arrived = Arc::new(AtomicBool::new(false));
+                let request =
+                    request.map(|body| tonic::body::Body::new(Watched::new(body, arrived.clone())));
+                (request, Some(arrived))
+            }
+            _ => (request, None),
+        };
         let reply = self.inner.call(request);
         let layer = self.layer.clone();
         Box::pin(async move {
-            let response = match layer.timeout {
-                None => reply.await?,
-                Some(limit) => match tokio::time::timeout(limit, reply).await {
-                    Ok(response) => response?,
-                    Err(_) => {
-                        let status = Status::deadline_exceeded(format!(
-                            "the call did not finish within the server's request timeout of {} ms",
-                            limit.as_millis()
-                        ));
-                        return Ok(status.into_http());
+            // Both fire at most once; pending when they do not apply.
+            let stalled = async {
+                match (body_timeout, arrived) {
+                    (Some(limit), Some(arrived)) => {
+                        tokio::time::sleep(limit).await;
+                        if arrived.load(Ordering::Acquire) {
+                            std::future::pending::<()>().await;
+                        }
                     }
-                },
+                    _ => std::future::pending().await,
+                }
+            };
+            let late = async {
+                match layer.timeout {
+                    Some(limit) => tokio::time::sleep(limit).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let response = tokio::select! {
+                biased;
+                response = reply => response?,
+                () = stalled => {
+                    let status = Status::deadline_exceeded(format!(
+                        "the request did not arrive whole within the server's body timeout of {} ms (limits.body_timeout_ms); send a unary call's message at once",
+                        body_timeout.unwrap_or_default().as_millis()
+                    ));
+                    return Ok(status.into_http());
+                }
+                () = late => {
+                    let limit = layer.timeout.unwrap_or_default();
+                    let status = Status::deadline_exceeded(format!(
+                        "the call did not finish within the server's request timeout of {} ms",
+                        limit.as_millis()
+                    ));
+                    return Ok(status.into_http());
+                }
             };
             let Some(status) = Status::from_header_map(response.headers()) else {
                 return Ok(response);
@@ -201,12 +353,17 @@ mod tests {
     #[tokio::test]
     async fn a_call_past_the_timeout_is_deadline_exceeded() {
         use tower::{Layer, Service, ServiceExt};
-        let layer = StatusLayer::new(Some(Duration::from_millis(20))).unwrap();
-        let mut slow = layer.layer(tower::service_fn(|_: http::Request<()>| async {
-            std::future::pending::<()>().await;
-            Ok::<_, std::convert::Infallible>(http::Response::new(tonic::body::Body::empty()))
-        }));
-        let request = http::Request::builder().uri(MATCH).body(()).unwrap();
+        let layer = StatusLayer::new(Some(Duration::from_millis(20)), None).unwrap();
+        let mut slow = layer.layer(tower::service_fn(
+            |_: http::Request<tonic::body::Body>| async {
+                std::future::pending::<()>().await;
+                Ok::<_, std::convert::Infallible>(http::Response::new(tonic::body::Body::empty()))
+            },
+        ));
+        let request = http::Request::builder()
+            .uri(MATCH)
+            .body(tonic::body::Body::empty())
+            .unwrap();
         let response = slow.ready().await.unwrap().call(request).await.unwrap();
         let status = Status::from_header_map(response.headers()).unwrap();
         assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
@@ -216,12 +373,17 @@ mod tests {
     #[tokio::test]
     async fn a_refusal_by_the_codec_is_rewritten() {
         use tower::{Layer, Service, ServiceExt};
-        let layer = StatusLayer::new(None).unwrap();
-        let mut refusing = layer.layer(tower::service_fn(|_: http::Request<()>| async {
-            let tonic = Status::internal(format!("{DECODE_ERROR}: invalid wire type value: 7"));
-            Ok::<_, std::convert::Infallible>(tonic.into_http())
-        }));
-        let request = http::Request::builder().uri(MATCH).body(()).unwrap();
+        let layer = StatusLayer::new(None, None).unwrap();
+        let mut refusing = layer.layer(tower::service_fn(
+            |_: http::Request<tonic::body::Body>| async {
+                let tonic = Status::internal(format!("{DECODE_ERROR}: invalid wire type value: 7"));
+                Ok::<_, std::convert::Infallible>(tonic.into_http())
+            },
+        ));
+        let request = http::Request::builder()
+            .uri(MATCH)
+            .body(tonic::body::Body::empty())
+            .unwrap();
         let response = refusing.ready().await.unwrap().call(request).await.unwrap();
         let status = Status::from_header_map(response.headers()).unwrap();
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -231,11 +393,37 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_message_has_arrived_once_its_announced_length_has() {
+        let arrived = Arc::new(AtomicBool::new(false));
+        let mut body = Watched::new((), arrived.clone());
+        body.saw(&[0, 0, 0]);
+        body.saw(&[3, 232]); // 1,000 bytes announced
+        body.saw(&[7; 10]);
+        assert!(!arrived.load(Ordering::Acquire), "10 of 1,000 bytes");
+        body.saw(&[7; 990]);
+        assert!(arrived.load(Ordering::Acquire));
+        let empty = Arc::new(AtomicBool::new(false));
+        Watched::new((), empty.clone()).saw(&[0, 0, 0, 0, 0]);
+        assert!(empty.load(Ordering::Acquire), "an empty message");
+    }
+
+    #[test]
+    fn the_body_timeout_applies_to_unary_requests_but_whole_files() {
+        let layer = StatusLayer::new(None, Some(Duration::from_secs(1))).unwrap();
+        let watched = |path: &str| layer.watched.contains(path);
+        assert!(watched(MATCH));
+        assert!(watched("/xingweinong.v1.TicketService/WatchTicket"));
+        assert!(!watched("/xingweinong.v1.RosterService/ImportRoster"));
+        assert!(!watched("/xingweinong.v1.RosterService/ImportRosterFile"));
+        assert!(!watched("/xingweinong.v1.RosterService/CheckRosterFile"));
+    }
+
     const MATCH: &str = "/xingweinong.v1.MatchService/MatchProblem";
 
     #[test]
     fn methods_are_found_by_path() {
-        let layer = StatusLayer::new(None).unwrap();
+        let layer = StatusLayer::new(None, None).unwrap();
         assert_eq!(
             input_of(&layer.pool, "/xingweinong.v1.MatchService/MatchProblem").as_deref(),
             Some("xingweinong.v1.MatchProblemRequest")

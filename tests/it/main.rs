@@ -10,6 +10,7 @@ mod crash;
 mod disk;
 mod divisions;
 mod eval_cli;
+mod inflight;
 mod input;
 mod logs;
 mod matching;
