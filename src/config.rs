@@ -41,6 +41,20 @@ pub struct TicketConfig {
     pub offer_timeout_ms: u64,
     /// Offers at one tier without acceptance before the ticket moves a tier up.
     pub escalate_after: u32,
+    /// Tickets that may wait QUEUED (nobody free) at once; a submission that
+    /// would be queued past it is refused with RESOURCE_EXHAUSTED. One that
+    /// is offered at once or is UNROUTABLE is not counted. With replicas,
+    /// each counts the queued tickets it knows of (its view of the shared
+    /// store, caught up before each submission), not a global count.
+    ///
+    /// 10,000 (README "Operating it"): the outbreak day there peaks at ~4.6
+    /// questions/s, so 10,000 waiting is over half an hour of that peak
+    /// with not one question answered, nearly two for each of the ~5,900
+    /// responders on top of what they already hold: a farmer behind that
+    /// many waits hours and is better told at once to call. It also keeps
+    /// the queue a quarter of the 40,000 at which it cost seconds per drain
+    /// (issue 13), about 11 MB.
+    pub max_queued: usize,
 }
 
 impl Default for TicketConfig {
@@ -48,6 +62,7 @@ impl Default for TicketConfig {
         TicketConfig {
             offer_timeout_ms: 10 * 60 * 1000,
             escalate_after: 3,
+            max_queued: 10_000,
         }
     }
 }
@@ -309,6 +324,10 @@ impl Config {
         anyhow::ensure!(
             m.parent_radius_km >= 0.0,
             "matching.parent_radius_km must not be negative"
+        );
+        anyhow::ensure!(
+            self.tickets.max_queued > 0,
+            "tickets.max_queued must be above zero"
         );
         anyhow::ensure!(
             self.limits.max_in_flight > 0,

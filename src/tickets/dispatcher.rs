@@ -68,6 +68,11 @@ pub(super) struct State {
     pub(super) presence: HashMap<String, Availability>,
     /// (deadline, ticket id) of every open offer.
     deadlines: BTreeSet<(i64, String)>,
+    /// How many tickets of `open` are QUEUED, kept by `apply` so the cap
+    /// (`tickets.max_queued`) is checked in O(1). With replicas it counts
+    /// this replica's view of the shared store (caught up before each
+    /// submission), so replicas may together hold somewhat more.
+    pub(super) queued: usize,
     pub(super) liaisons: Liaisons,
     pub(super) subscribers: Subscribers,
     /// The last entry of the store's change log reflected here.
@@ -78,6 +83,12 @@ impl State {
     /// Applies a committed change: derives load, deadlines and exclusions
     /// from the old and new rows and the events, then pushes to streams.
     fn apply(&mut self, old: Option<&Ticket>, new: &Ticket, events: &[Event]) {
+        if old.is_some_and(|o| o.state == TicketState::Queued) {
+            self.queued = self.queued.saturating_sub(1);
+        }
+        if new.state == TicketState::Queued {
+            self.queued += 1;
+        }
         if let Some(old) = old {
             if let Some(t) = old.holder() {
                 if let Some(n) = self.load.get_mut(t) {
@@ -230,6 +241,12 @@ impl Dispatcher {
             };
             let cx = self.context(now, 0, &routes);
             let made = machine::step(&draft, &Command::Submit, &cx)?;
+            // Only a ticket that would wait counts against the cap: one
+            // offered at once or UNROUTABLE goes through. Checked after the
+            // idempotency key, so a resubmission still gets its ticket.
+            if made.ticket.state == TicketState::Queued && state.queued >= self.config.max_queued {
+                return Err(queue_full(self.config.max_queued));
+            }
             match self
                 .store
                 .insert(&made.ticket, &made.events, state.cursor)
@@ -546,6 +563,17 @@ impl Dispatcher {
         }
         Ok(())
     }
+}
+
+/// The refusal of a submission past `tickets.max_queued`, in words a
+/// farmer's front end can show as they are.
+fn queue_full(max_queued: usize) -> Error {
+    Error::ResourceExhausted(format!(
+        "too many problems are waiting for an expert right now ({}, the limit \
+         tickets.max_queued): nothing was saved; please try again later, or call the \
+         12316 farm hotline",
+        crate::error::thousands(max_queued as u64)
+    ))
 }
 
 /// A ticket id that sorts in creation order within a process: the time,

@@ -19,6 +19,8 @@ pub struct DispatchConfig {
     pub offer_timeout: Duration,
     /// Offers at one tier without acceptance before moving a tier up.
     pub escalate_after: u32,
+    /// Tickets that may wait QUEUED at once (`tickets.max_queued`).
+    pub max_queued: usize,
 }
 
 impl From<&TicketConfig> for DispatchConfig {
@@ -26,6 +28,7 @@ impl From<&TicketConfig> for DispatchConfig {
         DispatchConfig {
             offer_timeout: Duration::from_millis(c.offer_timeout_ms),
             escalate_after: c.escalate_after,
+            max_queued: c.max_queued,
         }
     }
 }

@@ -16,6 +16,7 @@ mod logs;
 mod matching;
 mod overload;
 mod properties;
+mod queue;
 mod replicas;
 mod roster_api;
 mod roster_files;

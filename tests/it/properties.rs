@@ -91,6 +91,7 @@ async fn start_dispatcher(dir: &std::path::Path) -> Arc<Dispatcher> {
     let config = DispatchConfig {
         offer_timeout: Duration::from_millis(40),
         escalate_after: 2,
+        ..DispatchConfig::default()
     };
     Dispatcher::start(tickets, matcher, config).await.unwrap()
 }
