@@ -570,8 +570,7 @@ impl Dispatcher {
 fn queue_full(max_queued: usize) -> Error {
     Error::ResourceExhausted(format!(
         "too many problems are waiting for an expert right now ({}, the limit \
-         tickets.max_queued): nothing was saved; please try again later, or call the \
-         12316 farm hotline",
+         tickets.max_queued): nothing was saved; please try again in a little while",
         crate::error::thousands(max_queued as u64)
     ))
 }
