@@ -53,7 +53,7 @@ async fn a_full_queue_refuses_only_what_would_wait() {
         refused.message()
     );
     assert!(
-        refused.message().contains("try again later"),
+        refused.message().contains("try again in a little while"),
         "{}",
         refused.message()
     );
