@@ -15,7 +15,7 @@ use std::{
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use tokio::{
@@ -28,6 +28,7 @@ use tokio_stream::Stream;
 use tonic::transport::server::{Connected, TcpIncoming};
 
 use super::limits::caller::{bucket, Cidr};
+use super::throttle::Throttle;
 use crate::config::LimitConfig;
 
 /// At most this many connections are taken from the listener in one go
@@ -40,28 +41,6 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// The most of a connection's first bytes read (and replayed) at once.
 const FIRST_READ: usize = 4096;
-
-/// A log line at most once a second, counting the ones left out.
-#[derive(Default)]
-struct Throttle(Mutex<(Option<Instant>, u64)>);
-
-impl Throttle {
-    /// `Some(left out since the last line)` when a line may be logged now.
-    fn allow(&self) -> Option<u64> {
-        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        match state.0 {
-            Some(last) if now.duration_since(last) < Duration::from_secs(1) => {
-                state.1 += 1;
-                None
-            }
-            _ => {
-                state.0 = Some(now);
-                Some(std::mem::take(&mut state.1))
-            }
-        }
-    }
-}
 
 /// Open connections, in all and per address bucket.
 #[derive(Default)]
@@ -77,10 +56,9 @@ pub(crate) struct ConnLimits {
     max_per_address: usize,
     trusted: Vec<Cidr>,
     open: Mutex<Open>,
-    total_log: Throttle,
-    address_log: Throttle,
-    silent_log: Throttle,
-    accept_log: Throttle,
+    /// One log line per kind a second: `connections_total`,
+    /// `connections_per_address`, `silent`, `accept`.
+    log: Throttle,
 }
 
 impl ConnLimits {
@@ -95,10 +73,7 @@ impl ConnLimits {
                 .filter_map(|p| Cidr::parse(p))
                 .collect(),
             open: Mutex::default(),
-            total_log: Throttle::default(),
-            address_log: Throttle::default(),
-            silent_log: Throttle::default(),
-            accept_log: Throttle::default(),
+            log: Throttle::default(),
         }
     }
 
@@ -110,7 +85,7 @@ impl ConnLimits {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.total >= self.max_total {
             drop(open);
-            if let Some(suppressed) = self.total_log.allow() {
+            if let Some(suppressed) = self.log.pass("connections_total") {
                 tracing::warn!(
                     peer = %peer,
                     limit = self.max_total,
@@ -124,7 +99,7 @@ impl ConnLimits {
             let count = open.by_address.entry(key).or_insert(0);
             if *count >= self.max_per_address {
                 drop(open);
-                if let Some(suppressed) = self.address_log.allow() {
+                if let Some(suppressed) = self.log.pass("connections_per_address") {
                     tracing::warn!(
                         peer = %peer,
                         address = %key,
@@ -145,7 +120,7 @@ impl ConnLimits {
     }
 
     fn silent(&self, peer: IpAddr, error: &io::Error) {
-        if let Some(suppressed) = self.silent_log.allow() {
+        if let Some(suppressed) = self.log.pass("silent") {
             tracing::info!(
                 peer = %peer,
                 timeout_ms = self.first_bytes_timeout.as_millis() as u64,
@@ -383,7 +358,7 @@ where
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    if let Some(suppressed) = this.limits.accept_log.allow() {
+                    if let Some(suppressed) = this.limits.log.pass("accept") {
                         tracing::warn!(
                             error = %e,
                             suppressed,
@@ -457,15 +432,5 @@ mod tests {
         let proxy: IpAddr = "10.1.2.3".parse().unwrap();
         let held: Vec<_> = (0..5).map(|_| l.admit(proxy).unwrap()).collect();
         assert_eq!(held.len(), 5);
-    }
-
-    #[test]
-    fn the_throttle_lets_one_line_a_second_through_and_counts_the_rest() {
-        let t = Throttle::default();
-        assert_eq!(t.allow(), Some(0));
-        assert_eq!(t.allow(), None);
-        assert_eq!(t.allow(), None);
-        t.0.lock().unwrap().0 = Some(Instant::now() - Duration::from_secs(2));
-        assert_eq!(t.allow(), Some(2));
     }
 }
