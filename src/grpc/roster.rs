@@ -100,10 +100,7 @@ async fn read_chunks(
             _ => {}
         }
         if (data.len() + chunk.data.len()) as u64 > limit {
-            return Err(Error::ResourceExhausted(format!(
-                "the upload is larger than the limit of {limit} bytes"
-            ))
-            .into());
+            return Err(too_large(limit));
         }
         data.extend_from_slice(&chunk.data);
     }
@@ -123,14 +120,17 @@ fn whole_file(file: pb::RosterFile, limit: u64) -> Result<(RosterFormat, Vec<u8>
             refused(Error::invalid("format", "say ROSTER_FORMAT_CSV or ROSTER_FORMAT_JSONL").into())
         })?;
     if file.data.len() as u64 > limit {
-        return Err(refused(
-            Error::ResourceExhausted(format!(
-                "the upload is larger than the limit of {limit} bytes"
-            ))
-            .into(),
-        ));
+        return Err(refused(too_large(limit)));
     }
     Ok((format, file.data))
+}
+
+/// The refusal of an upload, streamed or whole, past `limit` bytes.
+fn too_large(limit: u64) -> Status {
+    Error::ResourceExhausted(format!(
+        "the upload is larger than the limit of {limit} bytes"
+    ))
+    .into()
 }
 
 /// Every problem of a checked file, as `CheckRosterFile` streams them.
