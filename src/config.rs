@@ -55,6 +55,11 @@ pub struct TicketConfig {
     /// the queue a quarter of the 40,000 at which it cost seconds per drain
     /// (issue 13), about 11 MB.
     pub max_queued: usize,
+    /// How long an offer made through a notification (to a responder who
+    /// is not ONLINE on the console, with a webhook configured) waits for
+    /// acceptance, in milliseconds: 30 minutes, time to read a text
+    /// message in the field and tap its link.
+    pub notified_offer_timeout_ms: u64,
 }
 
 impl Default for TicketConfig {
@@ -63,7 +68,159 @@ impl Default for TicketConfig {
             offer_timeout_ms: 10 * 60 * 1000,
             escalate_after: 3,
             max_queued: 10_000,
+            notified_offer_timeout_ms: 30 * 60 * 1000,
         }
+    }
+}
+
+/// The kinds of notification a webhook can ask for (`events`), as they
+/// appear in the `type` field of each delivery.
+pub const NOTIFICATION_TYPES: [&str; 6] = [
+    "ticket.offered",
+    "ticket.accepted",
+    "ticket.resolved",
+    "ticket.escalated",
+    "ticket.queued",
+    "ticket.unroutable",
+];
+
+/// Notifications handed to the platform's messaging gateway (README
+/// "Notifications").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Where people reach this server's pages (`https://host[:port]`, no
+    /// trailing slash): an offer's `action_url` starts with it. Required
+    /// when a webhook is configured.
+    pub public_base_url: Option<String>,
+    /// How long an undelivered notification is retried before it is given
+    /// up, in seconds (24 hours).
+    pub retry_for_secs: u64,
+    /// The endpoints every notification is POSTed to.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> NotifyConfig {
+        NotifyConfig {
+            public_base_url: None,
+            retry_for_secs: 24 * 60 * 60,
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+/// One webhook endpoint (`[[notify.webhooks]]`).
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// A short name for logs, metrics and `ListDeliveries`; unique.
+    pub name: String,
+    /// The `http://` or `https://` URL the notifications are POSTed to.
+    pub url: String,
+    /// The signing secret, `whsec_` and base64 (Standard Webhooks).
+    pub secret: String,
+    /// The notification types it wants ([`NOTIFICATION_TYPES`]); empty:
+    /// all of them.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+// The secret stays out of logs and error messages.
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookConfig {
+    /// The key the signatures are made with: the secret's bytes after
+    /// `whsec_`.
+    pub fn key(&self) -> anyhow::Result<Vec<u8>> {
+        use base64::Engine as _;
+        let encoded = self.secret.strip_prefix("whsec_").ok_or_else(|| {
+            anyhow::anyhow!(
+                "notify.webhooks {:?}: the secret must start with \"whsec_\"",
+                self.name
+            )
+        })?;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "notify.webhooks {:?}: the secret after \"whsec_\" is not base64",
+                    self.name
+                )
+            })?;
+        anyhow::ensure!(
+            (24..=64).contains(&key.len()),
+            "notify.webhooks {:?}: the secret must hold 24 to 64 bytes, not {}",
+            self.name,
+            key.len()
+        );
+        Ok(key)
+    }
+
+    /// Whether it wants notifications of this type.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.events.is_empty() || self.events.iter().any(|e| e == kind)
+    }
+}
+
+impl NotifyConfig {
+    /// Whether any webhook is configured: offers may then reach responders
+    /// who are not ONLINE.
+    pub fn enabled(&self) -> bool {
+        !self.webhooks.is_empty()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut names = std::collections::HashSet::new();
+        for hook in &self.webhooks {
+            anyhow::ensure!(
+                !hook.name.is_empty() && hook.name.len() <= 64 && names.insert(&hook.name),
+                "notify.webhooks: each needs a unique name of 1 to 64 characters ({:?})",
+                hook.name
+            );
+            let scheme = hook.url.split_once("://").map(|(s, _)| s);
+            anyhow::ensure!(
+                matches!(scheme, Some("http" | "https"))
+                    && hook.url.is_ascii()
+                    && !hook.url.contains(char::is_whitespace),
+                "notify.webhooks {:?}: url {:?} is not an http:// or https:// URL",
+                hook.name,
+                hook.url
+            );
+            hook.key()?;
+            for kind in &hook.events {
+                anyhow::ensure!(
+                    NOTIFICATION_TYPES.contains(&kind.as_str()),
+                    "notify.webhooks {:?}: unknown event {kind:?}; known: {}",
+                    hook.name,
+                    NOTIFICATION_TYPES.join(", ")
+                );
+            }
+        }
+        if self.enabled() {
+            let base = self.public_base_url.as_deref().unwrap_or("");
+            let scheme = base.split_once("://").map(|(s, _)| s);
+            anyhow::ensure!(
+                matches!(scheme, Some("http" | "https"))
+                    && !base.ends_with('/')
+                    && base.is_ascii()
+                    && !base.contains(char::is_whitespace),
+                "notify.public_base_url must be set, like \"https://xwn.example.org\" (no trailing slash), when a webhook is configured"
+            );
+        }
+        anyhow::ensure!(
+            self.retry_for_secs > 0,
+            "notify.retry_for_secs must be above zero"
+        );
+        Ok(())
     }
 }
 
@@ -262,6 +419,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Browsers: gRPC-Web, Connect JSON and the pages.
     pub http: HttpConfig,
+    /// Webhooks that carry notifications to the messaging gateway.
+    pub notify: NotifyConfig,
 }
 
 impl Default for Config {
@@ -278,6 +437,7 @@ impl Default for Config {
             limits: LimitConfig::default(),
             tls: None,
             http: HttpConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -367,6 +527,11 @@ impl Config {
         );
         crate::server::limits::caller::Callers::new(&self.limits)?;
         self.http.validate()?;
+        self.notify.validate()?;
+        anyhow::ensure!(
+            self.tickets.notified_offer_timeout_ms > 0,
+            "tickets.notified_offer_timeout_ms must be above zero"
+        );
         if let Some(token) = &self.admin_token {
             anyhow::ensure!(
                 token.len() >= 16,
@@ -390,6 +555,35 @@ mod tests {
         assert_eq!(c.matching.max_limit, 50);
         assert!(Config::from_toml("listn = \"0.0.0.0:9000\"\n").is_err());
         assert!(Config::from_toml("admin_token = \"short\"\n").is_err());
+    }
+
+    #[test]
+    fn webhooks_are_read_and_checked() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let c = Config::from_toml(&format!(
+            "[notify]\npublic_base_url = \"https://xwn.example.org\"\n\
+             [[notify.webhooks]]\nname = \"sms\"\nurl = \"https://gw.example.org/hook\"\n\
+             secret = \"{secret}\"\nevents = [\"ticket.offered\"]\n"
+        ))
+        .unwrap();
+        let hook = &c.notify.webhooks[0];
+        assert!(c.notify.enabled());
+        assert!(hook.wants("ticket.offered") && !hook.wants("ticket.resolved"));
+        assert_eq!(hook.key().unwrap().len(), 24);
+        assert!(!format!("{c:?}").contains(secret));
+        assert_eq!(c.tickets.notified_offer_timeout_ms, 30 * 60 * 1000);
+        let bad = |text: &str| Config::from_toml(text).unwrap_err().to_string();
+        let hook = |extra: &str| {
+            format!("[[notify.webhooks]]\nname = \"a\"\nurl = \"https://gw/h\"\nsecret = \"{secret}\"\n{extra}")
+        };
+        assert!(bad(&hook("")).contains("public_base_url"));
+        let base = "[notify]\npublic_base_url = \"https://x.org\"\n";
+        assert!(
+            bad(&format!("{base}{}", hook("events = [\"ticket.eaten\"]"))).contains("ticket.eaten")
+        );
+        let plain = hook("").replace(secret, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        assert!(bad(&format!("{base}{plain}")).contains("whsec_"));
+        assert!(!Config::default().notify.enabled());
     }
 
     #[test]
