@@ -1,6 +1,6 @@
 //! Evaluation of the analyser on labelled reports (`xwn eval`): subject and
-//! corps accuracy, abstentions, non-agricultural recall, a corps confusion
-//! table and the worst misses.
+//! corps accuracy, abstentions, non-agricultural recall, reports that name
+//! nothing, a table by kind, a corps confusion table and the worst misses.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +8,12 @@ use serde::Deserialize;
 
 use crate::reading::lexicon::Lexicon;
 
-/// One labelled report; `subject` and `corps` are empty for reports that are
-/// not agricultural technical problems.
+/// One labelled report. `expect` says what should become of it: `route`
+/// (to `corps`, and to `subject` when one is given), `missing` (a plant or
+/// animal problem that names nothing: it should be routed nowhere and
+/// asked for what is missing) or `nonagri` (not a technical problem). When
+/// absent it is `route` for a report with a corps and `nonagri` otherwise,
+/// which is how `dev.jsonl` is labelled.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Labelled {
     #[serde(default)]
@@ -21,6 +25,30 @@ pub struct Labelled {
     pub(crate) corps: String,
     #[serde(default)]
     pub division_code: String,
+    #[serde(default)]
+    pub(crate) expect: Option<Expect>,
+    /// The report's kind for the per-kind table (`kind`, or `difficulty`
+    /// in `dev.jsonl`).
+    #[serde(default, alias = "difficulty")]
+    pub(crate) kind: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Expect {
+    Route,
+    Missing,
+    Nonagri,
+}
+
+impl Labelled {
+    fn expect(&self) -> Expect {
+        self.expect.unwrap_or(if self.corps.is_empty() {
+            Expect::Nonagri
+        } else {
+            Expect::Route
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,12 +60,28 @@ pub(crate) struct Miss {
     pub(crate) confidence: f32,
 }
 
+/// The figures of one kind of report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct KindRow {
+    pub(crate) total: usize,
+    /// Reports whose outcome is right: a routed one with the right corps
+    /// (and subject, when labelled); any other routed nowhere.
+    pub(crate) right: usize,
+    pub(crate) subject_labelled: usize,
+    pub(crate) subject_correct: usize,
+    pub(crate) corps_labelled: usize,
+    pub(crate) corps_correct: usize,
+    pub(crate) abstained: usize,
+}
+
 /// The figures of one evaluation run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Report {
     pub(crate) total: usize,
-    /// Reports with a subject label.
+    /// Reports expected to be routed (a corps label).
     pub(crate) routable: usize,
+    /// Routable reports with a subject label.
+    pub(crate) subject_labelled: usize,
     pub(crate) subject_correct: usize,
     pub(crate) corps_correct: usize,
     /// Routable reports where the analyser named neither subject nor corps.
@@ -45,8 +89,14 @@ pub(crate) struct Report {
     pub(crate) nonagri: usize,
     /// Non-agricultural reports the analyser routed nowhere.
     pub(crate) nonagri_recognised: usize,
+    /// Plant or animal problems that name nothing.
+    pub(crate) missing: usize,
+    /// Of those, the ones routed nowhere.
+    pub(crate) missing_unrouted: usize,
+    /// By `kind`, in name order.
+    pub(crate) kinds: BTreeMap<String, KindRow>,
     /// expected corps → predicted corps (or "—") → count; "—" rows are the
-    /// non-agricultural reports.
+    /// reports expected to be routed nowhere.
     pub(crate) confusion: BTreeMap<String, BTreeMap<String, usize>>,
     pub(crate) misses: Vec<Miss>,
 }
@@ -61,7 +111,7 @@ fn pct(n: usize, d: usize) -> f64 {
 
 impl Report {
     pub(crate) fn subject_accuracy(&self) -> f64 {
-        pct(self.subject_correct, self.routable)
+        pct(self.subject_correct, self.subject_labelled)
     }
     pub(crate) fn corps_accuracy(&self) -> f64 {
         pct(self.corps_correct, self.routable)
@@ -81,7 +131,7 @@ impl Report {
             "subject accuracy   {:.1}% ({}/{})\n",
             self.subject_accuracy(),
             self.subject_correct,
-            self.routable
+            self.subject_labelled
         ));
         out.push_str(&format!(
             "corps accuracy     {:.1}% ({}/{})\n",
@@ -101,6 +151,38 @@ impl Report {
             self.nonagri_recognised,
             self.nonagri
         ));
+        if self.missing > 0 {
+            out.push_str(&format!(
+                "names nothing, routed nowhere {:.1}% ({}/{})\n",
+                pct(self.missing_unrouted, self.missing),
+                self.missing_unrouted,
+                self.missing
+            ));
+        }
+        if self.kinds.len() > 1 || self.kinds.keys().any(|k| !k.is_empty()) {
+            out.push_str(&format!(
+                "\n{:<14}{:>6}{:>16}{:>16}{:>16}{:>11}\n",
+                "kind", "n", "right", "subject", "corps", "abstained"
+            ));
+            for (kind, row) in &self.kinds {
+                let cell = |n: usize, d: usize| {
+                    if d == 0 {
+                        "—".to_string()
+                    } else {
+                        format!("{:.1}% {n}/{d}", pct(n, d))
+                    }
+                };
+                out.push_str(&format!(
+                    "{:<14}{:>6}{:>16}{:>16}{:>16}{:>11}\n",
+                    if kind.is_empty() { "(none)" } else { kind },
+                    row.total,
+                    cell(row.right, row.total),
+                    cell(row.subject_correct, row.subject_labelled),
+                    cell(row.corps_correct, row.corps_labelled),
+                    row.abstained
+                ));
+            }
+        }
         let columns: Vec<&str> = ["粮油", "蔬菜", "果树", "畜牧", "林水", "—"].to_vec();
         out.push_str("\ncorps confusion (rows: expected, columns: predicted)\n      ");
         for c in &columns {
@@ -175,15 +257,30 @@ pub(crate) fn evaluate(lexicon: &Lexicon, items: &[Labelled]) -> Report {
             .or_default()
             .entry(got_col)
             .or_default() += 1;
-        if item.subject.is_empty() {
-            report.nonagri += 1;
-            if a.subject.is_none() && a.corps.is_none() {
-                report.nonagri_recognised += 1;
+        let unrouted = a.subject.is_none() && a.corps.is_none();
+        let row = report.kinds.entry(item.kind.clone()).or_default();
+        row.total += 1;
+        let expect = item.expect();
+        if expect != Expect::Route {
+            let recognised = if expect == Expect::Missing {
+                report.missing += 1;
+                &mut report.missing_unrouted
+            } else {
+                report.nonagri += 1;
+                &mut report.nonagri_recognised
+            };
+            if unrouted {
+                *recognised += 1;
+                row.right += 1;
             } else {
                 report.misses.push(Miss {
                     id: item.id.clone(),
                     text: item.text.clone(),
-                    expected: "(非农)".into(),
+                    expected: if expect == Expect::Missing {
+                        "(缺作物)".into()
+                    } else {
+                        "(非农)".into()
+                    },
                     got: format!("{got_subject}/{got_corps}"),
                     confidence: a.confidence,
                 });
@@ -191,19 +288,36 @@ pub(crate) fn evaluate(lexicon: &Lexicon, items: &[Labelled]) -> Report {
             continue;
         }
         report.routable += 1;
-        if a.subject.is_none() && a.corps.is_none() {
+        row.corps_labelled += 1;
+        if unrouted {
             report.abstained += 1;
+            row.abstained += 1;
         }
-        if got_corps == item.corps {
+        let corps_right = got_corps == item.corps;
+        if corps_right {
             report.corps_correct += 1;
+            row.corps_correct += 1;
         }
-        if got_subject == item.subject {
-            report.subject_correct += 1;
+        let subject_right = item.subject.is_empty() || got_subject == item.subject;
+        if !item.subject.is_empty() {
+            report.subject_labelled += 1;
+            row.subject_labelled += 1;
+            if subject_right {
+                report.subject_correct += 1;
+                row.subject_correct += 1;
+            }
+        }
+        if corps_right && subject_right {
+            row.right += 1;
         } else {
             report.misses.push(Miss {
                 id: item.id.clone(),
                 text: item.text.clone(),
-                expected: item.subject.clone(),
+                expected: if item.subject.is_empty() {
+                    format!("(none)/{}", item.corps)
+                } else {
+                    item.subject.clone()
+                },
                 got: if got_subject.is_empty() {
                     format!("(none)/{got_corps}")
                 } else {
@@ -218,4 +332,50 @@ pub(crate) fn evaluate(lexicon: &Lexicon, items: &[Labelled]) -> Report {
         .misses
         .sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then(a.id.cmp(&b.id)));
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_expectation_is_scored_by_its_own_rule() {
+        let items = parse(concat!(
+            r#"{"id":"a","text":"苹果树叶子发黄有斑点","subject":"苹果","corps":"果树","kind":"named"}"#,
+            "\n",
+            r#"{"id":"b","text":"苹果树叶子发黄有斑点","subject":"梨","corps":"果树","kind":"named"}"#,
+            "\n",
+            r#"{"id":"c","text":"苹果树叶子发黄有斑点","corps":"果树","kind":"other"}"#,
+            "\n",
+            r#"{"id":"d","text":"种粮补贴啥时候发","kind":"nonagri"}"#,
+            "\n",
+            r#"{"id":"e","text":"苹果树叶子发黄有斑点","expect":"missing","kind":"photo"}"#,
+            "\n",
+        ))
+        .unwrap();
+        let r = evaluate(Lexicon::embedded(), &items);
+        assert_eq!(
+            (r.routable, r.subject_labelled, r.subject_correct),
+            (3, 2, 1)
+        );
+        assert_eq!((r.corps_correct, r.abstained), (3, 0));
+        assert_eq!((r.nonagri, r.nonagri_recognised), (1, 1));
+        assert_eq!((r.missing, r.missing_unrouted), (1, 0), "e was routed");
+        let named = &r.kinds["named"];
+        assert_eq!((named.total, named.right, named.subject_correct), (2, 1, 1));
+        assert_eq!(
+            r.kinds["other"].right, 1,
+            "no subject label: the corps decides"
+        );
+        let ids: Vec<&str> = r.misses.iter().map(|m| m.id.as_str()).collect();
+        assert!(
+            ids.contains(&"b") && ids.contains(&"e") && !ids.contains(&"c"),
+            "{ids:?}"
+        );
+        let text = r.render(5);
+        assert!(
+            text.contains("names nothing, routed nowhere 0.0% (0/1)"),
+            "{text}"
+        );
+    }
 }
