@@ -15,7 +15,13 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDes
 use tonic::{body::Body, Code, Status};
 
 use super::{errors::ConnectError, Inner};
-use crate::pb;
+use crate::{
+    pb,
+    server::{
+        limits::{peer_ip, Door},
+        statuses::whole_file,
+    },
+};
 
 /// The package whose services Connect reaches (not health or reflection).
 const PACKAGE: &str = "xingweinong.v1";
@@ -36,6 +42,8 @@ pub(crate) struct Transcoder {
     pool: DescriptorPool,
     /// Largest request body read.
     max_body: usize,
+    /// The admission rules a body is read under (none in unit tests).
+    door: Option<Arc<Door>>,
 }
 
 impl Transcoder {
@@ -43,7 +51,14 @@ impl Transcoder {
         Transcoder {
             pool: descriptor_pool(),
             max_body,
+            door: None,
         }
+    }
+
+    /// Reads request bodies under the admission rules of `door`.
+    pub(crate) fn with_door(mut self, door: Arc<Door>) -> Transcoder {
+        self.door = Some(door);
+        self
     }
 
     pub(crate) fn pool(&self) -> &DescriptorPool {
@@ -121,6 +136,39 @@ impl Transcoder {
             Err(e) => Err(ConnectError::new(
                 Code::Cancelled,
                 format!("cannot read the request body: {e}"),
+            )),
+        }
+    }
+}
+
+impl Transcoder {
+    /// Reads the body of a Connect call of `method` as the gRPC route
+    /// counts a call: holding its caller's place under the admission
+    /// limits while it reads (the route counts the call again from its own
+    /// arrival), and within `limits.body_timeout_ms` (a whole-file upload:
+    /// `request_timeout_ms`), past which it is refused with
+    /// DEADLINE_EXCEEDED and logged, so a body that stalls holds nothing
+    /// for long.
+    pub(crate) async fn read_request(
+        &self,
+        parts: &http::request::Parts,
+        method: &MethodDescriptor,
+        body: Body,
+    ) -> Result<Bytes, ConnectError> {
+        let Some(door) = &self.door else {
+            return self.read_body(body).await;
+        };
+        let peer = peer_ip(&parts.extensions);
+        let entry = (door.enter(parts.uri.path(), &parts.headers, peer))
+            .map_err(|refused| ConnectError::from_status(&refused))?;
+        let caller = entry.as_ref().map(|(caller, _)| caller);
+        let Some(limit) = door.body_deadline(whole_file(method.input().full_name())) else {
+            return self.read_body(body).await;
+        };
+        match tokio::time::timeout(limit, self.read_body(body)).await {
+            Ok(read) => read,
+            Err(_) => Err(ConnectError::from_status(
+                &door.body_timed_out(caller, limit),
             )),
         }
     }
@@ -292,7 +340,7 @@ async fn call_unary<S: Inner>(
     }
     let timeout = timeout(&parts.headers)?;
     within(timeout, async {
-        let json = transcoder.read_body(body).await?;
+        let json = transcoder.read_request(&parts, &method, body).await?;
         let message = transcoder.json_to_proto(&method.input(), &json)?;
         let response = call(inner, grpc_request(&parts, &message, timeout)).await;
         let reply = unary_reply(response).await?;

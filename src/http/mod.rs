@@ -20,7 +20,7 @@ use tonic::body::Body;
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::config::HttpConfig;
+use crate::{config::HttpConfig, server::limits::Door};
 use connect::Transcoder;
 use errors::ConnectError;
 
@@ -80,16 +80,17 @@ fn route(method: &Method, content_type: &str) -> Route {
     }
 }
 
-/// The layer; `max_body` bounds a Connect request body.
+/// The layer; `max_body` bounds a Connect request body, read under the
+/// admission rules of `door`.
 #[derive(Clone)]
 pub(crate) struct HttpLayer {
     transcoder: Arc<Transcoder>,
 }
 
 impl HttpLayer {
-    pub(crate) fn new(max_body: usize) -> HttpLayer {
+    pub(crate) fn new(max_body: usize, door: Arc<Door>) -> HttpLayer {
         HttpLayer {
-            transcoder: Arc::new(Transcoder::new(max_body)),
+            transcoder: Arc::new(Transcoder::new(max_body).with_door(door)),
         }
     }
 }

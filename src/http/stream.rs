@@ -95,7 +95,7 @@ pub(crate) async fn server_stream<S: Inner>(
     let opened = async {
         let timeout = connect::timeout(&parts.headers)?;
         let response = connect::within(timeout, async {
-            let json = request_message(transcoder.read_body(body).await?)?;
+            let json = request_message(transcoder.read_request(&parts, &method, body).await?)?;
             let message = transcoder.json_to_proto(&method.input(), &json)?;
             let request = connect::grpc_request(&parts, &message, timeout);
             Ok(connect::call(inner, request).await)

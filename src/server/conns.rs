@@ -2,9 +2,10 @@
 //! (`limits.max_connections`) and per client address
 //! (`limits.max_connections_per_address`, IPv6 by its /64, trusted proxies
 //! exempt), and a deadline for a connection's first bytes
-//! (`limits.first_bytes_timeout_ms`: the HTTP/2 preface or an HTTP/1.1
-//! request line, for TLS after the handshake), so sockets that never speak
-//! are closed instead of held forever. Limits reached are logged at most
+//! (`limits.first_bytes_timeout_ms`: the whole HTTP/2 preface or an
+//! HTTP/1.1 request line, for TLS after the handshake), so sockets that
+//! never speak, or stop after a few bytes, are closed instead of held
+//! forever. Limits reached are logged at most
 //! once a second per kind, with how many were not.
 
 use std::{
@@ -247,25 +248,49 @@ where
     )
 }
 
-/// Reads the first bytes of `stream` within `timeout`.
+/// What an HTTP/2 client sends first.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether `first` is a whole opening: the HTTP/2 preface, a line (an
+/// HTTP/1.1 request line), or as much as is read at once. A part of the
+/// preface is not one, so a client that sends a few bytes and stalls is
+/// as silent as one that sends none.
+fn opened(first: &[u8]) -> bool {
+    let n = first.len().min(PREFACE.len());
+    if first[..n] == PREFACE[..n] {
+        return first.len() >= PREFACE.len();
+    }
+    first.contains(&b'\n') || first.len() >= FIRST_READ
+}
+
+/// Reads the first bytes of `stream`, up to a whole opening ([`opened`]),
+/// within `timeout`.
 async fn first_bytes<S: AsyncRead + Unpin>(
     stream: &mut S,
     timeout: Duration,
 ) -> io::Result<Vec<u8>> {
-    let mut first = vec![0; FIRST_READ];
-    match tokio::time::timeout(timeout, stream.read(&mut first)).await {
-        Ok(Ok(0)) => Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "closed before its first bytes",
-        )),
-        Ok(Ok(n)) => {
-            first.truncate(n);
-            Ok(first)
+    let read = async {
+        let mut first = vec![0; FIRST_READ];
+        let mut n = 0;
+        while !opened(&first[..n]) {
+            match stream.read(&mut first[n..]).await? {
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("closed after {n} bytes, before its preface or request line"),
+                    ))
+                }
+                read => n += read,
+            }
         }
-        Ok(Err(e)) => Err(e),
+        first.truncate(n);
+        Ok(first)
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(read) => read,
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("no bytes within {timeout:?}"),
+            format!("no whole preface or request line within {timeout:?}"),
         )),
     }
 }
@@ -424,6 +449,39 @@ mod tests {
         let _p = l.admit(proxy).unwrap();
         assert!(l.admit(proxy).is_none(), "the total cap holds for proxies");
         assert!(l.admit(a).is_none());
+    }
+
+    #[test]
+    fn an_opening_is_the_whole_preface_or_a_line() {
+        assert!(!opened(b""));
+        assert!(!opened(b"PRI"), "a part of the preface");
+        assert!(!opened(&PREFACE[..23]));
+        assert!(opened(PREFACE));
+        assert!(opened(&[PREFACE, b"\0\0\x12\x04"].concat()));
+        assert!(
+            !opened(b"POST /xingweinong.v1.Ma"),
+            "a part of a request line"
+        );
+        assert!(opened(b"GET / HTTP/1.1\r\n"));
+        assert!(opened(&[b'x'; FIRST_READ]), "as much as is read at once");
+    }
+
+    #[tokio::test]
+    async fn a_few_bytes_then_silence_is_silent() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"PRI")
+            .await
+            .unwrap();
+        let e = first_bytes(&mut server, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let (mut client, mut server) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut client, PREFACE)
+            .await
+            .unwrap();
+        let first = first_bytes(&mut server, Duration::from_millis(50)).await;
+        assert_eq!(first.unwrap(), PREFACE);
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! for a worker thread), so a CPU-bound server sheds instead of queueing;
 //! one client address may hold only a share of those places
 //! (`max_in_flight_per_address`), so one greedy client cannot hold them all;
+//! once fewer than a quarter of the places are free, a caller (an address,
+//! or a key) that holds its share already is refused, so the greedy are
+//! shed first and the last quarter is kept for callers holding few
+//! ([`Holdings`]);
 //! SubmitProblem has a tighter bound (its calls queue behind the
 //! dispatcher's lock and a synchronous commit); farmer-facing calls have a
 //! token bucket per caller (a front end by its API key, anyone else by
@@ -27,7 +31,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{codegen::http, Status};
 
 use self::caller::{Caller, Callers};
-use crate::{config::LimitConfig, error::Error, server::throttle::Throttle};
+use crate::{
+    config::LimitConfig,
+    error::Error,
+    server::{statuses::StatusLayer, throttle::Throttle},
+};
 
 /// Buckets idle this long are forgotten when the table grows.
 const IDLE_SECS: f64 = 60.0;
@@ -46,58 +54,92 @@ pub(crate) struct Permit {
     _method: Option<OwnedSemaphorePermit>,
 }
 
-/// Calls in flight per client address (an IPv6 address by its /64, as
-/// [`Callers::identify`] gives it).
-pub(crate) struct PerAddress {
-    max: usize,
-    counts: Mutex<HashMap<IpAddr, usize>>,
+/// Calls in flight per caller (an address, IPv6 by its /64, as
+/// [`Callers::identify`] gives it, or an API key's name), with the rules
+/// that bound them: an address's own bound, and each caller's share of
+/// the server's places once they run short.
+pub(crate) struct Holdings {
+    /// `max_in_flight_per_address`: an address's bound at any load.
+    per_address: usize,
+    /// What an address may hold once the server is busy: a quarter of
+    /// `per_address`.
+    address_share: usize,
+    /// What a key may hold once the server is busy: a quarter of
+    /// `max_in_flight` (a front end is many farmers).
+    key_share: usize,
+    counts: Mutex<HashMap<Caller, usize>>,
 }
 
-/// One call's place under its address's bound, given back when dropped.
-pub(crate) struct AddressPlace {
-    table: Arc<PerAddress>,
-    ip: IpAddr,
+/// Why [`Holdings::take`] gave no place.
+#[derive(Debug, PartialEq, Eq)]
+enum Over {
+    /// The address holds `per_address` already.
+    Address,
+    /// The server is busy and the caller holds (the first number) its
+    /// share (the second) or more.
+    Share(usize, usize),
 }
 
-impl PerAddress {
-    fn new(max: usize) -> PerAddress {
-        PerAddress {
-            max,
+/// One call's place in its caller's holdings, given back when dropped.
+pub(crate) struct Place {
+    table: Arc<Holdings>,
+    caller: Caller,
+}
+
+impl Holdings {
+    fn new(per_address: usize, max_in_flight: usize) -> Holdings {
+        Holdings {
+            per_address,
+            address_share: (per_address / 4).max(1),
+            key_share: (max_in_flight / 4).max(1),
             counts: Mutex::new(HashMap::new()),
         }
     }
 
-    /// A place for a call from `ip`, or None when it has `max` in flight.
-    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressPlace> {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= self.max {
-            return None;
+    /// What `caller` may hold while the server is busy.
+    fn share(&self, caller: &Caller) -> usize {
+        match caller {
+            Caller::Key(_) => self.key_share,
+            Caller::Address(_) => self.address_share,
         }
-        *count += 1;
-        Some(AddressPlace {
+    }
+
+    /// A place for a call of `caller`, or why not: the address is at
+    /// `per_address`, or the server is `busy` and the caller holds its
+    /// share already.
+    fn take(self: &Arc<Self>, caller: &Caller, busy: bool) -> Result<Place, Over> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.get(caller).copied().unwrap_or(0);
+        match caller {
+            Caller::Address(_) if count >= self.per_address => return Err(Over::Address),
+            _ if busy && count >= self.share(caller) => {
+                return Err(Over::Share(count, self.share(caller)))
+            }
+            _ => {}
+        }
+        counts.insert(caller.clone(), count + 1);
+        Ok(Place {
             table: self.clone(),
-            ip,
+            caller: caller.clone(),
         })
     }
 }
 
-impl Drop for AddressPlace {
+impl Drop for Place {
     fn drop(&mut self) {
         let mut counts = (self.table.counts.lock()).unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.ip) {
+        if let Some(count) = counts.get_mut(&self.caller) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                counts.remove(&self.ip);
+                counts.remove(&self.caller);
             }
         }
     }
 }
 
 pub(crate) struct Limits {
-    in_flight: Arc<Semaphore>,
-    max_in_flight: usize,
-    per_address: Arc<PerAddress>,
+    /// Calls in flight: the server's, each caller's.
+    door: Arc<Door>,
     /// None when `max_submits_in_flight` is 0.
     submits: Option<Arc<Semaphore>>,
     max_submits: usize,
@@ -132,7 +174,10 @@ pub(crate) fn log_refusal(
     };
     let caller = caller.map(ToString::to_string).unwrap_or_default();
     let reason = status.message();
-    if kind == "rate_limit" || kind == "in_flight_per_address" {
+    if matches!(
+        kind,
+        "rate_limit" | "in_flight_per_address" | "body_timeout"
+    ) {
         tracing::info!(kind, %caller, reason, suppressed, "call refused at a limit");
     } else {
         tracing::warn!(kind, %caller, reason, suppressed, "call refused at a limit");
@@ -142,16 +187,30 @@ pub(crate) fn log_refusal(
 impl Limits {
     /// The limits of `config`; its API keys and proxies are checked.
     pub(crate) fn new(config: &LimitConfig) -> anyhow::Result<Limits> {
-        Ok(Limits {
+        let callers = Arc::new(Callers::new(config)?);
+        let log = Arc::new(Throttle::default());
+        let request_timeout = (config.request_timeout_ms > 0)
+            .then(|| Duration::from_millis(config.request_timeout_ms));
+        let body_timeout =
+            (config.body_timeout_ms > 0).then(|| Duration::from_millis(config.body_timeout_ms));
+        let door = Door {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
-            max_in_flight: config.max_in_flight,
+            max: config.max_in_flight,
             // Never above the server's own bound (tests set tiny ones).
-            per_address: Arc::new(PerAddress::new(
+            holdings: Arc::new(Holdings::new(
                 config
                     .max_in_flight_per_address
                     .min(config.max_in_flight)
                     .max(1),
+                config.max_in_flight,
             )),
+            callers: callers.clone(),
+            log: log.clone(),
+            body_timeout,
+            request_timeout,
+        };
+        Ok(Limits {
+            door: Arc::new(door),
             submits: (config.max_submits_in_flight > 0)
                 .then(|| Arc::new(Semaphore::new(config.max_submits_in_flight))),
             max_submits: config.max_submits_in_flight,
@@ -162,25 +221,12 @@ impl Limits {
             )),
             rate: config.client_rate_per_sec,
             burst: config.client_burst.max(1.0),
-            callers: Arc::new(Callers::new(config)?),
+            callers,
             buckets: Mutex::new(HashMap::new()),
-            request_timeout: (config.request_timeout_ms > 0)
-                .then(|| Duration::from_millis(config.request_timeout_ms)),
-            body_timeout: (config.body_timeout_ms > 0)
-                .then(|| Duration::from_millis(config.body_timeout_ms)),
-            log: Arc::new(Throttle::default()),
+            request_timeout,
+            body_timeout,
+            log,
         })
-    }
-
-    /// The longest a call may run (`request_timeout_ms`; none when 0).
-    pub(crate) fn request_timeout(&self) -> Option<Duration> {
-        self.request_timeout
-    }
-
-    /// The longest a unary call's request may take to arrive whole
-    /// (`body_timeout_ms`; none when 0).
-    pub(crate) fn body_timeout(&self) -> Option<Duration> {
-        self.body_timeout
     }
 
     /// When a call that arrived at `arrival` reaches the request timeout:
@@ -197,13 +243,18 @@ impl Limits {
 
     /// The layer that bounds calls in flight for the whole server.
     pub(crate) fn admission_layer(&self) -> AdmissionLayer {
-        AdmissionLayer {
-            in_flight: self.in_flight.clone(),
-            max: self.max_in_flight,
-            per_address: self.per_address.clone(),
-            callers: self.callers.clone(),
-            log: self.log.clone(),
-        }
+        AdmissionLayer { door: self.door() }
+    }
+
+    /// The admission rules, for the layer and the Connect transcoder.
+    pub(crate) fn door(&self) -> Arc<Door> {
+        self.door.clone()
+    }
+
+    /// The layer under admission: the request timeout, the body timeout
+    /// (refusals logged like the others) and tonic's refusals made right.
+    pub(crate) fn status_layer(&self) -> anyhow::Result<StatusLayer> {
+        StatusLayer::new(self.request_timeout, self.body_timeout, Some(self.door()))
     }
 
     /// Who made `request`: as the admission layer found it, or, for a call
@@ -345,21 +396,124 @@ fn exempt(path: &str) -> bool {
     path == "/xingweinong.v1.MatchService/Ping" || path.starts_with("/grpc.health.v1.Health/")
 }
 
-/// Counts every call from its arrival to its reply (for a server stream:
-/// until the stream starts; for an upload: until it is read and applied)
-/// against `limits.max_in_flight`, and a call from a client address (not
-/// one with an API key) against `limits.max_in_flight_per_address` too;
-/// past either, answers RESOURCE_EXHAUSTED without running the call.
-/// It also identifies the caller ([`Callers::identify`]): an unknown API
-/// key is refused here, and the [`Caller`] rides in the request's
-/// extensions to the Gate and into the call's `caller` span field.
-#[derive(Clone)]
-pub(crate) struct AdmissionLayer {
+/// The admission rules every call meets on arrival, shared by the
+/// [`AdmissionLayer`] and the Connect transcoder, which holds a place
+/// while it reads a request body, before the call reaches the layer.
+pub(crate) struct Door {
     in_flight: Arc<Semaphore>,
     max: usize,
-    per_address: Arc<PerAddress>,
+    holdings: Arc<Holdings>,
     callers: Arc<Callers>,
     log: Arc<Throttle>,
+    /// None when `body_timeout_ms` is 0.
+    body_timeout: Option<Duration>,
+    /// None when `request_timeout_ms` is 0.
+    request_timeout: Option<Duration>,
+}
+
+/// A call's places under the admission limits (its caller's and the
+/// server's), given back when dropped.
+#[must_use = "the call is counted only while its places are held"]
+pub(crate) struct Entry {
+    _place: Place,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Door {
+    /// Counts a call on `path` from `peer` with `headers` against
+    /// `limits.max_in_flight`, its address's bound (not a key's) and, once
+    /// fewer than a quarter of the server's places are free, its share;
+    /// past any of them (or with an unknown API key), the refusal, logged.
+    /// Exempt paths get no entry.
+    pub(crate) fn enter(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<(Caller, Entry)>, Status> {
+        if exempt(path) {
+            return Ok(None);
+        }
+        let caller = self.callers.identify(headers, peer).map_err(|refused| {
+            let status = Status::from(refused);
+            // The address only: the key sent is never logged.
+            let address = peer.map(Caller::Address);
+            log_refusal(&self.log, "api_key", address.as_ref(), &status);
+            status
+        })?;
+        // Busy: the last quarter of the places is kept for callers
+        // holding less than their share.
+        let busy = self.in_flight.available_permits() <= self.max / 4;
+        let refused = |kind, message| {
+            let status = Status::from(Error::ResourceExhausted(message));
+            log_refusal(&self.log, kind, Some(&caller), &status);
+            status
+        };
+        let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            refused(
+                "in_flight",
+                format!(
+                    "the server is at its limit of {} calls in flight; retry shortly",
+                    self.max
+                ),
+            )
+        })?;
+        let place = self.holdings.take(&caller, busy).map_err(|over| match over {
+            Over::Address => refused("in_flight_per_address", format!(
+                "this client address is at its limit of {} calls in flight (limits.max_in_flight_per_address); retry shortly",
+                self.holdings.per_address
+            )),
+            Over::Share(held, share) => refused("in_flight_share", format!(
+                "the server is near its limit of {} calls in flight (limits.max_in_flight) and this caller holds {held} of them, at least its share of {share} while the server is busy; retry shortly",
+                self.max
+            )),
+        })?;
+        Ok(Some((
+            caller,
+            Entry {
+                _place: place,
+                _permit: permit,
+            },
+        )))
+    }
+
+    /// The longest a request body may take to arrive: `body_timeout_ms`,
+    /// or for a whole-file upload `request_timeout_ms` (none when 0).
+    pub(crate) fn body_deadline(&self, whole_file: bool) -> Option<Duration> {
+        match whole_file {
+            true => self.request_timeout,
+            false => self.body_timeout,
+        }
+    }
+
+    /// The refusal of a call of `caller` whose request did not arrive
+    /// whole within `limit`, logged.
+    pub(crate) fn body_timed_out(&self, caller: Option<&Caller>, limit: Duration) -> Status {
+        let status = body_timed_out(limit);
+        log_refusal(&self.log, "body_timeout", caller, &status);
+        status
+    }
+}
+
+/// The refusal of a call whose request did not arrive whole within
+/// `limit`: the client was too slow, like the request timeout.
+pub(crate) fn body_timed_out(limit: Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "the request did not arrive whole within the server's body timeout of {} ms (limits.body_timeout_ms); send a unary call's message at once",
+        limit.as_millis()
+    ))
+}
+
+/// Counts every call from its arrival to its reply (for a server stream:
+/// until the stream starts; for an upload: until it is read and applied)
+/// through the [`Door`]: past a limit, answers RESOURCE_EXHAUSTED without
+/// running the call. It also identifies the caller
+/// ([`Callers::identify`]): an unknown API key is refused here, and the
+/// [`Caller`] rides in the request's extensions to the Gate and into the
+/// call's `caller` span field.
+#[derive(Clone)]
+pub(crate) struct AdmissionLayer {
+    door: Arc<Door>,
 }
 
 impl<S> tower::Layer<S> for AdmissionLayer {
@@ -368,11 +522,7 @@ impl<S> tower::Layer<S> for AdmissionLayer {
     fn layer(&self, inner: S) -> Admission<S> {
         Admission {
             inner,
-            in_flight: self.in_flight.clone(),
-            max: self.max,
-            per_address: self.per_address.clone(),
-            callers: self.callers.clone(),
-            log: self.log.clone(),
+            door: self.door.clone(),
         }
     }
 }
@@ -380,17 +530,13 @@ impl<S> tower::Layer<S> for AdmissionLayer {
 #[derive(Clone)]
 pub(crate) struct Admission<S> {
     inner: S,
-    in_flight: Arc<Semaphore>,
-    max: usize,
-    per_address: Arc<PerAddress>,
-    callers: Arc<Callers>,
-    log: Arc<Throttle>,
+    door: Arc<Door>,
 }
 
-/// The TCP peer's address as the server recorded it, with or without TLS.
-fn peer_ip<B>(request: &http::Request<B>) -> Option<IpAddr> {
+/// The TCP peer's address as the server recorded it in a request's
+/// `extensions`, with or without TLS.
+pub(crate) fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-    let extensions = request.extensions();
     (extensions.get::<TcpConnectInfo>())
         .or_else(|| (extensions.get::<TlsConnectInfo<TcpConnectInfo>>()).map(|tls| tls.get_ref()))
         .and_then(|info| info.remote_addr())
@@ -415,50 +561,18 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         request.extensions_mut().insert(Arrival(Instant::now()));
-        let (permit, caller) = if exempt(request.uri().path()) {
-            (None::<(Option<AddressPlace>, OwnedSemaphorePermit)>, None)
-        } else {
-            let peer = peer_ip(&request);
-            let caller = match self.callers.identify(request.headers(), peer) {
-                Ok(caller) => caller,
-                Err(refused) => {
-                    let status = Status::from(refused);
-                    // The address only: the key sent is never logged.
-                    let address = peer.map(Caller::Address);
-                    log_refusal(&self.log, "api_key", address.as_ref(), &status);
-                    return Box::pin(async move { Ok(status.into_http()) });
-                }
-            };
-            request.extensions_mut().insert(caller.clone());
-            // A front end with a key is many farmers at one address: its
-            // key's rate bounds it, not the per-address place count.
-            let place = match &caller {
-                Caller::Key(_) => None,
-                Caller::Address(ip) => match self.per_address.take(*ip) {
-                    Some(place) => Some(place),
-                    None => {
-                        let status = Status::from(Error::ResourceExhausted(format!(
-                            "this client address is at its limit of {} calls in flight (limits.max_in_flight_per_address); retry shortly",
-                            self.per_address.max
-                        )));
-                        log_refusal(&self.log, "in_flight_per_address", Some(&caller), &status);
-                        return Box::pin(async move { Ok(status.into_http()) });
-                    }
-                },
-            };
-            let permit = match self.in_flight.clone().try_acquire_owned() {
-                Ok(permit) => permit,
-                Err(_) => {
-                    let status = Status::from(Error::ResourceExhausted(format!(
-                        "the server is at its limit of {} calls in flight; retry shortly",
-                        self.max
-                    )));
-                    log_refusal(&self.log, "in_flight", Some(&caller), &status);
-                    return Box::pin(async move { Ok(status.into_http()) });
-                }
-            };
-            (Some((place, permit)), Some(caller))
+        let peer = peer_ip(request.extensions());
+        let entry = match self
+            .door
+            .enter(request.uri().path(), request.headers(), peer)
+        {
+            Ok(entry) => entry,
+            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
         };
+        let (caller, entry) = entry.unzip();
+        if let Some(caller) = &caller {
+            request.extensions_mut().insert(caller.clone());
+        }
         let reply = self.inner.call(request);
         Box::pin(async move {
             // Polled inside the call's span (`trace_fn` in `serve`).
@@ -466,7 +580,7 @@ where
                 tracing::Span::current().record("caller", tracing::field::display(caller));
             }
             let response = reply.await;
-            drop(permit);
+            drop(entry);
             response
         })
     }
@@ -648,6 +762,25 @@ mod tests {
         let fourth = service.call(r4);
         release4.send(()).unwrap();
         assert_eq!(grpc_status(&fourth.await.unwrap()), None, "a place freed");
+    }
+
+    #[test]
+    fn once_busy_a_caller_holding_its_share_is_refused() {
+        let h = Arc::new(Holdings::new(16, 64));
+        let greedy = anyone();
+        let light = Caller::Address("192.0.2.2".parse().unwrap());
+        let key = Caller::Key("web".into());
+        let _held: Vec<_> = (0..4).map(|_| h.take(&greedy, false).unwrap()).collect();
+        assert_eq!(h.take(&greedy, true).err(), Some(Over::Share(4, 4)));
+        let more: Vec<_> = (0..12).map(|_| h.take(&greedy, false).unwrap()).collect();
+        assert_eq!(h.take(&greedy, false).err(), Some(Over::Address));
+        assert!(h.take(&light, true).is_ok(), "a light caller is admitted");
+        let _keyed: Vec<_> = (0..16).map(|_| h.take(&key, true).unwrap()).collect();
+        assert_eq!(h.take(&key, true).err(), Some(Over::Share(16, 16)));
+        assert!(h.take(&key, false).is_ok(), "a key has no bound of its own");
+        drop(more);
+        assert_eq!(h.take(&greedy, true).err(), Some(Over::Share(4, 4)));
+        assert!(h.take(&greedy, false).is_ok(), "places given back");
     }
 
     #[test]

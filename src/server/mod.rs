@@ -255,12 +255,12 @@ pub async fn serve(
         // then the request timeout and the transport's statuses made right
         // (under admission, so a call's deadline counts from its arrival).
         .layer(crate::http::cors(&config.http))
-        .layer(crate::http::HttpLayer::new(connect_body_bytes(&config)))
+        .layer(crate::http::HttpLayer::new(
+            connect_body_bytes(&config),
+            limits.door(),
+        ))
         .layer(limits.admission_layer())
-        .layer(statuses::StatusLayer::new(
-            limits.request_timeout(),
-            limits.body_timeout(),
-        )?)
+        .layer(limits.status_layer()?)
         .add_service(health)
         .add_service(reflection)
         .add_service(apis.matching)

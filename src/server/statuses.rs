@@ -30,6 +30,8 @@ use http_body::Body as _;
 use prost_reflect::DescriptorPool;
 use tonic::{codegen::http, Code, Status};
 
+use super::limits::{body_timed_out, caller::Caller, Door};
+
 /// How prost's decode errors begin (tonic-prost puts them in an INTERNAL
 /// status as they are).
 const DECODE_ERROR: &str = "failed to decode Protobuf message";
@@ -75,9 +77,12 @@ fn oversized(message: &str) -> String {
     }
 }
 
-/// The request message of the whole-file uploads (up to
-/// `max_upload_bytes` in one message): they keep the request timeout.
-const WHOLE_FILE: &str = "xingweinong.v1.RosterFile";
+/// Whether `input` (a request message's full name) is the whole-file
+/// uploads' (up to `max_upload_bytes` in one message): they keep the
+/// request timeout, not the body timeout.
+pub(crate) fn whole_file(input: &str) -> bool {
+    input == "xingweinong.v1.RosterFile"
+}
 
 /// The layer: the request timeout, the body timeout of unary calls, and
 /// [`rewrite`] of transport refusals.
@@ -89,15 +94,18 @@ pub(crate) struct StatusLayer {
     /// but for the whole-file uploads.
     watched: Arc<HashSet<String>>,
     pool: Arc<DescriptorPool>,
+    /// Where body-timeout refusals are logged, with the caller.
+    door: Option<Arc<Door>>,
 }
 
 impl StatusLayer {
     /// Calls end after `timeout`, and a unary call whose request has not
     /// arrived whole after `body_timeout` (none: no bound of the server's
-    /// own).
+    /// own), logging that through `door`.
     pub(crate) fn new(
         timeout: Option<Duration>,
         body_timeout: Option<Duration>,
+        door: Option<Arc<Door>>,
     ) -> anyhow::Result<StatusLayer> {
         let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)?;
         let watched = (pool.services())
@@ -105,7 +113,7 @@ impl StatusLayer {
                 let name = service.full_name().to_string();
                 service
                     .methods()
-                    .filter(|m| !m.is_client_streaming() && m.input().full_name() != WHOLE_FILE)
+                    .filter(|m| !m.is_client_streaming() && !whole_file(m.input().full_name()))
                     .map(move |m| format!("/{name}/{}", m.name()))
                     .collect::<Vec<_>>()
             })
@@ -115,6 +123,7 @@ impl StatusLayer {
             body_timeout,
             watched: Arc::new(watched),
             pool: Arc::new(pool),
+            door,
         })
     }
 }
@@ -245,6 +254,7 @@ where
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let path = request.uri().path().to_string();
+        let caller = request.extensions().get::<Caller>().cloned();
         let body_timeout = (self.layer.body_timeout).filter(|_| self.layer.watched.contains(&path));
         let (request, arrived) = match body_timeout {
             Some(_) if !request.body().is_end_stream() => {
@@ -280,10 +290,11 @@ where
                 biased;
                 response = reply => response?,
                 () = stalled => {
-                    let status = Status::deadline_exceeded(format!(
-                        "the request did not arrive whole within the server's body timeout of {} ms (limits.body_timeout_ms); send a unary call's message at once",
-                        body_timeout.unwrap_or_default().as_millis()
-                    ));
+                    let limit = body_timeout.unwrap_or_default();
+                    let status = match &layer.door {
+                        Some(door) => door.body_timed_out(caller.as_ref(), limit),
+                        None => body_timed_out(limit),
+                    };
                     return Ok(status.into_http());
                 }
                 () = late => {
@@ -353,7 +364,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_past_the_timeout_is_deadline_exceeded() {
         use tower::{Layer, Service, ServiceExt};
-        let layer = StatusLayer::new(Some(Duration::from_millis(20)), None).unwrap();
+        let layer = StatusLayer::new(Some(Duration::from_millis(20)), None, None).unwrap();
         let mut slow = layer.layer(tower::service_fn(
             |_: http::Request<tonic::body::Body>| async {
                 std::future::pending::<()>().await;
@@ -373,7 +384,7 @@ mod tests {
     #[tokio::test]
     async fn a_refusal_by_the_codec_is_rewritten() {
         use tower::{Layer, Service, ServiceExt};
-        let layer = StatusLayer::new(None, None).unwrap();
+        let layer = StatusLayer::new(None, None, None).unwrap();
         let mut refusing = layer.layer(tower::service_fn(
             |_: http::Request<tonic::body::Body>| async {
                 let tonic = Status::internal(format!("{DECODE_ERROR}: invalid wire type value: 7"));
@@ -410,7 +421,7 @@ mod tests {
 
     #[test]
     fn the_body_timeout_applies_to_unary_requests_but_whole_files() {
-        let layer = StatusLayer::new(None, Some(Duration::from_secs(1))).unwrap();
+        let layer = StatusLayer::new(None, Some(Duration::from_secs(1)), None).unwrap();
         let watched = |path: &str| layer.watched.contains(path);
         assert!(watched(MATCH));
         assert!(watched("/xingweinong.v1.TicketService/WatchTicket"));
@@ -423,7 +434,7 @@ mod tests {
 
     #[test]
     fn methods_are_found_by_path() {
-        let layer = StatusLayer::new(None, None).unwrap();
+        let layer = StatusLayer::new(None, None, None).unwrap();
         assert_eq!(
             input_of(&layer.pool, "/xingweinong.v1.MatchService/MatchProblem").as_deref(),
             Some("xingweinong.v1.MatchProblemRequest")

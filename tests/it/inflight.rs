@@ -5,6 +5,8 @@
 //! (`limits.max_in_flight_per_address`), the streams past that bound are
 //! refused at once, and the stalled ones are refused with
 //! DEADLINE_EXCEEDED after `limits.body_timeout_ms`, freeing their places.
+//! Near `limits.max_in_flight`, the greedy client is shed before a light
+//! one.
 
 use std::{
     net::SocketAddr,
@@ -44,13 +46,13 @@ async fn grpc_status(response: h2::client::ResponseFuture) -> (String, String) {
     (get("grpc-status"), get("grpc-message"))
 }
 
-type Stalled = Vec<(
+pub(crate) type Stalled = Vec<(
     tokio::task::JoinHandle<(String, String, Duration)>,
     h2::SendStream<Bytes>,
 )>;
 
 /// `n` stalled MatchProblem streams on one connection from 127.0.0.2.
-async fn stalled_streams(addr: SocketAddr, n: usize) -> Stalled {
+pub(crate) async fn stalled_streams(addr: SocketAddr, n: usize) -> Stalled {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let tcp = socket.connect(addr).await.unwrap();
@@ -82,19 +84,30 @@ async fn stalled_streams(addr: SocketAddr, n: usize) -> Stalled {
     streams
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_client_with_stalled_bodies_cannot_starve_the_others() {
-    let mut cfg = config(&temp_dir("inflight"));
-    cfg.limits.max_in_flight = 64;
-    cfg.limits.max_in_flight_per_address = 16;
-    cfg.limits.body_timeout_ms = 1_000;
+/// A server with these in-flight limits, once it answers a MatchProblem.
+async fn serving(
+    tag: &str,
+    max_in_flight: usize,
+    per_address: usize,
+    body_timeout_ms: u64,
+) -> (TestServer, tonic::transport::Channel) {
+    let mut cfg = config(&temp_dir(tag));
+    cfg.limits.max_in_flight = max_in_flight;
+    cfg.limits.max_in_flight_per_address = per_address;
+    cfg.limits.body_timeout_ms = body_timeout_ms;
     let server = TestServer::start(cfg).await;
     let ch = server.channel().await;
-    let mut matcher = MatchClient::new(ch.clone());
-    matcher
+    MatchClient::new(ch.clone())
         .match_problem(at_division("苹果树腐烂病", "610527106202"))
         .await
         .expect("serving");
+    (server, ch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_with_stalled_bodies_cannot_starve_the_others() {
+    let (server, ch) = serving("inflight", 64, 16, 1_000).await;
+    let mut matcher = MatchClient::new(ch.clone());
 
     // More stalled streams than the whole server's bound.
     let started = Instant::now();
@@ -156,5 +169,60 @@ async fn one_client_with_stalled_bodies_cannot_starve_the_others() {
         .await;
     assert!(again.is_ok(), "{again:?}");
     assert_eq!(Code::Ok, again.map_or_else(|s| s.code(), |_| Code::Ok));
+    server.stop_and_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_the_limit_the_greedy_caller_is_shed_before_a_light_one() {
+    // The address bound alone would let one client take every place.
+    let (server, ch) = serving("inflight-greedy", 16, 16, 3_000).await;
+
+    // The greedy client asks for every place; past three quarters (12) it
+    // holds more than its share (16 / 4) and is refused.
+    let stalled = stalled_streams(server.addr, 16).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // A light client, a few calls at a time, is answered meanwhile.
+    let mut answered = 0;
+    for _ in 0..2 {
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let mut matcher = MatchClient::new(ch.clone());
+                tokio::spawn(async move {
+                    matcher
+                        .match_problem(at_division("苹果树腐烂病", "610527106202"))
+                        .await
+                })
+            })
+            .collect();
+        for call in calls {
+            match call.await.unwrap() {
+                Ok(_) => answered += 1,
+                Err(refused) => eprintln!("the light client was refused: {refused:?}"),
+            }
+        }
+    }
+    assert_eq!(answered, 8, "the light client's calls answered of 8");
+
+    let (mut held, mut shed) = (0, 0);
+    for (reply, send) in stalled {
+        let (code, message, waited) = reply.await.unwrap();
+        drop(send);
+        match code.as_str() {
+            "8" => {
+                // Percent-encoded, as it travels.
+                assert!(
+                    message.contains("(limits.max_in_flight)") && message.contains("share"),
+                    "{message}"
+                );
+                assert!(waited < Duration::from_millis(2_000), "{waited:?}");
+                shed += 1;
+            }
+            "4" => held += 1,
+            other => panic!("a stalled stream got {other}: {message}"),
+        }
+    }
+    eprintln!("greedy: {held} held, {shed} shed; light: {answered} of 8 answered");
+    assert_eq!((held, shed), (12, 4));
     server.stop_and_clean().await;
 }

@@ -3,7 +3,8 @@
 //! keeps serving; mutual TLS refuses clients without a certificate of the
 //! client CA; ALPN offers HTTP/1.1 next to h2, so an HTTP/1.1-only client
 //! gets the pages and Connect JSON; a client that never finishes its
-//! handshake blocks no one and is dropped; the audit log still names the
+//! handshake blocks no one and is dropped, one silent after it (or after
+//! a part of the HTTP/2 preface) is closed at the first-bytes timeout; the audit log still names the
 //! peer's address; certificate trouble stops start-up naming the file. The
 //! certificates are made here with rcgen, for these tests only.
 
@@ -335,6 +336,46 @@ async fn a_handshake_that_never_finishes_blocks_no_one_and_is_dropped() {
         waited >= Duration::from_secs(9),
         "dropped early: {waited:?}"
     );
+    server.stop_and_clean().await;
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}
+
+#[tokio::test]
+async fn a_client_silent_after_its_handshake_is_closed_at_the_first_bytes_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let pki = Pki::new("tls-silent");
+    let mut config = config(&pki.path("data"));
+    config.tls = Some(pki.server_tls(false));
+    config.limits.first_bytes_timeout_ms = 500;
+    let server = TestServer::start(config).await;
+    let started = Instant::now();
+    // One says nothing after its handshake, one a part of the preface.
+    let mut silent = tls_connect(&pki, server.addr, &[b"h2"], None)
+        .await
+        .unwrap();
+    let mut partial = tls_connect(&pki, server.addr, &[b"h2"], None)
+        .await
+        .unwrap();
+    partial.write_all(b"PRI").await.unwrap();
+    partial.flush().await.unwrap();
+    for stream in [&mut silent, &mut partial] {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("still open after {:?}", started.elapsed()));
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400),
+        "closed early: {waited:?}"
+    );
+    answered(
+        &format!("https://localhost:{}", server.addr.port()),
+        &pki.client("ca.pem", None),
+    )
+    .await
+    .expect("others are answered");
     server.stop_and_clean().await;
     let _ = std::fs::remove_dir_all(&pki.dir);
 }
