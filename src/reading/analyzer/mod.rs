@@ -128,11 +128,13 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
         corps_hints: &corps_hints,
     };
     let ranked = score::rank_subjects(lexicon, &weighed, &setting);
+    let crops = score::rank_crops(&weighed);
     let technical = cues.problem_total + weighed.technical;
     verdict::conclude(
         lexicon,
         Findings {
             ranked,
+            crops,
             corps_hints,
             nonagri,
             technical,
@@ -236,6 +238,52 @@ mod tests {
             subject("玉米价钱低 叶子上还全是锈病").as_deref(),
             Some("玉米")
         );
+    }
+
+    #[test]
+    fn a_crop_no_subject_covers_decides_its_corps() {
+        for (text, corps) in [
+            ("生菜叶子发黄", Corps::Vegetable),
+            ("丹参根腐病咋防治", Corps::Vegetable),
+            ("上海青长了好多蚜虫", Corps::Vegetable),
+            ("鹌鹑不下蛋了", Corps::Livestock),
+            ("银杏叶子发黄咋办", Corps::ForestryWater),
+            ("蓝莓叶片发红咋回事", Corps::Fruit),
+        ] {
+            let a = read(text);
+            assert_eq!((a.subject, a.corps), (None, Some(corps)), "{text}: {a:?}");
+            assert!(a.agricultural && a.note.is_empty(), "{text}");
+            assert!(a
+                .evidence
+                .iter()
+                .any(|e| e.kind == "crop" && e.role == Role::Main));
+        }
+        // A price question about such a crop is still no technical problem.
+        let a = read("生菜多少钱一斤 哪里收");
+        assert!(!a.agricultural && a.corps.is_none(), "{a:?}");
+    }
+
+    #[test]
+    fn open_vocabulary_names_map_to_their_subject() {
+        assert_eq!(subject("娃娃菜烂根").as_deref(), Some("白菜"));
+        assert_eq!(subject("圣女果裂果严重").as_deref(), Some("番茄"));
+        assert_eq!(subject("湖羊拉稀").as_deref(), Some("羊"));
+        assert_eq!(subject("杏鲍菇出菇不齐").as_deref(), Some("食用菌"));
+        assert_eq!(subject("鲢鱼浮头").as_deref(), Some("水产"));
+    }
+
+    #[test]
+    fn a_subject_named_as_the_patient_beats_a_crop_beside_it() {
+        let lex = Lexicon::embedded();
+        let a = read("生菜边上的黄瓜叶子发黄");
+        assert_eq!(a.subject, lex.subject_id("黄瓜"), "{a:?}");
+        let a = read("黄瓜旁边的生菜叶子发黄");
+        assert_eq!(
+            (a.subject, a.corps),
+            (None, Some(Corps::Vegetable)),
+            "{a:?}"
+        );
+        assert_eq!(a.runner_up, lex.subject_id("黄瓜"));
     }
 
     #[test]

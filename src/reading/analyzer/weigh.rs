@@ -4,7 +4,10 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::reading::lexicon::{CueRole, Lexicon, SubjectId, TermKind};
+use crate::{
+    model::Corps,
+    reading::lexicon::{CueRole, Lexicon, SubjectId, TermKind},
+};
 
 use super::{
     scan::{Cues, Mention},
@@ -24,7 +27,7 @@ const CONTRAST_BOOST: f32 = 0.3;
 /// What a mention naming a place of the subject (苹果园) counts for.
 const PLACE_FACTOR: f32 = 0.5;
 /// What each repeated mention of a term adds, as a share of its weight.
-const REPEAT_SHARE: f32 = 0.3;
+pub(super) const REPEAT_SHARE: f32 = 0.3;
 
 /// What the mentions of a report add up to.
 pub(super) struct Weighed<'m> {
@@ -36,6 +39,18 @@ pub(super) struct Weighed<'m> {
     /// How surely the terms describe a technical problem, added up over the
     /// distinct terms.
     pub(crate) technical: f32,
+    /// The crops and animals named that only a corps takes, in word order.
+    pub(crate) crops: Vec<CropHit<'m>>,
+}
+
+/// A mention of a crop or animal that only a corps takes (生菜, 丹参).
+pub(super) struct CropHit<'m> {
+    pub(crate) term: &'m str,
+    pub(crate) corps: Corps,
+    pub(crate) weight: f32,
+    pub(crate) role: Role,
+    /// The mention's word.
+    pub(crate) at: usize,
 }
 
 /// Weighs every mention by its role and kind, adding one piece of evidence
@@ -50,8 +65,28 @@ pub(super) fn weigh_mentions<'m>(
     let mut mention_weights: HashMap<(SubjectId, &str), Vec<f32>> = HashMap::default();
     let mut named: HashMap<SubjectId, usize> = HashMap::default();
     let mut technical_terms: HashMap<&str, f32> = HashMap::default();
+    let mut crops = Vec::new();
     for m in mentions {
         let (role, factor) = role_and_factor(m, cues);
+        if let Some(crop) = m.crop {
+            let weight = crop.kind.corps_weight() * factor;
+            crops.push(CropHit {
+                term: m.term.as_str(),
+                corps: crop.corps,
+                weight,
+                role,
+                at: m.at.word,
+            });
+            evidence.push(Evidence {
+                term: m.term.clone(),
+                subject: None,
+                corps: Some(crop.corps),
+                kind: "crop",
+                role,
+                weight,
+            });
+            continue;
+        }
         for sense in &m.senses {
             let weight = sense.weight * factor * kind_factor(sense.kind);
             mention_weights
@@ -80,6 +115,7 @@ pub(super) fn weigh_mentions<'m>(
         by_term: strongest_with_repeats(mention_weights),
         named,
         technical: technical_terms.values().sum::<f32>(),
+        crops,
     }
 }
 
