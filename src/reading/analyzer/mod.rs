@@ -287,6 +287,64 @@ mod tests {
     }
 
     #[test]
+    fn a_named_host_beats_words_other_hosts_share() {
+        let lex = Lexicon::embedded();
+        // 菌核病, 红蜘蛛 and 白锈病 have other hosts in the lexicon; the host
+        // named is the one concerned.
+        for (text, host) in [
+            ("芹菜得了菌核病 茎基部烂了", "芹菜"),
+            ("茄子上红蜘蛛多得很 叶子发白", "茄子"),
+        ] {
+            assert_eq!(read(text).subject, lex.subject_id(host), "{text}");
+        }
+        for text in ["生菜菌核病咋防治", "油麦菜得了菌核病", "苋菜白锈病用啥药"]
+        {
+            let a = read(text);
+            assert_eq!(
+                (a.subject, a.corps),
+                (None, Some(Corps::Vegetable)),
+                "{text}: {a:?}"
+            );
+        }
+        // With no host named, the shared word still points where it can.
+        let a = read("菌核病用啥药");
+        assert!(a.corps.is_some() || a.runner_up.is_some(), "{a:?}");
+    }
+
+    #[test]
+    fn a_crop_named_as_the_place_is_the_one_concerned() {
+        let lex = Lexicon::embedded();
+        assert_eq!(
+            read("白菜地里好多虫子 咋办").subject,
+            lex.subject_id("白菜")
+        );
+        assert_eq!(read("茄子棚里湿度大 咋办").subject, lex.subject_id("茄子"));
+        let a = read("生菜地里全是蚜虫");
+        assert_eq!(
+            (a.subject, a.corps),
+            (None, Some(Corps::Vegetable)),
+            "{a:?}"
+        );
+        // Unless another crop is named as the one affected.
+        let a = read("玉米地里种的绿豆 绿豆叶子上有蚜虫");
+        assert_eq!(a.subject, lex.subject_id("绿豆"));
+    }
+
+    #[test]
+    fn generic_words_decide_the_corps_when_nothing_more_is_named() {
+        for (text, corps) in [
+            ("庄稼叶子发黄咋办", Corps::GrainOil),
+            ("菜叶子上有虫眼 咋办", Corps::Vegetable),
+            ("牲口不吃草 咋办", Corps::Livestock),
+        ] {
+            let a = read(text);
+            assert_eq!((a.subject, a.corps), (None, Some(corps)), "{text}: {a:?}");
+        }
+        // A generic word alone, with no problem asked about, decides nothing.
+        assert_eq!(read("菜").corps, None);
+    }
+
+    #[test]
     fn evidence_names_the_terms_and_their_roles() {
         let a = read("苹果园边上那块玉米全是虫");
         let lex = Lexicon::embedded();

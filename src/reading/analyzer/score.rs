@@ -10,7 +10,7 @@ use crate::{
     reading::lexicon::{Lexicon, SubjectId},
 };
 
-use super::{weigh::Weighed, Role};
+use super::weigh::Weighed;
 
 /// How much a county's farming counts, times the subject's share of it.
 const PRIOR_WEIGHT: f32 = 0.8;
@@ -136,12 +136,7 @@ fn county_stem(name: &str) -> &str {
 /// about (and first).
 pub(super) fn rank_crops<'m>(weighed: &Weighed<'m>) -> Vec<(&'m str, Corps, f32)> {
     let first_subject = weighed.named.values().min().copied();
-    let first_crop = weighed
-        .crops
-        .iter()
-        .filter(|c| c.role == Role::Main)
-        .map(|c| c.at)
-        .min();
+    let first_crop = weighed.crops.iter().filter(|c| c.named).map(|c| c.at).min();
     let mut ranked: Vec<(&str, Corps, f32)> = Vec::new();
     for hit in &weighed.crops {
         if ranked.iter().any(|(t, _, _)| *t == hit.term) {
@@ -159,7 +154,7 @@ pub(super) fn rank_crops<'m>(weighed: &Weighed<'m>) -> Vec<(&'m str, Corps, f32)
         let named_at = weighed
             .crops
             .iter()
-            .filter(|c| c.term == hit.term && c.role == Role::Main)
+            .filter(|c| c.term == hit.term && c.named)
             .map(|c| c.at)
             .min();
         if let Some(at) = named_at {

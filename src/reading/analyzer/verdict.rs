@@ -15,6 +15,10 @@ use super::{Analysis, Evidence};
 const MIN_SUBJECT_EVIDENCE: f32 = 0.45;
 /// Below this evidence the analyser names no corps either.
 const MIN_CORPS_EVIDENCE: f32 = 0.6;
+/// Below `MIN_CORPS_EVIDENCE`, generic words (菜, 庄稼) still decide the
+/// corps of a report that asks about a problem and names nothing more
+/// specific, from this much evidence.
+const MIN_GENERIC_EVIDENCE: f32 = 0.3;
 /// Non-agricultural markers below this never decide.
 const NONAGRI_MIN: f32 = 0.5;
 
@@ -53,6 +57,7 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
     let (top, top_score) = entry(&ranked, 0);
     let (runner_up, second_score) = entry(&ranked, 1);
     let top_crop = crops.first().copied();
+    let hinted: Vec<Corps> = corps_hints.keys().copied().collect();
     let top_corps = top_corps(lexicon, corps_hints, &ranked, &crops);
 
     // Naming a crop is no technical problem; diseases, pests, symptoms,
@@ -92,7 +97,10 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         analysis.corps = Some(lexicon.subject(subject).corps);
         analysis.runner_up = runner_up;
         analysis.confidence = (top_score / (top_score + second_score)) * top_score.min(1.0);
-    } else if let Some((corps, score)) = top_corps.filter(|c| c.1 >= MIN_CORPS_EVIDENCE) {
+    } else if let Some((corps, score)) = top_corps.filter(|&(c, w)| {
+        w >= MIN_CORPS_EVIDENCE
+            || (w >= MIN_GENERIC_EVIDENCE && problem_total > 0.0 && hinted.contains(&c))
+    }) {
         analysis.corps = Some(corps);
         analysis.runner_up = top;
         analysis.confidence = 0.5 * score.min(1.0);
