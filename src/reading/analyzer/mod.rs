@@ -289,8 +289,13 @@ mod tests {
     #[test]
     fn a_named_host_beats_words_other_hosts_share() {
         let lex = Lexicon::embedded();
-        // 菌核病, 红蜘蛛 and 白锈病 have other hosts in the lexicon; the host
-        // named is the one concerned.
+        // 白蜘蛛, 山楂叶螨, 二斑叶螨, 小叶病 and 不上色 each point to 苹果
+        // first; together they outweighed the host named, 桃 or 枸杞 (a
+        // crop only its corps takes), before the rule.
+        let a = read("桃树上有白蜘蛛 山楂叶螨 二斑叶螨 还有小叶病 不上色");
+        assert_eq!(a.subject, lex.subject_id("桃"), "{a:?}");
+        let a = read("枸杞上有白蜘蛛 山楂叶螨 二斑叶螨 还有小叶病");
+        assert_eq!((a.subject, a.corps), (None, Some(Corps::Fruit)), "{a:?}");
         for (text, host) in [
             ("芹菜得了菌核病 茎基部烂了", "芹菜"),
             ("茄子上红蜘蛛多得很 叶子发白", "茄子"),
@@ -306,9 +311,9 @@ mod tests {
                 "{text}: {a:?}"
             );
         }
-        // With no host named, the shared word still points where it can.
-        let a = read("菌核病用啥药");
-        assert!(a.corps.is_some() || a.runner_up.is_some(), "{a:?}");
+        // With no host named, the shared words still point where they can.
+        let a = read("白蜘蛛 山楂叶螨 二斑叶螨 还有小叶病");
+        assert_eq!(a.subject, lex.subject_id("苹果"), "{a:?}");
     }
 
     #[test]
