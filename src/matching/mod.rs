@@ -350,7 +350,8 @@ impl Matcher {
                 matched.push(word.clone());
             }
         }
-        let reason = self.reason(&hit, basis, subject, need.corps, &matched, ranking);
+        let crop = self.crop_named(need);
+        let reason = self.reason(&hit, basis, subject, crop, need.corps, &matched, ranking);
         Candidate {
             distance_km: hit.distance_km,
             score: hit.score,
@@ -360,12 +361,26 @@ impl Matcher {
         }
     }
 
+    /// The crop or animal of a report that no subject covers and only its
+    /// corps takes (生菜 → 蔬菜), as the report names it.
+    fn crop_named<'n>(&self, need: &'n Need) -> Option<&'n str> {
+        if need.subject.is_some() {
+            return None;
+        }
+        need.words
+            .iter()
+            .find(|w| self.lexicon.crop(w).map(|c| c.corps) == need.corps && need.corps.is_some())
+            .map(String::as_str)
+    }
+
     /// Why a candidate was chosen, in Chinese.
+    #[allow(clippy::too_many_arguments)]
     fn reason(
         &self,
         hit: &Hit,
         basis: Basis,
         subject: Option<&str>,
+        crop: Option<&str>,
         corps: Option<Corps>,
         matched: &[String],
         ranking: Ranking,
@@ -384,6 +399,12 @@ impl Matcher {
                     self.config.parent_radius_km
                 )
             }
+            (_, None) if crop.is_some() => format!(
+                "{}不属于平台的专长品类，转{}组人员应答（专长{}）",
+                crop.unwrap_or_default(),
+                corps.map_or("", |c| c.chinese()),
+                t.specialties.join("、")
+            ),
             _ => format!(
                 "无该品类专长人员，{}组人员应答（专长{}）",
                 corps.map_or("", |c| c.chinese()),
@@ -455,3 +476,6 @@ fn nearest_km(snapshot: &Snapshot, pool: &Pool, origin: Origin) -> Result<Option
     let hits = snapshot.top(pool, origin, &[], Ranking::Nearest, 1)?;
     Ok(hits.first().map(|h| h.distance_km))
 }
+
+#[cfg(test)]
+mod tests;

@@ -128,11 +128,13 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
         corps_hints: &corps_hints,
     };
     let ranked = score::rank_subjects(lexicon, &weighed, &setting);
+    let crops = score::rank_crops(&weighed);
     let technical = cues.problem_total + weighed.technical;
     verdict::conclude(
         lexicon,
         Findings {
             ranked,
+            crops,
             corps_hints,
             nonagri,
             technical,
@@ -236,6 +238,115 @@ mod tests {
             subject("玉米价钱低 叶子上还全是锈病").as_deref(),
             Some("玉米")
         );
+    }
+
+    #[test]
+    fn a_crop_no_subject_covers_decides_its_corps() {
+        for (text, corps) in [
+            ("生菜叶子发黄", Corps::Vegetable),
+            ("丹参根腐病咋防治", Corps::Vegetable),
+            ("上海青长了好多蚜虫", Corps::Vegetable),
+            ("鹌鹑不下蛋了", Corps::Livestock),
+            ("银杏叶子发黄咋办", Corps::ForestryWater),
+            ("蓝莓叶片发红咋回事", Corps::Fruit),
+        ] {
+            let a = read(text);
+            assert_eq!((a.subject, a.corps), (None, Some(corps)), "{text}: {a:?}");
+            assert!(a.agricultural && a.note.is_empty(), "{text}");
+            assert!(a
+                .evidence
+                .iter()
+                .any(|e| e.kind == "crop" && e.role == Role::Main));
+        }
+        // A price question about such a crop is still no technical problem.
+        let a = read("生菜多少钱一斤 哪里收");
+        assert!(!a.agricultural && a.corps.is_none(), "{a:?}");
+    }
+
+    #[test]
+    fn open_vocabulary_names_map_to_their_subject() {
+        assert_eq!(subject("娃娃菜烂根").as_deref(), Some("白菜"));
+        assert_eq!(subject("圣女果裂果严重").as_deref(), Some("番茄"));
+        assert_eq!(subject("湖羊拉稀").as_deref(), Some("羊"));
+        assert_eq!(subject("杏鲍菇出菇不齐").as_deref(), Some("食用菌"));
+        assert_eq!(subject("鲢鱼浮头").as_deref(), Some("水产"));
+    }
+
+    #[test]
+    fn a_subject_named_as_the_patient_beats_a_crop_beside_it() {
+        let lex = Lexicon::embedded();
+        let a = read("生菜边上的黄瓜叶子发黄");
+        assert_eq!(a.subject, lex.subject_id("黄瓜"), "{a:?}");
+        let a = read("黄瓜旁边的生菜叶子发黄");
+        assert_eq!(
+            (a.subject, a.corps),
+            (None, Some(Corps::Vegetable)),
+            "{a:?}"
+        );
+        assert_eq!(a.runner_up, lex.subject_id("黄瓜"));
+    }
+
+    #[test]
+    fn a_named_host_beats_words_other_hosts_share() {
+        let lex = Lexicon::embedded();
+        // 白蜘蛛, 山楂叶螨, 二斑叶螨, 小叶病 and 不上色 each point to 苹果
+        // first; together they outweighed the host named, 桃 or 枸杞 (a
+        // crop only its corps takes), before the rule.
+        let a = read("桃树上有白蜘蛛 山楂叶螨 二斑叶螨 还有小叶病 不上色");
+        assert_eq!(a.subject, lex.subject_id("桃"), "{a:?}");
+        let a = read("枸杞上有白蜘蛛 山楂叶螨 二斑叶螨 还有小叶病");
+        assert_eq!((a.subject, a.corps), (None, Some(Corps::Fruit)), "{a:?}");
+        for (text, host) in [
+            ("芹菜得了菌核病 茎基部烂了", "芹菜"),
+            ("茄子上红蜘蛛多得很 叶子发白", "茄子"),
+        ] {
+            assert_eq!(read(text).subject, lex.subject_id(host), "{text}");
+        }
+        for text in ["生菜菌核病咋防治", "油麦菜得了菌核病", "苋菜白锈病用啥药"]
+        {
+            let a = read(text);
+            assert_eq!(
+                (a.subject, a.corps),
+                (None, Some(Corps::Vegetable)),
+                "{text}: {a:?}"
+            );
+        }
+        // With no host named, the shared words still point where they can.
+        let a = read("白蜘蛛 山楂叶螨 二斑叶螨 还有小叶病");
+        assert_eq!(a.subject, lex.subject_id("苹果"), "{a:?}");
+    }
+
+    #[test]
+    fn a_crop_named_as_the_place_is_the_one_concerned() {
+        let lex = Lexicon::embedded();
+        assert_eq!(
+            read("白菜地里好多虫子 咋办").subject,
+            lex.subject_id("白菜")
+        );
+        assert_eq!(read("茄子棚里湿度大 咋办").subject, lex.subject_id("茄子"));
+        let a = read("生菜地里全是蚜虫");
+        assert_eq!(
+            (a.subject, a.corps),
+            (None, Some(Corps::Vegetable)),
+            "{a:?}"
+        );
+        // Unless another crop is named as the one affected.
+        let a = read("玉米地里种的绿豆 绿豆叶子上有蚜虫");
+        assert_eq!(a.subject, lex.subject_id("绿豆"));
+    }
+
+    #[test]
+    fn generic_words_decide_the_corps_when_nothing_more_is_named() {
+        for (text, corps) in [
+            ("庄稼叶子发黄咋办", Corps::GrainOil),
+            ("菜叶子上有虫眼 咋办", Corps::Vegetable),
+            ("牲口不吃草 咋办", Corps::Livestock),
+        ] {
+            let a = read(text);
+            assert_eq!((a.subject, a.corps), (None, Some(corps)), "{text}: {a:?}");
+        }
+        // A generic word alone, with no problem asked about, decides nothing.
+        assert_eq!(read("菜").corps, None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::{
     model::Corps,
-    reading::lexicon::{Cue, CueRole, Lexicon, Sense, TermKind},
+    reading::lexicon::{CropName, Cue, CueRole, Lexicon, Sense, TermKind},
 };
 
 use super::{Evidence, Role};
@@ -48,6 +48,9 @@ pub(super) struct Mention {
     pub(crate) at: At,
     pub(crate) term: String,
     pub(crate) senses: Vec<Sense>,
+    /// A crop or animal only a corps takes (生菜, 丹参): the word has no
+    /// senses then.
+    pub(crate) crop: Option<CropName>,
     /// The word names a place of the subject (苹果园, 猪场).
     pub(crate) place: bool,
 }
@@ -116,6 +119,15 @@ impl Scan {
                     at,
                     term: w.to_string(),
                     senses,
+                    crop: None,
+                    place,
+                });
+            } else if let Some((crop, place)) = lookup_crop(lexicon, w) {
+                scan.mentions.push(Mention {
+                    at,
+                    term: w.to_string(),
+                    senses: Vec::new(),
+                    crop: Some(crop),
                     place,
                 });
             }
@@ -218,4 +230,22 @@ fn lookup(lexicon: &Lexicon, word: &str) -> Option<(Vec<Sense>, bool)> {
         }
     }
     None
+}
+
+/// A crop or animal that only its corps takes, directly or through a suffix
+/// (生菜地, 丹参苗) or prefix (小鹌鹑); the flag says the word names its
+/// place.
+fn lookup_crop(lexicon: &Lexicon, word: &str) -> Option<(CropName, bool)> {
+    if let Some(crop) = lexicon.crop(word) {
+        return Some((crop, false));
+    }
+    for (suffix, place) in SUFFIXES {
+        if let Some(crop) = word.strip_suffix(suffix).and_then(|s| lexicon.crop(s)) {
+            return Some((crop, place));
+        }
+    }
+    PREFIXES
+        .iter()
+        .find_map(|p| word.strip_prefix(p).and_then(|s| lexicon.crop(s)))
+        .map(|crop| (crop, false))
 }

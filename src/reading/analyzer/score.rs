@@ -129,3 +129,42 @@ fn add_inherited(
 fn county_stem(name: &str) -> &str {
     name.strip_suffix(['县', '区', '市']).unwrap_or(name)
 }
+
+/// The crops and animals named that only a corps takes, best first, each
+/// scored as a subject would be: its strongest mention and a share of its
+/// repeats, and the bonus of being named outright as what the report is
+/// about (and first).
+pub(super) fn rank_crops<'m>(weighed: &Weighed<'m>) -> Vec<(&'m str, Corps, f32)> {
+    let first_subject = weighed.named.values().min().copied();
+    let first_crop = weighed.crops.iter().filter(|c| c.named).map(|c| c.at).min();
+    let mut ranked: Vec<(&str, Corps, f32)> = Vec::new();
+    for hit in &weighed.crops {
+        if ranked.iter().any(|(t, _, _)| *t == hit.term) {
+            continue;
+        }
+        let mut weights: Vec<f32> = weighed
+            .crops
+            .iter()
+            .filter(|c| c.term == hit.term)
+            .map(|c| c.weight)
+            .collect();
+        weights.sort_by(|a, b| b.total_cmp(a));
+        let repeats: f32 = weights[1..].iter().sum();
+        let mut score = weights[0] + super::weigh::REPEAT_SHARE * repeats;
+        let named_at = weighed
+            .crops
+            .iter()
+            .filter(|c| c.term == hit.term && c.named)
+            .map(|c| c.at)
+            .min();
+        if let Some(at) = named_at {
+            score += NAMED_BONUS;
+            if Some(at) == first_crop && first_subject.is_none_or(|s| at < s) {
+                score += FIRST_BONUS;
+            }
+        }
+        ranked.push((hit.term, hit.corps, score));
+    }
+    ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
+    ranked
+}

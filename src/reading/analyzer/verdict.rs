@@ -15,13 +15,19 @@ use super::{Analysis, Evidence};
 const MIN_SUBJECT_EVIDENCE: f32 = 0.45;
 /// Below this evidence the analyser names no corps either.
 const MIN_CORPS_EVIDENCE: f32 = 0.6;
+/// Below `MIN_CORPS_EVIDENCE`, generic words (菜, 庄稼) still decide the
+/// corps of a report that asks about a problem and names nothing more
+/// specific, from this much evidence.
+const MIN_GENERIC_EVIDENCE: f32 = 0.3;
 /// Non-agricultural markers below this never decide.
 const NONAGRI_MIN: f32 = 0.5;
 
 /// What the earlier phases found, for the verdict.
-pub(super) struct Findings {
+pub(super) struct Findings<'m> {
     /// The subjects the report points to, best first.
     pub(crate) ranked: Vec<(SubjectId, f32)>,
+    /// The crops and animals named that only a corps takes, best first.
+    pub(crate) crops: Vec<(&'m str, Corps, f32)>,
     /// Corps → the weights of the words that point to it.
     pub(crate) corps_hints: HashMap<Corps, f32>,
     /// The weights of the non-agricultural markers, added up.
@@ -37,9 +43,10 @@ pub(super) struct Findings {
 
 /// Decides the reading: not agricultural, a subject, a corps alone, or
 /// nothing that can be routed.
-pub(super) fn conclude(lexicon: &Lexicon, findings: Findings) -> Analysis {
+pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
     let Findings {
         ranked,
+        crops,
         corps_hints,
         nonagri,
         technical,
@@ -49,7 +56,9 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings) -> Analysis {
     } = findings;
     let (top, top_score) = entry(&ranked, 0);
     let (runner_up, second_score) = entry(&ranked, 1);
-    let top_corps = top_corps(lexicon, corps_hints, &ranked);
+    let top_crop = crops.first().copied();
+    let hinted: Vec<Corps> = corps_hints.keys().copied().collect();
+    let top_corps = top_corps(lexicon, corps_hints, &ranked, &crops);
 
     // Naming a crop is no technical problem; diseases, pests, symptoms,
     // practices and problem words are.
@@ -74,13 +83,24 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings) -> Analysis {
         analysis.agricultural = false;
         analysis.confidence = (nonagri / (nonagri + technical)).min(1.0);
         analysis.note = "这不像是农业技术问题（如补贴、价格、问候），未分派专家；政策与收购事宜请咨询当地农业农村部门".into();
+    } else if let Some((_, corps, score)) =
+        top_crop.filter(|c| c.2 >= MIN_SUBJECT_EVIDENCE && c.2 > top_score)
+    {
+        // A crop or animal no subject covers is what the report is about:
+        // its corps takes it.
+        analysis.corps = Some(corps);
+        analysis.runner_up = top;
+        analysis.confidence = (score / (score + top_score)) * score.min(1.0);
     } else if top_score >= MIN_SUBJECT_EVIDENCE {
         let subject = top.expect("a top score has a subject");
         analysis.subject = Some(subject);
         analysis.corps = Some(lexicon.subject(subject).corps);
         analysis.runner_up = runner_up;
         analysis.confidence = (top_score / (top_score + second_score)) * top_score.min(1.0);
-    } else if let Some((corps, score)) = top_corps.filter(|c| c.1 >= MIN_CORPS_EVIDENCE) {
+    } else if let Some((corps, score)) = top_corps.filter(|&(c, w)| {
+        w >= MIN_CORPS_EVIDENCE
+            || (w >= MIN_GENERIC_EVIDENCE && problem_total > 0.0 && hinted.contains(&c))
+    }) {
         analysis.corps = Some(corps);
         analysis.runner_up = top;
         analysis.confidence = 0.5 * score.min(1.0);
@@ -100,16 +120,20 @@ fn entry(ranked: &[(SubjectId, f32)], place: usize) -> (Option<SubjectId>, f32) 
         .map_or((None, 0.0), |(s, w)| (Some(s), w))
 }
 
-/// The corps with the most evidence: its hints and its subjects' scores
+/// The corps with the most evidence: its hints, its subjects' and crops' scores
 /// (ties to the first corps).
 fn top_corps(
     lexicon: &Lexicon,
     corps_hints: HashMap<Corps, f32>,
     ranked: &[(SubjectId, f32)],
+    crops: &[(&str, Corps, f32)],
 ) -> Option<(Corps, f32)> {
     let mut corps_scores = corps_hints;
     for &(s, w) in ranked {
         *corps_scores.entry(lexicon.subject(s).corps).or_default() += w;
+    }
+    for &(_, corps, w) in crops {
+        *corps_scores.entry(corps).or_default() += w;
     }
     corps_scores
         .iter()

@@ -2,9 +2,12 @@
 //! cues around it give it (patient, neighbour, place, unaffected) and by the
 //! problems said of it, then every term's mentions are added up per subject.
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use crate::reading::lexicon::{CueRole, Lexicon, SubjectId, TermKind};
+use crate::{
+    model::Corps,
+    reading::lexicon::{CueRole, Lexicon, SubjectId, TermKind},
+};
 
 use super::{
     scan::{Cues, Mention},
@@ -23,8 +26,11 @@ const SYMPTOM_REACH: usize = 3;
 const CONTRAST_BOOST: f32 = 0.3;
 /// What a mention naming a place of the subject (苹果园) counts for.
 const PLACE_FACTOR: f32 = 0.5;
+/// What a word that several hosts share (菌核病, 红蜘蛛) counts for a host
+/// that is not named, once the report names one.
+const SHARED_WHEN_NAMED: f32 = 0.4;
 /// What each repeated mention of a term adds, as a share of its weight.
-const REPEAT_SHARE: f32 = 0.3;
+pub(super) const REPEAT_SHARE: f32 = 0.3;
 
 /// What the mentions of a report add up to.
 pub(super) struct Weighed<'m> {
@@ -36,11 +42,28 @@ pub(super) struct Weighed<'m> {
     /// How surely the terms describe a technical problem, added up over the
     /// distinct terms.
     pub(crate) technical: f32,
+    /// The crops and animals named that only a corps takes, in word order.
+    pub(crate) crops: Vec<CropHit<'m>>,
+}
+
+/// A mention of a crop or animal that only a corps takes (生菜, 丹参).
+pub(super) struct CropHit<'m> {
+    pub(crate) term: &'m str,
+    pub(crate) corps: Corps,
+    pub(crate) weight: f32,
+    pub(crate) role: Role,
+    /// Named outright as what the report is about: the patient, or the
+    /// place of the trouble when nothing else is named.
+    pub(crate) named: bool,
+    /// The mention's word.
+    pub(crate) at: usize,
 }
 
 /// Weighs every mention by its role and kind, adding one piece of evidence
 /// per sense, then adds up per subject: a term's strongest mention counts
-/// whole, repeats a little.
+/// whole, repeats a little. A crop named as the place of the trouble (白菜地里)
+/// is the one concerned when no other is named as affected; once a host is
+/// named, words that several hosts share count little for the others.
 pub(super) fn weigh_mentions<'m>(
     lexicon: &Lexicon,
     mentions: &'m [Mention],
@@ -50,16 +73,52 @@ pub(super) fn weigh_mentions<'m>(
     let mut mention_weights: HashMap<(SubjectId, &str), Vec<f32>> = HashMap::default();
     let mut named: HashMap<SubjectId, usize> = HashMap::default();
     let mut technical_terms: HashMap<&str, f32> = HashMap::default();
+    let mut crops = Vec::new();
+    let mut placed: HashMap<SubjectId, usize> = HashMap::default();
+    let mut shared: HashSet<(SubjectId, &str)> = HashSet::default();
     for m in mentions {
         let (role, factor) = role_and_factor(m, cues);
+        if let Some(crop) = m.crop {
+            let weight = crop.kind.corps_weight() * factor;
+            crops.push(CropHit {
+                term: m.term.as_str(),
+                corps: crop.corps,
+                weight,
+                role,
+                named: role == Role::Main,
+                at: m.at.word,
+            });
+            evidence.push(Evidence {
+                term: m.term.clone(),
+                subject: None,
+                corps: Some(crop.corps),
+                kind: "crop",
+                role,
+                weight,
+            });
+            continue;
+        }
         for sense in &m.senses {
             let weight = sense.weight * factor * kind_factor(sense.kind);
             mention_weights
                 .entry((sense.subject, m.term.as_str()))
                 .or_default()
                 .push(weight);
-            if role == Role::Main && sense.kind.names_subject() && sense.weight >= 0.9 {
-                named.entry(sense.subject).or_insert(m.at.word);
+            let names = sense.kind.names_subject() && sense.weight >= 0.9;
+            // A word naming the subject's place (白菜地, 苹果园) names it too.
+            let names_place = m.place && sense.weight >= 0.9;
+            if names || names_place {
+                match role {
+                    Role::Main if names => {
+                        named.entry(sense.subject).or_insert(m.at.word);
+                    }
+                    Role::Place => {
+                        placed.entry(sense.subject).or_insert(m.at.word);
+                    }
+                    _ => {}
+                }
+            } else if !sense.kind.names_subject() && m.senses.len() > 1 {
+                shared.insert((sense.subject, m.term.as_str()));
             }
             let technicality = technicality(sense.kind);
             if technicality > 0.0 {
@@ -76,11 +135,39 @@ pub(super) fn weigh_mentions<'m>(
             });
         }
     }
+    if named.is_empty() && !crops.iter().any(|c| c.named) {
+        named = placed;
+        for c in crops.iter_mut().filter(|c| c.role == Role::Place) {
+            c.named = true;
+        }
+    }
+    if !named.is_empty() || crops.iter().any(|c| c.named) {
+        for (subject, term) in shared {
+            if !kin_named(lexicon, subject, &named) {
+                if let Some(weights) = mention_weights.get_mut(&(subject, term)) {
+                    weights.iter_mut().for_each(|w| *w *= SHARED_WHEN_NAMED);
+                }
+            }
+        }
+    }
     Weighed {
         by_term: strongest_with_repeats(mention_weights),
         named,
         technical: technical_terms.values().sum::<f32>(),
+        crops,
     }
+}
+
+/// The subject, its parent or one of its children is named.
+fn kin_named(lexicon: &Lexicon, subject: SubjectId, named: &HashMap<SubjectId, usize>) -> bool {
+    named.contains_key(&subject)
+        || lexicon
+            .subject(subject)
+            .parent
+            .is_some_and(|p| named.contains_key(&p))
+        || named
+            .keys()
+            .any(|&n| lexicon.subject(n).parent == Some(subject))
 }
 
 /// How a mention reads and what it counts for before its senses' own

@@ -8,7 +8,7 @@ use jieba_rs::Jieba;
 
 use crate::model::Corps;
 
-use super::{Cue, CueRole, Lexicon, Sense, Subject, SubjectId, TermKind};
+use super::{CropKind, CropName, Cue, CueRole, Lexicon, Sense, Subject, SubjectId, TermKind};
 
 /// The source texts a lexicon is built from.
 pub(crate) struct Sources<'a> {
@@ -18,6 +18,7 @@ pub(crate) struct Sources<'a> {
     pub(crate) cues: &'a str,
     pub(crate) nonagri: &'a str,
     pub(crate) county_profiles: &'a str,
+    pub(crate) crops: &'a str,
 }
 
 impl Sources<'static> {
@@ -30,6 +31,7 @@ impl Sources<'static> {
             cues: include_str!("../../../index/lexicon/cues.csv"),
             nonagri: include_str!("../../../index/lexicon/nonagri.csv"),
             county_profiles: include_str!("../../../index/county_profiles.csv"),
+            crops: include_str!("../../../index/lexicon/crops.csv"),
         }
     }
 }
@@ -44,19 +46,30 @@ impl Lexicon {
             aliases,
         } = load_subjects(src.subjects)?;
         let Terms {
-            terms,
+            mut terms,
             specialty_names,
         } = load_terms(src.terms, &ids, &aliases)?;
         let corps_terms = load_corps_terms(src.corps_terms)?;
         let cues = load_cues(src.cues)?;
         let nonagri = load_nonagri(src.nonagri)?;
         let county_priors = load_county_priors(src.county_profiles, &ids)?;
+        let taken = |term: &str| {
+            terms.contains_key(term)
+                || corps_terms.contains_key(term)
+                || cues.contains_key(term)
+                || nonagri.contains_key(term)
+        };
+        let (crop_names, crop_senses) = load_crops(src.crops, &ids, &subjects, taken)?;
+        for (term, sense) in crop_senses {
+            add_sense(&mut terms, &term, sense);
+        }
         let patterns = multi_character_words(
             terms
                 .keys()
                 .chain(corps_terms.keys())
                 .chain(cues.keys())
-                .chain(nonagri.keys()),
+                .chain(nonagri.keys())
+                .chain(crop_names.keys()),
         );
         let mut jieba = Jieba::new();
         for word in &patterns {
@@ -74,6 +87,7 @@ impl Lexicon {
             cues,
             nonagri,
             county_priors,
+            crop_names,
             jieba,
             matcher,
             patterns,
@@ -249,6 +263,57 @@ fn load_corps_terms(text: &str) -> Result<HashMap<String, (Corps, f32)>, String>
         );
     }
     Ok(corps_terms)
+}
+
+/// What `crops.csv` says of its names: the ones with a subject become
+/// senses of that subject, the others name a crop or animal of a corps.
+type Crops = (HashMap<String, CropName>, Vec<(String, Sense)>);
+
+/// Reads `crops.csv`, the open vocabulary: `term,corps,subject,kind,source`.
+/// A term with a subject names it (as its aliases and varieties do); one
+/// without names a crop or animal that only its corps takes. A term must be
+/// new to the other files, its corps known, and its subject (if any) a
+/// canonical subject of that corps.
+fn load_crops(
+    text: &str,
+    ids: &HashMap<String, SubjectId>,
+    subjects: &[Subject],
+    taken: impl Fn(&str) -> bool,
+) -> Result<Crops, String> {
+    let mut names: HashMap<String, CropName> = HashMap::default();
+    let mut senses = Vec::new();
+    for (line, f) in rows(text) {
+        let [term, corps, subject, kind] = [0, 1, 2, 3].map(|n| cell(&f, n));
+        let at = |what: String| format!("crops.csv line {line}: {what}");
+        if term.chars().count() < 2 {
+            return Err(at(format!("term {term:?} is shorter than two characters")));
+        }
+        if taken(term) || names.contains_key(term) || senses.iter().any(|(t, _)| t == term) {
+            return Err(at(format!("{term} is already in the lexicon")));
+        }
+        let corps = Corps::parse(corps).ok_or_else(|| at(format!("unknown corps {corps:?}")))?;
+        let kind = CropKind::parse(kind).ok_or_else(|| at(format!("unknown kind {kind:?}")))?;
+        if subject.is_empty() {
+            names.insert(term.to_string(), CropName { corps, kind });
+            continue;
+        }
+        let id = *ids
+            .get(subject)
+            .ok_or_else(|| at(format!("unknown subject {subject:?}")))?;
+        if subjects[usize::from(id)].corps != corps {
+            return Err(at(format!("{subject} is not in corps {}", corps.chinese())));
+        }
+        let (kind, weight) = kind.sense();
+        senses.push((
+            term.to_string(),
+            Sense {
+                subject: id,
+                kind,
+                weight,
+            },
+        ));
+    }
+    Ok((names, senses))
 }
 
 /// Reads `cues.csv`: words that change how the words around them read.

@@ -99,6 +99,73 @@ pub(crate) struct Sense {
     pub(crate) weight: f32,
 }
 
+/// What a name of `crops.csv` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum CropKind {
+    /// A crop, tree or fungus (生菜, 丹参, 国槐).
+    Crop,
+    /// A cultivar (嘎啦, 夏黑).
+    Variety,
+    /// A breed (湖羊, 海兰褐).
+    Breed,
+    /// A local or market name (洋柿子, 角瓜).
+    Local,
+    /// An animal species (鹌鹑, 梅花鹿).
+    Animal,
+    /// A product of the subject (蜂王浆).
+    Product,
+    /// A crop its subject's specialists take though it is not the subject
+    /// itself (菜花 → 甘蓝): it names the subject less surely.
+    Related,
+    /// A group of crops (中药材, 花卉).
+    Group,
+}
+
+impl CropKind {
+    fn parse(text: &str) -> Option<CropKind> {
+        Some(match text.trim() {
+            "crop" => CropKind::Crop,
+            "variety" => CropKind::Variety,
+            "breed" => CropKind::Breed,
+            "local" => CropKind::Local,
+            "animal" => CropKind::Animal,
+            "product" => CropKind::Product,
+            "related" => CropKind::Related,
+            "group" => CropKind::Group,
+            _ => return None,
+        })
+    }
+
+    /// How a name with a subject counts for it: as an alias, variety,
+    /// dialect word or product, and how surely.
+    fn sense(self) -> (TermKind, f32) {
+        match self {
+            CropKind::Variety | CropKind::Breed => (TermKind::Variety, 1.0),
+            CropKind::Local => (TermKind::Dialect, 1.0),
+            CropKind::Product => (TermKind::Product, 0.8),
+            CropKind::Related => (TermKind::Alias, 0.8),
+            CropKind::Crop | CropKind::Animal | CropKind::Group => (TermKind::Alias, 1.0),
+        }
+    }
+
+    /// How surely a name without a subject means its corps: a group of
+    /// crops (中药材) a little less than one crop.
+    pub(crate) fn corps_weight(self) -> f32 {
+        match self {
+            CropKind::Group => 0.8,
+            _ => 1.0,
+        }
+    }
+}
+
+/// A crop, tree or animal that no canonical subject covers: only its corps
+/// takes it (生菜 → 蔬菜).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CropName {
+    pub(crate) corps: Corps,
+    pub(crate) kind: CropKind,
+}
+
 /// How a cue word changes the reading of the words around it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum CueRole {
@@ -149,6 +216,9 @@ pub struct Lexicon {
     nonagri: HashMap<String, f32>,
     /// County name → (subject, share of the county's farming).
     county_priors: HashMap<String, Vec<(SubjectId, f32)>>,
+    /// The names of `crops.csv` that have no subject: crops and animals
+    /// only a corps takes.
+    crop_names: HashMap<String, CropName>,
     jieba: Jieba,
     /// Every multi-character word of the lexicon, longest match first.
     matcher: AhoCorasick,
@@ -201,6 +271,11 @@ impl Lexicon {
 
     pub(crate) fn corps_term(&self, term: &str) -> Option<(Corps, f32)> {
         self.corps_terms.get(term).copied()
+    }
+
+    /// A crop or animal that only its corps takes (生菜 → 蔬菜).
+    pub(crate) fn crop(&self, term: &str) -> Option<CropName> {
+        self.crop_names.get(term).copied()
     }
 
     pub(crate) fn cue(&self, term: &str) -> Option<Cue> {
@@ -260,8 +335,77 @@ mod tests {
             cues: "term,role,weight\n",
             nonagri: "term,weight\n",
             county_profiles: "county,subject,weight\n",
+            crops: "term,corps,subject,kind,source\n",
         };
         let err = Lexicon::build(&src).unwrap_err();
         assert!(err.contains("unknown subject"), "{err}");
+    }
+
+    #[test]
+    fn open_vocabulary_names_subjects_or_corps() {
+        let lex = Lexicon::embedded();
+        // A name with a subject is a sense of it, as an alias is.
+        let baby_cabbage = lex.senses("娃娃菜");
+        assert!(baby_cabbage
+            .iter()
+            .any(|s| Some(s.subject) == lex.subject_id("白菜") && s.kind.names_subject()));
+        let senses = lex.senses("朝天椒");
+        assert!(senses
+            .iter()
+            .any(|s| Some(s.subject) == lex.subject_id("辣椒")));
+        // A name without one points to its corps only.
+        assert_eq!(lex.crop("生菜").map(|c| c.corps), Some(Corps::Vegetable));
+        assert_eq!(lex.crop("丹参").map(|c| c.corps), Some(Corps::Vegetable));
+        assert_eq!(lex.crop("鹌鹑").map(|c| c.corps), Some(Corps::Livestock));
+        assert_eq!(lex.crop("国槐"), None, "国槐 is a terms.csv word");
+        assert!(lex.senses("生菜").is_empty());
+        let words: Vec<_> = lex
+            .reading_words("上海青叶子发黄")
+            .iter()
+            .map(|w| w.text)
+            .collect();
+        assert_eq!(words.first(), Some(&"上海青"), "{words:?}");
+    }
+
+    /// A lexicon of one subject (苹果, 果树) with `crops` as its crops.csv.
+    fn with_crops(crops: &'static str) -> Result<Lexicon, String> {
+        Lexicon::build(&Sources {
+            subjects: "subject,corps,parent,aliases\n苹果,果树,,\n",
+            terms: "term,subject,kind,weight\n红富士,苹果,variety,1\n",
+            corps_terms: "term,corps,weight\n果园,果树,0.8\n",
+            cues: "term,role,weight\n",
+            nonagri: "term,weight\n",
+            county_profiles: "county,subject,weight\n",
+            crops,
+        })
+    }
+
+    #[test]
+    fn crops_csv_is_checked_line_by_line() {
+        let head = "term,corps,subject,kind,source\n";
+        assert!(with_crops("term,corps,subject,kind,source\n嘎啦,果树,苹果,variety,nyt3177\n蓝莓,果树,,crop,nyt3177\n").is_ok());
+        for (rows, fault) in [
+            ("蓝莓,水果,,crop,x\n", "line 2: unknown corps"),
+            ("蓝莓,果树,香蕉,crop,x\n", "line 2: unknown subject"),
+            (
+                "嘎啦,蔬菜,苹果,variety,x\n",
+                "line 2: 苹果 is not in corps 蔬菜",
+            ),
+            ("蓝莓,果树,,fruit,x\n", "line 2: unknown kind"),
+            (
+                "蓝莓,果树,,crop,x\n蓝莓,果树,,crop,x\n",
+                "line 3: 蓝莓 is already",
+            ),
+            ("红富士,果树,苹果,variety,x\n", "line 2: 红富士 is already"),
+            ("果园,果树,,crop,x\n", "line 2: 果园 is already"),
+            ("莓,果树,,crop,x\n", "line 2: term \"莓\" is shorter"),
+        ] {
+            let text: &'static str = Box::leak(format!("{head}{rows}").into_boxed_str());
+            let err = with_crops(text).unwrap_err();
+            assert!(
+                err.contains("crops.csv") && err.contains(fault),
+                "{rows}: {err}"
+            );
+        }
     }
 }
