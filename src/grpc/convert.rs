@@ -181,6 +181,10 @@ pub(crate) fn analysis_to_pb(a: &Analysis, lexicon: &Lexicon) -> pb::Analysis {
             })
             .collect(),
         note: a.note.clone(),
+        missing: a.missing.map(|prompt| pb::Missing {
+            what: "crop_or_animal".into(),
+            prompt: prompt.into(),
+        }),
     }
 }
 

@@ -225,7 +225,14 @@ impl Matcher {
             Ranking::Nearest
         };
         let snapshot = self.store.snapshot();
-        let candidates = self.rank(&snapshot, &Need::of(&analysis), origin, ranking, limit)?;
+        let need = Need::of(&analysis);
+        // A report that names nothing gets its prompt, not a list: anyone
+        // of any corps would be a guess. Submitted, it goes to triage.
+        let candidates = if need.triage {
+            Vec::new()
+        } else {
+            self.rank(&snapshot, &need, origin, ranking, limit)?
+        };
         Ok(MatchOutcome {
             subject: analysis
                 .subject
@@ -320,6 +327,14 @@ impl Matcher {
             if nearest_km(&pool)?.is_some() {
                 return Ok(pool);
             }
+        }
+        if need.triage {
+            // Anyone can triage a report that names nothing; routing starts
+            // such a ticket at the county/town tier (`Dispatcher::submit`).
+            return Ok(Pool {
+                specialties: vec![],
+                corps: Corps::ALL.to_vec(),
+            });
         }
         Ok(Pool::default())
     }
@@ -446,6 +461,9 @@ pub(crate) struct Need {
     pub(crate) subject: Option<SubjectId>,
     pub(crate) corps: Option<Corps>,
     pub(crate) words: Vec<String>,
+    /// A plant or animal problem that names nothing (`Analysis::missing`):
+    /// no subject and no corps, and someone of any corps triages it.
+    pub(crate) triage: bool,
 }
 
 impl Need {
@@ -466,6 +484,9 @@ impl Need {
             subject: analysis.subject,
             corps: analysis.corps,
             words,
+            triage: analysis.missing.is_some()
+                && analysis.subject.is_none()
+                && analysis.corps.is_none(),
         }
     }
 }

@@ -65,7 +65,8 @@ pub(crate) struct Miss {
 pub(crate) struct KindRow {
     pub(crate) total: usize,
     /// Reports whose outcome is right: a routed one with the right corps
-    /// (and subject, when labelled); any other routed nowhere.
+    /// (and subject, when labelled); a non-agricultural one routed nowhere;
+    /// one that names nothing routed nowhere with the prompt.
     pub(crate) right: usize,
     pub(crate) subject_labelled: usize,
     pub(crate) subject_correct: usize,
@@ -93,6 +94,8 @@ pub(crate) struct Report {
     pub(crate) missing: usize,
     /// Of those, the ones routed nowhere.
     pub(crate) missing_unrouted: usize,
+    /// Of those, the ones routed nowhere that say what is missing.
+    pub(crate) missing_prompted: usize,
     /// By `kind`, in name order.
     pub(crate) kinds: BTreeMap<String, KindRow>,
     /// expected corps → predicted corps (or "—") → count; "—" rows are the
@@ -153,9 +156,12 @@ impl Report {
         ));
         if self.missing > 0 {
             out.push_str(&format!(
-                "names nothing, routed nowhere {:.1}% ({}/{})\n",
+                "names nothing, routed nowhere {:.1}% ({}/{}), with the prompt {:.1}% ({}/{})\n",
                 pct(self.missing_unrouted, self.missing),
                 self.missing_unrouted,
+                self.missing,
+                pct(self.missing_prompted, self.missing),
+                self.missing_prompted,
                 self.missing
             ));
         }
@@ -271,7 +277,12 @@ pub(crate) fn evaluate(lexicon: &Lexicon, items: &[Labelled]) -> Report {
             };
             if unrouted {
                 *recognised += 1;
-                row.right += 1;
+                if expect == Expect::Missing && a.missing.is_some() {
+                    report.missing_prompted += 1;
+                    row.right += 1;
+                } else if expect == Expect::Nonagri {
+                    row.right += 1;
+                }
             } else {
                 report.misses.push(Miss {
                     id: item.id.clone(),
@@ -374,8 +385,21 @@ mod tests {
         );
         let text = r.render(5);
         assert!(
-            text.contains("names nothing, routed nowhere 0.0% (0/1)"),
+            text.contains("names nothing, routed nowhere 0.0% (0/1), with the prompt 0.0% (0/1)"),
             "{text}"
+        );
+        let photo = parse(
+            r#"{"id":"f","text":"这是什么病？叶子发黄是咋回事","expect":"missing","kind":"photo"}"#,
+        )
+        .unwrap();
+        let r = evaluate(Lexicon::embedded(), &photo);
+        assert_eq!(
+            (
+                r.missing_unrouted,
+                r.missing_prompted,
+                r.kinds["photo"].right
+            ),
+            (1, 1, 1)
         );
     }
 }

@@ -230,7 +230,7 @@ impl Dispatcher {
                 updated_at_ms: now,
                 ..draft.clone()
             };
-            let routes = if need.subject.is_none() && need.corps.is_none() {
+            let routes = if need.subject.is_none() && need.corps.is_none() && !need.triage {
                 Routes::unqualified(if analysis.note.is_empty() {
                     "无法判断问题所属品类".into()
                 } else {
@@ -268,7 +268,8 @@ impl Dispatcher {
         Ok((ticket, events, secret))
     }
 
-    /// A new ticket as submitted, queued at the village tier; the times are
+    /// A new ticket as submitted, queued at the village tier (a triage one
+    /// at the county/town tier); the times are
     /// set when it is committed.
     fn draft(
         &self,
@@ -294,7 +295,13 @@ impl Dispatcher {
             idempotency_key: key,
             state: TicketState::Queued,
             assignee: None,
-            tier: Tier::Village,
+            // Triage starts with the county/town backbone staff: they cover
+            // every crop and animal of their area and can ask what it is.
+            tier: if need.triage {
+                Tier::CountyTown
+            } else {
+                Tier::Village
+            },
             offers_in_tier: 0,
             offer_deadline_ms: None,
             answer: String::new(),

@@ -239,10 +239,14 @@ pub struct Ticket {
 
 impl Ticket {
     /// What the ticket needs, as analysed at submission. A ticket stored
-    /// before its words were kept takes the search terms of its text.
+    /// before its words were kept takes the search terms of its text. One
+    /// with neither subject nor corps is routed only when it went to triage
+    /// (a plant or animal problem that named nothing), so it needs triage.
     pub(crate) fn need(&self, lexicon: &Lexicon) -> Need {
+        let subject = self.subject.as_deref().and_then(|s| lexicon.subject_id(s));
         Need {
-            subject: self.subject.as_deref().and_then(|s| lexicon.subject_id(s)),
+            triage: subject.is_none() && self.corps.is_none(),
+            subject,
             corps: self.corps,
             words: match &self.words {
                 Some(words) => words.clone(),

@@ -386,6 +386,43 @@ async fn unroutable_tickets_are_visible_to_admins() {
 }
 
 #[tokio::test]
+async fn a_report_that_names_nothing_asks_for_it_and_goes_to_triage() {
+    let (server, channel) = start("triage", |_| {}).await;
+    let text = "这是什么病？叶子发黄是咋回事";
+    let matched = MatchClient::new(channel.clone())
+        .match_problem(pb::MatchProblemRequest {
+            text: text.into(),
+            location: farmer_at(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let analysis = matched.analysis.unwrap();
+    let missing = analysis.missing.expect("the reply says what is missing");
+    assert_eq!(
+        (missing.what.as_str(), missing.prompt.as_str()),
+        ("crop_or_animal", "请说明是什么作物或牲畜")
+    );
+    assert!(analysis.agricultural && matched.candidates.is_empty());
+    // The village people are nearer and online, but triage starts with the
+    // county/town backbone staff.
+    let mut v1 = Responder::new(&channel, "v1").await;
+    let mut t1 = Responder::new(&channel, "t1").await;
+    v1.online().await;
+    t1.online().await;
+    let mut farmer = TicketClient::new(channel.clone());
+    let t = farmer
+        .submit_problem(submit_request(text, farmer_at(), ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.state(), pb::TicketState::Offered, "{}", t.reason);
+    assert_eq!(t.assignee.map(|a| a.id).as_deref(), Some("t1"));
+    server.stop_and_clean().await;
+}
+
+#[tokio::test]
 async fn responder_calls_need_a_valid_token_of_the_right_kind() {
     let (server, channel) = start("respauth", |_| {}).await;
     let mut client = ResponderClient::new(channel.clone());

@@ -161,7 +161,13 @@ function showMatch(r) {
   const list = r.candidates || [];
   const note = $('#note');
   const a = r.analysis || {};
-  note.hidden = list.length > 0 && a.agricultural !== false;
+  // A problem that names no crop or animal: say what to add; submitted as
+  // it is, it goes to the nearest county/town staff first.
+  const missing = $('#missing');
+  const prompt = (a.missing && a.missing.prompt) || '';
+  missing.hidden = !prompt;
+  missing.textContent = prompt ? prompt + '（比如：苹果、小麦、猪）。不补充也可以直接提交，先由附近的县乡农技人员看。' : '';
+  note.hidden = (list.length > 0 && a.agricultural !== false) || !!prompt;
   note.textContent = list.length
     ? '这个问题可能不是农业技术问题，提交后可能没人接。'
     : '暂时没找到能帮忙的人' + (a.note ? '：' + a.note : '。') + ' 可以把问题写得更具体些（种的什么、什么症状）。';

@@ -86,7 +86,16 @@ pub struct Analysis {
     pub(crate) words: Vec<String>,
     /// Why nothing can be routed, in Chinese; empty when something can.
     pub(crate) note: String,
+    /// For a plant or animal problem that names no crop, animal or topic:
+    /// what the farmer should add, as a short prompt a front end can show
+    /// ([`MISSING_PROMPT`]). Such a report is agricultural, and its ticket
+    /// goes to triage (README "Tickets") instead of being unroutable.
+    pub missing: Option<&'static str>,
 }
+
+/// What a report that names nothing lacks, in the words a farmer's front
+/// end shows.
+pub const MISSING_PROMPT: &str = "请说明是什么作物或牲畜";
 
 impl Analysis {
     /// Terms that counted for the chosen subject.
@@ -157,6 +166,19 @@ mod tests {
         read(text)
             .subject
             .map(|s| Lexicon::embedded().subject(s).name.clone())
+    }
+
+    #[test]
+    fn a_problem_that_names_nothing_asks_for_what_is_missing() {
+        for text in ["这是什么病？叶子发黄是咋回事", "看看这是啥病 咋治"] {
+            let a = read(text);
+            assert!(a.subject.is_none() && a.corps.is_none(), "{text}");
+            assert!(a.agricultural, "{text}: a problem is asked about");
+            assert_eq!(a.missing, Some(MISSING_PROMPT), "{text}");
+        }
+        for text in ["种粮补贴啥时候发", "苹果树叶子发黄有斑点", "你好"] {
+            assert_eq!(read(text).missing, None, "{text}");
+        }
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         evidence,
         words,
         note: String::new(),
+        missing: None,
     };
     if not_agricultural {
         analysis.agricultural = false;
@@ -105,9 +106,20 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         analysis.runner_up = top;
         analysis.confidence = 0.5 * score.min(1.0);
     } else {
+        // A problem asked about with nothing named (a photo's "这是什么病？")
+        // is still agricultural: it says what is missing, and its ticket
+        // goes to triage.
         analysis.agricultural = problem_total > 0.0;
         analysis.runner_up = top;
-        analysis.note = "未能从描述中判断是哪种作物、畜禽或哪类问题，请补充作物或畜禽名称".into();
+        if analysis.agricultural {
+            analysis.missing = Some(super::MISSING_PROMPT);
+            analysis.note =
+                "描述中没有说是什么作物或畜禽：请补充；也可直接提交，由附近的县乡农技人员先看"
+                    .into();
+        } else {
+            analysis.note =
+                "未能从描述中判断是哪种作物、畜禽或哪类问题，请补充作物或畜禽名称".into();
+        }
     }
     analysis
 }

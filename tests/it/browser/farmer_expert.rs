@@ -62,12 +62,36 @@ async fn a_farmer_asks_and_an_expert_answers_live_in_two_browsers() {
     farmer.mark_document().await;
     farmer.el("county").await;
     farmer.shoot("start", None).await;
-    farmer.type_into("problem-text", PROBLEM).await;
+    // A photo's question names nothing: the page says what to add.
+    farmer
+        .type_into("problem-text", "这是什么病？叶子发黄是咋回事")
+        .await;
     farmer.choose("county", COUNTY).await;
     farmer.choose("town", TOWN).await;
     farmer.choose("village", VILLAGE).await;
     farmer.click("match").await;
+    farmer.wait_text("missing", "请说明是什么作物或牲畜").await;
+    farmer.shoot("missing", Some("missing")).await;
+    farmer
+        .js(
+            "document.querySelector('[data-testid=problem-text]').value = ''; return null;",
+            vec![],
+        )
+        .await;
+    farmer.type_into("problem-text", PROBLEM).await;
+    farmer.click("match").await;
     let subject = farmer.wait_text("subject", "苹果").await;
+    let missing_shown = farmer
+        .js(
+            "return document.querySelector('[data-testid=missing]').hidden;",
+            vec![],
+        )
+        .await;
+    farmer
+        .check(missing_shown == serde_json::json!(true), || {
+            "the missing prompt stays after a report that names its crop".into()
+        })
+        .await;
     farmer
         .check(subject.trim() == "苹果", || format!("subject {subject}"))
         .await;
