@@ -11,6 +11,11 @@ use xingweinong::config::{Config, WebhookConfig};
 use crate::common::*;
 use xingweinong::pb;
 
+/// The same, in a config file: a webhook on port 9 (discard), nobody there.
+pub(crate) const WEBHOOK: &str = "[notify]\npublic_base_url = \"https://xwn.example.org\"\n\
+    [[notify.webhooks]]\nname = \"sms\"\nurl = \"http://127.0.0.1:9/hook\"\n\
+    secret = \"whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n";
+
 /// A webhook on a port nobody listens on: the dispatcher only needs one
 /// configured.
 pub(crate) fn with_webhook(mut config: Config, notified_offer_timeout_ms: u64) -> Config {

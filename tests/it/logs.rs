@@ -3,12 +3,8 @@
 //! them even at debug level.
 
 use crate::common::*;
+use crate::links::WEBHOOK;
 use xingweinong::pb;
-
-/// A webhook on a port nobody listens on, so offers carry action links.
-const WEBHOOK: &str = "[notify]\npublic_base_url = \"https://xwn.example.org\"\n\
-    [[notify.webhooks]]\nname = \"sms\"\nurl = \"http://127.0.0.1:9/hook\"\n\
-    secret = \"whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_hold_no_tokens_secrets_or_phone_numbers() {
