@@ -9,6 +9,7 @@ use crate::{
     roster::{self, store::RosterStore, RosterFormat},
     search::{tokenizer, Ranking},
     store::sqlite::SqliteStore,
+    tickets::Principal,
 };
 
 /// `a` is nearest; `x` and `y` are equally far, so the report's words
@@ -134,6 +135,18 @@ async fn notified_offers_skip_the_away_and_their_deadline_survives_a_restart() {
     assert_eq!(ticket.assignee.as_deref(), Some("a"));
     let deadline = ticket.offer_deadline_ms.unwrap();
     assert_eq!(deadline - ticket.updated_at_ms, notified.as_millis() as i64);
+    // The offer's action link names a and this ticket, for this ticket only.
+    let url = d
+        .offer_action_url("https://xwn.example.org/", &ticket)
+        .unwrap();
+    let token = url
+        .strip_prefix("https://xwn.example.org/expert#action=")
+        .unwrap();
+    let link = Principal::Action {
+        talent: TalentId::new("a"),
+        ticket: TicketId::new(ticket.id.as_str()),
+    };
+    assert_eq!(d.authenticate(token).await.unwrap(), link);
 
     // A restart before the deadline: the stored deadline lapses the offer.
     drop(d);
@@ -157,5 +170,13 @@ async fn notified_offers_skip_the_away_and_their_deadline_survives_a_restart() {
         && e.talent_id.as_deref() == Some("a")
         && e.at_ms >= deadline));
     assert!(!events.iter().any(|e| e.talent_id.as_deref() == Some("x")));
+    // The link ended with its offer.
+    let expired = d.authenticate(token).await.unwrap_err().to_string();
+    assert!(expired.contains("has expired"), "{expired}");
+    assert_eq!(
+        d.offer_action_url("https://xwn.example.org", &now)
+            .map(|u| u.contains("expert#action=")),
+        Some(true)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
