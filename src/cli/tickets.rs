@@ -46,6 +46,13 @@ pub(crate) enum TicketCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Issues the action link of an offered or accepted ticket for the
+    /// responder holding it (admin); prints only the link.
+    Link {
+        ticket_id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Goes ONLINE and prints offers and changes live; type `accept ID`,
     /// `decline ID [reason]`, `resolve ID answer`, `escalate ID [reason]`,
     /// `online`, `away`, `offline` or `quit`.
@@ -145,6 +152,7 @@ pub(crate) async fn run(command: TicketCommand) -> anyhow::Result<()> {
             ttl_days,
             client,
         } => token(talent_id, ttl_days, &client).await,
+        TicketCommand::Link { ticket_id, client } => link(ticket_id, &client).await,
         TicketCommand::Watch { responder } => watch(&responder).await,
         TicketCommand::Accept { id, responder } => act(&responder, "accept", &id, "").await,
         TicketCommand::Decline {
@@ -253,6 +261,24 @@ async fn token(talent_id: String, ttl_days: u64, client: &ClientArgs) -> anyhow:
         .into_inner();
     eprintln!("{} token, expires {}", reply.role, utc(reply.expires_at_ms));
     println!("{}", reply.token);
+    Ok(())
+}
+
+/// `link`: issues an action link; prints it alone on stdout.
+async fn link(ticket_id: String, client: &ClientArgs) -> anyhow::Result<()> {
+    let mut api = pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
+    let r = pb::IssueActionLinkRequest { ticket_id };
+    let reply = api
+        .issue_action_link(client.admin(r)?)
+        .await
+        .map_err(explain)?
+        .into_inner();
+    eprintln!(
+        "action link for {}, expires {}",
+        reply.talent_id,
+        utc(reply.expires_at_ms)
+    );
+    println!("{}", reply.action_url);
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use super::auth::{bearer, AdminAuth};
 use crate::{
     error::Error,
     model::ids::TalentId,
+    pb,
     server::limits::{caller::Caller, Arrival, Limits, Permit},
     tickets::{Dispatcher, Principal},
 };
@@ -141,22 +142,16 @@ impl Gate {
         Ok(Admitted::new(request, principal, client, None))
     }
 
-    /// A call only responders may make: liaisons may only watch.
-    pub(crate) async fn responder<M>(
+    /// A call only responders may make: liaisons may only watch, and an
+    /// action link acts only on the ticket it was issued for (checked here,
+    /// against the ticket the message names, so no handler can forget).
+    pub(crate) async fn responder<M: ForTicket>(
         &self,
         request: Request<M>,
     ) -> Result<Admitted<M, TalentId>, Status> {
         let call = self.principal(request).await?;
-        match &call.caller {
-            Principal::Responder(id) => {
-                let id = id.clone();
-                Ok(call.with_caller(id))
-            }
-            Principal::Liaison(_) => Err(Error::PermissionDenied(
-                "liaisons have read-only access: they can only watch".into(),
-            )
-            .into()),
-        }
+        let id = call.caller.acting_on(call.message.ticket_id())?;
+        Ok(call.with_caller(id))
     }
 
     /// Waits for a CPU slot for CPU-bound work of a call that arrived at
@@ -166,6 +161,34 @@ impl Gate {
         arrival: Option<Arrival>,
     ) -> Result<OwnedSemaphorePermit, Status> {
         self.limits.cpu_slot(arrival).await
+    }
+}
+
+/// A responder call's message: the ticket it acts on, if any.
+pub(crate) trait ForTicket {
+    fn ticket_id(&self) -> Option<&str>;
+}
+
+macro_rules! for_ticket {
+    ($($message:ty),*) => {$(
+        impl ForTicket for $message {
+            fn ticket_id(&self) -> Option<&str> {
+                Some(&self.ticket_id)
+            }
+        }
+    )*};
+}
+
+for_ticket!(
+    pb::TicketActionRequest,
+    pb::DeclineAssignmentRequest,
+    pb::ResolveTicketRequest,
+    pb::EscalateTicketRequest
+);
+
+impl ForTicket for pb::SetAvailabilityRequest {
+    fn ticket_id(&self) -> Option<&str> {
+        None
     }
 }
 

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::{
     error::{blocking, Error},
+    model::ids::TicketId,
     pb,
     roster::admin::{ListRequest, RosterAdmin},
     roster::log::Roster,
@@ -23,7 +24,7 @@ use crate::{
     server::limits::caller::Caller,
     server::statuses,
     tickets::view::{self, Showing, Viewer},
-    tickets::Dispatcher,
+    tickets::{Dispatcher, ACTION_FRAGMENT},
 };
 
 /// An upload refused before it was read whole: why, and how many bytes
@@ -154,6 +155,8 @@ pub(crate) struct RosterApi {
     dispatcher: Arc<Dispatcher>,
     audit: Arc<AuditLog>,
     max_upload_bytes: u64,
+    /// `notify.public_base_url`, or empty: action links start with it.
+    public_base_url: String,
 }
 
 impl RosterApi {
@@ -164,6 +167,7 @@ impl RosterApi {
         dispatcher: Arc<Dispatcher>,
         audit: Arc<AuditLog>,
         max_upload_bytes: u64,
+        public_base_url: String,
     ) -> RosterApi {
         RosterApi {
             gate,
@@ -172,6 +176,7 @@ impl RosterApi {
             dispatcher,
             audit,
             max_upload_bytes,
+            public_base_url,
         }
     }
 }
@@ -409,6 +414,24 @@ impl pb::roster_service_server::RosterService for RosterApi {
             token,
             expires_at_ms,
             role: role.key().into(),
+        }))
+    }
+
+    async fn issue_action_link(
+        &self,
+        request: Request<pb::IssueActionLinkRequest>,
+    ) -> Result<Response<pb::IssueActionLinkResponse>, Status> {
+        let call = self.gate.admin(request)?;
+        let ticket = TicketId::new(call.message.ticket_id.trim());
+        let (token, expires_at_ms, talent) = self.dispatcher.issue_action_token(&ticket).await?;
+        let entry = Entry::issue_action_link(ticket.as_str(), talent.as_str(), expires_at_ms);
+        self.audit.append(entry, call.peer, &call.client);
+        tracing::info!(audit = "issue_action_link", ticket = %ticket, talent = %talent, "action link issued");
+        Ok(Response::new(pb::IssueActionLinkResponse {
+            action_url: format!("{}/expert{ACTION_FRAGMENT}{token}", self.public_base_url),
+            token,
+            expires_at_ms,
+            talent_id: talent.to_string(),
         }))
     }
 

@@ -115,6 +115,14 @@ impl Entry {
         }
     }
 
+    /// An action link issued by hand (never its token).
+    pub(crate) fn issue_action_link(ticket: &str, talent: &str, expires_at_ms: i64) -> Entry {
+        Entry {
+            action: "issue_action_link",
+            details: json!({"ticket_id": ticket, "talent_id": talent, "expires_at_ms": expires_at_ms}),
+        }
+    }
+
     /// A liaison list import: the liaisons accepted, or why the file was
     /// refused.
     pub(crate) fn import_liaisons(upload: &Upload, outcome: Result<u64, String>) -> Entry {

@@ -110,7 +110,7 @@ impl App {
                 (shared, roster)
             }
         };
-        let dispatch = DispatchConfig::from(&config.tickets);
+        let dispatch = DispatchConfig::from(config);
         let dispatcher = Dispatcher::start(tickets, matcher.clone(), dispatch)
             .await
             .context("cannot start the ticket dispatcher")?;
@@ -157,6 +157,7 @@ impl Apis {
             app.dispatcher.clone(),
             Arc::new(audit),
             config.max_upload_bytes,
+            config.notify.public_base_url.clone().unwrap_or_default(),
         );
         let upload_message_bytes = upload_message_bytes(config);
         let tickets = TicketApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());

@@ -1,6 +1,7 @@
 //! The dispatcher: turns submitted problems into tickets and moves them,
 //! offering each to the nearest qualified responder that is ONLINE and below
-//! capacity, re-offering on decline or timeout (never to the same person
+//! capacity (or, with a webhook configured, not AWAY: an offer through a
+//! notification, with its own longer timeout), re-offering on decline or timeout (never to the same person
 //! twice), escalating village → county/town → city, queueing when nobody is
 //! free, and streaming every change to farmers, responders and liaisons.
 //!
@@ -141,7 +142,7 @@ pub struct Dispatcher {
     pub(super) store: Arc<dyn TicketStore>,
     pub(super) matcher: Arc<Matcher>,
     pub(super) keys: Keys,
-    config: DispatchConfig,
+    pub(super) config: DispatchConfig,
     pub(super) state: Mutex<State>,
     timer: Arc<Notify>,
 }
@@ -565,7 +566,11 @@ impl Dispatcher {
             .await
             .presence
             .insert(talent.to_string(), availability);
-        if availability == Availability::Online {
+        // Someone who may be offered tickets now takes queued ones.
+        let notified = self.config.notified_offer_timeout.is_some();
+        if availability == Availability::Online
+            || (notified && availability == Availability::Offline)
+        {
             self.drain_queue().await?;
         }
         Ok(())

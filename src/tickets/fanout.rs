@@ -127,6 +127,29 @@ impl Subscribers {
     }
 }
 
+/// The pushes of `rx` about `ticket` only, forwarded by a task that ends
+/// when either side goes away.
+fn only_ticket(mut rx: mpsc::Receiver<Push>, ticket: String) -> mpsc::Receiver<Push> {
+    let (tx, out) = mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                push = rx.recv() => match push {
+                    Some(p) if p.ticket.id == ticket => {
+                        if tx.send(p).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
+                () = tx.closed() => return,
+            }
+        }
+    });
+    out
+}
+
 impl Dispatcher {
     /// The ticket's history so far, then every later event.
     pub(crate) async fn watch_ticket(
@@ -151,7 +174,9 @@ impl Dispatcher {
         Ok((history, rx))
     }
 
-    /// What is pending for the caller, then every later change.
+    /// What is pending for the caller, then every later change. Through an
+    /// action link: its ticket only, refused once the ticket is no longer
+    /// offered to or accepted by its responder.
     pub(crate) async fn watch_assignments(
         &self,
         who: &Principal,
@@ -165,6 +190,16 @@ impl Dispatcher {
                 .values()
                 .filter(|t| t.holder() == Some(id.as_str()))
                 .collect(),
+            Principal::Action { talent, ticket } => {
+                let held = state.open.get(ticket.as_str());
+                let held = held.filter(|t| t.holder() == Some(talent.as_str()));
+                let Some(t) = held else {
+                    return Err(Error::FailedPrecondition(format!(
+                        "ticket {ticket} is no longer offered to or accepted by you"
+                    )));
+                };
+                vec![t]
+            }
             Principal::Liaison(id) => {
                 let villages = state.liaisons.villages(id);
                 state
@@ -199,9 +234,16 @@ impl Dispatcher {
         }
         let streams = match who {
             Principal::Responder(id) => state.subscribers.responders.entry(id.to_string()),
+            Principal::Action { talent, .. } => {
+                state.subscribers.responders.entry(talent.to_string())
+            }
             Principal::Liaison(id) => state.subscribers.liaisons.entry(id.clone()),
         };
         streams.or_default().push(tx);
+        drop(state);
+        if let Principal::Action { ticket, .. } = who {
+            return Ok((replay, only_ticket(rx, ticket.to_string())));
+        }
         Ok((replay, rx))
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{Actor, Event, EventKind, Ticket, TicketState};
 use crate::{
-    config::TicketConfig,
+    config::{Config, TicketConfig},
     error::{Error, Result},
     model::{ids::TalentId, Tier},
 };
@@ -21,14 +21,35 @@ pub struct DispatchConfig {
     pub escalate_after: u32,
     /// Tickets that may wait QUEUED at once (`tickets.max_queued`).
     pub max_queued: usize,
+    /// How long an offer made through a notification waits
+    /// (`tickets.notified_offer_timeout_ms`), when a webhook is configured;
+    /// then responders who are not ONLINE (and not AWAY) may be offered
+    /// tickets too. None: offers go to ONLINE responders only.
+    pub notified_offer_timeout: Option<Duration>,
 }
 
 impl From<&TicketConfig> for DispatchConfig {
+    /// The ticket settings, without notifications.
     fn from(c: &TicketConfig) -> DispatchConfig {
         DispatchConfig {
             offer_timeout: Duration::from_millis(c.offer_timeout_ms),
             escalate_after: c.escalate_after,
             max_queued: c.max_queued,
+            notified_offer_timeout: None,
+        }
+    }
+}
+
+impl From<&Config> for DispatchConfig {
+    /// The ticket settings, with offers through notifications when a
+    /// webhook is configured (`notify.enabled()`).
+    fn from(c: &Config) -> DispatchConfig {
+        DispatchConfig {
+            notified_offer_timeout: c
+                .notify
+                .enabled()
+                .then(|| Duration::from_millis(c.tickets.notified_offer_timeout_ms)),
+            ..DispatchConfig::from(&c.tickets)
         }
     }
 }
@@ -87,7 +108,11 @@ impl Command {
 /// free, or eligible responders who are all busy, or nobody eligible.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Pick {
+    /// Offered with `offer_timeout`: the responder is ONLINE.
     Offer(TalentId),
+    /// Offered through a notification with `notified_offer_timeout`: the
+    /// responder is not ONLINE (nor AWAY) and a webhook is configured.
+    Notify(TalentId),
     Busy,
     Nobody,
 }
@@ -270,7 +295,14 @@ pub(crate) fn step(ticket: &Ticket, command: &Command, cx: &Context<'_>) -> Resu
         // Another replica may have moved it since the deadline was read.
         Command::OfferTimedOut if is_due(ticket, cx.now_ms) => {
             let talent = ticket.assignee.clone().unwrap_or_default();
-            let reason = format!("{}秒内未接单", cx.config.offer_timeout.as_secs());
+            // The offer's own timeout (a notified offer has a longer one):
+            // its deadline was set at the offer, the last change.
+            let waited = ticket
+                .offer_deadline_ms
+                .map(|at| at - ticket.updated_at_ms)
+                .filter(|&ms| ms > 0)
+                .map_or(cx.config.offer_timeout.as_secs(), |ms| ms as u64 / 1000);
+            let reason = format!("{waited}秒内未接单");
             m.record(
                 EventKind::OfferTimedOut,
                 Actor::System,
@@ -366,13 +398,19 @@ impl<'a> Moving<'a> {
         }
         loop {
             match cx.routes.at(self.ticket.tier)? {
-                Pick::Offer(talent) => {
+                pick @ (Pick::Offer(talent) | Pick::Notify(talent)) => {
+                    let timeout = match pick {
+                        Pick::Notify(_) => cx
+                            .config
+                            .notified_offer_timeout
+                            .unwrap_or(cx.config.offer_timeout),
+                        _ => cx.config.offer_timeout,
+                    };
                     let t = &mut self.ticket;
                     t.state = TicketState::Offered;
                     t.assignee = Some(talent.to_string());
                     t.offers_in_tier += 1;
-                    t.offer_deadline_ms =
-                        Some(t.updated_at_ms + cx.config.offer_timeout.as_millis() as i64);
+                    t.offer_deadline_ms = Some(t.updated_at_ms + timeout.as_millis() as i64);
                     t.reason.clear();
                     let talent = Some(talent.to_string());
                     self.record(EventKind::Offered, Actor::System, "", talent);

@@ -16,6 +16,7 @@ pub(crate) mod token;
 pub(crate) mod view;
 
 pub(crate) use access::Principal;
+pub(crate) use access::ACTION_FRAGMENT;
 pub use dispatcher::{Dispatcher, Submission};
 pub(crate) use fanout::Push;
 pub use machine::DispatchConfig;

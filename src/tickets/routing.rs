@@ -2,8 +2,9 @@
 //! `Matcher::qualified_pool`) is walked nearest first, in ever larger top-k
 //! lists, noting for the starting tier and each tier above it the first
 //! responder who is eligible (of that tier or higher, not excluded) and
-//! free (online, below capacity). The state machine turns what it finds
-//! into an offer, a queue, an escalation or an unroutable ticket.
+//! free (below capacity, and ONLINE; or, when offers may go through
+//! notifications, anything but AWAY). The state machine turns what it
+//! finds into an offer, a queue, an escalation or an unroutable ticket.
 
 use std::collections::{HashMap, HashSet};
 
@@ -37,6 +38,9 @@ pub(super) struct RouteQuery<'a> {
     pub(crate) presence: &'a HashMap<String, Availability>,
     /// Offered and accepted tickets per responder.
     pub(crate) load: &'a HashMap<String, u32>,
+    /// Whether offers may reach responders who are not ONLINE through a
+    /// notification (a webhook is configured).
+    pub(crate) notify: bool,
 }
 
 impl RouteQuery<'_> {
@@ -46,9 +50,19 @@ impl RouteQuery<'_> {
             && self.ending != Some(talent.id.as_str())
     }
 
-    fn free(&self, talent: &Talent) -> bool {
-        self.presence.get(&talent.id) == Some(&Availability::Online)
-            && self.load.get(&talent.id).copied().unwrap_or(0) < talent.capacity
+    /// How a talent below capacity can be offered a ticket: at once when
+    /// ONLINE; through a notification, when allowed, when not AWAY (a
+    /// talent never seen has no presence: OFFLINE). None: not now.
+    fn free(&self, talent: &Talent) -> Option<Pick> {
+        if self.load.get(&talent.id).copied().unwrap_or(0) >= talent.capacity {
+            return None;
+        }
+        let id = || TalentId::new(talent.id.as_str());
+        match self.presence.get(&talent.id) {
+            Some(Availability::Online) => Some(Pick::Offer(id())),
+            Some(Availability::Away) => None,
+            Some(Availability::Offline) | None => self.notify.then(|| Pick::Notify(id())),
+        }
     }
 
     /// What routing finds at the starting tier, and at each tier above it
@@ -56,7 +70,7 @@ impl RouteQuery<'_> {
     /// walked, so what it found above is complete too).
     pub(crate) fn routes(&self) -> Result<Routes> {
         let tiers: Vec<Tier> = std::iter::successors(Some(self.from), |t| t.above()).collect();
-        let mut offers: Vec<Option<TalentId>> = vec![None; tiers.len()];
+        let mut offers: Vec<Option<Pick>> = vec![None; tiers.len()];
         let mut eligible = vec![false; tiers.len()];
         let size = self.snapshot.len();
         let mut k = 64;
@@ -69,15 +83,15 @@ impl RouteQuery<'_> {
                 for (i, &tier) in tiers.iter().enumerate() {
                     if self.eligible_at(talent, tier) {
                         eligible[i] = true;
-                        if offers[i].is_none() && self.free(talent) {
-                            offers[i] = Some(TalentId::new(talent.id.as_str()));
+                        if offers[i].is_none() {
+                            offers[i] = self.free(talent);
                         }
                     }
                 }
                 if let Some(nearest) = &offers[0] {
                     return Ok(Routes {
                         unqualified: None,
-                        picks: vec![(self.from, Pick::Offer(nearest.clone()))],
+                        picks: vec![(self.from, nearest.clone())],
                     });
                 }
             }
@@ -91,7 +105,7 @@ impl RouteQuery<'_> {
             .zip(offers.into_iter().zip(eligible))
             .map(|(tier, found)| {
                 let pick = match found {
-                    (Some(talent), _) => Pick::Offer(talent),
+                    (Some(offer), _) => offer,
                     (None, true) => Pick::Busy,
                     (None, false) => Pick::Nobody,
                 };
@@ -148,6 +162,7 @@ impl Dispatcher {
             ending: ticket.assignee.as_deref(),
             presence: &state.presence,
             load: &state.load,
+            notify: self.config.notified_offer_timeout.is_some(),
         }
         .routes()
     }

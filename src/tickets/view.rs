@@ -21,7 +21,9 @@ pub(crate) enum Viewer<'a> {
 impl<'a> From<&'a Principal> for Viewer<'a> {
     fn from(principal: &'a Principal) -> Viewer<'a> {
         match principal {
-            Principal::Responder(id) => Viewer::Responder(id.as_str()),
+            Principal::Responder(id) | Principal::Action { talent: id, .. } => {
+                Viewer::Responder(id.as_str())
+            }
             Principal::Liaison(_) => Viewer::Liaison,
         }
     }

@@ -205,15 +205,17 @@ impl Responder {
     }
 
     pub(crate) async fn set(&mut self, a: pb::Availability) {
+        self.try_set(a).await.unwrap();
+    }
+
+    pub(crate) async fn try_set(&mut self, a: pb::Availability) -> Result<(), tonic::Status> {
+        let r = pb::SetAvailabilityRequest {
+            availability: a as i32,
+        };
         self.client
-            .set_availability(with_token(
-                pb::SetAvailabilityRequest {
-                    availability: a as i32,
-                },
-                &self.token,
-            ))
+            .set_availability(with_token(r, &self.token))
             .await
-            .unwrap();
+            .map(|_| ())
     }
 
     pub(crate) async fn watch(&mut self) -> tonic::Streaming<pb::AssignmentEvent> {

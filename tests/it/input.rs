@@ -117,16 +117,7 @@ async fn secrets_are_compared_exactly() {
 async fn a_deactivated_talent_cannot_go_online() {
     let (server, channel) = start("input-inactive").await;
     let mut v9 = Responder::new(&channel, "v9").await;
-    let status = v9
-        .client
-        .set_availability(with_token(
-            pb::SetAvailabilityRequest {
-                availability: pb::Availability::Online as i32,
-            },
-            &v9.token,
-        ))
-        .await
-        .unwrap_err();
+    let status = v9.try_set(pb::Availability::Online).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(status.message().contains("active=true"), "{status:?}");
     // Going away or offline stays possible; an active talent goes online.

@@ -3,6 +3,7 @@
 //! them even at debug level.
 
 use crate::common::*;
+use crate::links::WEBHOOK;
 use xingweinong::pb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -11,7 +12,7 @@ async fn logs_hold_no_tokens_secrets_or_phone_numbers() {
     let log = dir.with_extension("log");
     let port = free_port();
     let key = "logs-front-end-key-0123456789";
-    let keys = format!("[[limits.api_keys]]\nname = \"web\"\nkey = \"{key}\"\n");
+    let keys = format!("[[limits.api_keys]]\nname = \"web\"\nkey = \"{key}\"\n{WEBHOOK}");
     let mut child = spawn_on(&dir, port, Some(&log), "sqlite", &keys);
     let ch = connect(port).await;
     let rows = "p1,甲,13912345678,village,,苹果,,610527106202,35.0,109.5,5,true\n";
@@ -37,6 +38,23 @@ async fn logs_hold_no_tokens_secrets_or_phone_numbers() {
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
     next(&mut stream).await;
     r.accept(&t.id).await.unwrap();
+    // An action link: used, and used tampered with.
+    let link = crate::links::link_for(&ch, &t.id).await;
+    let mut by_link = Responder {
+        id: "p1".into(),
+        token: link.token.clone(),
+        client: ResponderClient::new(ch.clone()),
+    };
+    by_link.watch().await;
+    let tampered = format!("{}0", link.token);
+    let mut forged = Responder {
+        id: "p1".into(),
+        token: tampered.clone(),
+        client: ResponderClient::new(ch.clone()),
+    };
+    let refused = forged.accept(&t.id).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    by_link.resolve(&t.id, "剪除病斑").await.unwrap();
     let get = pb::GetTicketRequest {
         ticket_id: t.id.clone(),
         ticket_secret: t.ticket_secret.clone(),
@@ -65,6 +83,10 @@ async fn logs_hold_no_tokens_secrets_or_phone_numbers() {
         "wrong-admin-token-xyz",
         key,
         "unknown-front-end-key-987",
+        &link.token,
+        &tampered,
+        // The signature alone, in case a token were cut or re-encoded.
+        link.token.rsplit('.').next().unwrap(),
     ] {
         assert!(!text.contains(secret), "{secret} appears in the log");
     }

@@ -12,6 +12,7 @@ mod divisions;
 mod eval_cli;
 mod inflight;
 mod input;
+mod links;
 mod logs;
 mod matching;
 mod overload;

@@ -426,3 +426,37 @@ async fn an_offer_lapses_once_even_when_its_replica_died() {
     check_history(&now);
     stop(&mut replicas);
 }
+
+/// The action link of an offer made on one replica (to a responder who
+/// never connected, through a notification) acts on another: the key is
+/// the store's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_link_issued_on_one_replica_acts_on_another() {
+    let Some(url) = postgres_db("links").await else {
+        return;
+    };
+    let mut replicas = start_replicas(&url, 2, crate::links::WEBHOOK);
+    let a = connect(replicas[0].port).await;
+    let b = connect(replicas[1].port).await;
+    import_rows(&a, ROSTER).await;
+    until_roster(&[a.clone(), b.clone()], 2, 5).await;
+    let t = TicketClient::new(a.clone())
+        .submit_problem(apple("link-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        t.state(),
+        pb::TicketState::Offered,
+        "offered though nobody is ONLINE"
+    );
+    let link = crate::links::link_for(&a, &t.id).await;
+    let mut by_link = Responder {
+        id: link.talent_id.clone(),
+        token: link.token.clone(),
+        client: ResponderClient::new(b.clone()),
+    };
+    let accepted = by_link.accept(&t.id).await.unwrap();
+    assert_eq!(accepted.state(), pb::TicketState::Accepted);
+    stop(&mut replicas);
+}

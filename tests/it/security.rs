@@ -194,6 +194,15 @@ impl Matrix {
                 .await,
         );
         self.check("IssueResponderToken", caller, got, admin_only);
+        let link = pb::IssueActionLinkRequest {
+            ticket_id: self.w.ticket.clone(),
+        };
+        let got = code(
+            self.roster
+                .issue_action_link(self.w.req(caller, link))
+                .await,
+        );
+        self.check("IssueActionLink", caller, got, admin_only);
         let ls = tokio_stream::iter(vec![csv_chunk(
             "id,name,phone,villages\nl1,甲,,610527106202\n",
         )]);

@@ -1,5 +1,7 @@
 // The responder's console: sign in with a token, set availability, take
-// offers live, accept, decline, escalate, resolve.
+// offers live, accept, decline, escalate, resolve. Opened from an offer's
+// notification (`/expert#action=<token>`), it takes the token from the
+// fragment, removes it from the address bar and shows that one offer.
 import { unary, serverStream } from './connect.js';
 import {
   $, h, CORPS_ZH, STATE_ZH, EVENT_ZH, TIER_ZH, en, num, fmtTime, fmtLeft,
@@ -34,10 +36,14 @@ $('#signin-form').addEventListener('submit', (ev) => {
   const box = $('#signin-error');
   if (!tok) { showError(box, '请填写接单令牌。'); $('#responder-token').focus(); return; }
   const c = readClaims(tok);
-  if (c && num(c.exp) && num(c.exp) <= Date.now()) { showError(box, '这个令牌已经过期，请向管理员要一个新的。'); return; }
+  if (c && c.role !== 'action' && num(c.exp) && num(c.exp) <= Date.now()) { showError(box, '这个令牌已经过期，请向管理员要一个新的。'); return; }
   showError(box, null);
   signIn(tok, c);
 });
+
+// An action link's token acts on one ticket only: no availability, no
+// other tickets.
+const isLink = () => !!claims && claims.role === 'action';
 
 function signIn(tok, c) {
   token = tok;
@@ -46,16 +52,32 @@ function signIn(tok, c) {
   $('#responder-token').value = '';
   $('#signin').hidden = true;
   $('#console').hidden = false;
-  const role = claims && claims.role === 'liaison' ? '联络员（只看）' : '专家';
-  $('#who').textContent = claims ? `${claims.sub} · ${role}${claims.exp ? ' · 有效至 ' + fmtTime(num(claims.exp)) : ''}` : '已登录';
+  const link = isLink();
+  document.body.dataset.mode = link ? 'link' : 'console';
+  const role = link ? '通知链接' : claims && claims.role === 'liaison' ? '联络员（只看）' : '专家';
+  $('#who').textContent = claims ? `${claims.sub} · ${role}${claims.exp && !link ? ' · 有效至 ' + fmtTime(num(claims.exp)) : ''}` : '已登录';
+  $('#avail-h').textContent = link ? '这个问题派给了您' : '我现在';
+  $('#link-note').hidden = !link;
+  $('#avail-row').hidden = link;
+  $('#avail-status').hidden = link;
+  $('#offers-empty').textContent = link ? '正在读取这个问题…' : '暂时没有问题。在线时，新问题会自动出现在这里。';
   const readOnly = claims && claims.role === 'liaison';
   for (const b of availButtons()) b.disabled = readOnly;
   if (readOnly) say($('#avail-status'), '联络员只能查看本村的问题。');
   const last = load(sessionStorage, AVAIL_KEY, '');
-  if (last) markAvailability(last);
+  if (last && !link) markAvailability(last);
   startWatching();
   $('#avail-h').tabIndex = -1;
   $('#avail-h').focus();
+}
+
+// `#action=<token>`: the token of an offer's link, read once and removed
+// from the address bar (and so from the history and any bookmark).
+function takeLinkToken() {
+  const m = /^#action=([^&]+)/.exec(location.hash);
+  if (!m) return '';
+  history.replaceState(null, '', location.pathname + location.search);
+  try { return decodeURIComponent(m[1]).trim(); } catch { return ''; }
 }
 
 function signOut(message) {
@@ -77,7 +99,7 @@ function signOut(message) {
 
 $('#sign-out').addEventListener('click', async () => {
   // Going offline first, so no offer waits on a closed console.
-  if (claims && claims.role !== 'liaison') {
+  if (claims && claims.role === 'responder') {
     try { await unary(S, 'SetAvailability', { availability: 'AVAILABILITY_OFFLINE' }, { token, timeoutMs: 5000 }); } catch { /* signing out anyway */ }
   }
   signOut();
@@ -127,7 +149,14 @@ function startWatching() {
       onMessage: onAssignment,
     }),
     {
-      onStatus: (kind, info) => {
+      onStatus: (kind, info, err) => {
+        // A link whose ticket is no longer the responder's: nothing to wait for.
+        if (kind === 'waiting' && isLink() && err && err.code === 'failed_precondition') {
+          watcher.stop();
+          say(status, '');
+          say($('#offers-empty'), '这个问题已经不再等您处理了：已被别人接手、已结束或已超时。');
+          return;
+        }
         if (kind === 'live') say(status, '● 已连接，问题会实时出现');
         else if (kind === 'connecting') say(status, info ? '正在重新连接…' : '正在连接…');
         else if (kind === 'waiting') { endReplay(); say(status, `连接断了，${Math.round(info / 1000)} 秒后自动重连`); }
@@ -363,6 +392,7 @@ function tick() {
 setInterval(tick, 1000);
 
 // ---------------------------------------------------------------- start
-const saved = load(sessionStorage, TOKEN_KEY, '');
+const linked = takeLinkToken();
+const saved = linked || load(sessionStorage, TOKEN_KEY, '');
 if (saved) signIn(saved, readClaims(saved));
 else $('#responder-token').focus();

@@ -9,6 +9,7 @@ use crate::{
     roster::{self, store::RosterStore, RosterFormat},
     search::{tokenizer, Ranking},
     store::sqlite::SqliteStore,
+    tickets::Principal,
 };
 
 /// `a` is nearest; `x` and `y` are equally far, so the report's words
@@ -23,14 +24,9 @@ const TEXT: &str = "苹果树腐烂病怎么治";
 #[tokio::test]
 async fn a_rerouted_ticket_is_ranked_with_its_submitted_need() {
     let dir = std::env::temp_dir().join(format!("xwn-reroute-need-{}", random_hex(8)));
-    let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
-    let talents = roster::parse_roster(RosterFormat::Csv, ROSTER.as_bytes(), lex, div).unwrap();
-    let roster = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
-    let matcher = Arc::new(Matcher::new(Arc::new(roster), MatchConfig::default()));
-    let store = Arc::new(SqliteStore::open(&dir).unwrap());
-    let d = Dispatcher::start(store, matcher.clone(), DispatchConfig::default())
-        .await
-        .unwrap();
+    let lex = Lexicon::embedded();
+    let d = start_in(&dir, None).await;
+    let matcher = d.matcher.clone();
     for t in ["a", "x", "y"] {
         let online = Availability::Online;
         d.set_availability(&TalentId::new(t), online).await.unwrap();
@@ -84,5 +80,103 @@ async fn a_rerouted_ticket_is_ranked_with_its_submitted_need() {
         ..stored
     };
     assert_eq!(legacy.need(lex).words, derived);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A dispatcher on [`ROSTER`] in a fresh directory; offers through
+/// notifications lapse after `notified` when given.
+async fn start_in(dir: &std::path::Path, notified: Option<Duration>) -> Arc<Dispatcher> {
+    let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
+    let talents = roster::parse_roster(RosterFormat::Csv, ROSTER.as_bytes(), lex, div).unwrap();
+    let roster = RosterStore::open(dir, lex, || Ok(talents)).unwrap();
+    let matcher = Arc::new(Matcher::new(Arc::new(roster), MatchConfig::default()));
+    let store = Arc::new(SqliteStore::open(dir).unwrap());
+    let config = DispatchConfig {
+        notified_offer_timeout: notified,
+        ..DispatchConfig::default()
+    };
+    Dispatcher::start(store, matcher, config).await.unwrap()
+}
+
+fn apple_submission() -> Submission {
+    Submission {
+        text: TEXT.into(),
+        location: Some(Location::Point {
+            lat: 35.0,
+            lon: 109.5,
+        }),
+        ..Submission::default()
+    }
+}
+
+#[tokio::test]
+async fn without_a_webhook_only_online_responders_are_offered_tickets() {
+    let dir = std::env::temp_dir().join(format!("xwn-no-notify-{}", random_hex(8)));
+    let d = start_in(&dir, None).await;
+    let (ticket, _, _) = d.submit(apple_submission()).await.unwrap();
+    assert_eq!(ticket.state, TicketState::Queued, "nobody is ONLINE");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn notified_offers_skip_the_away_and_their_deadline_survives_a_restart() {
+    let dir = std::env::temp_dir().join(format!("xwn-notify-{}", random_hex(8)));
+    let notified = Duration::from_millis(400);
+    let d = start_in(&dir, Some(notified)).await;
+    // a: never seen; x: AWAY; y: OFFLINE. Nearest first: a, then x and y.
+    d.set_availability(&TalentId::new("x"), Availability::Away)
+        .await
+        .unwrap();
+    d.set_availability(&TalentId::new("y"), Availability::Offline)
+        .await
+        .unwrap();
+    let (ticket, _, _) = d.submit(apple_submission()).await.unwrap();
+    assert_eq!(ticket.state, TicketState::Offered);
+    assert_eq!(ticket.assignee.as_deref(), Some("a"));
+    let deadline = ticket.offer_deadline_ms.unwrap();
+    assert_eq!(deadline - ticket.updated_at_ms, notified.as_millis() as i64);
+    // The offer's action link names a and this ticket, for this ticket only.
+    let url = d
+        .offer_action_url("https://xwn.example.org/", &ticket)
+        .unwrap();
+    let token = url
+        .strip_prefix("https://xwn.example.org/expert#action=")
+        .unwrap();
+    let link = Principal::Action {
+        talent: TalentId::new("a"),
+        ticket: TicketId::new(ticket.id.as_str()),
+    };
+    assert_eq!(d.authenticate(token).await.unwrap(), link);
+
+    // A restart before the deadline: the stored deadline lapses the offer.
+    drop(d);
+    let d = start_in(&dir, Some(notified)).await;
+    let id = TicketId::new(ticket.id.as_str());
+    let lapsed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (t, events) = d.store.get(id.as_str()).await.unwrap().unwrap();
+            if t.assignee.as_deref() != Some("a") {
+                return (t, events);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the offer lapsed after the restart");
+    let (now, events) = lapsed;
+    assert_eq!(now.state, TicketState::Offered);
+    assert_eq!(now.assignee.as_deref(), Some("y"), "AWAY x is passed over");
+    assert!(events.iter().any(|e| e.kind == EventKind::OfferTimedOut
+        && e.talent_id.as_deref() == Some("a")
+        && e.at_ms >= deadline));
+    assert!(!events.iter().any(|e| e.talent_id.as_deref() == Some("x")));
+    // The link ended with its offer.
+    let expired = d.authenticate(token).await.unwrap_err().to_string();
+    assert!(expired.contains("has expired"), "{expired}");
+    assert_eq!(
+        d.offer_action_url("https://xwn.example.org", &now)
+            .map(|u| u.contains("expert#action=")),
+        Some(true)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

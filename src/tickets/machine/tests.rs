@@ -371,3 +371,36 @@ fn an_offer_not_yet_due_does_not_lapse() {
     assert!(t.events.is_empty());
     assert_eq!(t.ticket.assignee.as_deref(), Some("a"));
 }
+
+#[test]
+fn a_notified_offer_waits_its_own_timeout() {
+    let config = DispatchConfig {
+        notified_offer_timeout: Some(Duration::from_secs(1800)),
+        ..DispatchConfig::default()
+    };
+    let offer = |pick: Pick, now_ms: i64, ticket: &Ticket, command: &Command| {
+        let routes = Routes {
+            unqualified: None,
+            picks: vec![(Tier::Village, pick)],
+        };
+        let cx = Context {
+            now_ms,
+            last_seq: 4,
+            routes: &routes,
+            config: &config,
+        };
+        step(ticket, command, &cx).unwrap()
+    };
+    let queued = ticket(S::Queued);
+    let notified = offer(Pick::Notify(by("c")), NOW, &queued, &Command::Drain).ticket;
+    assert_eq!(notified.offer_deadline_ms, Some(NOW + 1_800_000));
+    let online = offer(Pick::Offer(by("c")), NOW, &queued, &Command::Drain).ticket;
+    let usual = config.offer_timeout.as_millis() as i64;
+    assert_eq!(online.offer_deadline_ms, Some(NOW + usual));
+    // It lapses at its own deadline, saying how long it waited.
+    let at = NOW + 1_800_000;
+    let lapsed = offer(Pick::Offer(by("d")), at, &notified, &Command::OfferTimedOut);
+    assert_eq!(lapsed.events[0].kind, E::OfferTimedOut);
+    assert_eq!(lapsed.events[0].reason, "1800秒内未接单");
+    assert_eq!(lapsed.ticket.assignee.as_deref(), Some("d"));
+}

@@ -11,6 +11,7 @@
 mod admin;
 mod farmer_expert;
 mod layout;
+mod links;
 
 use std::{
     net::SocketAddr,
