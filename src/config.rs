@@ -421,6 +421,26 @@ pub struct Config {
     pub http: HttpConfig,
     /// Webhooks that carry notifications to the messaging gateway.
     pub notify: NotifyConfig,
+    /// Where `GET /metrics` (Prometheus) is served, apart from the public
+    /// listener; none: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    pub log: LogConfig,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// `text` for people, `json` (one object a line) for log shippers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for Config {
@@ -438,6 +458,8 @@ impl Default for Config {
             tls: None,
             http: HttpConfig::default(),
             notify: NotifyConfig::default(),
+            metrics_listen: None,
+            log: LogConfig::default(),
         }
     }
 }
