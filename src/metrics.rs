@@ -191,6 +191,11 @@ impl Metrics {
             "Time from a notification's commit to its endpoint's 2xx, by endpoint",
             m.notification_lag_seconds.clone(),
         );
+        // Open states are shown at zero from the start, not only once a
+        // ticket has been in them.
+        for state in TicketState::ALL.into_iter().filter(|s| s.is_open()) {
+            m.tickets.get_or_create(&[("state", state.key())]).set(0);
+        }
         m
     }
 }
@@ -402,5 +407,11 @@ mod tests {
             "0.7 s is under 1 s: {after}"
         );
         assert!(after.ends_with("# EOF\n"), "{after}");
+        let accepted = r#"xwn_tickets{state="accepted"}"#;
+        assert!(
+            sample(&before, accepted).is_some(),
+            "open states from the start"
+        );
+        assert_eq!(sample(&before, r#"xwn_tickets{state="resolved"}"#), None);
     }
 }
