@@ -580,6 +580,19 @@ mod tests {
     }
 
     #[test]
+    fn metrics_and_log_format_are_read() {
+        let c = Config::default();
+        assert_eq!((c.metrics_listen, c.log.format), (None, LogFormat::Text));
+        let c =
+            Config::from_toml("metrics_listen = \"127.0.0.1:9464\"\n[log]\nformat = \"json\"\n")
+                .unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert!(Config::from_toml("[log]\nformat = \"xml\"\n").is_err());
+        assert!(Config::from_toml("[log]\nformt = \"json\"\n").is_err());
+    }
+
+    #[test]
     fn webhooks_are_read_and_checked() {
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let c = Config::from_toml(&format!(
