@@ -421,6 +421,26 @@ pub struct Config {
     pub http: HttpConfig,
     /// Webhooks that carry notifications to the messaging gateway.
     pub notify: NotifyConfig,
+    /// Where `GET /metrics` (Prometheus) is served, apart from the public
+    /// listener; none: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    pub log: LogConfig,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// `text` for people, `json` (one object a line) for log shippers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for Config {
@@ -438,6 +458,8 @@ impl Default for Config {
             tls: None,
             http: HttpConfig::default(),
             notify: NotifyConfig::default(),
+            metrics_listen: None,
+            log: LogConfig::default(),
         }
     }
 }
@@ -555,6 +577,19 @@ mod tests {
         assert_eq!(c.matching.max_limit, 50);
         assert!(Config::from_toml("listn = \"0.0.0.0:9000\"\n").is_err());
         assert!(Config::from_toml("admin_token = \"short\"\n").is_err());
+    }
+
+    #[test]
+    fn metrics_and_log_format_are_read() {
+        let c = Config::default();
+        assert_eq!((c.metrics_listen, c.log.format), (None, LogFormat::Text));
+        let c =
+            Config::from_toml("metrics_listen = \"127.0.0.1:9464\"\n[log]\nformat = \"json\"\n")
+                .unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert!(Config::from_toml("[log]\nformat = \"xml\"\n").is_err());
+        assert!(Config::from_toml("[log]\nformt = \"json\"\n").is_err());
     }
 
     #[test]

@@ -21,8 +21,10 @@
 //! - Transport and process, the only rooms that know tonic: [`grpc`] (thin
 //!   adapters and the one status mapping), [`http`] (gRPC-Web, Connect JSON
 //!   transcoded onto the gRPC routes, the embedded pages), [`server`]
-//!   (wiring, serving, limits, TLS, audit), [`cli`]; with [`config`] and
-//!   [`error`].
+//!   (wiring, serving, limits, TLS, audit, `/metrics`), [`cli`]; with
+//!   [`config`] and [`error`].
+//! - [`metrics`]: the Prometheus numbers, counted through named functions
+//!   the domain calls (no transport in it).
 
 pub mod cli;
 pub mod config;
@@ -30,6 +32,7 @@ pub mod error;
 pub(crate) mod grpc;
 pub(crate) mod http;
 pub mod matching;
+pub mod metrics;
 pub mod model;
 pub mod reading;
 pub mod roster;

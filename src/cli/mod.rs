@@ -16,7 +16,7 @@ use tonic::{
 use tonic_types::StatusExt;
 
 use crate::{
-    config::{Config, TlsConfig},
+    config::{Config, LogFormat, TlsConfig},
     model::divisions::Divisions,
     pb,
     reading::eval,
@@ -167,6 +167,13 @@ pub(crate) struct ServeArgs {
     /// Require client certificates signed by this CA (PEM): mutual TLS.
     #[arg(long, env = "XWN_TLS_CLIENT_CA")]
     pub(crate) tls_client_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics at `GET /metrics` on this address (a
+    /// listener of its own) [default: none].
+    #[arg(long, env = "XWN_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
+    /// Log lines as `text` [default] or `json` (one object a line).
+    #[arg(long, env = "XWN_LOG_FORMAT", value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
 }
 
 impl ServeArgs {
@@ -187,6 +194,12 @@ impl ServeArgs {
         }
         if let Some(s) = &self.store {
             config.store = s.clone();
+        }
+        if let Some(m) = self.metrics_listen {
+            config.metrics_listen = Some(m);
+        }
+        if let Some(f) = self.log_format {
+            config.log.format = f;
         }
         if self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_client_ca.is_some() {
             let file = config.tls.take();
@@ -406,6 +419,21 @@ pub(crate) fn explain(status: tonic::Status) -> anyhow::Error {
         }
     }
     anyhow::anyhow!(message)
+}
+
+impl Cli {
+    /// How to write log lines: `serve`'s `--log-format` or its config
+    /// file's `log.format`; text for the other commands, and when the
+    /// config cannot be read (`serve` then says why).
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            Command::Serve(args) => args
+                .config()
+                .map(|c| c.log.format)
+                .unwrap_or_else(|_| args.log_format.unwrap_or_default()),
+            _ => LogFormat::Text,
+        }
+    }
 }
 
 /// Runs a parsed command line.

@@ -196,6 +196,18 @@ impl ForTicket for pb::SetAvailabilityRequest {
 /// up, or a call past its timeout, cannot cut it short (a decision between
 /// its commit and its apply, an import before its audit entry). A task that
 /// failed is an internal error naming the `task`.
+/// Records the ticket a call is about as its span's `ticket_id` (the
+/// span `serve` opens for each call, or the handler's own), once the id
+/// sent is well formed: an id over the limit or with control characters
+/// is refused by the call itself and not logged.
+pub(crate) fn record_ticket(id: &str) {
+    let id = id.trim();
+    if !id.is_empty() && id.len() <= crate::error::MAX_ID_BYTES && !id.chars().any(char::is_control)
+    {
+        tracing::Span::current().record("ticket_id", id);
+    }
+}
+
 pub(crate) async fn detach<T, E>(
     task: &str,
     work: impl Future<Output = Result<T, E>> + Send + 'static,
@@ -204,6 +216,8 @@ where
     T: Send + 'static,
     E: Into<Status> + Send + 'static,
 {
+    // In the call's span, so its lines carry the call's method and ticket.
+    let work = tracing::Instrument::in_current_span(work);
     match tokio::spawn(work).await {
         Ok(outcome) => outcome.map_err(Into::into),
         Err(e) => Err(Error::Internal(format!("the {task} task failed: {e}")).into()),

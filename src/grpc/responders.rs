@@ -10,7 +10,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::{
-    call::{detach, Gate},
+    call::{detach, record_ticket, Gate},
     convert::{availability_from_pb, event_to_pb, ticket_to_pb},
     tickets::EventStream,
 };
@@ -93,6 +93,7 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
     ) -> Result<Response<pb::Ticket>, Status> {
         let call = self.gate.responder(request).await?;
         let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
+        record_ticket(&r.ticket_id);
         let ticket = detach("dispatcher", async move {
             d.accept(&me, &TicketId::new(r.ticket_id.trim())).await
         })
@@ -106,6 +107,7 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
     ) -> Result<Response<pb::Ticket>, Status> {
         let call = self.gate.responder(request).await?;
         let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
+        record_ticket(&r.ticket_id);
         let ticket = detach("dispatcher", async move {
             d.decline(&me, &TicketId::new(r.ticket_id.trim()), &r.reason)
                 .await
@@ -120,6 +122,7 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
     ) -> Result<Response<pb::Ticket>, Status> {
         let call = self.gate.responder(request).await?;
         let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
+        record_ticket(&r.ticket_id);
         let ticket = detach("dispatcher", async move {
             d.resolve(&me, &TicketId::new(r.ticket_id.trim()), &r.answer)
                 .await
@@ -134,6 +137,7 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
     ) -> Result<Response<pb::Ticket>, Status> {
         let call = self.gate.responder(request).await?;
         let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
+        record_ticket(&r.ticket_id);
         let ticket = detach("dispatcher", async move {
             d.escalate(&me, &TicketId::new(r.ticket_id.trim()), &r.reason)
                 .await

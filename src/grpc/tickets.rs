@@ -7,7 +7,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{
-    call::{detach, Gate},
+    call::{detach, record_ticket, Gate},
     convert::{event_to_pb, location_from_pb, ticket_to_pb},
 };
 use crate::{
@@ -45,7 +45,6 @@ impl TicketApi {
 
 #[tonic::async_trait]
 impl pb::ticket_service_server::TicketService for TicketApi {
-    #[tracing::instrument(skip_all)]
     async fn submit_problem(
         &self,
         request: Request<pb::SubmitProblemRequest>,
@@ -65,6 +64,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
                 async move { dispatcher.submit(submission).await },
             )
             .await?;
+        record_ticket(&ticket.id);
         tracing::info!(ticket = %ticket.id, state = ticket.state.key(), "ticket submitted");
         let mut reply = self.reply(&ticket, &history);
         reply.ticket_secret = secret;
@@ -77,6 +77,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
     ) -> Result<Response<pb::Ticket>, Status> {
         let call = self.gate.farmer(request)?;
         let r = call.message;
+        record_ticket(&r.ticket_id);
         let (ticket, history) = self
             .dispatcher
             .get_ticket(&TicketId::new(r.ticket_id.trim()), &r.ticket_secret)
@@ -92,6 +93,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
     ) -> Result<Response<Self::WatchTicketStream>, Status> {
         let call = self.gate.farmer(request)?;
         let r = call.message;
+        record_ticket(&r.ticket_id);
         let (history, rx) = self
             .dispatcher
             .watch_ticket(&TicketId::new(r.ticket_id.trim()), &r.ticket_secret)
@@ -122,6 +124,7 @@ impl pb::ticket_service_server::TicketService for TicketApi {
     ) -> Result<Response<pb::Ticket>, Status> {
         let call = self.gate.farmer(request)?;
         let (r, dispatcher) = (call.message, self.dispatcher.clone());
+        record_ticket(&r.ticket_id);
         let ticket = detach("dispatcher", async move {
             dispatcher
                 .cancel(&TicketId::new(r.ticket_id.trim()), &r.ticket_secret)

@@ -21,6 +21,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 use super::table;
 use crate::{
     error::{Error, Result},
+    metrics::{self, IndexBuild},
     model::Talent,
     reading::lexicon::Lexicon,
     search::{register_tokenizer, Fields, Snapshot},
@@ -122,7 +123,9 @@ impl RosterStore {
             None => {
                 let lexicon = lexicon();
                 let talents = bootstrap()?;
+                let started = std::time::Instant::now();
                 let dir = build(&root, &talents, 1, lexicon)?;
+                metrics::index_built(IndexBuild::Full, started.elapsed());
                 switch_current(&root, &dir)?;
                 let live = open_live(dir.clone(), open_index(&dir)?)?;
                 let snapshot = fresh_snapshot(&live, talents, 1);
@@ -130,6 +133,7 @@ impl RosterStore {
             }
         };
         remove_stale(&root, &live.dir);
+        metrics::roster_published(snapshot.version(), snapshot.len());
         let (versions, _) = tokio::sync::watch::channel(snapshot.version());
         Ok(RosterStore {
             root,
@@ -152,6 +156,7 @@ impl RosterStore {
 
     fn publish(&self, snapshot: Snapshot) {
         let version = snapshot.version();
+        metrics::roster_published(version, snapshot.len());
         self.snapshot.store(Arc::new(snapshot));
         self.versions.send_replace(version);
     }
@@ -168,7 +173,9 @@ impl RosterStore {
             .lock()
             .map_err(|_| Error::Internal("roster lock poisoned".into()))?;
         let version = version.unwrap_or(self.snapshot().version() + 1);
+        let started = std::time::Instant::now();
         let dir = build(&self.root, &talents, version, self.lexicon)?;
+        metrics::index_built(IndexBuild::Full, started.elapsed());
         switch_current(&self.root, &dir)?;
         let new_live = open_live(dir.clone(), open_index(&dir)?)?;
         let snapshot = fresh_snapshot(&new_live, talents, version);
@@ -248,6 +255,7 @@ impl RosterStore {
             .live
             .lock()
             .map_err(|_| Error::Internal("roster lock poisoned".into()))?;
+        let started = std::time::Instant::now();
         let current = self.snapshot();
         let version = version.unwrap_or(current.version() + 1);
         let mut table = current.table().to_vec();
@@ -262,6 +270,7 @@ impl RosterStore {
             return Err(e.into());
         }
         live.reader.reload()?;
+        metrics::index_built(IndexBuild::Change, started.elapsed());
         save_table(&live.dir, version, &table);
         let snapshot = Snapshot::new(version, live.reader.searcher(), live.fields, table);
         self.publish(snapshot);

@@ -86,6 +86,7 @@ impl ConnLimits {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.total >= self.max_total {
             drop(open);
+            crate::metrics::shed("connections_total");
             if let Some(suppressed) = self.log.pass("connections_total") {
                 tracing::warn!(
                     peer = %peer,
@@ -100,6 +101,7 @@ impl ConnLimits {
             let count = open.by_address.entry(key).or_insert(0);
             if *count >= self.max_per_address {
                 drop(open);
+                crate::metrics::shed("connections_per_address");
                 if let Some(suppressed) = self.log.pass("connections_per_address") {
                     tracing::warn!(
                         peer = %peer,
@@ -121,6 +123,7 @@ impl ConnLimits {
     }
 
     fn silent(&self, peer: IpAddr, error: &io::Error) {
+        crate::metrics::shed("silent");
         if let Some(suppressed) = self.log.pass("silent") {
             tracing::info!(
                 peer = %peer,

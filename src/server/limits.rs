@@ -160,8 +160,8 @@ pub(crate) struct Limits {
     log: Arc<Throttle>,
 }
 
-/// Logs a refusal of `kind` at the door (at most one line per kind per
-/// second): a rate limit is a caller's own affair (info), a server-wide
+/// Counts a refusal of `kind` at the door (`xwn_shed_total`) and logs it
+/// (at most one line per kind per second): a rate limit is a caller's own affair (info), a server-wide
 /// bound a sign of overload (warn).
 pub(crate) fn log_refusal(
     log: &Throttle,
@@ -169,6 +169,7 @@ pub(crate) fn log_refusal(
     caller: Option<&Caller>,
     status: &Status,
 ) {
+    crate::metrics::shed(kind);
     let Some(suppressed) = log.pass(kind) else {
         return;
     };
@@ -543,7 +544,8 @@ pub(crate) fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
-type ResponseFuture<E> =
+/// The future of a layer's reply (this one's and `metrics::Calls`').
+pub(crate) type ResponseFuture<E> =
     Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
 
 impl<S, B> tower::Service<http::Request<B>> for Admission<S>

@@ -7,6 +7,7 @@
 pub(crate) mod audit;
 pub(crate) mod conns;
 pub(crate) mod limits;
+pub(crate) mod metrics;
 pub(crate) mod statuses;
 pub(crate) mod throttle;
 pub mod tls;
@@ -15,8 +16,13 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
-use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::{
+    pb::health_server::{Health, HealthServer},
+    server::HealthReporter,
+    ServingStatus,
+};
 use tonic_reflection::pb::v1::server_reflection_server::{
     ServerReflection, ServerReflectionServer,
 };
@@ -79,6 +85,8 @@ pub(crate) struct App {
     pub(crate) admin: Arc<RosterAdmin>,
     pub(crate) roster: Arc<Roster>,
     pub(crate) dispatcher: Arc<Dispatcher>,
+    /// The ticket store, probed for readiness.
+    pub(crate) tickets: Arc<dyn TicketStore>,
 }
 
 impl App {
@@ -111,7 +119,7 @@ impl App {
             }
         };
         let dispatch = DispatchConfig::from(config);
-        let dispatcher = Dispatcher::start(tickets, matcher.clone(), dispatch)
+        let dispatcher = Dispatcher::start(tickets.clone(), matcher.clone(), dispatch)
             .await
             .context("cannot start the ticket dispatcher")?;
         Ok(App {
@@ -119,6 +127,7 @@ impl App {
             admin,
             roster,
             dispatcher,
+            tickets,
         })
     }
 }
@@ -181,25 +190,90 @@ impl Apis {
     }
 }
 
-/// The health service, reporting the match and roster services serving,
-/// and server reflection.
+/// The health service, reporting the server and its four services
+/// serving (then kept by [`readiness`]), and server reflection.
 async fn health_and_reflection() -> anyhow::Result<(
+    HealthReporter,
     HealthServer<impl Health>,
     ServerReflectionServer<impl ServerReflection>,
 )> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_serving::<pb::match_service_server::MatchServiceServer<MatchApi>>()
-        .await;
-    reporter
-        .set_serving::<pb::roster_service_server::RosterServiceServer<RosterApi>>()
-        .await;
+    set_health(&reporter, ServingStatus::Serving).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("cannot build the reflection matcher")?;
-    Ok((health, reflection))
+    Ok((reporter, health, reflection))
+}
+
+/// The names health reports: the whole server (`""`) and each service.
+const HEALTH_NAMES: [&str; 5] = [
+    "",
+    <pb::match_service_server::MatchServiceServer<MatchApi> as NamedService>::NAME,
+    <pb::roster_service_server::RosterServiceServer<RosterApi> as NamedService>::NAME,
+    <pb::ticket_service_server::TicketServiceServer<TicketApi> as NamedService>::NAME,
+    <pb::responder_service_server::ResponderServiceServer<ResponderApi> as NamedService>::NAME,
+];
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for name in HEALTH_NAMES {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// How often readiness is probed.
+const READINESS_EVERY: Duration = Duration::from_secs(2);
+/// How long the store may take to answer a probe.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why the server cannot serve now (None: it can): no roster loaded, or
+/// the ticket store not answering.
+async fn not_ready(matcher: &Matcher, tickets: &dyn TicketStore) -> Option<String> {
+    if matcher.snapshot().version() == 0 {
+        return Some("no roster is loaded".into());
+    }
+    match tokio::time::timeout(PING_TIMEOUT, tickets.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("the ticket store is unreachable: {e}")),
+        Err(_) => Some(format!(
+            "the ticket store did not answer within {} ms",
+            PING_TIMEOUT.as_millis()
+        )),
+    }
+}
+
+/// Keeps health's readiness: every [`READINESS_EVERY`], NOT_SERVING while
+/// the server is [`not_ready`], SERVING again as soon as it is; each
+/// change is logged.
+async fn readiness(reporter: HealthReporter, matcher: Arc<Matcher>, tickets: Arc<dyn TicketStore>) {
+    let mut serving = true;
+    loop {
+        tokio::time::sleep(READINESS_EVERY).await;
+        let verdict = not_ready(&matcher, tickets.as_ref()).await;
+        match (serving, verdict) {
+            (true, Some(reason)) => {
+                tracing::warn!(%reason, "not ready: health says NOT_SERVING");
+                set_health(&reporter, ServingStatus::NotServing).await;
+                serving = false;
+            }
+            (false, None) => {
+                tracing::info!("ready again: health says SERVING");
+                set_health(&reporter, ServingStatus::Serving).await;
+                serving = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Aborts its task when dropped: background work that ends with `serve`.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Serves until `shutdown` completes, then drains in-flight calls.
@@ -217,9 +291,27 @@ pub async fn serve(
             "admin calls are refused: no admin token is configured; set XWN_ADMIN_TOKEN (16+ characters) or admin_token in the config file"
         );
     }
-    let (health, reflection) = health_and_reflection().await?;
+    let (reporter, health, reflection) = health_and_reflection().await?;
     let limits = Arc::new(Limits::new(&config.limits)?);
     let apis = Apis::new(&config, &app, limits.clone())?;
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} for metrics"))?,
+        ),
+        None => None,
+    };
+    let metrics_address = (metrics_listener.as_ref())
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    // Both end with `serve`.
+    let _metrics = metrics_listener.map(|l| AbortOnDrop(tokio::spawn(metrics::serve_metrics(l))));
+    let _readiness = AbortOnDrop(tokio::spawn(readiness(
+        reporter,
+        app.matcher.clone(),
+        app.tickets.clone(),
+    )));
     let snapshot = app.matcher.snapshot();
     tracing::info!(
         address = %listener.local_addr()?,
@@ -228,6 +320,7 @@ pub async fn serve(
         tls = config.tls.is_some(),
         mutual_tls = config.tls.as_ref().is_some_and(|t| t.client_ca_path.is_some()),
         talents = snapshot.len(),
+        metrics = %metrics_address.map_or("off".to_string(), |a| format!("http://{a}/metrics")),
         startup_ms = started.elapsed().as_millis() as u64,
         "serving"
     );
@@ -248,11 +341,20 @@ pub async fn serve(
         .accept_http1(true)
         .trace_fn(|request| {
             // `caller` (a key's name or an address, never a key) is
-            // recorded by the admission layer.
-            tracing::info_span!("grpc", path = %request.uri().path(), caller = tracing::field::Empty)
+            // recorded by the admission layer, `ticket_id` by the ticket
+            // calls' handlers.
+            let path = request.uri().path();
+            tracing::info_span!(
+                "grpc",
+                method = metrics::method_name(path),
+                path = %path,
+                caller = tracing::field::Empty,
+                ticket_id = tracing::field::Empty,
+            )
         })
         // Outermost first: CORS, then gRPC-Web, Connect and pages, then
-        // the admission limits that every call (Connect ones too) meets,
+        // the count of calls by method and code (gRPC, gRPC-Web and
+        // Connect alike, refusals included), then the admission limits that every call (Connect ones too) meets,
         // then the request timeout and the transport's statuses made right
         // (under admission, so a call's deadline counts from its arrival).
         .layer(crate::http::cors(&config.http))
@@ -260,6 +362,7 @@ pub async fn serve(
             connect_body_bytes(&config),
             limits.door(),
         ))
+        .layer(metrics::CallsLayer)
         .layer(limits.admission_layer())
         .layer(limits.status_layer()?)
         .add_service(health)

@@ -79,4 +79,6 @@ pub trait TicketStore: Send + Sync + 'static {
     async fn liaisons(&self) -> Result<Vec<Liaison>>;
     /// The key tokens are signed with: made once, then kept.
     async fn signing_key(&self) -> Result<Vec<u8>>;
+    /// Answers when the store can be read now (the readiness probe).
+    async fn ping(&self) -> Result<()>;
 }

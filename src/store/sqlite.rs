@@ -206,6 +206,16 @@ impl TicketStore for SqliteStore {
         Ok(0)
     }
 
+    async fn ping(&self) -> Result<()> {
+        self.with(|conn| {
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
     fn notifications(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }

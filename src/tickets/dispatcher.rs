@@ -32,6 +32,7 @@ use crate::{
     error::{check_free_text, check_id, check_len, check_no_controls, MAX_ID_BYTES},
     error::{Error, Result},
     matching::{Matcher, Need},
+    metrics,
     model::Location,
     model::{
         ids::{TalentId, TicketId},
@@ -84,12 +85,14 @@ impl State {
     /// Applies a committed change: derives load, deadlines and exclusions
     /// from the old and new rows and the events, then pushes to streams.
     fn apply(&mut self, old: Option<&Ticket>, new: &Ticket, events: &[Event]) {
+        metrics::ticket_moved(old.map(|o| o.state), new.state);
         if old.is_some_and(|o| o.state == TicketState::Queued) {
             self.queued = self.queued.saturating_sub(1);
         }
         if new.state == TicketState::Queued {
             self.queued += 1;
         }
+        metrics::queue_length(self.queued);
         if let Some(old) = old {
             if let Some(t) = old.holder() {
                 if let Some(n) = self.load.get_mut(t) {
@@ -246,13 +249,15 @@ impl Dispatcher {
             // offered at once or UNROUTABLE goes through. Checked after the
             // idempotency key, so a resubmission still gets its ticket.
             if made.ticket.state == TicketState::Queued && state.queued >= self.config.max_queued {
+                metrics::shed("max_queued");
                 return Err(queue_full(self.config.max_queued));
             }
-            match self
-                .store
+            let started = std::time::Instant::now();
+            let written = (self.store)
                 .insert(&made.ticket, &made.events, state.cursor)
-                .await?
-            {
+                .await;
+            metrics::store_committed("insert", started.elapsed());
+            match written? {
                 Written::Done { head } => {
                     state.cursor = head;
                     break made;
@@ -264,6 +269,7 @@ impl Dispatcher {
         };
         state.apply(None, &ticket, &events);
         drop(state);
+        count(&ticket, &events);
         self.timer.notify_one();
         let secret = self.keys.secret(&ticket.id);
         Ok((ticket, events, secret))
@@ -413,11 +419,15 @@ impl Dispatcher {
             if events.is_empty() {
                 return Ok(ticket);
             }
-            match self.store.update(&ticket, &events, state.cursor).await? {
+            let started = std::time::Instant::now();
+            let written = self.store.update(&ticket, &events, state.cursor).await;
+            metrics::store_committed("update", started.elapsed());
+            match written? {
                 Written::Done { head } => {
                     state.cursor = head;
                     state.apply(Some(&old), &ticket, &events);
                     drop(state);
+                    count(&ticket, &events);
                     self.timer.notify_one();
                     return Ok(ticket);
                 }
@@ -585,6 +595,28 @@ fn queue_full(max_queued: usize) -> Error {
          tickets.max_queued): nothing was saved; please try again in a little while",
         crate::error::thousands(max_queued as u64)
     ))
+}
+
+/// Counts what this replica committed: offers made, declined and lapsed,
+/// the times to accept and resolve, tickets closed. (Changes caught up
+/// from other replicas are counted by the replica that made them.)
+fn count(ticket: &Ticket, events: &[Event]) {
+    let since_submit = |e: &Event| {
+        Duration::from_millis(u64::try_from(e.at_ms - ticket.created_at_ms).unwrap_or(0))
+    };
+    for e in events {
+        match e.kind {
+            EventKind::Offered => metrics::offer_made(e.tier),
+            EventKind::Declined => metrics::offer_declined(e.tier),
+            EventKind::OfferTimedOut => metrics::offer_lapsed(e.tier),
+            EventKind::Accepted => metrics::ticket_accepted(e.tier, since_submit(e)),
+            EventKind::Resolved => metrics::ticket_resolved(e.tier, since_submit(e)),
+            _ => {}
+        }
+    }
+    if !ticket.state.is_open() {
+        metrics::ticket_closed(ticket.state);
+    }
 }
 
 /// A ticket id that sorts in creation order within a process: the time,

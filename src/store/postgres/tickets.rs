@@ -257,6 +257,11 @@ impl TicketStore for PgStore {
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0) as u64))
     }
 
+    async fn ping(&self) -> Result<()> {
+        let c = self.pool.lease().await?;
+        c.client.batch_execute("SELECT 1").await.map_err(db)
+    }
+
     fn notifications(&self) -> Option<watch::Receiver<u64>> {
         Some(self.changes.subscribe())
     }
