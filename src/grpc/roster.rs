@@ -12,9 +12,11 @@ use super::{
     call::{detach, Gate},
     convert::{corps_from_pb, format_from_pb, state_from_pb, talent_to_pb, talent_to_row},
     convert::{ticket_to_pb, tier_from_pb},
+    deliveries,
 };
 use crate::{
     error::{blocking, Error},
+    notify::Deliveries,
     pb,
     roster::admin::{ListRequest, RosterAdmin},
     roster::log::Roster,
@@ -152,6 +154,7 @@ pub(crate) struct RosterApi {
     admin: Arc<RosterAdmin>,
     roster: Arc<Roster>,
     dispatcher: Arc<Dispatcher>,
+    deliveries: Deliveries,
     audit: Arc<AuditLog>,
     max_upload_bytes: u64,
 }
@@ -162,6 +165,7 @@ impl RosterApi {
         admin: Arc<RosterAdmin>,
         roster: Arc<Roster>,
         dispatcher: Arc<Dispatcher>,
+        deliveries: Deliveries,
         audit: Arc<AuditLog>,
         max_upload_bytes: u64,
     ) -> RosterApi {
@@ -170,6 +174,7 @@ impl RosterApi {
             admin,
             roster,
             dispatcher,
+            deliveries,
             audit,
             max_upload_bytes,
         }
@@ -489,5 +494,27 @@ impl pb::roster_service_server::RosterService for RosterApi {
                 .collect(),
             next_page_token: next.unwrap_or_default(),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_deliveries(
+        &self,
+        request: Request<pb::ListDeliveriesRequest>,
+    ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
+        let call = self.gate.admin(request)?;
+        Ok(Response::new(
+            deliveries::list(&self.deliveries, call.message).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn retry_delivery(
+        &self,
+        request: Request<pb::RetryDeliveryRequest>,
+    ) -> Result<Response<pb::RetryDeliveryResponse>, Status> {
+        let call = self.gate.admin(request)?;
+        Ok(Response::new(
+            deliveries::retry(&self.deliveries, call.message).await?,
+        ))
     }
 }

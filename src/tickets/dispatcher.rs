@@ -36,8 +36,9 @@ use crate::{
         ids::{TalentId, TicketId},
         Tier,
     },
+    notify::Notifier,
     reading::analyzer::Analysis,
-    store::{Change, TicketStore, Written},
+    store::{Change, Note, TicketStore, Written},
 };
 
 const MAX_CONTACT_CHARS: usize = 64;
@@ -144,6 +145,8 @@ pub struct Dispatcher {
     config: DispatchConfig,
     pub(super) state: Mutex<State>,
     timer: Arc<Notify>,
+    /// Writes each change's notifications with it (None: no webhooks).
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -162,6 +165,17 @@ impl Dispatcher {
         store: Arc<dyn TicketStore>,
         matcher: Arc<Matcher>,
         config: DispatchConfig,
+    ) -> Result<Arc<Dispatcher>> {
+        Dispatcher::start_notifying(store, matcher, config, None).await
+    }
+
+    /// [`Dispatcher::start`], each change committed with the notifications
+    /// `notifier` makes of it (the outbox).
+    pub async fn start_notifying(
+        store: Arc<dyn TicketStore>,
+        matcher: Arc<Matcher>,
+        config: DispatchConfig,
+        notifier: Option<Arc<Notifier>>,
     ) -> Result<Arc<Dispatcher>> {
         let key = store.signing_key().await?;
         let mut state = State {
@@ -183,6 +197,7 @@ impl Dispatcher {
             config,
             state: Mutex::new(state),
             timer: Arc::new(Notify::new()),
+            notifier,
         });
         tokio::spawn(timer_loop(
             Arc::downgrade(&dispatcher),
@@ -247,9 +262,10 @@ impl Dispatcher {
             if made.ticket.state == TicketState::Queued && state.queued >= self.config.max_queued {
                 return Err(queue_full(self.config.max_queued));
             }
+            let notes = self.notes(&state, &made.ticket, &made.events);
             match self
                 .store
-                .insert(&made.ticket, &made.events, state.cursor)
+                .insert(&made.ticket, &made.events, &notes, state.cursor)
                 .await?
             {
                 Written::Done { head } => {
@@ -264,6 +280,7 @@ impl Dispatcher {
         state.apply(None, &ticket, &events);
         drop(state);
         self.timer.notify_one();
+        self.wake_notifier();
         let secret = self.keys.secret(&ticket.id);
         Ok((ticket, events, secret))
     }
@@ -313,6 +330,23 @@ impl Dispatcher {
             .ok_or_else(|| Error::Internal("ticket vanished".into()))?;
         let secret = self.keys.secret(&ticket.id);
         Ok((ticket, events, secret))
+    }
+
+    /// The notifications a change makes, to be committed with it.
+    fn notes(&self, state: &State, ticket: &Ticket, events: &[Event]) -> Vec<Note> {
+        match &self.notifier {
+            None => Vec::new(),
+            Some(n) => {
+                let liaisons = state.liaisons.of_village(ticket.division_code.as_deref());
+                n.notes(ticket, events, &liaisons)
+            }
+        }
+    }
+
+    fn wake_notifier(&self) {
+        if let Some(n) = &self.notifier {
+            n.wake();
+        }
     }
 
     fn context<'a>(&'a self, now_ms: i64, last_seq: u64, routes: &'a Routes) -> Context<'a> {
@@ -405,12 +439,20 @@ impl Dispatcher {
             if events.is_empty() {
                 return Ok(ticket);
             }
-            match self.store.update(&ticket, &events, state.cursor).await? {
+            let notes = self.notes(&state, &ticket, &events);
+            match self
+                .store
+                .update(&ticket, &events, &notes, state.cursor)
+                .await?
+            {
                 Written::Done { head } => {
                     state.cursor = head;
                     state.apply(Some(&old), &ticket, &events);
                     drop(state);
                     self.timer.notify_one();
+                    if !notes.is_empty() {
+                        self.wake_notifier();
+                    }
                     return Ok(ticket);
                 }
                 Written::Stale => continue,

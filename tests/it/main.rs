@@ -14,6 +14,7 @@ mod inflight;
 mod input;
 mod logs;
 mod matching;
+mod notify;
 mod overload;
 mod properties;
 mod queue;
