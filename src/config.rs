@@ -96,6 +96,16 @@ pub struct NotifyConfig {
     /// How long an undelivered notification is retried before it is given
     /// up, in seconds (24 hours).
     pub retry_for_secs: u64,
+    /// How long one attempt waits for the endpoint's answer, in
+    /// milliseconds (10 s); no answer by then is a failure, retried.
+    pub timeout_ms: u64,
+    /// The delay before the first retry, in milliseconds (1 s); it doubles
+    /// at each failure, up to an hour, with jitter.
+    pub retry_base_ms: u64,
+    /// How long a replica holds a notification it is sending, in
+    /// milliseconds (60 s): another replica takes it over only after that,
+    /// so it must outlast `timeout_ms` (at least twice it).
+    pub lease_ms: u64,
     /// The endpoints every notification is POSTed to.
     pub webhooks: Vec<WebhookConfig>,
 }
@@ -105,6 +115,9 @@ impl Default for NotifyConfig {
         NotifyConfig {
             public_base_url: None,
             retry_for_secs: 24 * 60 * 60,
+            timeout_ms: 10_000,
+            retry_base_ms: 1_000,
+            lease_ms: 60_000,
             webhooks: Vec::new(),
         }
     }
@@ -219,6 +232,17 @@ impl NotifyConfig {
         anyhow::ensure!(
             self.retry_for_secs > 0,
             "notify.retry_for_secs must be above zero"
+        );
+        anyhow::ensure!(
+            self.timeout_ms > 0 && self.retry_base_ms > 0,
+            "notify.timeout_ms and notify.retry_base_ms must be above zero"
+        );
+        anyhow::ensure!(
+            self.lease_ms >= 2 * self.timeout_ms,
+            "notify.lease_ms ({}) must be at least twice notify.timeout_ms ({}): a replica \
+             must finish an attempt before another may take the notification over",
+            self.lease_ms,
+            self.timeout_ms
         );
         Ok(())
     }

@@ -17,7 +17,10 @@
 //! - [`tickets`]: the pure state machine, routing, the dispatcher, live
 //!   streams, tokens and who sees what.
 //! - [`store`]: the ticket store trait, its row codec, SQLite and the
-//!   PostgreSQL store replicas share.
+//!   PostgreSQL store replicas share; the notification outbox's rows.
+//! - [`notify`]: what each change tells whom (written with the change),
+//!   the delivery worker that POSTs it to the webhooks, signed, with
+//!   retries and leases, and what admins see of it.
 //! - Transport and process, the only rooms that know tonic: [`grpc`] (thin
 //!   adapters and the one status mapping), [`http`] (gRPC-Web, Connect JSON
 //!   transcoded onto the gRPC routes, the embedded pages), [`server`]
@@ -34,6 +37,7 @@ pub(crate) mod http;
 pub mod matching;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod reading;
 pub mod roster;
 pub(crate) mod search;

@@ -42,19 +42,10 @@ pub(crate) fn tier_name(value: i32) -> &'static str {
     pb::Tier::try_from(value).map_or("?", |t| t.as_str_name().trim_start_matches("TIER_"))
 }
 
-/// Unix milliseconds as UTC `YYYY-MM-DD HH:MM:SS` (civil-from-days).
+/// Unix milliseconds as UTC `YYYY-MM-DD HH:MM:SS`.
 pub(crate) fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, in_day) = crate::model::civil(ms);
+    let rem = in_day / 1000;
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
         rem / 3600,

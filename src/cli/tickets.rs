@@ -119,6 +119,34 @@ pub(crate) enum TicketCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Lists notification deliveries and webhook endpoints, newest first;
+    /// with --retry, sends an endpoint's failed ones again (admin).
+    Deliveries {
+        #[arg(long, value_enum)]
+        state: Option<DeliveryArg>,
+        /// One webhook's name.
+        #[arg(long, default_value = "")]
+        endpoint: String,
+        /// Re-enables this endpoint and retries its failed deliveries
+        /// (only --id's, when given).
+        #[arg(long)]
+        retry: Option<String>,
+        #[arg(long, default_value = "")]
+        id: String,
+        #[arg(long, default_value_t = 20)]
+        page_size: u32,
+        #[arg(long, default_value = "")]
+        page_token: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum DeliveryArg {
+    Pending,
+    Delivered,
+    Failed,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -186,7 +214,89 @@ pub(crate) async fn run(command: TicketCommand) -> anyhow::Result<()> {
             page_token,
             client,
         } => list_tickets(state, assignee, page_size, page_token, &client).await,
+        TicketCommand::Deliveries {
+            state,
+            endpoint,
+            retry,
+            id,
+            page_size,
+            page_token,
+            client,
+        } => match retry {
+            Some(endpoint) => retry_deliveries(endpoint, id, &client).await,
+            None => {
+                let r = pb::ListDeliveriesRequest {
+                    state: match state {
+                        None => pb::DeliveryState::Unspecified,
+                        Some(DeliveryArg::Pending) => pb::DeliveryState::Pending,
+                        Some(DeliveryArg::Delivered) => pb::DeliveryState::Delivered,
+                        Some(DeliveryArg::Failed) => pb::DeliveryState::Failed,
+                    } as i32,
+                    endpoint,
+                    page_size,
+                    page_token,
+                };
+                list_deliveries(r, &client).await
+            }
+        },
     }
+}
+
+/// `deliveries`: the endpoints with their counts, then a page of deliveries.
+async fn list_deliveries(r: pb::ListDeliveriesRequest, client: &ClientArgs) -> anyhow::Result<()> {
+    let mut api = pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
+    let reply = api
+        .list_deliveries(client.admin(r)?)
+        .await
+        .map_err(explain)?
+        .into_inner();
+    for e in &reply.endpoints {
+        println!(
+            "endpoint {}  {}  pending {}  delivered {}  failed {}  takeovers {}{}",
+            safe(&e.name),
+            safe(&e.url),
+            e.pending,
+            e.delivered,
+            e.failed,
+            e.takeovers,
+            if e.disabled { "  DISABLED (410)" } else { "" }
+        );
+    }
+    for d in &reply.deliveries {
+        println!(
+            "{}  {:<9} {:<18} {:<10} {}  attempts {}  last {}  {}",
+            safe(&d.id),
+            d.state()
+                .as_str_name()
+                .trim_start_matches("DELIVERY_STATE_")
+                .to_lowercase(),
+            safe(&d.r#type),
+            safe(&d.endpoint),
+            safe(&d.ticket_id),
+            d.attempts,
+            d.last_status,
+            safe(&d.last_error)
+        );
+    }
+    if !reply.next_page_token.is_empty() {
+        println!("next page: --page-token {}", reply.next_page_token);
+    }
+    Ok(())
+}
+
+/// `deliveries --retry ENDPOINT [--id ID]`.
+async fn retry_deliveries(endpoint: String, id: String, client: &ClientArgs) -> anyhow::Result<()> {
+    let mut api = pb::roster_service_client::RosterServiceClient::new(client.channel().await?);
+    let reply = api
+        .retry_delivery(client.admin(pb::RetryDeliveryRequest { endpoint, id })?)
+        .await
+        .map_err(explain)?
+        .into_inner();
+    println!(
+        "{} deliveries queued again; the endpoint is enabled",
+        reply.retried
+    );
+    Ok(())
 }
 
 /// `submit`: submits a problem and prints the ticket with its secret.

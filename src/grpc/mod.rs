@@ -8,6 +8,7 @@
 mod auth;
 mod call;
 pub(crate) mod convert;
+mod deliveries;
 mod matching;
 mod responders;
 mod roster;

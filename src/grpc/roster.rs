@@ -12,10 +12,12 @@ use super::{
     call::{detach, Gate},
     convert::{corps_from_pb, format_from_pb, state_from_pb, talent_to_pb, talent_to_row},
     convert::{ticket_to_pb, tier_from_pb},
+    deliveries,
 };
 use crate::{
     error::{blocking, Error},
     model::ids::TicketId,
+    notify::Deliveries,
     pb,
     roster::admin::{ListRequest, RosterAdmin},
     roster::log::Roster,
@@ -153,6 +155,7 @@ pub(crate) struct RosterApi {
     admin: Arc<RosterAdmin>,
     roster: Arc<Roster>,
     dispatcher: Arc<Dispatcher>,
+    deliveries: Deliveries,
     audit: Arc<AuditLog>,
     max_upload_bytes: u64,
     /// `notify.public_base_url`, or empty: action links start with it.
@@ -165,6 +168,7 @@ impl RosterApi {
         admin: Arc<RosterAdmin>,
         roster: Arc<Roster>,
         dispatcher: Arc<Dispatcher>,
+        deliveries: Deliveries,
         audit: Arc<AuditLog>,
         max_upload_bytes: u64,
         public_base_url: String,
@@ -174,6 +178,7 @@ impl RosterApi {
             admin,
             roster,
             dispatcher,
+            deliveries,
             audit,
             max_upload_bytes,
             public_base_url,
@@ -512,5 +517,27 @@ impl pb::roster_service_server::RosterService for RosterApi {
                 .collect(),
             next_page_token: next.unwrap_or_default(),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_deliveries(
+        &self,
+        request: Request<pb::ListDeliveriesRequest>,
+    ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
+        let call = self.gate.admin(request)?;
+        Ok(Response::new(
+            deliveries::list(&self.deliveries, call.message).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn retry_delivery(
+        &self,
+        request: Request<pb::RetryDeliveryRequest>,
+    ) -> Result<Response<pb::RetryDeliveryResponse>, Status> {
+        let call = self.gate.admin(request)?;
+        Ok(Response::new(
+            deliveries::retry(&self.deliveries, call.message).await?,
+        ))
     }
 }

@@ -162,6 +162,22 @@ impl<'de> Deserialize<'de> for DivisionCode {
     }
 }
 
+/// Unix milliseconds as the UTC date and the milliseconds into that day:
+/// `(year, month, day, ms_of_day)` (Howard Hinnant's civil-from-days).
+pub(crate) fn civil(ms: i64) -> (i64, i64, i64, i64) {
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, ms.rem_euclid(86_400_000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,7 @@ use crate::{
     grpc::{AdminAuth, Gate, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
     matching::Matcher,
     model::divisions::Divisions,
+    notify::{Deliveries, Notifier},
     pb,
     reading::lexicon::Lexicon,
     roster::admin::RosterAdmin,
@@ -41,7 +42,7 @@ use crate::{
     roster::{self, RosterFormat},
     server::audit::AuditLog,
     store::postgres::PgStore,
-    store::{sqlite::SqliteStore, TicketStore},
+    store::{sqlite::SqliteStore, Outbox, TicketStore},
     tickets::{DispatchConfig, Dispatcher},
 };
 
@@ -87,6 +88,8 @@ pub(crate) struct App {
     pub(crate) dispatcher: Arc<Dispatcher>,
     /// The ticket store, probed for readiness.
     pub(crate) tickets: Arc<dyn TicketStore>,
+    /// The notification outbox as admins see it.
+    pub(crate) deliveries: Deliveries,
 }
 
 impl App {
@@ -99,35 +102,43 @@ impl App {
         let store = Arc::new(store);
         let matcher = Arc::new(Matcher::new(store.clone(), config.matching.clone()));
         let admin = Arc::new(RosterAdmin::new(store));
-        let (tickets, roster): (Arc<dyn TicketStore>, _) = match config.postgres_url() {
-            None => {
-                let data_dir = config.data_dir.clone();
-                let tickets =
-                    tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir)).await??;
-                (Arc::new(tickets), Roster::local(admin.clone()))
-            }
-            Some(url) => {
-                let shared = PgStore::connect(url)
-                    .await
-                    .context("cannot open the shared PostgreSQL store")?;
-                let demo = demo_roster_csv(config.demo_seed).into_bytes();
-                let bootstrap = (RosterFormat::Csv, demo);
-                let roster = Roster::shared(admin.clone(), shared.clone(), bootstrap)
-                    .await
-                    .context("cannot follow the shared roster log")?;
-                (shared, roster)
-            }
-        };
+        let (tickets, outbox, roster): (Arc<dyn TicketStore>, Arc<dyn Outbox>, _) =
+            match config.postgres_url() {
+                None => {
+                    let data_dir = config.data_dir.clone();
+                    let tickets =
+                        tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir)).await??;
+                    let tickets = Arc::new(tickets);
+                    (tickets.clone(), tickets, Roster::local(admin.clone()))
+                }
+                Some(url) => {
+                    let shared = PgStore::connect(url)
+                        .await
+                        .context("cannot open the shared PostgreSQL store")?;
+                    let demo = demo_roster_csv(config.demo_seed).into_bytes();
+                    let bootstrap = (RosterFormat::Csv, demo);
+                    let roster = Roster::shared(admin.clone(), shared.clone(), bootstrap)
+                        .await
+                        .context("cannot follow the shared roster log")?;
+                    (shared.clone(), shared, roster)
+                }
+            };
+        let notifier = Notifier::new(&config.notify)?;
         let dispatch = DispatchConfig::from(config);
-        let dispatcher = Dispatcher::start(tickets.clone(), matcher.clone(), dispatch)
-            .await
-            .context("cannot start the ticket dispatcher")?;
+        let dispatcher =
+            Dispatcher::start_notifying(tickets.clone(), matcher.clone(), dispatch, notifier.clone())
+                .await
+                .context("cannot start the ticket dispatcher")?;
+        if let Some(notifier) = &notifier {
+            notifier.start(outbox.clone());
+        }
         Ok(App {
             matcher,
             admin,
             roster,
             dispatcher,
             tickets,
+            deliveries: Deliveries::new(outbox, notifier),
         })
     }
 }
@@ -164,6 +175,7 @@ impl Apis {
             app.admin.clone(),
             app.roster.clone(),
             app.dispatcher.clone(),
+            app.deliveries.clone(),
             Arc::new(audit),
             config.max_upload_bytes,
             config.notify.public_base_url.clone().unwrap_or_default(),

@@ -10,8 +10,11 @@
 use async_trait::async_trait;
 
 mod codec;
+pub mod outbox;
 pub mod postgres;
 pub mod sqlite;
+
+pub use outbox::{Note, Outbox};
 
 use crate::error::Result;
 use crate::tickets::{liaison::Liaison, Availability, Event, Ticket, TicketState};
@@ -47,12 +50,25 @@ pub enum Change {
 
 #[async_trait]
 pub trait TicketStore: Send + Sync + 'static {
-    /// Commits a new ticket with its first events, if the change log's head
-    /// is still `head`. An idempotency key already taken writes nothing.
-    async fn insert(&self, ticket: &Ticket, events: &[Event], head: u64) -> Result<Written>;
-    /// Commits a ticket's new row and the events that led to it, together,
-    /// if the change log's head is still `head`.
-    async fn update(&self, ticket: &Ticket, events: &[Event], head: u64) -> Result<Written>;
+    /// Commits a new ticket with its first events and the notifications
+    /// they make (the outbox), if the change log's head is still `head`.
+    /// An idempotency key already taken writes nothing.
+    async fn insert(
+        &self,
+        ticket: &Ticket,
+        events: &[Event],
+        notes: &[Note],
+        head: u64,
+    ) -> Result<Written>;
+    /// Commits a ticket's new row, the events that led to it and their
+    /// notifications, together, if the change log's head is still `head`.
+    async fn update(
+        &self,
+        ticket: &Ticket,
+        events: &[Event],
+        notes: &[Note],
+        head: u64,
+    ) -> Result<Written>;
     /// Log entries after `cursor`, oldest first, with their numbers.
     async fn changes_since(&self, cursor: u64) -> Result<Vec<(u64, Change)>>;
     /// The number of the last log entry.

@@ -15,17 +15,20 @@ use rusqlite::{
 
 use super::{
     codec::{self, placeholders, Columns, Value, EVENT_COLUMNS, TICKET_COLUMNS},
-    Change, TicketFilter, TicketStore, Written,
+    Change, Note, TicketFilter, TicketStore, Written,
 };
 use crate::{
     error::{Error, Result},
     tickets::{liaison::Liaison, Availability, Event, Ticket},
 };
 
+mod outbox;
+
 /// Versioned migrations; the database's `user_version` says how many ran.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_tickets.sql"),
     include_str!("../../migrations/sqlite/0002_ticket_words.sql"),
+    include_str!("../../migrations/sqlite/0003_outbox.sql"),
 ];
 
 #[derive(Clone)]
@@ -161,8 +164,14 @@ fn events_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Event>> {
 
 #[async_trait]
 impl TicketStore for SqliteStore {
-    async fn insert(&self, ticket: &Ticket, events: &[Event], _head: u64) -> Result<Written> {
-        let (ticket, events) = (ticket.clone(), events.to_vec());
+    async fn insert(
+        &self,
+        ticket: &Ticket,
+        events: &[Event],
+        notes: &[Note],
+        _head: u64,
+    ) -> Result<Written> {
+        let (ticket, events, notes) = (ticket.clone(), events.to_vec(), notes.to_vec());
         self.with(move |conn| {
             let tx = conn.transaction()?;
             if let Some(key) = &ticket.idempotency_key {
@@ -179,18 +188,26 @@ impl TicketStore for SqliteStore {
             }
             write_ticket(&tx, &ticket)?;
             write_events(&tx, &events)?;
+            outbox::write_notes(&tx, &notes)?;
             tx.commit()?;
             Ok(Written::Done { head: 0 })
         })
         .await
     }
 
-    async fn update(&self, ticket: &Ticket, events: &[Event], _head: u64) -> Result<Written> {
-        let (ticket, events) = (ticket.clone(), events.to_vec());
+    async fn update(
+        &self,
+        ticket: &Ticket,
+        events: &[Event],
+        notes: &[Note],
+        _head: u64,
+    ) -> Result<Written> {
+        let (ticket, events, notes) = (ticket.clone(), events.to_vec(), notes.to_vec());
         self.with(move |conn| {
             let tx = conn.transaction()?;
             write_ticket(&tx, &ticket)?;
             write_events(&tx, &events)?;
+            outbox::write_notes(&tx, &notes)?;
             tx.commit()?;
             Ok(Written::Done { head: 0 })
         })

@@ -38,8 +38,9 @@ use crate::{
         ids::{TalentId, TicketId},
         Tier,
     },
+    notify::Notifier,
     reading::analyzer::Analysis,
-    store::{Change, TicketStore, Written},
+    store::{Change, Note, TicketStore, Written},
 };
 
 const MAX_CONTACT_CHARS: usize = 64;
@@ -148,6 +149,8 @@ pub struct Dispatcher {
     pub(super) config: DispatchConfig,
     pub(super) state: Mutex<State>,
     timer: Arc<Notify>,
+    /// Writes each change's notifications with it (None: no webhooks).
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -166,6 +169,17 @@ impl Dispatcher {
         store: Arc<dyn TicketStore>,
         matcher: Arc<Matcher>,
         config: DispatchConfig,
+    ) -> Result<Arc<Dispatcher>> {
+        Dispatcher::start_notifying(store, matcher, config, None).await
+    }
+
+    /// [`Dispatcher::start`], each change committed with the notifications
+    /// `notifier` makes of it (the outbox).
+    pub async fn start_notifying(
+        store: Arc<dyn TicketStore>,
+        matcher: Arc<Matcher>,
+        config: DispatchConfig,
+        notifier: Option<Arc<Notifier>>,
     ) -> Result<Arc<Dispatcher>> {
         let key = store.signing_key().await?;
         let mut state = State {
@@ -187,6 +201,7 @@ impl Dispatcher {
             config,
             state: Mutex::new(state),
             timer: Arc::new(Notify::new()),
+            notifier,
         });
         tokio::spawn(timer_loop(
             Arc::downgrade(&dispatcher),
@@ -252,9 +267,10 @@ impl Dispatcher {
                 metrics::shed("max_queued");
                 return Err(queue_full(self.config.max_queued));
             }
+            let notes = self.notes(&state, &made.ticket, &made.events);
             let started = std::time::Instant::now();
             let written = (self.store)
-                .insert(&made.ticket, &made.events, state.cursor)
+                .insert(&made.ticket, &made.events, &notes, state.cursor)
                 .await;
             metrics::store_committed("insert", started.elapsed());
             match written? {
@@ -271,6 +287,7 @@ impl Dispatcher {
         drop(state);
         count(&ticket, &events);
         self.timer.notify_one();
+        self.wake_notifier();
         let secret = self.keys.secret(&ticket.id);
         Ok((ticket, events, secret))
     }
@@ -327,6 +344,24 @@ impl Dispatcher {
             .ok_or_else(|| Error::Internal("ticket vanished".into()))?;
         let secret = self.keys.secret(&ticket.id);
         Ok((ticket, events, secret))
+    }
+
+    /// The notifications a change makes, to be committed with it.
+    fn notes(&self, state: &State, ticket: &Ticket, events: &[Event]) -> Vec<Note> {
+        match &self.notifier {
+            None => Vec::new(),
+            Some(n) => {
+                let liaisons = state.liaisons.of_village(ticket.division_code.as_deref());
+                let link = self.offer_action_url(n.public_base_url(), ticket);
+                n.notes(ticket, events, &liaisons, link.as_deref())
+            }
+        }
+    }
+
+    fn wake_notifier(&self) {
+        if let Some(n) = &self.notifier {
+            n.wake();
+        }
     }
 
     fn context<'a>(&'a self, now_ms: i64, last_seq: u64, routes: &'a Routes) -> Context<'a> {
@@ -419,8 +454,11 @@ impl Dispatcher {
             if events.is_empty() {
                 return Ok(ticket);
             }
+            let notes = self.notes(&state, &ticket, &events);
             let started = std::time::Instant::now();
-            let written = self.store.update(&ticket, &events, state.cursor).await;
+            let written = (self.store)
+                .update(&ticket, &events, &notes, state.cursor)
+                .await;
             metrics::store_committed("update", started.elapsed());
             match written? {
                 Written::Done { head } => {
@@ -429,6 +467,9 @@ impl Dispatcher {
                     drop(state);
                     count(&ticket, &events);
                     self.timer.notify_one();
+                    if !notes.is_empty() {
+                        self.wake_notifier();
+                    }
                     return Ok(ticket);
                 }
                 Written::Stale => continue,

@@ -59,6 +59,15 @@ impl Liaisons {
         self.by_id = list.into_iter().map(|l| (l.id.clone(), l)).collect();
     }
 
+    /// The liaisons who watch a village.
+    pub(super) fn of_village(&self, village: Option<&str>) -> Vec<&Liaison> {
+        village
+            .and_then(|v| self.by_village.get(v))
+            .map_or_else(Vec::new, |ids| {
+                ids.iter().filter_map(|id| self.by_id.get(id)).collect()
+            })
+    }
+
     pub(super) fn contains(&self, id: &str) -> bool {
         self.by_id.contains_key(id)
     }

@@ -16,6 +16,7 @@ mod links;
 mod logs;
 mod matching;
 mod metrics;
+mod notify;
 mod overload;
 mod properties;
 mod queue;

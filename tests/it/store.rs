@@ -81,12 +81,12 @@ async fn a_ticket_is_stored_once_per_key(store: &dyn TicketStore) -> (Ticket, u6
         event(&a, 1, EventKind::Submitted, None),
         event(&a, 2, EventKind::Offered, Some("t1")),
     ];
-    let head = done(store.insert(&a, &first, head).await.unwrap());
+    let head = done(store.insert(&a, &first, &[], head).await.unwrap());
 
     // The same idempotency key under another id writes nothing.
     let b = ticket("tk-b", Some("key-a"), 2_000);
     let dup = store
-        .insert(&b, &[event(&b, 1, EventKind::Submitted, None)], head)
+        .insert(&b, &[event(&b, 1, EventKind::Submitted, None)], &[], head)
         .await
         .unwrap();
     assert_eq!(dup, Written::Duplicate("tk-a".into()));
@@ -117,7 +117,7 @@ async fn an_update_commits_unless_stale(
     let before = head;
     let head = done(
         store
-            .update(a, std::slice::from_ref(&accepted), head)
+            .update(a, std::slice::from_ref(&accepted), &[], head)
             .await
             .unwrap(),
     );
@@ -132,6 +132,7 @@ async fn an_update_commits_unless_stale(
             .update(
                 &stale,
                 &[event(&stale, 4, EventKind::Resolved, Some("t1"))],
+                &[],
                 before,
             )
             .await
@@ -166,7 +167,7 @@ async fn open_tickets_and_listings(store: &dyn TicketStore, accepted: &Event, he
     c.words = None;
     let head = done(
         store
-            .insert(&c, &[event(&c, 1, EventKind::Submitted, None)], head)
+            .insert(&c, &[event(&c, 1, EventKind::Submitted, None)], &[], head)
             .await
             .unwrap(),
     );
@@ -265,7 +266,7 @@ async fn submitted(store: &dyn TicketStore, t: &Ticket) {
     let head = store.head().await.unwrap();
     done(
         store
-            .insert(t, &[event(t, 1, EventKind::Submitted, None)], head)
+            .insert(t, &[event(t, 1, EventKind::Submitted, None)], &[], head)
             .await
             .unwrap(),
     );
@@ -364,7 +365,7 @@ async fn postgres_replicas_share_key_log_and_wake_ups() {
     for i in 0..50 {
         let t = ticket(&format!("tk-{i}"), None, 1_000 + i);
         head = done(
-            a.insert(&t, &[event(&t, 1, EventKind::Submitted, None)], head)
+            a.insert(&t, &[event(&t, 1, EventKind::Submitted, None)], &[], head)
                 .await
                 .unwrap(),
         );
@@ -395,8 +396,8 @@ async fn postgres_replicas_share_key_log_and_wake_ups() {
     let to_t1 = [event(&offered, 2, EventKind::Offered, Some("t1"))];
     let to_t2 = [event(&other, 2, EventKind::Offered, Some("t2"))];
     let (wa, wb) = tokio::join!(
-        a.update(&offered, &to_t1, head),
-        b.update(&other, &to_t2, head),
+        a.update(&offered, &to_t1, &[], head),
+        b.update(&other, &to_t2, &[], head),
     );
     let outcomes = [wa.unwrap(), wb.unwrap()];
     assert_eq!(
@@ -453,7 +454,7 @@ async fn postgres_store_recovers_when_its_connections_drop() {
             continue;
         };
         match store
-            .insert(&t, &[event(&t, 1, EventKind::Submitted, None)], head)
+            .insert(&t, &[event(&t, 1, EventKind::Submitted, None)], &[], head)
             .await
         {
             Ok(w) => {

@@ -616,3 +616,55 @@ async fn roster_check_streams_over_connect_and_a_refused_import_stays_small() {
     assert_eq!((*flags, end.get("error")), (0x02, None), "{end}");
     server.stop_and_clean().await;
 }
+
+/// A Connect JSON call with the admin token.
+async fn connect_admin(addr: SocketAddr, method: &str, body: Value) -> Reply {
+    let path = format!("/xingweinong.v1.{method}");
+    let mut r = request(Method::POST, &path, "application/json", body.to_string());
+    r.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+    );
+    send(addr, r).await
+}
+
+#[tokio::test]
+async fn deliveries_over_connect_json() {
+    let dir = temp_dir("web-deliveries");
+    let mut cfg = config(&dir);
+    cfg.notify.public_base_url = Some("https://xwn.example.org".into());
+    // Nobody listens there: the notification stays pending, retried.
+    cfg.notify.webhooks = vec![xingweinong::config::WebhookConfig {
+        name: "gw".into(),
+        url: "http://127.0.0.1:1/hook".into(),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=".into(),
+        events: Vec::new(),
+    }];
+    let server = TestServer::start(cfg).await;
+    let submitted = connect(
+        server.addr,
+        "TicketService/SubmitProblem",
+        json!({"text": "苹果树腐烂病", "location": {"point": {"lat": 35.0, "lon": 109.5}}}),
+    )
+    .await;
+    assert_eq!(submitted.status, StatusCode::OK);
+    let listed = connect_admin(
+        server.addr,
+        "RosterService/ListDeliveries",
+        json!({"state": "DELIVERY_STATE_PENDING"}),
+    )
+    .await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    let body = listed.json();
+    assert_eq!(body["endpoints"][0]["name"], "gw");
+    assert_eq!(body["deliveries"][0]["type"], "ticket.queued");
+    assert_eq!(body["deliveries"][0]["state"], "DELIVERY_STATE_PENDING");
+    let retried = connect_admin(
+        server.addr,
+        "RosterService/RetryDelivery",
+        json!({"endpoint": "nowhere"}),
+    )
+    .await;
+    assert_eq!(retried.json()["code"], "not_found");
+    server.stop_and_clean().await;
+}

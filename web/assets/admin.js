@@ -1,5 +1,5 @@
 // The admin page: roster statistics, roster and liaison imports with row
-// errors, tickets by state, responder tokens.
+// errors, tickets by state, notification deliveries, responder tokens.
 import { unary, unaryXhr, serverStream } from './connect.js';
 import { $, h, STATE_ZH, TIER_ZH, CORPS_ZH, en, num, fmtTime, showError, load, save, say, errorLines } from './ui.js';
 
@@ -37,6 +37,7 @@ function enter(stats) {
   if (stats) renderStats(stats);
   else refreshStats();
   loadTickets(false);
+  loadDeliveries();
   $('#stats-h').tabIndex = -1;
   $('#stats-h').focus();
 }
@@ -269,6 +270,71 @@ function renderTickets() {
 $('#ticket-state-filter').addEventListener('change', () => loadTickets(false));
 $('#tickets-refresh').addEventListener('click', () => loadTickets(false));
 $('#tickets-more').addEventListener('click', () => loadTickets(true));
+
+// ---------------------------------------------------------------- deliveries
+const DELIVERY_ZH = { DELIVERY_STATE_PENDING: '等待重试', DELIVERY_STATE_FAILED: '已放弃', DELIVERY_STATE_DELIVERED: '已送达' };
+const TYPE_ZH = {
+  'ticket.offered': '派单', 'ticket.accepted': '已接单', 'ticket.resolved': '已答复',
+  'ticket.escalated': '上报', 'ticket.queued': '排队', 'ticket.unroutable': '无人能接',
+};
+
+async function loadDeliveries() {
+  const box = $('#deliveries-error');
+  try {
+    const [failedList, pending] = await Promise.all([
+      call('ListDeliveries', { state: 'DELIVERY_STATE_FAILED', pageSize: 100 }),
+      call('ListDeliveries', { state: 'DELIVERY_STATE_PENDING', pageSize: 100 }),
+    ]);
+    showError(box, null);
+    renderEndpoints(failedList.endpoints || []);
+    // Only pending ones that already failed once: the rest are on their way.
+    const waiting = (pending.deliveries || []).filter((d) => (d.attempts || 0) > 0);
+    renderDeliveries((failedList.deliveries || []).concat(waiting));
+  } catch (e) {
+    failed(box, e);
+  }
+}
+
+function renderEndpoints(endpoints) {
+  $('#endpoints').replaceChildren(...(endpoints.length ? endpoints.map((e) => {
+    const bad = e.disabled || num(e.failed) > 0;
+    return h('div', { class: 'row', testid: 'endpoint', 'data-endpoint': e.name, 'data-disabled': String(!!e.disabled) },
+      h('span', { class: 'tag' + (bad ? ' bad' : '') }, e.disabled ? '已停用（对方返回 410）' : (e.configured === false ? '已不在配置中' : '正常')),
+      h('b', { class: 'grow' }, `${e.name} `, h('span', { class: 'mono muted' }, e.url || '')),
+      h('span', { class: 'muted' }, `待发 ${num(e.pending)} · 已送达 ${num(e.delivered)} · 失败 ${num(e.failed)}`),
+      e.disabled || num(e.failed) > 0
+        ? h('button', { type: 'button', testid: 'retry-endpoint', onclick: () => retry(e.name, '') }, e.disabled ? '重新启用并重发' : '全部重发')
+        : null);
+  }) : [h('p', { class: 'muted' }, '未配置消息网关（[[notify.webhooks]]）。')]));
+}
+
+function renderDeliveries(list) {
+  $('#deliveries-body').replaceChildren(...(list.length ? list.map((d) => {
+    const st = en('DELIVERY', d.state);
+    return h('tr', { testid: 'delivery-row', 'data-state': st, 'data-delivery-id': d.id },
+      h('td', null, h('span', { class: 'tag' + (st === 'DELIVERY_STATE_FAILED' ? ' bad' : '') }, DELIVERY_ZH[st] || st),
+        h('div', { class: 'muted' }, `已尝试 ${d.attempts || 0} 次`)),
+      h('td', null, h('div', null, `${TYPE_ZH[d.type] || d.type} → ${d.endpoint}`), h('div', { class: 'mono muted' }, `${d.id} · ${d.ticketId}`)),
+      h('td', null, d.lastError || '—'),
+      h('td', null, st === 'DELIVERY_STATE_FAILED'
+        ? h('button', { type: 'button', testid: 'retry-delivery', onclick: () => retry(d.endpoint, d.id) }, '重发')
+        : fmtTime(num(d.nextAttemptAtMs))));
+  }) : [h('tr', null, h('td', { colspan: '4', class: 'muted' }, '没有失败的通知。'))]));
+}
+
+async function retry(endpoint, id) {
+  const box = $('#deliveries-error');
+  try {
+    const r = await call('RetryDelivery', { endpoint, id: id || undefined });
+    showError(box, null);
+    say($('#deliveries-status'), `已重新排队 ${num(r.retried)} 条`);
+    loadDeliveries();
+  } catch (e) {
+    failed(box, e);
+  }
+}
+
+$('#deliveries-refresh').addEventListener('click', () => loadDeliveries());
 
 // ---------------------------------------------------------------- tokens
 $('#token-form').addEventListener('submit', async (ev) => {

@@ -22,6 +22,7 @@ use crate::{
 };
 
 mod listen;
+mod outbox;
 mod pool;
 mod roster_log;
 mod rows;
@@ -33,6 +34,7 @@ use pool::Pool;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_shared.sql"),
     include_str!("../../../migrations/postgres/0002_ticket_words.sql"),
+    include_str!("../../../migrations/postgres/0003_outbox.sql"),
 ];
 /// Connections one replica opens at most.
 const MAX_CONNECTIONS: usize = 8;

@@ -13,7 +13,7 @@ use crate::{
     error::{Error, Result},
     store::{
         codec::{self, placeholders, EVENT_COLUMNS, TICKET_COLUMNS},
-        Change, TicketFilter, TicketStore, Written,
+        Change, Note, TicketFilter, TicketStore, Written,
     },
     tickets::{liaison::Liaison, now_ms, Availability, Event, Ticket},
 };
@@ -65,6 +65,57 @@ static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// A ticket write's notifications, one row per endpoint, column by column.
+const INSERT_NOTES: &str = "INSERT INTO outbox (id, endpoint, ticket_id, seq, kind, body, \
+     created_at_ms, state, next_at_ms, deadline_ms) \
+     SELECT i, e, t, s, k, b, c, 'pending', c, d FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], \
+     $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[], $8::BIGINT[]) AS x(i, e, t, s, k, b, c, d)";
+
+/// The outbox rows of `notes` as the columns of [`INSERT_NOTES`].
+#[derive(Default)]
+struct NoteColumns<'a> {
+    ids: Vec<&'a str>,
+    endpoints: Vec<&'a str>,
+    tickets: Vec<&'a str>,
+    seqs: Vec<i64>,
+    kinds: Vec<&'a str>,
+    bodies: Vec<&'a str>,
+    created: Vec<i64>,
+    deadlines: Vec<i64>,
+}
+
+impl<'a> NoteColumns<'a> {
+    fn of(notes: &'a [Note]) -> NoteColumns<'a> {
+        let mut c = NoteColumns::default();
+        for n in notes {
+            for e in &n.endpoints {
+                c.ids.push(&n.id);
+                c.endpoints.push(e);
+                c.tickets.push(&n.ticket_id);
+                c.seqs.push(n.seq);
+                c.kinds.push(&n.kind);
+                c.bodies.push(&n.body);
+                c.created.push(n.created_at_ms);
+                c.deadlines.push(n.deadline_ms);
+            }
+        }
+        c
+    }
+
+    fn args(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.ids,
+            &self.endpoints,
+            &self.tickets,
+            &self.seqs,
+            &self.kinds,
+            &self.bodies,
+            &self.created,
+            &self.deadlines,
+        ]
+    }
+}
+
 /// The statements of a ticket write, prepared on its connection.
 struct TicketWrite {
     cas: Statement,
@@ -72,10 +123,12 @@ struct TicketWrite {
     notify: Statement,
     row: Statement,
     history: Statement,
+    /// Only for a write with notifications.
+    notes: Option<Statement>,
 }
 
 impl TicketWrite {
-    async fn prepare(c: &mut Conn) -> Result<TicketWrite> {
+    async fn prepare(c: &mut Conn, with_notes: bool) -> Result<TicketWrite> {
         Ok(TicketWrite {
             cas: c
                 .statement("UPDATE log_head SET id = id + 1 WHERE id = $1")
@@ -88,6 +141,10 @@ impl TicketWrite {
             notify: c.statement("SELECT pg_notify($1, $2)").await?,
             row: c.statement(&UPSERT_TICKET).await?,
             history: c.statement(&INSERT_EVENTS).await?,
+            notes: match with_notes {
+                true => Some(c.statement(INSERT_NOTES).await?),
+                false => None,
+            },
         })
     }
 }
@@ -96,24 +153,27 @@ impl TicketWrite {
 struct Outcomes {
     swapped: std::result::Result<u64, tokio_postgres::Error>,
     written: std::result::Result<u64, tokio_postgres::Error>,
-    /// The log entry, the wake-up and the events.
-    rest: [std::result::Result<u64, tokio_postgres::Error>; 3],
+    /// The log entry, the wake-up, the events and the notifications.
+    rest: [std::result::Result<u64, tokio_postgres::Error>; 4],
 }
 
 impl PgStore {
     /// Writes a ticket and its events under the compare and swap: after
     /// BEGIN, the head bump, the log entry, the wake-up, the ticket row and
-    /// its events go out pipelined in one round trip; COMMIT only if the
-    /// head was still `head`.
+    /// its events (and its outbox rows) go out pipelined in one round trip;
+    /// COMMIT only if the head was still `head`.
     async fn write(
         &self,
         ticket: &Ticket,
         events: &[Event],
+        notes: &[Note],
         head: u64,
         new: bool,
     ) -> Result<Written> {
         let mut c = self.pool.lease().await?;
-        let s = TicketWrite::prepare(&mut c).await?;
+        let s = TicketWrite::prepare(&mut c, !notes.is_empty()).await?;
+        let note_columns = NoteColumns::of(notes);
+        let note_args = note_columns.args();
         let ticket_values = codec::ticket_values(ticket);
         let event_values: Vec<_> = events.iter().map(codec::event_values).collect();
         let row_args = Args::row(&ticket_values, &s.row)?;
@@ -126,17 +186,24 @@ impl PgStore {
         let notify_args: [&(dyn ToSql + Sync); 2] = [&CHANGES_CHANNEL, &next_text];
         c.begin().await?;
         let client = &c.client;
-        let (swapped, logged, notified, written, recorded) = tokio::join!(
+        let outbox = async {
+            match &s.notes {
+                Some(notes) => client.execute(notes, &note_args).await,
+                None => Ok(0),
+            }
+        };
+        let (swapped, logged, notified, written, recorded, queued) = tokio::join!(
             client.execute(&s.cas, &cas_args),
             client.execute(&s.log, &log_args),
             client.execute(&s.notify, &notify_args),
             client.execute(&s.row, &row),
             client.execute(&s.history, &history),
+            outbox,
         );
         let outcomes = Outcomes {
             swapped,
             written,
-            rest: [logged, notified, recorded],
+            rest: [logged, notified, recorded, queued],
         };
         let refused = settle(&mut c, ticket, new, outcomes).await?;
         Ok(refused.unwrap_or(Written::Done { head: next as u64 }))
@@ -219,12 +286,24 @@ async fn events_of(c: &mut Conn, id: &str) -> Result<Vec<Event>> {
 
 #[async_trait]
 impl TicketStore for PgStore {
-    async fn insert(&self, ticket: &Ticket, events: &[Event], head: u64) -> Result<Written> {
-        self.write(ticket, events, head, true).await
+    async fn insert(
+        &self,
+        ticket: &Ticket,
+        events: &[Event],
+        notes: &[Note],
+        head: u64,
+    ) -> Result<Written> {
+        self.write(ticket, events, notes, head, true).await
     }
 
-    async fn update(&self, ticket: &Ticket, events: &[Event], head: u64) -> Result<Written> {
-        self.write(ticket, events, head, false).await
+    async fn update(
+        &self,
+        ticket: &Ticket,
+        events: &[Event],
+        notes: &[Note],
+        head: u64,
+    ) -> Result<Written> {
+        self.write(ticket, events, notes, head, false).await
     }
 
     async fn changes_since(&self, cursor: u64) -> Result<Vec<(u64, Change)>> {
