@@ -150,40 +150,17 @@ fn row_errors(errors: Vec<RowError>) -> Response<RowErrors> {
 }
 
 /// `RosterService`: every call needs the admin token.
+/// Built field by field where the server is wired (`server::Apis`).
 pub(crate) struct RosterApi {
-    gate: Gate,
-    admin: Arc<RosterAdmin>,
-    roster: Arc<Roster>,
-    dispatcher: Arc<Dispatcher>,
-    deliveries: Deliveries,
-    audit: Arc<AuditLog>,
-    max_upload_bytes: u64,
+    pub(crate) gate: Gate,
+    pub(crate) admin: Arc<RosterAdmin>,
+    pub(crate) roster: Arc<Roster>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) deliveries: Deliveries,
+    pub(crate) audit: Arc<AuditLog>,
+    pub(crate) max_upload_bytes: u64,
     /// `notify.public_base_url`, or empty: action links start with it.
-    public_base_url: String,
-}
-
-impl RosterApi {
-    pub(crate) fn new(
-        gate: Gate,
-        admin: Arc<RosterAdmin>,
-        roster: Arc<Roster>,
-        dispatcher: Arc<Dispatcher>,
-        deliveries: Deliveries,
-        audit: Arc<AuditLog>,
-        max_upload_bytes: u64,
-        public_base_url: String,
-    ) -> RosterApi {
-        RosterApi {
-            gate,
-            admin,
-            roster,
-            dispatcher,
-            deliveries,
-            audit,
-            max_upload_bytes,
-            public_base_url,
-        }
-    }
+    pub(crate) public_base_url: String,
 }
 
 impl RosterApi {

@@ -125,10 +125,14 @@ impl App {
             };
         let notifier = Notifier::new(&config.notify)?;
         let dispatch = DispatchConfig::from(config);
-        let dispatcher =
-            Dispatcher::start_notifying(tickets.clone(), matcher.clone(), dispatch, notifier.clone())
-                .await
-                .context("cannot start the ticket dispatcher")?;
+        let dispatcher = Dispatcher::start_notifying(
+            tickets.clone(),
+            matcher.clone(),
+            dispatch,
+            notifier.clone(),
+        )
+        .await
+        .context("cannot start the ticket dispatcher")?;
         if let Some(notifier) = &notifier {
             notifier.start(outbox.clone());
         }
@@ -170,16 +174,16 @@ impl Apis {
         let admin = AdminAuth::new(config.admin_token.clone());
         let gate = Gate::new(limits, admin, app.dispatcher.clone());
         let audit = AuditLog::open(&config.data_dir).context("cannot open the audit log")?;
-        let roster = RosterApi::new(
-            gate.clone(),
-            app.admin.clone(),
-            app.roster.clone(),
-            app.dispatcher.clone(),
-            app.deliveries.clone(),
-            Arc::new(audit),
-            config.max_upload_bytes,
-            config.notify.public_base_url.clone().unwrap_or_default(),
-        );
+        let roster = RosterApi {
+            gate: gate.clone(),
+            admin: app.admin.clone(),
+            roster: app.roster.clone(),
+            dispatcher: app.dispatcher.clone(),
+            deliveries: app.deliveries.clone(),
+            audit: Arc::new(audit),
+            max_upload_bytes: config.max_upload_bytes,
+            public_base_url: config.notify.public_base_url.clone().unwrap_or_default(),
+        };
         let upload_message_bytes = upload_message_bytes(config);
         let tickets = TicketApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());
         let responders =
