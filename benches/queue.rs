@@ -24,10 +24,25 @@ use xingweinong::{config::Config, pb, server};
 
 const ADMIN: &str = "bench-admin-token-0123456789";
 
-/// An apple expert and a wheat expert, one ticket at a time each.
-const ROSTER: &str = "id,name,tier,specialties,division_code,lat,lon,capacity\n\
-    e1,苹果专家,village,苹果,610527106202,35.0,109.5,1\n\
-    w1,小麦专家,village,小麦,610527106202,35.0,109.5,1\n";
+/// The apple expert `e1` and the wheat expert `w1`, one ticket at a time
+/// each, among `XWN_BENCH_EXPERTS` other apple experts (300 by default)
+/// who never come online: routing a queued apple ticket walks them all.
+fn roster(experts: usize) -> String {
+    let mut text = "id,name,tier,specialties,division_code,lat,lon,capacity\n\
+        e1,苹果专家,village,苹果,610527106202,35.0,109.5,1\n\
+        w1,小麦专家,village,小麦,610527106202,35.0,109.5,1\n"
+        .to_string();
+    for i in 0..experts {
+        let (lat, lon) = (
+            34.5 + (i % 20) as f64 * 0.05,
+            109.2 + (i / 20) as f64 * 0.05,
+        );
+        text.push_str(&format!(
+            "a{i},专家{i},village,苹果,610527106202,{lat:.3},{lon:.3},1\n"
+        ));
+    }
+    text
+}
 
 fn authed<T>(message: T, token: &str) -> Request<T> {
     let mut r = Request::new(message);
@@ -53,6 +68,8 @@ impl Running {
             ..Config::default()
         };
         config.tickets.max_queued = max_queued;
+        // A slow drain shows as a slow call, not as DEADLINE_EXCEEDED.
+        config.limits.request_timeout_ms = 600_000;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -143,11 +160,11 @@ impl Running {
 
 /// Imports the roster and submits one apple problem, queued (nobody is
 /// online); returns its id.
-async fn seed(channel: &Channel) -> String {
+async fn seed(channel: &Channel, roster: &str) -> String {
     let mut admin = pb::roster_service_client::RosterServiceClient::new(channel.clone());
     let chunk = pb::RosterChunk {
         format: pb::RosterFormat::Csv as i32,
-        data: ROSTER.as_bytes().to_vec(),
+        data: roster.as_bytes().to_vec(),
     };
     admin
         .import_roster(authed(tokio_stream::iter(vec![chunk]), ADMIN))
@@ -213,12 +230,18 @@ async fn main() {
     let max_queued = count + 10;
 
     let (server, _) = Running::start(&dir, max_queued).await;
-    let id = seed(&server.channel).await;
+    let experts: usize = std::env::var("XWN_BENCH_EXPERTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let id = seed(&server.channel, &roster(experts)).await;
     server.stop().await;
     copy_ticket(&dir, &id, count);
 
     let (server, restart) = Running::start(&dir, max_queued).await;
-    println!("{count} tickets QUEUED, SQLite with synchronous=FULL");
+    println!(
+        "{count} tickets QUEUED, {experts} apple experts offline, SQLite with synchronous=FULL"
+    );
     println!("start-up (to the first answered call)   {}", ms(restart));
     let (call, offer) = server.online("e1", Duration::from_secs(60)).await;
     println!(
