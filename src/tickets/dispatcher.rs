@@ -16,7 +16,7 @@
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
-    sync::{Arc, Weak},
+    sync::{atomic::AtomicU64, Arc, Weak},
     time::Duration,
 };
 
@@ -24,6 +24,7 @@ use tokio::sync::{Mutex, Notify};
 
 use super::{
     access::Keys,
+    drain::Freed,
     fanout::{Liaisons, Subscribers},
     machine::{self, Command, Context, DispatchConfig, Routes, Transition},
     now_ms, random_hex, Availability, Event, EventKind, Ticket, TicketState,
@@ -71,11 +72,13 @@ pub(super) struct State {
     pub(super) presence: HashMap<String, Availability>,
     /// (deadline, ticket id) of every open offer.
     deadlines: BTreeSet<(i64, String)>,
-    /// How many tickets of `open` are QUEUED, kept by `apply` so the cap
-    /// (`tickets.max_queued`) is checked in O(1). With replicas it counts
-    /// this replica's view of the shared store (caught up before each
-    /// submission), so replicas may together hold somewhat more.
-    pub(super) queued: usize,
+    /// (created_at_ms, ticket id) of every QUEUED ticket of `open`, kept by
+    /// `apply`: a drain walks it oldest first without sorting the open
+    /// tickets, and its length is checked against the cap
+    /// (`tickets.max_queued`). With replicas it is this replica's view of
+    /// the shared store (caught up before each submission), so replicas may
+    /// together hold somewhat more.
+    pub(super) queue: BTreeSet<(i64, String)>,
     pub(super) liaisons: Liaisons,
     pub(super) subscribers: Subscribers,
     /// The last entry of the store's change log reflected here.
@@ -87,13 +90,13 @@ impl State {
     /// from the old and new rows and the events, then pushes to streams.
     fn apply(&mut self, old: Option<&Ticket>, new: &Ticket, events: &[Event]) {
         metrics::ticket_moved(old.map(|o| o.state), new.state);
-        if old.is_some_and(|o| o.state == TicketState::Queued) {
-            self.queued = self.queued.saturating_sub(1);
+        if let Some(o) = old.filter(|o| o.state == TicketState::Queued) {
+            self.queue.remove(&(o.created_at_ms, o.id.clone()));
         }
         if new.state == TicketState::Queued {
-            self.queued += 1;
+            self.queue.insert((new.created_at_ms, new.id.clone()));
         }
-        metrics::queue_length(self.queued);
+        metrics::queue_length(self.queue.len());
         if let Some(old) = old {
             if let Some(t) = old.holder() {
                 if let Some(n) = self.load.get_mut(t) {
@@ -151,6 +154,8 @@ pub struct Dispatcher {
     timer: Arc<Notify>,
     /// Writes each change's notifications with it (None: no webhooks).
     notifier: Option<Arc<Notifier>>,
+    /// How many times routing ran: what a drain costs, which tests bound.
+    pub(super) routings: AtomicU64,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -202,6 +207,7 @@ impl Dispatcher {
             state: Mutex::new(state),
             timer: Arc::new(Notify::new()),
             notifier,
+            routings: AtomicU64::new(0),
         });
         tokio::spawn(timer_loop(
             Arc::downgrade(&dispatcher),
@@ -214,7 +220,7 @@ impl Dispatcher {
         if let Some(notifications) = dispatcher.store.notifications() {
             tokio::spawn(follow_changes(Arc::downgrade(&dispatcher), notifications));
         }
-        dispatcher.drain_queue().await?;
+        dispatcher.drain_queue(Freed::Anyone).await?;
         Ok(dispatcher)
     }
 
@@ -263,7 +269,9 @@ impl Dispatcher {
             // Only a ticket that would wait counts against the cap: one
             // offered at once or UNROUTABLE goes through. Checked after the
             // idempotency key, so a resubmission still gets its ticket.
-            if made.ticket.state == TicketState::Queued && state.queued >= self.config.max_queued {
+            if made.ticket.state == TicketState::Queued
+                && state.queue.len() >= self.config.max_queued
+            {
                 metrics::shed("max_queued");
                 return Err(queue_full(self.config.max_queued));
             }
@@ -427,7 +435,7 @@ impl Dispatcher {
     /// Moves one open ticket by `command`: the state machine decides (with
     /// routing's findings when the command routes it), the result is
     /// committed, then applied. A closed ticket refuses every command.
-    async fn change(&self, id: &TicketId, command: Command) -> Result<Ticket> {
+    pub(super) async fn change(&self, id: &TicketId, command: Command) -> Result<Ticket> {
         check_id("ticket_id", id.as_str(), MAX_ID_BYTES)?;
         let mut state = self.state.lock().await;
         loop {
@@ -489,7 +497,8 @@ impl Dispatcher {
         check_free_text("reason", reason, MAX_REASON_CHARS)?;
         let (by, reason) = (talent.clone(), reason.trim().to_string());
         let ticket = self.change(id, Command::Decline { by, reason }).await?;
-        self.drain_queue().await?;
+        self.drain_queue(Freed::Talents(vec![talent.to_string()]))
+            .await?;
         Ok(ticket)
     }
 
@@ -504,7 +513,8 @@ impl Dispatcher {
         check_free_text("answer", answer, MAX_ANSWER_CHARS)?;
         let (by, answer) = (talent.clone(), answer.trim().to_string());
         let ticket = self.change(id, Command::Resolve { by, answer }).await?;
-        self.drain_queue().await?;
+        self.drain_queue(Freed::Talents(vec![talent.to_string()]))
+            .await?;
         Ok(ticket)
     }
 
@@ -512,19 +522,23 @@ impl Dispatcher {
         check_free_text("reason", reason, MAX_REASON_CHARS)?;
         let (by, reason) = (talent.clone(), reason.trim().to_string());
         let ticket = self.change(id, Command::Escalate { by, reason }).await?;
-        self.drain_queue().await?;
+        self.drain_queue(Freed::Talents(vec![talent.to_string()]))
+            .await?;
         Ok(ticket)
     }
 
     pub(crate) async fn cancel(&self, id: &TicketId, secret: &str) -> Result<Ticket> {
         self.farmer_ticket(id, secret).await?;
         let ticket = self.change(id, Command::Cancel).await?;
-        self.drain_queue().await?;
+        // A cancelled ticket keeps its assignee: whoever held it is free.
+        self.drain_queue(Freed::holder_of(&ticket)).await?;
         Ok(ticket)
     }
 
-    /// Lapses every offer whose deadline has passed.
+    /// Lapses every offer whose deadline has passed, then offers queued
+    /// tickets to the responders whose offers lapsed.
     pub async fn expire_offers(&self) -> Result<()> {
+        let mut lapsed = Vec::new();
         loop {
             let due = {
                 let state = self.state.lock().await;
@@ -532,7 +546,11 @@ impl Dispatcher {
                     .deadlines
                     .first()
                     .filter(|(at, _)| *at <= now_ms())
-                    .map(|(_, id)| TicketId::new(id.as_str()))
+                    .map(|(_, id)| {
+                        let holder = state.open.get(id).and_then(|t| t.holder());
+                        lapsed.extend(holder.map(str::to_string));
+                        TicketId::new(id.as_str())
+                    })
             };
             let Some(id) = due else { break };
             match self.change(&id, Command::OfferTimedOut).await {
@@ -541,11 +559,12 @@ impl Dispatcher {
                 Err(e) => return Err(e),
             }
         }
-        self.drain_queue().await
+        self.drain_queue(Freed::Talents(lapsed)).await
     }
 
     /// Re-routes open tickets whose responder left the roster, was
-    /// deactivated or lost all capacity; then offers queued tickets.
+    /// deactivated or lost all capacity; then routes every queued ticket
+    /// again, as who qualifies for it may have changed.
     async fn reroute_departed(&self) -> Result<()> {
         let snapshot = self.matcher.snapshot();
         let departed: Vec<TicketId> = {
@@ -565,27 +584,7 @@ impl Dispatcher {
                 tracing::warn!(ticket = %id, error = %e, "could not re-route");
             }
         }
-        self.drain_queue().await
-    }
-
-    /// Offers queued tickets, oldest first, while anyone is free.
-    async fn drain_queue(&self) -> Result<()> {
-        let queued: Vec<TicketId> = {
-            let state = self.state.lock().await;
-            let mut q: Vec<&Ticket> = state
-                .open
-                .values()
-                .filter(|t| t.state == TicketState::Queued)
-                .collect();
-            q.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
-            q.into_iter()
-                .map(|t| TicketId::new(t.id.as_str()))
-                .collect()
-        };
-        for id in queued {
-            self.change(&id, Command::Drain).await?;
-        }
-        Ok(())
+        self.drain_queue(Freed::Reroute).await
     }
 
     pub async fn set_availability(
@@ -622,7 +621,8 @@ impl Dispatcher {
         if availability == Availability::Online
             || (notified && availability == Availability::Offline)
         {
-            self.drain_queue().await?;
+            self.drain_queue(Freed::Talents(vec![talent.to_string()]))
+                .await?;
         }
         Ok(())
     }

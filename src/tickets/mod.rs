@@ -8,6 +8,7 @@
 mod access;
 mod admin;
 pub(crate) mod dispatcher;
+mod drain;
 mod fanout;
 pub mod liaison;
 pub(crate) mod machine;

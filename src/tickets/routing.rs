@@ -6,7 +6,10 @@
 //! notifications, anything but AWAY). The state machine turns what it
 //! finds into an offer, a queue, an escalation or an unroutable ticket.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::atomic::Ordering,
+};
 
 use super::{
     dispatcher::{Dispatcher, State},
@@ -140,6 +143,7 @@ impl Dispatcher {
         need: &Need,
         from: Tier,
     ) -> Result<Routes> {
+        self.routings.fetch_add(1, Ordering::Relaxed);
         let origin = self
             .matcher
             .resolve_location(Some(&ticket.location), "location")?;

@@ -4,6 +4,7 @@
 
 mod browser;
 mod callers;
+mod cli_print;
 mod common;
 mod connections;
 mod crash;

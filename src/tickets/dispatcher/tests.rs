@@ -1,5 +1,8 @@
 //! The dispatcher with a real roster and an SQLite store: a re-route ranks
-//! with the need the ticket was submitted with.
+//! with the need the ticket was submitted with; a drain routes only the
+//! queued tickets a freed responder could take, oldest first.
+
+use std::sync::atomic::Ordering;
 
 use super::*;
 use crate::{
@@ -178,5 +181,113 @@ async fn notified_offers_skip_the_away_and_their_deadline_survives_a_restart() {
             .map(|u| u.contains("expert#action=")),
         Some(true)
     );
+}
+
+/// An apple expert `a` (two tickets at a time) and a wheat expert `w` (one).
+const QUEUE_ROSTER: &str = "id,name,tier,specialties,skills,division_code,lat,lon,capacity\n\
+    a,甲,village,苹果,,610527106202,35.00,109.5,2\n\
+    w,乙,village,小麦,,610527106202,35.00,109.5,1\n";
+
+/// A matcher over `roster`, kept in `dir`.
+fn matcher_on(dir: &std::path::Path, roster: &str) -> Arc<Matcher> {
+    let lex = Lexicon::embedded();
+    let talents = roster::parse_roster(
+        RosterFormat::Csv,
+        roster.as_bytes(),
+        lex,
+        Divisions::embedded(),
+    )
+    .unwrap();
+    let roster = RosterStore::open(dir, lex, || Ok(talents)).unwrap();
+    Arc::new(Matcher::new(Arc::new(roster), MatchConfig::default()))
+}
+
+/// A dispatcher started on the SQLite store in `dir`.
+async fn dispatcher_on(dir: &std::path::Path, matcher: &Arc<Matcher>) -> Arc<Dispatcher> {
+    let store = Arc::new(SqliteStore::open(dir).unwrap());
+    Dispatcher::start(store, matcher.clone(), DispatchConfig::default())
+        .await
+        .unwrap()
+}
+
+/// Routing attempts made while `work` runs.
+async fn routings_during<T>(d: &Dispatcher, work: impl std::future::Future<Output = T>) -> u64 {
+    let before = d.routings.load(Ordering::Relaxed);
+    work.await;
+    d.routings.load(Ordering::Relaxed) - before
+}
+
+#[tokio::test]
+async fn a_drain_routes_only_what_the_freed_responder_could_take_oldest_first() {
+    let dir = std::env::temp_dir().join(format!("xwn-drain-{}", random_hex(8)));
+    let matcher = matcher_on(&dir, QUEUE_ROSTER);
+    let d = dispatcher_on(&dir, &matcher).await;
+    let submit = |text: &str| {
+        let s = Submission {
+            text: text.into(),
+            location: Some(Location::Point {
+                lat: 35.0,
+                lon: 109.5,
+            }),
+            ..Submission::default()
+        };
+        let d = d.clone();
+        async move { d.submit(s).await.unwrap().0 }
+    };
+    // Nobody is online: 40 apple problems, then 2 wheat ones, all wait.
+    let mut apples = Vec::new();
+    for _ in 0..40 {
+        apples.push(submit("苹果树腐烂病").await);
+    }
+    let wheat = [submit("小麦条锈病").await, submit("小麦条锈病").await];
+    assert!(apples
+        .iter()
+        .chain(&wheat)
+        .all(|t| t.state == TicketState::Queued));
+    assert_eq!(d.state.lock().await.queue.len(), 42);
+    let open = |id: &str| {
+        let d = d.clone();
+        let id = id.to_string();
+        async move { d.state.lock().await.open[&id].clone() }
+    };
+    let offered_to = |t: Ticket, who: &str| {
+        assert_eq!(t.state, TicketState::Offered, "{t:?}");
+        assert_eq!(t.assignee.as_deref(), Some(who), "{t:?}");
+    };
+    let (a, w) = (TalentId::new("a"), TalentId::new("w"));
+
+    // The wheat expert can take no apple ticket: those 40 are passed over
+    // unrouted, and the oldest wheat ticket is offered.
+    let n = routings_during(&d, d.set_availability(&w, Availability::Online)).await;
+    assert_eq!(n, 1, "routing attempts when w came online");
+    offered_to(open(&wheat[0].id).await, "w");
+    assert_eq!(open(&wheat[1].id).await.state, TicketState::Queued);
+
+    // The apple expert takes the two oldest apple tickets: two routings.
+    let n = routings_during(&d, d.set_availability(&a, Availability::Online)).await;
+    assert_eq!(n, 2, "routing attempts when a came online");
+    offered_to(open(&apples[0].id).await, "a");
+    offered_to(open(&apples[1].id).await, "a");
+    assert_eq!(open(&apples[2].id).await.state, TicketState::Queued);
+
+    // A resolved ticket frees a place: the next apple ticket, one routing.
+    let first = TicketId::new(apples[0].id.as_str());
+    d.accept(&a, &first).await.unwrap();
+    let n = routings_during(&d, d.resolve(&a, &first, "剪除病枝")).await;
+    assert_eq!(n, 1, "routing attempts after a resolved");
+    offered_to(open(&apples[2].id).await, "a");
+
+    // A decline re-routes the declined ticket (nobody else grows wheat)
+    // and offers the decliner the next wheat ticket: two routings.
+    let declined = TicketId::new(wheat[0].id.as_str());
+    let n = routings_during(&d, d.decline(&w, &declined, "")).await;
+    assert_eq!(n, 2, "routing attempts after w declined");
+    offered_to(open(&wheat[1].id).await, "w");
+
+    // A restart with everyone online at capacity routes nothing.
+    assert_eq!(d.state.lock().await.queue.len(), 37);
+    let again = dispatcher_on(&dir, &matcher).await;
+    assert_eq!(again.routings.load(Ordering::Relaxed), 0);
+    assert_eq!(again.state.lock().await.queue.len(), 37);
     let _ = std::fs::remove_dir_all(&dir);
 }
