@@ -7,9 +7,9 @@
 #   XWN_FUZZ_TARGETS="grpc_web analyze" bash fuzz/long.sh 2000000
 #
 # The shares follow each target's speed (the weights below: exec/s measured
-# on a 2-core machine), so that every target gets about the same time; the
-# ten million took about 25 minutes there. A target's share is passed as
-# -runs, so the run ends; XWN_FUZZ_MAX_SECONDS bounds each target's time
+# over a long run on a shared 2-core machine), so that every target gets
+# about the same time; 10.5 million took 20 minutes there. A target's
+# share is passed as -runs, so the run ends; XWN_FUZZ_MAX_SECONDS bounds each target's time
 # as well (then it may run fewer: the table says how many it ran).
 #
 # The corpus each target grows is kept in fuzz/long/corpus/<target> (not
@@ -29,12 +29,12 @@ cd "$(dirname "$0")/.."
 total=${1:-10000000}
 # target:weight, the weight proportional to the target's exec/s.
 weights=(
-    roster_csv:3700
-    roster_jsonl:4800
-    analyze:9100
-    match_request:16300
-    connect_json:12900
-    grpc_web:7400
+    roster_csv:3250
+    roster_jsonl:3865
+    analyze:4520
+    match_request:13400
+    connect_json:30800
+    grpc_web:16150
 )
 targets=${XWN_FUZZ_TARGETS:-$(printf '%s\n' "${weights[@]}" | cut -d: -f1 | tr '\n' ' ')}
 

@@ -360,7 +360,7 @@ mod tests {
     fn malformed_requests_are_invalid_arguments_not_internal() {
         // What tonic and tonic-web answer, as they word it, for an empty
         // body, a cut frame, a compressed frame without grpc-encoding and
-        // grpc-web-text that is not base64 (found by fuzz/grpc_web).
+        // grpc-web-text that is not base64 (fuzz/grpc_web: never INTERNAL).
         for tonic in [
             "Missing request message.",
             "Unexpected EOF decoding stream.",
