@@ -45,6 +45,10 @@ pub mod server;
 pub mod store;
 pub mod tickets;
 
+/// The HTTP layer driven in process, for the fuzz targets in `fuzz/`.
+#[doc(hidden)]
+pub use http::fuzzing;
+
 /// Code generated from `proto/` by `build.rs`.
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
 #[rustfmt::skip]

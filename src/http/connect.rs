@@ -99,7 +99,11 @@ impl Transcoder {
         let bad = |e: serde_json::Error| {
             ConnectError::new(
                 Code::InvalidArgument,
-                format!("the body is not a {} in JSON: {e}", message.name()),
+                format!(
+                    "the body is not a {} in JSON: {}",
+                    message.name(),
+                    json_problem(&e)
+                ),
             )
         };
         let mut reader = serde_json::Deserializer::from_slice(json);
@@ -171,6 +175,27 @@ impl Transcoder {
                 &door.body_timed_out(caller, limit),
             )),
         }
+    }
+}
+
+/// Longest account of a JSON problem, in characters: serde's messages quote
+/// the input (an unknown field's name, a bad value), which may be huge.
+const JSON_PROBLEM_CHARS: usize = 160;
+
+/// serde's account of a JSON problem, cut to [`JSON_PROBLEM_CHARS`] (its
+/// line and column kept).
+fn json_problem(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let place = format!(" at line {} column {}", e.line(), e.column());
+    let what = text.strip_suffix(&place).unwrap_or(&text);
+    let what = match what.char_indices().nth(JSON_PROBLEM_CHARS) {
+        Some((cut, _)) => format!("{}…", &what[..cut]),
+        None => what.to_string(),
+    };
+    if text.ends_with(&place) {
+        format!("{what}{place}")
+    } else {
+        what
     }
 }
 
@@ -419,7 +444,20 @@ mod tests {
         let unknown = t.json_to_proto(&input, br#"{"txt":"x"}"#).unwrap_err();
         assert_eq!(unknown.code, Code::InvalidArgument);
         assert!(unknown.message.contains("txt"), "{}", unknown.message);
+        let huge = format!(r#"{{"{}":1}}"#, "x".repeat(1 << 20));
+        let huge = t.json_to_proto(&input, huge.as_bytes()).unwrap_err();
+        assert_eq!(huge.code, Code::InvalidArgument);
+        assert!(huge.message.len() < 400, "{} bytes", huge.message.len());
+        assert!(huge.message.contains("…"), "{}", huge.message);
+        let value = format!(r#"{{"ranking":"{}"}}"#, "R".repeat(1 << 20));
+        let value = t.json_to_proto(&input, value.as_bytes()).unwrap_err();
+        assert!(value.message.len() < 400, "{} bytes", value.message.len());
         let broken = t.json_to_proto(&input, br#"{"text":"#).unwrap_err();
+        assert!(
+            broken.message.contains("line 1 column"),
+            "{}",
+            broken.message
+        );
         assert_eq!(broken.code, Code::InvalidArgument);
         assert!(
             t.json_to_proto(&input, b"").is_ok(),

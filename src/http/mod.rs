@@ -9,6 +9,8 @@
 
 mod connect;
 pub(crate) mod errors;
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod pages;
 mod stream;

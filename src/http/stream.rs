@@ -42,7 +42,7 @@ fn end_stream(error: Option<&ConnectError>, transcoder: &Transcoder) -> Bytes {
 }
 
 /// The payload of the request's one envelope.
-fn request_message(mut body: Bytes) -> Result<Bytes, ConnectError> {
+pub(crate) fn request_message(mut body: Bytes) -> Result<Bytes, ConnectError> {
     let bad = |m: &str| ConnectError::new(Code::InvalidArgument, m.to_string());
     if body.len() < 5 {
         return Err(bad("the request is not one Connect envelope"));

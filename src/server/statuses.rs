@@ -39,10 +39,23 @@ const DECODE_ERROR: &str = "failed to decode Protobuf message";
 /// 0 nor 1: a malformed request as well.
 const BAD_FRAME: &str = "protocol error: received message with invalid compression flag";
 
+/// How tonic refuses a frame flagged compressed when the call names no
+/// grpc-encoding (INTERNAL by the gRPC spec; a malformed request to us).
+const COMPRESSED_UNNAMED: &str =
+    "protocol error: received message with compressed-flag but no grpc-encoding was specified";
+/// How tonic refuses a unary call whose body holds no message at all.
+const NO_MESSAGE: &str = "Missing request message.";
+/// How tonic refuses a body that ends inside a frame.
+const CUT_FRAME: &str = "Unexpected EOF decoding stream.";
+/// How tonic-web refuses a grpc-web-text body that is not base64: its own
+/// words, or the base64 decoder's (`Invalid symbol…`, `Invalid padding`…),
+/// behind its prefix.
+const BAD_BASE64: [&str; 2] = ["tonic-web: malformed base64", "tonic-web: Invalid "];
+
 /// What a transport refusal of a call on `path` should have said, if it
 /// said something else: `None` leaves `status` as it is. Our own code never
 /// answers OUT_OF_RANGE, so that code alone marks the size limit; INTERNAL
-/// is rewritten only for the decode and framing errors above.
+/// is rewritten only for the decode, framing and base64 errors above.
 pub(crate) fn rewrite(status: &Status, input: Option<&str>) -> Option<Status> {
     let message = status.message();
     match status.code() {
@@ -54,9 +67,26 @@ pub(crate) fn rewrite(status: &Status, input: Option<&str>) -> Option<Status> {
                 "the request is not a valid {what} protobuf: {cause}"
             )))
         }
-        Code::Internal if message.starts_with(BAD_FRAME) => Some(Status::invalid_argument(
-            format!("the request is not a valid gRPC frame: {message}"),
+        Code::Internal if message.starts_with(BAD_FRAME) || message == COMPRESSED_UNNAMED => {
+            Some(Status::invalid_argument(format!(
+                "the request is not a valid gRPC frame: {message}"
+            )))
+        }
+        Code::Internal if message == NO_MESSAGE => {
+            let what = input.unwrap_or("request message");
+            Some(Status::invalid_argument(format!(
+                "the request holds no message: send one {what}"
+            )))
+        }
+        Code::Internal if message == CUT_FRAME => Some(Status::invalid_argument(
+            "the request ends inside a gRPC frame: its length prefix announces more bytes than were sent",
         )),
+        Code::Internal if BAD_BASE64.iter().any(|p| message.starts_with(p)) => {
+            let cause = message.trim_start_matches("tonic-web: ");
+            Some(Status::invalid_argument(format!(
+                "the request is not valid grpc-web-text (base64): {cause}"
+            )))
+        }
         _ => None,
     }
 }
@@ -335,6 +365,35 @@ mod tests {
         );
         let frame = Status::internal(format!("{BAD_FRAME}: 7 (valid flags are 0 and 1)"));
         assert_eq!(rewrite(&frame, None).unwrap().code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn malformed_requests_are_invalid_arguments_not_internal() {
+        // What tonic and tonic-web answer, as they word it, for an empty
+        // body, a cut frame, a compressed frame without grpc-encoding and
+        // grpc-web-text that is not base64 (fuzz/grpc_web: never INTERNAL).
+        for tonic in [
+            "Missing request message.",
+            "Unexpected EOF decoding stream.",
+            "protocol error: received message with compressed-flag but no grpc-encoding was specified",
+            "tonic-web: malformed base64 request",
+            "tonic-web: malformed base64 request has unencoded trailers",
+            "tonic-web: Invalid symbol 42, offset 4.",
+            "tonic-web: Invalid padding",
+            "tonic-web: Invalid last symbol 66, offset 1.",
+        ] {
+            let better = rewrite(&Status::internal(tonic), Some("xingweinong.v1.GetTicketRequest"))
+                .unwrap_or_else(|| panic!("{tonic:?} is left INTERNAL"));
+            assert_eq!(better.code(), Code::InvalidArgument, "{tonic}");
+        }
+        let none = rewrite(&Status::internal("Missing request message."), None).unwrap();
+        assert_eq!(
+            none.message(),
+            "the request holds no message: send one request message"
+        );
+        // Other INTERNAL statuses are ours and stay as they are.
+        assert!(rewrite(&Status::internal("the store failed"), None).is_none());
+        assert!(rewrite(&Status::internal("tonic-web: h2 error"), None).is_none());
     }
 
     #[test]
