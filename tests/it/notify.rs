@@ -249,7 +249,8 @@ async fn a_notification_is_retried_with_the_same_id_until_a_2xx() {
     let dir = temp_dir("notify-retry");
     let server = TestServer::start(notifying(&dir, &receiver.url())).await;
     let channel = server.channel().await;
-    // Nobody is ONLINE: the ticket waits, and admins hear of it.
+    // Nobody is ONLINE, but with a webhook the nearest responder is
+    // offered the ticket through a notification.
     let ticket = submit(&channel, "").await;
     let hits = receiver
         .until(20, "a 2xx", |h| h.iter().any(|h| h.status == Some(200)))
@@ -266,10 +267,17 @@ async fn a_notification_is_retried_with_the_same_id_until_a_2xx() {
         assert!(verify(SECRET, hit), "the signature verifies: {hit:?}");
         let body = json(hit);
         assert_eq!(body["id"], id.as_str());
-        assert_eq!(body["type"], "ticket.queued");
+        assert_eq!(body["type"], "ticket.offered");
         assert_eq!(body["ticket"]["id"], ticket.id.as_str());
-        assert_eq!(body["recipient"]["kind"], "admins");
-        assert!(body.get("action_url").is_none(), "only offers carry one");
+        assert_eq!(body["recipient"]["kind"], "responder");
+        assert_eq!(
+            body["action_url"],
+            json(&hits[0])["action_url"],
+            "the same body"
+        );
+        assert!(body["action_url"]
+            .as_str()
+            .is_some_and(|u| u.contains("/expert#action=")));
     }
     // A tampered body or another key does not verify: the check is real.
     let mut tampered = hits[0].clone();

@@ -633,7 +633,8 @@ async fn deliveries_over_connect_json() {
     let dir = temp_dir("web-deliveries");
     let mut cfg = config(&dir);
     cfg.notify.public_base_url = Some("https://xwn.example.org".into());
-    // Nobody listens there: the notification stays pending, retried.
+    // Nobody listens there: the notification (the offer to the nearest
+    // responder, who is not online) stays pending, retried.
     cfg.notify.webhooks = vec![xingweinong::config::WebhookConfig {
         name: "gw".into(),
         url: "http://127.0.0.1:1/hook".into(),
@@ -657,7 +658,7 @@ async fn deliveries_over_connect_json() {
     assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
     let body = listed.json();
     assert_eq!(body["endpoints"][0]["name"], "gw");
-    assert_eq!(body["deliveries"][0]["type"], "ticket.queued");
+    assert_eq!(body["deliveries"][0]["type"], "ticket.offered");
     assert_eq!(body["deliveries"][0]["state"], "DELIVERY_STATE_PENDING");
     let retried = connect_admin(
         server.addr,
