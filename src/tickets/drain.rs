@@ -19,7 +19,7 @@ use std::{
 use super::{
     dispatcher::{Dispatcher, State},
     machine::Command,
-    Availability, Ticket,
+    Ticket,
 };
 use crate::{
     error::{Error, Result},
@@ -203,11 +203,7 @@ impl<'a> Free<'a> {
         };
         let mut seen = HashSet::new();
         for id in ids {
-            let offerable = match state.presence.get(id) {
-                Some(Availability::Online) => true,
-                Some(Availability::Away) => false,
-                Some(Availability::Offline) | None => notify,
-            };
+            let offerable = super::routing::reach(state.presence.get(id), notify).is_some();
             if !offerable || !seen.insert(id) {
                 continue;
             }

@@ -24,6 +24,26 @@ use crate::{
     search::{Origin, Pool, Ranking, Snapshot},
 };
 
+/// How an offer reaches a responder.
+pub(super) enum Reach {
+    /// On the console's stream, at once (ONLINE).
+    Stream,
+    /// Through a notification (`notify`: a webhook is configured).
+    Notification,
+}
+
+/// How a responder with `presence` can be offered a ticket: on the stream
+/// when ONLINE; through a notification, when `notify`, unless AWAY (one
+/// never seen has no presence: OFFLINE). None: not now. Routing and the
+/// queue's drain ask the same.
+pub(super) fn reach(presence: Option<&Availability>, notify: bool) -> Option<Reach> {
+    match presence {
+        Some(Availability::Online) => Some(Reach::Stream),
+        Some(Availability::Away) => None,
+        Some(Availability::Offline) | None => notify.then_some(Reach::Notification),
+    }
+}
+
 /// What routing looks at.
 pub(super) struct RouteQuery<'a> {
     pub(crate) snapshot: &'a Snapshot,
@@ -60,11 +80,10 @@ impl RouteQuery<'_> {
         if self.load.get(&talent.id).copied().unwrap_or(0) >= talent.capacity {
             return None;
         }
-        let id = || TalentId::new(talent.id.as_str());
-        match self.presence.get(&talent.id) {
-            Some(Availability::Online) => Some(Pick::Offer(id())),
-            Some(Availability::Away) => None,
-            Some(Availability::Offline) | None => self.notify.then(|| Pick::Notify(id())),
+        let id = TalentId::new(talent.id.as_str());
+        match reach(self.presence.get(&talent.id), self.notify)? {
+            Reach::Stream => Some(Pick::Offer(id)),
+            Reach::Notification => Some(Pick::Notify(id)),
         }
     }
 
