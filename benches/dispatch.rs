@@ -7,17 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use tonic::{transport::Channel, Request, Streaming};
+mod common;
+
+use common::authed;
+use tonic::{transport::Channel, Streaming};
 use xingweinong::{cli::loadgen::quantile, config::Config, pb, server};
 
 const ADMIN: &str = "bench-admin-token-0123456789";
-
-fn authed<T>(message: T, token: &str) -> Request<T> {
-    let mut r = Request::new(message);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
-}
 
 fn report(label: &str, mut us: Vec<u64>) {
     us.sort_unstable();

@@ -19,7 +19,10 @@ use std::{
 };
 
 use tokio::{sync::oneshot, task::JoinHandle};
-use tonic::{transport::Channel, Request, Streaming};
+mod common;
+
+use common::authed;
+use tonic::{transport::Channel, Streaming};
 use xingweinong::{config::Config, pb, server};
 
 const ADMIN: &str = "bench-admin-token-0123456789";
@@ -42,13 +45,6 @@ fn roster(experts: usize) -> String {
         ));
     }
     text
-}
-
-fn authed<T>(message: T, token: &str) -> Request<T> {
-    let mut r = Request::new(message);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
 }
 
 /// A server on loopback; stopped by dropping `stop` and awaiting `task`.
