@@ -12,6 +12,12 @@
 #       # server on CPU 0, load generator on CPU 1 (taskset), so the
 #       # generator does not take the server's core
 #
+# The load goes with an API key (rate far above the load): one address
+# is bounded by `max_in_flight_per_address` and its share near the limit,
+# a front end's key only by the server's own bounds, which are what this
+# run measures. Replies are read without decoding them (`--no-decode`), so
+# the generator takes less of the machine the server runs on.
+#
 # Only loopback traffic; the server and the load generator share the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,9 +28,11 @@ xwn=target/release/xwn
 
 dir=$(mktemp -d)
 port=$(( 20000 + RANDOM % 20000 ))
+key=overload-bench-key-0123456789abcdef
 {
     printf '[limits]\nclient_rate_per_sec = 0.0\n'
     if [ -n "${XWN_OVERLOAD_LIMITS:-}" ]; then printf '%s\n' "$XWN_OVERLOAD_LIMITS"; fi
+    printf '[[limits.api_keys]]\nname = "overload-bench"\nkey = "%s"\nrate_per_sec = 1000000.0\n' "$key"
 } > "$dir/config.toml"
 server_cpu=() client_cpu=()
 if [ -n "${XWN_OVERLOAD_PIN:-}" ]; then server_cpu=(taskset -c 0) client_cpu=(taskset -c 1); fi
@@ -41,9 +49,12 @@ grep -q serving "$dir/server.log" || { cat "$dir/server.log" >&2; exit 1; }
 
 kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$server/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
-load() { "${client_cpu[@]}" "$xwn" loadgen --server "http://127.0.0.1:$port" --connections 2 "$@" | sed 1d; }
+load() {
+    "${client_cpu[@]}" "$xwn" loadgen --server "http://127.0.0.1:$port" --api-key "$key" \
+        --no-decode --connections 2 "$@" | sed 1d
+}
 
-echo "config: $(tr '\n' ' ' < "$dir/config.toml")${XWN_OVERLOAD_PIN:+; server pinned to CPU 0, load generator to CPU 1}"
+echo "config: $(tr '\n' ' ' < "$dir/config.toml" | sed "s/$key/<key>/")${XWN_OVERLOAD_PIN:+; server pinned to CPU 0, load generator to CPU 1}"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every figure)"
 echo "server RSS at start: $(mib "$(kib VmRSS)"), peak $(mib "$(kib VmHWM)")"
 for rpc in match submit; do

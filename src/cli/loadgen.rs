@@ -4,7 +4,9 @@
 //! percentiles and failures by status code (RESOURCE_EXHAUSTED apart).
 //! Reports and their places come from a labelled JSONL file. The calls go
 //! as gRPC, gRPC-Web or Connect JSON (`--protocol`), all over the same
-//! HTTP/2 connections, so the protocols compare on the same load.
+//! HTTP/2 connections, so the protocols compare on the same load. With
+//! `--no-decode` the replies' bytes are read but not decoded ([`Skip`]), so
+//! the generator's own cost stops hiding the server's.
 
 use std::{
     collections::BTreeMap,
@@ -65,6 +67,8 @@ pub(crate) struct Plan {
     /// Open loop: start this many calls per second whatever the answers,
     /// and time each from its scheduled start. None: closed loop.
     pub(crate) rate: Option<f64>,
+    /// Read each reply's bytes without decoding them (gRPC only).
+    pub(crate) no_decode: bool,
 }
 
 /// What one run measured.
@@ -199,10 +203,68 @@ struct Clients {
     matcher: pb::match_service_client::MatchServiceClient<Conn>,
     tickets: pb::ticket_service_client::TicketServiceClient<Conn>,
     web: pb::match_service_client::MatchServiceClient<InterceptedService<WebChannel, ApiKey>>,
+    /// Set with `--no-decode`: calls go through [`Skip`].
+    raw: Option<tonic::client::Grpc<Conn>>,
+}
+
+/// A codec that encodes requests with prost and reads a reply's bytes
+/// without decoding them (`--no-decode`): what is left is the server's
+/// cost and the transport's.
+struct Skip<T>(std::marker::PhantomData<T>);
+
+impl<T> Default for Skip<T> {
+    fn default() -> Self {
+        Skip(std::marker::PhantomData)
+    }
+}
+
+impl<T: prost::Message + Send + 'static> tonic::codec::Codec for Skip<T> {
+    type Encode = T;
+    /// The reply's length in bytes.
+    type Decode = usize;
+    type Encoder = Skip<T>;
+    type Decoder = Skip<T>;
+
+    fn encoder(&mut self) -> Skip<T> {
+        Skip::default()
+    }
+
+    fn decoder(&mut self) -> Skip<T> {
+        Skip::default()
+    }
+}
+
+impl<T: prost::Message> tonic::codec::Encoder for Skip<T> {
+    type Item = T;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: T,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        item.encode(buf)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl<T> tonic::codec::Decoder for Skip<T> {
+    type Item = usize;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<usize>, tonic::Status> {
+        use bytes::Buf;
+        let n = buf.remaining();
+        buf.advance(n);
+        Ok(Some(n))
+    }
 }
 
 impl Clients {
-    fn new(channel: Channel, protocol: Protocol, api_key: ApiKey) -> Clients {
+    fn new(channel: Channel, protocol: Protocol, api_key: ApiKey, no_decode: bool) -> Clients {
         let web: WebChannel = tower::util::BoxCloneService::new(
             tower::ServiceBuilder::new()
                 .layer(tonic_web::GrpcWebClientLayer::new())
@@ -225,9 +287,26 @@ impl Clients {
                 web,
                 api_key.clone(),
             ),
+            raw: no_decode.then(|| tonic::client::Grpc::new(api_key.clone().wrap(channel.clone()))),
             channel,
             api_key,
         }
+    }
+
+    /// One gRPC call of `path` whose reply is read, not decoded.
+    async fn skip<T: prost::Message + Send + 'static>(
+        raw: &mut tonic::client::Grpc<Conn>,
+        path: &'static str,
+        message: T,
+    ) -> Result<(), tonic::Status> {
+        raw.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let path = http::uri::PathAndQuery::from_static(path);
+        let request = tonic::Request::new(message);
+        raw.unary(request, path, Skip::<T>::default())
+            .await
+            .map(|_| ())
     }
 
     /// One call of `rpc` with report `r`.
@@ -244,18 +323,29 @@ impl Clients {
                 )))
             }
         }
+        let submit = || pb::SubmitProblemRequest {
+            text: r.text.clone(),
+            location: r.location.clone(),
+            contact: String::new(),
+            idempotency_key: String::new(),
+        };
+        if let Some(raw) = &mut self.raw {
+            return match rpc {
+                Rpc::Match => {
+                    Self::skip(raw, "/xingweinong.v1.MatchService/MatchProblem", r.clone()).await
+                }
+                Rpc::Ping => {
+                    Self::skip(raw, "/xingweinong.v1.MatchService/Ping", pb::PingRequest {}).await
+                }
+                Rpc::Submit => {
+                    Self::skip(raw, "/xingweinong.v1.TicketService/SubmitProblem", submit()).await
+                }
+            };
+        }
         let result = match rpc {
             Rpc::Match => self.matcher.match_problem(r.clone()).await.map(|_| ()),
             Rpc::Ping => self.matcher.ping(pb::PingRequest {}).await.map(|_| ()),
-            Rpc::Submit => {
-                let submit = pb::SubmitProblemRequest {
-                    text: r.text.clone(),
-                    location: r.location.clone(),
-                    contact: String::new(),
-                    idempotency_key: String::new(),
-                };
-                self.tickets.submit_problem(submit).await.map(|_| ())
-            }
+            Rpc::Submit => self.tickets.submit_problem(submit()).await.map(|_| ()),
         };
         result
     }
@@ -326,6 +416,10 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         plan.protocol
     );
     anyhow::ensure!(
+        plan.protocol == Protocol::Grpc || !plan.no_decode,
+        "--no-decode works with --protocol grpc only"
+    );
+    anyhow::ensure!(
         plan.rpc == Rpc::Ping || !plan.reports.is_empty(),
         "no reports to send"
     );
@@ -351,7 +445,12 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<Outcome> {
             .connect()
             .await
             .with_context(|| format!("cannot connect to {server}"))?;
-        clients.push(Clients::new(channel, plan.protocol, plan.api_key.clone()));
+        clients.push(Clients::new(
+            channel,
+            plan.protocol,
+            plan.api_key.clone(),
+            plan.no_decode,
+        ));
     }
     let mut reports = plan.reports.iter().map(request).collect::<Vec<_>>();
     if reports.is_empty() {

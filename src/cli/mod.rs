@@ -136,6 +136,10 @@ pub(crate) struct LoadgenArgs {
     /// then unused). Without it: closed loop.
     #[arg(long)]
     pub(crate) rate: Option<f64>,
+    /// Read each reply's bytes without decoding them (gRPC only), so that
+    /// the generator's own cost weighs less on the figures.
+    #[arg(long)]
+    pub(crate) no_decode: bool,
     #[command(flatten)]
     pub(crate) client: ClientArgs,
 }
@@ -523,6 +527,7 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<()> {
         protocol: args.protocol,
         reports: read_reports(&args.reports)?,
         rate: args.rate,
+        no_decode: args.no_decode,
     };
     let outcome = loadgen::run(plan).await?;
     match args.rate {
