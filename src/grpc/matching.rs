@@ -15,6 +15,11 @@ use crate::{
     pb,
 };
 
+/// Reports up to this many bytes (about 340 Chinese characters; farmers'
+/// reports are mostly under 100) are matched on the async worker that took
+/// the call; longer ones, up to `MAX_TEXT_CHARS`, on a blocking thread.
+pub(crate) const INLINE_TEXT_BYTES: usize = 1024;
+
 pub(crate) struct MatchApi {
     gate: Gate,
     matcher: Arc<Matcher>,
@@ -42,12 +47,19 @@ impl pb::match_service_server::MatchService for MatchApi {
             limit: r.limit,
             best_match: ranking == pb::Ranking::BestMatch,
         };
-        // CPU-bound: on a CPU slot off the async workers, which keep taking
-        // (and, past the limits, refusing) new calls meanwhile.
+        // CPU-bound, on one of the CPU slots (one per core). A report of
+        // ordinary length is read and ranked right here: that takes tens of
+        // microseconds, less than handing it to a blocking thread and back
+        // would cost, and the async workers are soon free again to take
+        // (and, past the limits, refuse) new calls. A long one goes off the
+        // async workers, so no call holds one for long.
         let _slot = self.gate.cpu_slot(call.arrival).await?;
-        let matcher = self.matcher.clone();
-        let outcome =
-            crate::error::blocking("matching", move || matcher.match_problem(&request)).await?;
+        let outcome = if request.text.len() <= INLINE_TEXT_BYTES {
+            self.matcher.match_problem(&request)?
+        } else {
+            let matcher = self.matcher.clone();
+            crate::error::blocking("matching", move || matcher.match_problem(&request)).await?
+        };
         Ok(Response::new(pb::MatchProblemResponse {
             subject: outcome.subject.unwrap_or_default(),
             corps: corps_to_pb(outcome.corps).into(),

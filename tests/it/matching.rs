@@ -391,3 +391,26 @@ async fn best_match_prefers_the_specialist_of_the_problem_within_reach() {
     assert!(best.candidates[0].score > best.candidates[1].score);
     server.stop_and_clean().await;
 }
+
+#[tokio::test]
+async fn a_long_report_is_answered_like_a_short_one() {
+    // Reports up to 1 KiB are matched on the async worker that took the
+    // call, longer ones on a blocking thread: both answer alike.
+    let mut client = MatchClient::new(channel(shared_server()).await);
+    let short = "苹果树腐烂病，树皮发黑，怎么治？";
+    let long = short.repeat(40);
+    assert!(long.len() > 1024 && long.chars().count() < 4000);
+    let mut replies = Vec::new();
+    for text in [short, long.as_str()] {
+        let reply = client
+            .match_problem(at_division(text, "610527106202"))
+            .await
+            .unwrap()
+            .into_inner();
+        replies.push(reply);
+    }
+    assert!(!replies[0].subject.is_empty());
+    assert_eq!(replies[1].subject, replies[0].subject);
+    assert!(!replies[0].candidates.is_empty());
+    assert_eq!(ids(&replies[1]), ids(&replies[0]));
+}
