@@ -11,6 +11,8 @@
 #   XWN_OVERLOAD_PIN=1 bash bench/overload.sh
 #       # server on CPU 0, load generator on CPU 1 (taskset), so the
 #       # generator does not take the server's core
+#   XWN_OVERLOAD_SERVER=/path/to/old/xwn bash bench/overload.sh
+#       # serve with another build (a baseline); this tree's loadgen drives it
 #
 # The load goes with an API key (rate far above the load): one address
 # is bounded by `max_in_flight_per_address` and its share near the limit,
@@ -37,7 +39,7 @@ key=overload-bench-key-0123456789abcdef
 server_cpu=() client_cpu=()
 if [ -n "${XWN_OVERLOAD_PIN:-}" ]; then server_cpu=(taskset -c 0) client_cpu=(taskset -c 1); fi
 XWN_ADMIN_TOKEN=overload-admin-token-0123456789 RUST_LOG=warn,xingweinong=info \
-    "${server_cpu[@]}" "$xwn" serve --config "$dir/config.toml" --listen "127.0.0.1:$port" \
+    "${server_cpu[@]}" "${XWN_OVERLOAD_SERVER:-$xwn}" serve --config "$dir/config.toml" --listen "127.0.0.1:$port" \
     --data-dir "$dir/data" 2>"$dir/server.log" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
