@@ -12,6 +12,7 @@ mod admin;
 mod farmer_expert;
 mod layout;
 mod links;
+mod ratings;
 
 use std::{
     net::SocketAddr,
