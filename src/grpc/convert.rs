@@ -13,8 +13,8 @@ use crate::{
     reading::lexicon::Lexicon,
     roster::{RawRow, RosterFormat},
     search::Snapshot,
-    tickets::view::{self, Showing, Viewer},
     tickets::figures::ResponderFigures,
+    tickets::view::{self, Showing, Viewer},
     tickets::{Availability, Event, EventKind, Ticket, TicketState},
     {matching::Candidate, model::Location},
 };

@@ -25,8 +25,8 @@ use crate::{
     server::audit::{AuditLog, Entry, Upload},
     server::limits::caller::Caller,
     server::statuses,
-    tickets::view::{self, Showing, Viewer},
     tickets::figures::FigureFilter,
+    tickets::view::{self, Showing, Viewer},
     tickets::{Dispatcher, ACTION_FRAGMENT},
 };
 

@@ -554,7 +554,10 @@ impl Dispatcher {
             .ok()
             .filter(|s| (1..=5).contains(s))
             .ok_or_else(|| {
-                Error::invalid("stars", format!("is {stars}; give 1 to 5 stars (请选择1到5颗星)"))
+                Error::invalid(
+                    "stars",
+                    format!("is {stars}; give 1 to 5 stars (请选择1到5颗星)"),
+                )
             })?;
         check_free_text("comment", comment, MAX_COMMENT_CHARS)?;
         self.farmer_ticket(id, secret).await?;

@@ -37,7 +37,11 @@ pub(crate) fn rate(ticket: &pb::Ticket, stars: u32, comment: &str) -> pb::RateAn
 /// The field a refusal's `BadRequest` names.
 fn field_of(status: &tonic::Status) -> String {
     let details = status.get_error_details();
-    let violations = details.bad_request().expect("a BadRequest").field_violations.clone();
+    let violations = details
+        .bad_request()
+        .expect("a BadRequest")
+        .field_violations
+        .clone();
     violations[0].field.clone()
 }
 
@@ -49,7 +53,11 @@ pub(crate) async fn answered(
     answer: bool,
 ) -> pb::Ticket {
     let ticket = farmer
-        .submit_problem(submit_request("苹果树腐烂病又犯了", at_point(35.0, 109.5), ""))
+        .submit_problem(submit_request(
+            "苹果树腐烂病又犯了",
+            at_point(35.0, 109.5),
+            "",
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -77,7 +85,10 @@ async fn a_resolved_answer_is_rated_once_over_grpc() {
     v1.resolve(&ticket.id, "刮除病斑后涂药").await.unwrap();
 
     for stars in [0, 6, 100] {
-        let bad = farmer.rate_answer(rate(&ticket, stars, "")).await.unwrap_err();
+        let bad = farmer
+            .rate_answer(rate(&ticket, stars, ""))
+            .await
+            .unwrap_err();
         assert_eq!(bad.code(), Code::InvalidArgument, "{stars}: {bad:?}");
         assert_eq!(field_of(&bad), "stars");
     }
@@ -148,13 +159,15 @@ async fn rating_over_connect_json() {
     v1.online().await;
     let mut farmer = TicketClient::new(channel.clone());
     let ticket = answered(&mut farmer, &mut v1, true).await;
-    let body = |stars: u32| {
-        json!({"ticketId": ticket.id, "ticketSecret": ticket.ticket_secret, "stars": stars, "comment": "有用"})
-    };
+    let body = |stars: u32| json!({"ticketId": ticket.id, "ticketSecret": ticket.ticket_secret, "stars": stars, "comment": "有用"});
     let bad = connect_json(server.addr, "TicketService/RateAnswer", body(9), false).await;
     assert_eq!(bad.0, 400, "{}", bad.1);
     assert_eq!(bad.1["code"], "invalid_argument");
-    assert!(bad.1["message"].as_str().unwrap().starts_with("stars:"), "{}", bad.1);
+    assert!(
+        bad.1["message"].as_str().unwrap().starts_with("stars:"),
+        "{}",
+        bad.1
+    );
     let ok = connect_json(server.addr, "TicketService/RateAnswer", body(5), false).await;
     assert_eq!(ok.0, 200, "{}", ok.1);
     assert_eq!(ok.1["rating"], json!({"stars": 5, "comment": "有用"}));
@@ -162,7 +175,10 @@ async fn rating_over_connect_json() {
     assert_eq!(history.last().unwrap()["kind"], "TICKET_EVENT_KIND_RATED");
     assert_eq!(history.last().unwrap()["stars"], 5);
     let twice = connect_json(server.addr, "TicketService/RateAnswer", body(3), false).await;
-    assert_eq!((twice.0, twice.1["code"].as_str()), (409, Some("already_exists")));
+    assert_eq!(
+        (twice.0, twice.1["code"].as_str()),
+        (409, Some("already_exists"))
+    );
 
     let figures = connect_json(
         server.addr,
@@ -174,15 +190,25 @@ async fn rating_over_connect_json() {
     assert_eq!(figures.0, 200, "{}", figures.1);
     assert_eq!(figures.1["figures"][0]["talentId"], "v1");
     assert_eq!(figures.1["figures"][0]["meanRating"], 5.0);
-    let anonymous =
-        connect_json(server.addr, "RosterService/ResponderFigures", json!({}), false).await;
+    let anonymous = connect_json(
+        server.addr,
+        "RosterService/ResponderFigures",
+        json!({}),
+        false,
+    )
+    .await;
     assert_eq!(anonymous.0, 401, "admins only: {}", anonymous.1);
     server.stop_and_clean().await;
 }
 
 /// The milliseconds between the first events of `ticket`'s history of
 /// kinds `from` and `to` about `talent`.
-fn between(ticket: &pb::Ticket, talent: &str, from: pb::TicketEventKind, to: pb::TicketEventKind) -> i64 {
+fn between(
+    ticket: &pb::Ticket,
+    talent: &str,
+    from: pb::TicketEventKind,
+    to: pb::TicketEventKind,
+) -> i64 {
     let at = |kind| {
         ticket
             .history
@@ -246,17 +272,30 @@ async fn responder_figures_follow_the_tickets_history() {
     }
     let f1 = &reply.figures[0];
     assert_eq!((f1.name.as_str(), f1.tier()), ("村一", pb::Tier::Village));
-    assert_eq!((f1.county_code.as_str(), f1.county.as_str()), ("610527000000", "白水县"));
-    assert_eq!((f1.offers, f1.accepted, f1.declined, f1.lapsed), (4, 3, 1, 0));
+    assert_eq!(
+        (f1.county_code.as_str(), f1.county.as_str()),
+        ("610527000000", "白水县")
+    );
+    assert_eq!(
+        (f1.offers, f1.accepted, f1.declined, f1.lapsed),
+        (4, 3, 1, 0)
+    );
     assert_eq!(f1.answered, 3);
     assert_eq!(f1.declined_or_lapsed_share, 1.0 / 4.0);
-    let accepts = histories.iter().map(|t| between(t, "v1", K::Offered, K::Accepted));
+    let accepts = histories
+        .iter()
+        .map(|t| between(t, "v1", K::Offered, K::Accepted));
     assert_eq!(f1.median_accept_ms, median(accepts.collect()));
-    let resolves = histories.iter().map(|t| between(t, "v1", K::Accepted, K::Resolved));
+    let resolves = histories
+        .iter()
+        .map(|t| between(t, "v1", K::Accepted, K::Resolved));
     assert_eq!(f1.median_resolve_ms, median(resolves.collect()));
     assert_eq!((f1.ratings, f1.mean_rating), (2, f64::from(5 + 2) / 2.0));
     let f2 = &reply.figures[1];
-    assert_eq!((f2.offers, f2.accepted, f2.answered, f2.ratings), (1, 1, 1, 1));
+    assert_eq!(
+        (f2.offers, f2.accepted, f2.answered, f2.ratings),
+        (1, 1, 1, 1)
+    );
     assert_eq!((f2.mean_rating, f2.declined_or_lapsed_share), (3.0, 0.0));
 
     // Filters: a tier nobody here is of, a county by name, a window
@@ -271,15 +310,29 @@ async fn responder_figures_follow_the_tickets_history() {
         let mut roster = roster.clone();
         async move { roster.responder_figures(admin(r)).await }
     };
-    let city = figures(ask(pb::Tier::City, "", 0)).await.unwrap().into_inner();
+    let city = figures(ask(pb::Tier::City, "", 0))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(city.figures.is_empty());
-    let baishui = figures(ask(pb::Tier::Village, "白水县", 0)).await.unwrap().into_inner();
+    let baishui = figures(ask(pb::Tier::Village, "白水县", 0))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(baishui.figures.len(), 2);
-    let by_code = figures(ask(pb::Tier::Unspecified, "610527", 0)).await.unwrap().into_inner();
+    let by_code = figures(ask(pb::Tier::Unspecified, "610527", 0))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(by_code.figures.len(), 2);
-    let before = figures(ask(pb::Tier::Unspecified, "", 1)).await.unwrap().into_inner();
+    let before = figures(ask(pb::Tier::Unspecified, "", 1))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(before.figures.is_empty());
-    let nowhere = figures(ask(pb::Tier::Unspecified, "火星县", 0)).await.unwrap_err();
+    let nowhere = figures(ask(pb::Tier::Unspecified, "火星县", 0))
+        .await
+        .unwrap_err();
     assert_eq!(nowhere.code(), Code::InvalidArgument);
     assert_eq!(field_of(&nowhere), "county");
     let unauthenticated = RosterClient::new(channel.clone())

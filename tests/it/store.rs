@@ -9,7 +9,9 @@ use xingweinong::{
     model::{Corps, Tier},
     store::postgres::PgStore,
     store::{sqlite::SqliteStore, Change, TicketFilter, TicketStore, Written},
-    tickets::{liaison::Liaison, Actor, Availability, Event, EventKind, Rating, Ticket, TicketState},
+    tickets::{
+        liaison::Liaison, Actor, Availability, Event, EventKind, Rating, Ticket, TicketState,
+    },
 };
 
 fn ticket(id: &str, key: Option<&str>, created: i64) -> Ticket {
@@ -220,7 +222,12 @@ async fn a_rating_is_stored_with_its_event(store: &dyn TicketStore, head: u64) -
     r.assignee = Some("t1".into());
     r.answer = "剪除病枝".into();
     let first = event(&r, 1, EventKind::Resolved, Some("t1"));
-    let head = done(store.insert(&r, &[first.clone()], &[], head).await.unwrap());
+    let head = done(
+        store
+            .insert(&r, std::slice::from_ref(&first), &[], head)
+            .await
+            .unwrap(),
+    );
     assert_eq!(store.get("tk-r").await.unwrap().unwrap().0.rating, None);
     r.updated_at_ms = 6_000;
     r.rating = Some(Rating {
@@ -231,7 +238,12 @@ async fn a_rating_is_stored_with_its_event(store: &dyn TicketStore, head: u64) -
     rated.actor = Actor::Farmer;
     rated.reason = "很管用，谢谢".into();
     rated.stars = Some(4);
-    let head = done(store.update(&r, &[rated.clone()], &[], head).await.unwrap());
+    let head = done(
+        store
+            .update(&r, std::slice::from_ref(&rated), &[], head)
+            .await
+            .unwrap(),
+    );
     let (stored, events) = store.get("tk-r").await.unwrap().unwrap();
     assert_eq!(stored, r);
     assert_eq!(events, [first.clone(), rated.clone()]);

@@ -382,6 +382,7 @@ const DAY_MS = 86400000;
 const dur = (ms) => {
   const s = Math.floor(num(ms) / 1000);
   if (!num(ms)) return '—';
+  if (s < 1) return '不到 1 秒';
   if (s < 60) return `${s} 秒`;
   if (s < 3600) return `${Math.floor(s / 60)} 分 ${s % 60} 秒`;
   return `${Math.floor(s / 3600)} 小时 ${Math.floor((s % 3600) / 60)} 分`;

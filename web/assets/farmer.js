@@ -416,6 +416,7 @@ function pickStars(n) {
     b.classList.toggle('on', on);
     b.setAttribute('aria-checked', Number(b.dataset.stars) === n ? 'true' : 'false');
   }
+  if (n) showError($('#rate-error'), null);
 }
 for (const b of starButtons) b.addEventListener('click', () => pickStars(Number(b.dataset.stars)));
 

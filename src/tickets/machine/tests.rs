@@ -434,7 +434,10 @@ fn only_a_resolved_ticket_is_rated_and_only_once() {
         panic!("one event: {:?}", rated.events)
     };
     assert_eq!((e.kind, e.seq, e.at_ms), (E::Rated, 5, NOW));
-    assert_eq!((&e.actor, e.talent_id.as_deref()), (&Actor::Farmer, Some("a")));
+    assert_eq!(
+        (&e.actor, e.talent_id.as_deref()),
+        (&Actor::Farmer, Some("a"))
+    );
     assert_eq!((e.stars, e.reason.as_str()), (Some(4), "管用"));
     let again = rate(&rated.ticket, rating, &cx);
     assert!(matches!(again, Err(Error::AlreadyExists(_))), "{again:?}");

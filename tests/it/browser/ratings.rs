@@ -44,7 +44,9 @@ async fn a_farmer_rates_an_answer_and_an_admin_sorts_the_figures() {
         .into_inner();
     v1.decline(&third.id).await.unwrap();
     v2.accept(&third.id).await.unwrap();
-    v2.resolve(&third.id, "刮净病斑，涂甲硫萘乙酸").await.unwrap();
+    v2.resolve(&third.id, "刮净病斑，涂甲硫萘乙酸")
+        .await
+        .unwrap();
 
     // The farmer's phone knows the third ticket (as after submitting it).
     let farmer = driver.session("farmer").await;
@@ -70,10 +72,15 @@ async fn a_farmer_rates_an_answer_and_an_admin_sorts_the_figures() {
     farmer.wait_text("rated-stars", "★★★★★").await;
     farmer.wait_text("rated-comment", COMMENT).await;
     let form_hidden = farmer
-        .js("return document.querySelector('[data-testid=rate-box]').hidden;", vec![])
+        .js(
+            "return document.querySelector('[data-testid=rate-box]').hidden;",
+            vec![],
+        )
         .await;
     farmer
-        .check(form_hidden == json!(true), || "the form stays after rating".into())
+        .check(form_hidden == json!(true), || {
+            "the form stays after rating".into()
+        })
         .await;
     farmer.shoot("rated", Some("rated")).await;
     let stored = fetch(&mut farmer_api, &third).await;
@@ -111,7 +118,9 @@ async fn a_farmer_rates_an_answer_and_an_admin_sorts_the_figures() {
     admin.click("figures-sort-rating").await;
     let after = admin.wait_js("rows sorted by rating", order, vec![]).await;
     admin
-        .check(after == json!("v2,v1"), || format!("by mean rating: {after}"))
+        .check(after == json!("v2,v1"), || {
+            format!("by mean rating: {after}")
+        })
         .await;
     admin.shoot("figures", Some("figures-table")).await;
     admin.click("figures-sort-rating").await;
