@@ -23,6 +23,9 @@ pub enum Error {
     ResourceExhausted(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// What the call would create exists already (a ticket's rating).
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The server cannot take the call now (it is stopping, say).
     #[error("{0}")]
     Unavailable(String),

@@ -96,8 +96,13 @@ pub(crate) enum Command {
     Tickets(tickets::TicketCommand),
     /// Lists talents, filtered (admin).
     Talents(roster::TalentsArgs),
+    /// Prints each responder's figures (admin): offers, declines and
+    /// lapses, tickets answered, median times to accept and to resolve,
+    /// ratings; by tier, county and time window.
+    Figures(figures::FiguresArgs),
 }
 
+mod figures;
 pub mod loadgen;
 mod print;
 mod responder;
@@ -444,6 +449,7 @@ impl Cli {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Tickets(command) => tickets::run(command).await,
+        Command::Figures(args) => figures::run(args).await,
         Command::Serve(args) => serve(&args).await,
         Command::GenRoster { seed, size } => gen_roster(seed, size),
         Command::Eval { file, worst } => evaluate(&file, worst),

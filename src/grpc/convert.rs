@@ -13,6 +13,7 @@ use crate::{
     reading::lexicon::Lexicon,
     roster::{RawRow, RosterFormat},
     search::Snapshot,
+    tickets::figures::ResponderFigures,
     tickets::view::{self, Showing, Viewer},
     tickets::{Availability, Event, EventKind, Ticket, TicketState},
     {matching::Candidate, model::Location},
@@ -263,6 +264,7 @@ fn kind_to_pb(k: EventKind) -> pb::TicketEventKind {
         EventKind::Unroutable => pb::TicketEventKind::Unroutable,
         EventKind::Cancelled => pb::TicketEventKind::Cancelled,
         EventKind::Rerouted => pb::TicketEventKind::Rerouted,
+        EventKind::Rated => pb::TicketEventKind::Rated,
     }
 }
 
@@ -291,6 +293,7 @@ pub(crate) fn event_to_pb(e: &Event, viewer: Viewer<'_>, snapshot: &Snapshot) ->
             .as_deref()
             .map(|id| talent_ref(id, viewer, snapshot)),
         tier: tier_to_pb(e.tier).into(),
+        stars: e.stars.map_or(0, u32::from),
     }
 }
 
@@ -332,6 +335,10 @@ pub(crate) fn ticket_to_pb(
         contact: view::contact(t, viewer).unwrap_or_default().to_string(),
         offer_deadline_ms: t.offer_deadline_ms.unwrap_or(0),
         reason: t.reason.clone(),
+        rating: t.rating.as_ref().map(|r| pb::Rating {
+            stars: u32::from(r.stars),
+            comment: r.comment.clone(),
+        }),
     }
 }
 
@@ -350,5 +357,27 @@ pub(crate) fn division_to_pb(d: &Division) -> pb::Division {
             lat: d.point.lat,
             lon: d.point.lon,
         }),
+    }
+}
+
+/// One responder's figures; a median or mean without values is 0.
+pub(crate) fn figure_to_pb(f: &ResponderFigures) -> pb::ResponderFigure {
+    let t = &f.tally;
+    pb::ResponderFigure {
+        talent_id: f.talent_id.clone(),
+        name: f.name.clone(),
+        tier: f.tier.map_or(pb::Tier::Unspecified, tier_to_pb).into(),
+        county_code: f.county.map(|c| c.code.to_string()).unwrap_or_default(),
+        county: f.county.map(|c| c.name.clone()).unwrap_or_default(),
+        offers: t.offers,
+        accepted: t.accepted,
+        declined: t.declined,
+        lapsed: t.lapsed,
+        declined_or_lapsed_share: t.declined_or_lapsed_share().unwrap_or(0.0),
+        answered: t.answered,
+        median_accept_ms: t.median_accept_ms().unwrap_or(0),
+        median_resolve_ms: t.median_resolve_ms().unwrap_or(0),
+        ratings: t.stars.len() as u32,
+        mean_rating: t.mean_rating().unwrap_or(0.0),
     }
 }

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{
     call::{detach, Gate},
     convert::{corps_from_pb, format_from_pb, state_from_pb, talent_to_pb, talent_to_row},
-    convert::{ticket_to_pb, tier_from_pb},
+    convert::{figure_to_pb, ticket_to_pb, tier_from_pb},
     deliveries,
 };
 use crate::{
@@ -25,6 +25,7 @@ use crate::{
     server::audit::{AuditLog, Entry, Upload},
     server::limits::caller::Caller,
     server::statuses,
+    tickets::figures::FigureFilter,
     tickets::view::{self, Showing, Viewer},
     tickets::{Dispatcher, ACTION_FRAGMENT},
 };
@@ -516,5 +517,26 @@ impl pb::roster_service_server::RosterService for RosterApi {
         Ok(Response::new(
             deliveries::retry(&self.deliveries, call.message).await?,
         ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn responder_figures(
+        &self,
+        request: Request<pb::ResponderFiguresRequest>,
+    ) -> Result<Response<pb::ResponderFiguresResponse>, Status> {
+        let call = self.gate.admin(request)?;
+        let r = call.message;
+        let filter = FigureFilter {
+            tier: tier_from_pb(r.tier, "tier")?,
+            county: r.county,
+            from_ms: r.from_ms,
+            to_ms: r.to_ms,
+        };
+        let (figures, window) = self.dispatcher.responder_figures(&filter).await?;
+        Ok(Response::new(pb::ResponderFiguresResponse {
+            figures: figures.iter().map(figure_to_pb).collect(),
+            from_ms: window.from_ms,
+            to_ms: window.to_ms,
+        }))
     }
 }

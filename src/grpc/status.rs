@@ -47,6 +47,7 @@ impl From<Error> for Status {
             Error::NotFound(m) => Status::not_found(m),
             Error::ResourceExhausted(m) => Status::resource_exhausted(m),
             Error::FailedPrecondition(m) => Status::failed_precondition(m),
+            Error::AlreadyExists(m) => Status::already_exists(m),
             Error::Unavailable(m) => Status::unavailable(m),
             Error::Storage(m) => {
                 tracing::error!(cause = %m, "storage failure");

@@ -133,4 +133,22 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         .await?;
         Ok(Response::new(self.reply(&ticket, &[])))
     }
+
+    async fn rate_answer(
+        &self,
+        request: Request<pb::RateAnswerRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let call = self.gate.farmer(request)?;
+        let (r, dispatcher) = (call.message, self.dispatcher.clone());
+        record_ticket(&r.ticket_id);
+        let (ticket, history) = detach("dispatcher", async move {
+            let id = TicketId::new(r.ticket_id.trim());
+            dispatcher
+                .rate(&id, &r.ticket_secret, r.stars, &r.comment)
+                .await
+        })
+        .await?;
+        tracing::info!(ticket = %ticket.id, "answer rated");
+        Ok(Response::new(self.reply(&ticket, &history)))
+    }
 }

@@ -178,6 +178,7 @@ mod tests {
             reason: String::new(),
             created_at_ms: 0,
             updated_at_ms: 0,
+            rating: None,
         }
     }
 
@@ -192,6 +193,7 @@ mod tests {
             state,
             talent_id: Some("r1".into()),
             tier: Tier::Village,
+            stars: None,
         }
     }
 

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use crate::{
     model::Location,
     model::{Corps, Tier},
-    tickets::{Actor, Event, EventKind, Ticket, TicketState},
+    tickets::{Actor, Event, EventKind, Rating, Ticket, TicketState},
 };
 
 /// The columns of a ticket row, in the order of [`ticket_values`] and
@@ -21,12 +21,23 @@ use crate::{
 pub(crate) const TICKET_COLUMNS: &str =
     "id, text, location, division_code, subject, corps, contact, \
      idempotency_key, state, assignee, tier, offers_in_tier, offer_deadline_ms, answer, reason, \
-     created_at_ms, updated_at_ms, words";
+     created_at_ms, updated_at_ms, words, rating_stars, rating_comment";
 
 /// The columns of an event row, in the order of [`event_values`] and
 /// [`event_of`].
 pub(crate) const EVENT_COLUMNS: &str =
-    "ticket_id, seq, kind, actor, at_ms, reason, state, talent_id, tier";
+    "ticket_id, seq, kind, actor, at_ms, reason, state, talent_id, tier, stars";
+
+/// The events of every ticket with an event in a window (`$1`/`?1` ≤
+/// `at_ms` < `$2`/`?2`), by ticket and sequence; the same SQL for both
+/// stores but for the marks.
+pub(crate) fn events_between_sql(mark: char) -> String {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM ticket_events WHERE ticket_id IN \
+         (SELECT DISTINCT ticket_id FROM ticket_events WHERE at_ms >= {mark}1 AND at_ms < {mark}2) \
+         ORDER BY ticket_id, seq"
+    )
+}
 
 /// Parameter marks for a list of columns: `?1, ?2, …` for SQLite (`mark`
 /// `'?'`) and `$1, $2, …` for PostgreSQL (`'$'`).
@@ -224,6 +235,34 @@ impl Column for Option<Vec<String>> {
     }
 }
 
+/// A rating's stars, 1 to 5; NULL when there is none.
+impl Column for Option<u8> {
+    fn put(&self) -> Value<'_> {
+        self.map_or(Value::Null, |n| Value::Int(i64::from(n)))
+    }
+    fn take<R: Columns>(r: &R, i: usize) -> Result<Self, R::Error> {
+        match r.maybe_int(i)? {
+            None => Ok(None),
+            Some(n) => u8::try_from(n)
+                .ok()
+                .filter(|n| (1..=5).contains(n))
+                .map(Some)
+                .ok_or_else(|| R::bad("stars", &n.to_string())),
+        }
+    }
+}
+
+/// A ticket's rating from its stars at `i` and its comment at `i + 1`;
+/// None for a ticket not rated (NULL stars).
+fn rating_of<R: Columns>(r: &R, i: usize) -> Result<Option<Rating>, R::Error> {
+    let stars: Option<u8> = Column::take(r, i)?;
+    let comment: Option<String> = Column::take(r, i + 1)?;
+    Ok(stars.map(|stars| Rating {
+        stars,
+        comment: comment.unwrap_or_default(),
+    }))
+}
+
 /// A ticket's columns, in [`TICKET_COLUMNS`] order.
 pub(crate) fn ticket_values(t: &Ticket) -> Vec<Value<'_>> {
     vec![
@@ -245,6 +284,12 @@ pub(crate) fn ticket_values(t: &Ticket) -> Vec<Value<'_>> {
         t.created_at_ms.put(),
         t.updated_at_ms.put(),
         t.words.put(),
+        t.rating
+            .as_ref()
+            .map_or(Value::Null, |r| Value::Int(i64::from(r.stars))),
+        t.rating
+            .as_ref()
+            .map_or(Value::Null, |r| Value::Text(r.comment.as_str().into())),
     ]
 }
 
@@ -269,6 +314,7 @@ pub(crate) fn ticket_of<R: Columns>(r: &R) -> Result<Ticket, R::Error> {
         created_at_ms: Column::take(r, 15)?,
         updated_at_ms: Column::take(r, 16)?,
         words: Column::take(r, 17)?,
+        rating: rating_of(r, 18)?,
     })
 }
 
@@ -284,6 +330,7 @@ pub(crate) fn event_values(e: &Event) -> Vec<Value<'_>> {
         e.state.put(),
         e.talent_id.put(),
         e.tier.put(),
+        e.stars.put(),
     ]
 }
 
@@ -299,6 +346,7 @@ pub(crate) fn event_of<R: Columns>(r: &R) -> Result<Event, R::Error> {
         state: Column::take(r, 6)?,
         talent_id: Column::take(r, 7)?,
         tier: Column::take(r, 8)?,
+        stars: Column::take(r, 9)?,
     })
 }
 
@@ -368,6 +416,7 @@ mod tests {
             reason: "无人接单".into(),
             created_at_ms: 1_000,
             updated_at_ms: 2_000,
+            rating: None,
             words: Some(vec!["苹果".into(), "叶子".into()]),
         }
     }
@@ -377,7 +426,7 @@ mod tests {
         let t = ticket();
         let values = ticket_values(&t);
         assert_eq!(values.len(), TICKET_COLUMNS.split(',').count());
-        assert!(placeholders(TICKET_COLUMNS, '$').ends_with(", $17, $18"));
+        assert!(placeholders(TICKET_COLUMNS, '$').ends_with(", $19, $20"));
         assert_eq!(values[5], Value::Text(Corps::Fruit.chinese().into()));
         assert_eq!(values[4], Value::Null);
         assert_eq!(ticket_of(&held(values)), Ok(t.clone()));
@@ -392,6 +441,7 @@ mod tests {
             state: t.state,
             talent_id: None,
             tier: t.tier,
+            stars: None,
         };
         let values = event_values(&e);
         assert_eq!(values.len(), EVENT_COLUMNS.split(',').count());

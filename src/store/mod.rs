@@ -95,6 +95,10 @@ pub trait TicketStore: Send + Sync + 'static {
     async fn liaisons(&self) -> Result<Vec<Liaison>>;
     /// The key tokens are signed with: made once, then kept.
     async fn signing_key(&self) -> Result<Vec<u8>>;
+    /// Every event of each ticket that has an event at `from_ms` or later
+    /// and before `to_ms`, by ticket and in order: what the responder
+    /// figures are tallied from (`tickets::figures`).
+    async fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>>;
     /// Answers when the store can be read now (the readiness probe).
     async fn ping(&self) -> Result<()>;
 }

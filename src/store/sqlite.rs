@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_tickets.sql"),
     include_str!("../../migrations/sqlite/0002_ticket_words.sql"),
     include_str!("../../migrations/sqlite/0003_outbox.sql"),
+    include_str!("../../migrations/sqlite/0004_ratings.sql"),
 ];
 
 #[derive(Clone)]
@@ -221,6 +222,15 @@ impl TicketStore for SqliteStore {
 
     async fn head(&self) -> Result<u64> {
         Ok(0)
+    }
+
+    async fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare(&codec::events_between_sql('?'))?;
+            let rows = stmt.query_map([from_ms, to_ms], event_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<()> {

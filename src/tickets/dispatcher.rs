@@ -27,7 +27,7 @@ use super::{
     drain::Freed,
     fanout::{Liaisons, Subscribers},
     machine::{self, Command, Context, DispatchConfig, Routes, Transition},
-    now_ms, random_hex, Availability, Event, EventKind, Ticket, TicketState,
+    now_ms, random_hex, Availability, Event, EventKind, Rating, Ticket, TicketState,
 };
 use crate::{
     error::{check_free_text, check_id, check_len, check_no_controls, MAX_ID_BYTES},
@@ -48,6 +48,8 @@ const MAX_CONTACT_CHARS: usize = 64;
 const MAX_KEY_CHARS: usize = 128;
 const MAX_ANSWER_CHARS: usize = 4_000;
 const MAX_REASON_CHARS: usize = 500;
+/// Longest comment a farmer may give with a rating, in characters.
+pub(crate) const MAX_COMMENT_CHARS: usize = 500;
 
 /// A submitted problem.
 #[derive(Debug, Clone, Default)]
@@ -340,6 +342,7 @@ impl Dispatcher {
             reason: String::new(),
             created_at_ms: 0,
             updated_at_ms: 0,
+            rating: None,
         }
     }
 
@@ -533,6 +536,69 @@ impl Dispatcher {
         // A cancelled ticket keeps its assignee: whoever held it is free.
         self.drain_queue(Freed::holder_of(&ticket)).await?;
         Ok(ticket)
+    }
+
+    /// Records the farmer's rating of a resolved ticket's answer, proven
+    /// theirs by `secret`: 1 to 5 `stars` and an optional `comment`, once
+    /// per ticket (`machine::rate` decides). Returns the ticket with its
+    /// history, the `Rated` event last; the event is pushed to the farmer's
+    /// watchers and to the responder who answered.
+    pub(crate) async fn rate(
+        &self,
+        id: &TicketId,
+        secret: &str,
+        stars: u32,
+        comment: &str,
+    ) -> Result<(Ticket, Vec<Event>)> {
+        let stars = u8::try_from(stars)
+            .ok()
+            .filter(|s| (1..=5).contains(s))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "stars",
+                    format!("is {stars}; give 1 to 5 stars (请选择1到5颗星)"),
+                )
+            })?;
+        check_free_text("comment", comment, MAX_COMMENT_CHARS)?;
+        self.farmer_ticket(id, secret).await?;
+        let rating = Rating {
+            stars,
+            comment: comment.trim().to_string(),
+        };
+        let mut state = self.state.lock().await;
+        loop {
+            self.catch_up(&mut state).await?;
+            let Some((old, mut history)) = self.store.get(id.as_str()).await? else {
+                return Err(Error::NotFound(format!(
+                    "no ticket {}",
+                    crate::error::quote(id.as_str())
+                )));
+            };
+            let last_seq = history.last().map_or(0, |e| e.seq);
+            let routes = Routes::default();
+            let cx = self.context(now_ms(), last_seq, &routes);
+            let Transition { ticket, events } = machine::rate(&old, rating.clone(), &cx)?;
+            let notes = self.notes(&state, &ticket, &events);
+            let written = (self.store)
+                .update(&ticket, &events, &notes, state.cursor)
+                .await?;
+            match written {
+                Written::Done { head } => {
+                    state.cursor = head;
+                    state.apply(Some(&old), &ticket, &events);
+                    drop(state);
+                    if !notes.is_empty() {
+                        self.wake_notifier();
+                    }
+                    history.extend(events);
+                    return Ok((ticket, history));
+                }
+                Written::Stale => continue,
+                Written::Duplicate(_) => {
+                    return Err(Error::Internal("a rating hit an idempotency key".into()))
+                }
+            }
+        }
     }
 
     /// Lapses every offer whose deadline has passed, then offers queued

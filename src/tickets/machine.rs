@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Actor, Event, EventKind, Ticket, TicketState};
+use super::{Actor, Event, EventKind, Rating, Ticket, TicketState};
 use crate::{
     config::{Config, TicketConfig},
     error::{Error, Result},
@@ -323,6 +323,36 @@ pub(crate) fn step(ticket: &Ticket, command: &Command, cx: &Context<'_>) -> Resu
     Ok(m.finish())
 }
 
+/// Records the farmer's rating of a resolved ticket's answer: the rating on
+/// the ticket and a `Rated` event about the responder who answered. A
+/// ticket is rated once; one not resolved (still open, cancelled,
+/// unroutable) has no answer to rate. The stars and the comment are
+/// checked by the caller.
+pub(crate) fn rate(ticket: &Ticket, rating: Rating, cx: &Context<'_>) -> Result<Transition> {
+    if ticket.state != TicketState::Resolved {
+        return Err(Error::FailedPrecondition(format!(
+            "工单尚未解答，解答后才能评价 (ticket {} is {}: only a resolved answer can be rated)",
+            ticket.id,
+            ticket.state.key()
+        )));
+    }
+    if ticket.rating.is_some() {
+        return Err(Error::AlreadyExists(format!(
+            "该工单已评价过，每个工单只能评价一次 (ticket {} is already rated)",
+            ticket.id
+        )));
+    }
+    let mut m = Moving::new(ticket, cx);
+    let (stars, comment) = (rating.stars, rating.comment.clone());
+    m.ticket.rating = Some(rating);
+    let answered_by = ticket.assignee.clone();
+    m.record(EventKind::Rated, Actor::Farmer, &comment, answered_by);
+    if let Some(e) = m.events.last_mut() {
+        e.stars = Some(stars);
+    }
+    Ok(m.finish())
+}
+
 /// A ticket being moved: the copy being edited and the events so far.
 struct Moving<'a> {
     ticket: Ticket,
@@ -361,6 +391,7 @@ impl<'a> Moving<'a> {
             state: t.state,
             talent_id: talent,
             tier: t.tier,
+            stars: None,
         });
     }
 

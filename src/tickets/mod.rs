@@ -2,14 +2,16 @@
 //! acceptance and escalation to an answer. The state machine decides each
 //! change (`machine`), routing picks the responder (`routing`), the
 //! dispatcher commits and applies (`dispatcher`), streams carry the changes
-//! (`fanout`), tokens and secrets guard them (`access`, `token`), and
-//! party-member liaisons watch their villages (`liaison`).
+//! (`fanout`), tokens and secrets guard them (`access`, `token`),
+//! party-member liaisons watch their villages (`liaison`), and admins read
+//! each responder's figures, ratings included (`figures`).
 
 mod access;
 mod admin;
 pub(crate) mod dispatcher;
 mod drain;
 mod fanout;
+pub(crate) mod figures;
 pub mod liaison;
 pub(crate) mod machine;
 mod routing;
@@ -93,10 +95,12 @@ pub enum EventKind {
     Unroutable,
     Cancelled,
     Rerouted,
+    /// The farmer rated the answer (once, on a resolved ticket).
+    Rated,
 }
 
 impl EventKind {
-    pub(crate) const ALL: [EventKind; 11] = [
+    pub(crate) const ALL: [EventKind; 12] = [
         EventKind::Submitted,
         EventKind::Queued,
         EventKind::Offered,
@@ -108,6 +112,7 @@ impl EventKind {
         EventKind::Unroutable,
         EventKind::Cancelled,
         EventKind::Rerouted,
+        EventKind::Rated,
     ];
 
     pub(crate) fn key(self) -> &'static str {
@@ -123,6 +128,7 @@ impl EventKind {
             EventKind::Unroutable => "unroutable",
             EventKind::Cancelled => "cancelled",
             EventKind::Rerouted => "rerouted",
+            EventKind::Rated => "rated",
         }
     }
 
@@ -209,6 +215,17 @@ pub struct Event {
     /// The responder the change is about.
     pub talent_id: Option<String>,
     pub tier: Tier,
+    /// The stars of a rating (`Rated` events only).
+    pub stars: Option<u8>,
+}
+
+/// The farmer's rating of a resolved ticket's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rating {
+    /// 1 to 5.
+    pub stars: u8,
+    /// Optional; empty when the farmer wrote nothing.
+    pub comment: String,
 }
 
 /// A ticket's row.
@@ -237,6 +254,8 @@ pub struct Ticket {
     pub reason: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// The farmer's rating, once given (resolved tickets only).
+    pub rating: Option<Rating>,
 }
 
 impl Ticket {

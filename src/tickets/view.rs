@@ -88,6 +88,7 @@ mod tests {
             reason: String::new(),
             created_at_ms: 0,
             updated_at_ms: 0,
+            rating: None,
             words: None,
         }
     }

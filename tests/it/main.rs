@@ -21,6 +21,7 @@ mod notify;
 mod overload;
 mod properties;
 mod queue;
+mod ratings;
 mod readiness;
 mod replicas;
 mod roster_api;

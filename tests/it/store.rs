@@ -9,7 +9,9 @@ use xingweinong::{
     model::{Corps, Tier},
     store::postgres::PgStore,
     store::{sqlite::SqliteStore, Change, TicketFilter, TicketStore, Written},
-    tickets::{liaison::Liaison, Actor, Availability, Event, EventKind, Ticket, TicketState},
+    tickets::{
+        liaison::Liaison, Actor, Availability, Event, EventKind, Rating, Ticket, TicketState,
+    },
 };
 
 fn ticket(id: &str, key: Option<&str>, created: i64) -> Ticket {
@@ -32,6 +34,7 @@ fn ticket(id: &str, key: Option<&str>, created: i64) -> Ticket {
         reason: String::new(),
         created_at_ms: created,
         updated_at_ms: created,
+        rating: None,
     }
 }
 
@@ -46,6 +49,7 @@ fn event(t: &Ticket, seq: u64, kind: EventKind, talent: Option<&str>) -> Event {
         state: t.state,
         talent_id: talent.map(str::to_string),
         tier: t.tier,
+        stars: None,
     }
 }
 
@@ -62,6 +66,7 @@ async fn suite(store: Arc<dyn TicketStore>, shared: bool) {
     let (mut a, head) = a_ticket_is_stored_once_per_key(store).await;
     let (accepted, head) = an_update_commits_unless_stale(store, &mut a, head, shared).await;
     let head = open_tickets_and_listings(store, &accepted, head).await;
+    let head = a_rating_is_stored_with_its_event(store, head).await;
     presence_and_liaisons(store, head, shared).await;
     let key = store.signing_key().await.unwrap();
     assert_eq!(key.len(), 32);
@@ -205,6 +210,49 @@ async fn open_tickets_and_listings(store: &dyn TicketStore, accepted: &Event, he
         .await
         .unwrap();
     assert_eq!(held.len(), 1);
+    head
+}
+
+/// A resolved ticket rated: the rating on its row, the stars on its
+/// `rated` event; a window of events holds every event of the tickets
+/// with one in it, and nothing of the others.
+async fn a_rating_is_stored_with_its_event(store: &dyn TicketStore, head: u64) -> u64 {
+    let mut r = ticket("tk-r", None, 5_000);
+    r.state = TicketState::Resolved;
+    r.assignee = Some("t1".into());
+    r.answer = "剪除病枝".into();
+    let first = event(&r, 1, EventKind::Resolved, Some("t1"));
+    let head = done(
+        store
+            .insert(&r, std::slice::from_ref(&first), &[], head)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(store.get("tk-r").await.unwrap().unwrap().0.rating, None);
+    r.updated_at_ms = 6_000;
+    r.rating = Some(Rating {
+        stars: 4,
+        comment: "很管用，谢谢".into(),
+    });
+    let mut rated = event(&r, 2, EventKind::Rated, Some("t1"));
+    rated.actor = Actor::Farmer;
+    rated.reason = "很管用，谢谢".into();
+    rated.stars = Some(4);
+    let head = done(
+        store
+            .update(&r, std::slice::from_ref(&rated), &[], head)
+            .await
+            .unwrap(),
+    );
+    let (stored, events) = store.get("tk-r").await.unwrap().unwrap();
+    assert_eq!(stored, r);
+    assert_eq!(events, [first.clone(), rated.clone()]);
+    assert_eq!(
+        store.events_between(5_500, 7_000).await.unwrap(),
+        [first, rated],
+        "the whole history of tk-r, whose rating is in the window"
+    );
+    assert!(store.events_between(7_000, 8_000).await.unwrap().is_empty());
     head
 }
 

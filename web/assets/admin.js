@@ -38,6 +38,7 @@ function enter(stats) {
   else refreshStats();
   loadTickets(false);
   loadDeliveries();
+  loadFigures();
   $('#stats-h').tabIndex = -1;
   $('#stats-h').focus();
 }
@@ -373,6 +374,81 @@ $('#copy-token').addEventListener('click', async () => {
     say($('#copy-status'), document.execCommand && document.execCommand('copy') ? '已复制' : '请长按或按 Ctrl+C 复制');
   }
 });
+
+// ---------------------------------------------------------------- figures
+// Per-responder figures (RosterService.ResponderFigures), sorted in the
+// browser by the column whose header was clicked.
+const DAY_MS = 86400000;
+const dur = (ms) => {
+  const s = Math.floor(num(ms) / 1000);
+  if (!num(ms)) return '—';
+  if (s < 1) return '不到 1 秒';
+  if (s < 60) return `${s} 秒`;
+  if (s < 3600) return `${Math.floor(s / 60)} 分 ${s % 60} 秒`;
+  return `${Math.floor(s / 3600)} 小时 ${Math.floor((s % 3600) / 60)} 分`;
+};
+const pct = (f) => (f.offers ? `${Math.round(num(f.declinedOrLapsedShare) * 100)}%` : '—');
+// [key, header, value for sorting, cell text]
+const FIGURE_COLS = [
+  ['name', '专家', (f) => f.name || f.talentId, (f) => (f.name ? `${f.name}（${f.talentId}）` : f.talentId)],
+  ['tier', '层级', (f) => en('TIER', f.tier), (f) => TIER_ZH[en('TIER', f.tier)] || '—'],
+  ['county', '县区', (f) => f.county || '', (f) => f.county || '—'],
+  ['answered', '答复数', (f) => num(f.answered), (f) => String(num(f.answered))],
+  ['offers', '派单数', (f) => num(f.offers), (f) => String(num(f.offers))],
+  ['accept', '接单用时（中位）', (f) => (num(f.accepted) ? num(f.medianAcceptMs) : Infinity), (f) => dur(f.medianAcceptMs)],
+  ['resolve', '答复用时（中位）', (f) => (num(f.answered) ? num(f.medianResolveMs) : Infinity), (f) => dur(f.medianResolveMs)],
+  ['share', '婉拒或超时', (f) => (num(f.offers) ? num(f.declinedOrLapsedShare) : -1), pct],
+  ['rating', '平均评分', (f) => (num(f.ratings) ? num(f.meanRating) : -1), (f) => (num(f.ratings) ? num(f.meanRating).toFixed(2) : '—')],
+  ['ratings', '评价数', (f) => num(f.ratings), (f) => String(num(f.ratings))],
+];
+let figures = [];
+let figureSort = { key: 'answered', dir: -1 };
+
+async function loadFigures() {
+  const box = $('#figures-error');
+  const days = Number($('#figures-days').value);
+  try {
+    const r = await call('ResponderFigures', {
+      tier: $('#figures-tier').value || undefined,
+      county: $('#figures-county').value || undefined,
+      fromMs: days ? String(Date.now() - days * DAY_MS) : undefined,
+    });
+    figures = r.figures || [];
+    showError(box, null);
+    renderFigures();
+  } catch (e) {
+    failed(box, e);
+  }
+  if ($('#figures-county').options.length === 1) {
+    try {
+      const d = await unary('MatchService', 'ListDivisions', {});
+      $('#figures-county').append(...(d.divisions || []).map((c) => h('option', { value: c.code.slice(0, 6) }, c.name)));
+    } catch { /* the filter stays at 全部 */ }
+  }
+}
+
+function renderFigures() {
+  const col = FIGURE_COLS.find((c) => c[0] === figureSort.key);
+  const sorted = figures.slice().sort((a, b) => {
+    const x = col[2](a), y = col[2](b);
+    return (x < y ? -1 : x > y ? 1 : 0) * figureSort.dir || String(a.talentId).localeCompare(String(b.talentId));
+  });
+  $('#figures-head').replaceChildren(...FIGURE_COLS.map(([key, label]) => {
+    const on = key === figureSort.key;
+    return h('th', { scope: 'col', 'aria-sort': on ? (figureSort.dir > 0 ? 'ascending' : 'descending') : 'none' },
+      h('button', { type: 'button', testid: 'figures-sort-' + key, onclick: () => sortFigures(key) }, label + (on ? (figureSort.dir > 0 ? ' ▲' : ' ▼') : '')));
+  }));
+  $('#figures-body').replaceChildren(...(sorted.length ? sorted.map((f) => h('tr', { testid: 'figure-row', 'data-talent-id': f.talentId },
+    ...FIGURE_COLS.map(([key, , , text], i) => h('td', { class: i > 2 ? 'n' : null, 'data-col': key }, text(f)))))
+    : [h('tr', null, h('td', { colspan: String(FIGURE_COLS.length), class: 'muted' }, '这段时间没有派单记录。'))]));
+}
+
+function sortFigures(key) {
+  figureSort = { key, dir: figureSort.key === key ? -figureSort.dir : (key === 'name' || key === 'tier' || key === 'county' ? 1 : -1) };
+  renderFigures();
+}
+
+$('#figures-form').addEventListener('submit', (ev) => { ev.preventDefault(); loadFigures(); });
 
 // ---------------------------------------------------------------- start
 const saved = load(sessionStorage, TOKEN_KEY, '');

@@ -4,7 +4,7 @@
 // fragment, removes it from the address bar and shows that one offer.
 import { unary, serverStream } from './connect.js';
 import {
-  $, h, CORPS_ZH, STATE_ZH, EVENT_ZH, TIER_ZH, en, num, fmtTime, fmtLeft,
+  $, h, CORPS_ZH, STATE_ZH, EVENT_ZH, TIER_ZH, en, num, fmtTime, fmtLeft, starText,
   showError, say, load, save, keepStreaming,
 } from './ui.js';
 
@@ -200,7 +200,22 @@ function onAssignment(a) {
   if (!t || !t.id) return;
   if (a.replay && replay) replay.seen.add(t.id);
   else if (!a.replay) endReplay();
+  if (a.event && en('EVENT', a.event.kind) === 'TICKET_EVENT_KIND_RATED') { rated(t, a.event); return; }
   apply(t, a.event, !!a.readOnly);
+}
+
+// The farmer rated an answer of ours: shown on that ticket in the done list.
+function rated(t, event) {
+  const n = num(event.stars);
+  let li = $('#done').querySelector(`[data-ticket-id="${CSS.escape(t.id)}"]`);
+  if (!li) {
+    li = h('li', { testid: 'done-item', 'data-ticket-id': t.id }, h('span', { class: 'name' }, t.subject || '问题'), ' ', (t.text || '').slice(0, 40));
+    $('#done').prepend(li);
+  }
+  for (const old of li.querySelectorAll('[data-testid^=done-rating]')) old.remove();
+  li.append(h('span', { class: 'tag', testid: 'done-rating', 'data-stars': String(n), 'aria-label': `农户评价 ${n} 星` }, '农户评价 ' + starText(n)),
+    event.reason ? h('div', { class: 'muted', testid: 'done-rating-comment' }, event.reason) : null);
+  say($('#announce'), `农户给您的答复打了 ${n} 星`);
 }
 
 function mine(t, readOnly) {

@@ -2,7 +2,7 @@
 import { unary, serverStream } from './connect.js';
 import {
   $, h, TIER_ZH, CORPS_ZH, STATE_ZH, EVENT_ZH, OPEN_STATES, en, num, fmtTime, fmtKm,
-  showError, say, load, save, keepStreaming, newKey,
+  showError, say, load, save, keepStreaming, newKey, starText,
 } from './ui.js';
 
 const MAX_CHARS = 4000;
@@ -298,6 +298,11 @@ function openTicket(rec, ticket) {
   showError($('#ticket-error'), null);
   setState(rec.state || 'TICKET_STATE_UNSPECIFIED');
   $('#answer-box').hidden = true;
+  $('#rate-box').hidden = true;
+  $('#rated').hidden = true;
+  $('#rate-comment').value = '';
+  pickStars(0);
+  showError($('#rate-error'), null);
   $('#ticket-who').textContent = '';
   $('#ticket-contact').textContent = '';
   if (ticket) renderTicket(ticket);
@@ -382,7 +387,7 @@ function onEvent(ev) {
     setState(st);
     assignee(ev.talent, st);
   }
-  // The event carries no answer or contact: read the ticket for them.
+  // The event carries no answer, contact or rating: read the ticket for them.
   if (fresh && st === 'TICKET_STATE_RESOLVED') catchUp(current);
 }
 
@@ -397,7 +402,59 @@ function renderTicket(t) {
   $('#answer-box').hidden = !t.answer;
   $('#ticket-answer').textContent = t.answer || '';
   $('#ticket-contact').textContent = t.contact ? `您留的联系方式：${t.contact}（专家接单后才能看到）` : '';
+  showRating(st, t.rating);
 }
+
+// ---------------------------------------------------------------- rating
+// A resolved answer is rated once: 1 to 5 stars and an optional comment.
+let stars = 0;
+const starButtons = [...document.querySelectorAll('#rate-box [data-stars]')];
+function pickStars(n) {
+  stars = n;
+  for (const b of starButtons) {
+    const on = Number(b.dataset.stars) <= n;
+    b.classList.toggle('on', on);
+    b.setAttribute('aria-checked', Number(b.dataset.stars) === n ? 'true' : 'false');
+  }
+  if (n) showError($('#rate-error'), null);
+}
+for (const b of starButtons) b.addEventListener('click', () => pickStars(Number(b.dataset.stars)));
+
+function showRating(st, rating) {
+  const rated = !!(rating && num(rating.stars));
+  $('#rate-box').hidden = st !== 'TICKET_STATE_RESOLVED' || rated;
+  $('#rated').hidden = !rated;
+  if (rated) {
+    const n = num(rating.stars);
+    $('#rated-stars').textContent = starText(n);
+    $('#rated-stars').setAttribute('aria-label', `${n} 星`);
+    $('#rated-stars').dataset.stars = String(n);
+    $('#rated-comment').textContent = rating.comment || '';
+  }
+}
+
+$('#rate-box').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  if (!current) return;
+  const me = current;
+  const box = $('#rate-error');
+  const comment = $('#rate-comment').value.trim();
+  if (!stars) { showError(box, '请先点星星打分：1 星没帮助，5 星很有帮助。'); starButtons[0].focus(); return; }
+  if (chars(comment) > 500) { showError(box, `想说的话有 ${chars(comment)} 字，最多 500 字。`); return; }
+  const btn = $('#rate-submit');
+  btn.disabled = true;
+  try {
+    const t = await unary('TicketService', 'RateAnswer', { ticketId: me.id, ticketSecret: me.secret, stars, comment });
+    showError(box, null);
+    if (current === me) renderTicket(t);
+  } catch (e) {
+    // Rated already (from another phone, or a double tap): show that one.
+    if (e.code === 'already_exists') catchUp(me);
+    else showError(box, e);
+  } finally {
+    btn.disabled = false;
+  }
+});
 
 $('#cancel').addEventListener('click', async () => {
   if (!current) return;

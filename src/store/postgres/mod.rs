@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_shared.sql"),
     include_str!("../../../migrations/postgres/0002_ticket_words.sql"),
     include_str!("../../../migrations/postgres/0003_outbox.sql"),
+    include_str!("../../../migrations/postgres/0004_ratings.sql"),
 ];
 /// Connections one replica opens at most.
 const MAX_CONNECTIONS: usize = 8;

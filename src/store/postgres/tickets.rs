@@ -42,6 +42,8 @@ static SELECT_EVENTS: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {EVENT_COLUMNS} FROM ticket_events WHERE ticket_id = $1 ORDER BY seq")
 });
 
+static EVENTS_BETWEEN: LazyLock<String> = LazyLock::new(|| codec::events_between_sql('$'));
+
 /// A ticket's row, new or changed: what can change after the ticket was
 /// submitted is updated.
 static UPSERT_TICKET: LazyLock<String> = LazyLock::new(|| {
@@ -50,7 +52,8 @@ static UPSERT_TICKET: LazyLock<String> = LazyLock::new(|| {
          ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, assignee = EXCLUDED.assignee, \
          tier = EXCLUDED.tier, offers_in_tier = EXCLUDED.offers_in_tier, \
          offer_deadline_ms = EXCLUDED.offer_deadline_ms, answer = EXCLUDED.answer, \
-         reason = EXCLUDED.reason, updated_at_ms = EXCLUDED.updated_at_ms",
+         reason = EXCLUDED.reason, updated_at_ms = EXCLUDED.updated_at_ms, \
+         rating_stars = EXCLUDED.rating_stars, rating_comment = EXCLUDED.rating_comment",
         placeholders(TICKET_COLUMNS, '$')
     )
 });
@@ -61,7 +64,7 @@ static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO ticket_events ({EVENT_COLUMNS}) \
          SELECT * FROM UNNEST($1::TEXT[], $2::INTEGER[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], \
-         $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[])"
+         $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::INTEGER[])"
     )
 });
 
@@ -334,6 +337,15 @@ impl TicketStore for PgStore {
         let mut c = self.pool.lease().await?;
         let rows = c.query("SELECT id FROM log_head", &[]).await?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0) as u64))
+    }
+
+    async fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>> {
+        let mut c = self.pool.lease().await?;
+        c.query(&EVENTS_BETWEEN, &[&from_ms, &to_ms])
+            .await?
+            .iter()
+            .map(codec::event_of)
+            .collect()
     }
 
     async fn ping(&self) -> Result<()> {

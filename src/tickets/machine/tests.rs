@@ -29,6 +29,7 @@ fn ticket(state: TicketState) -> Ticket {
         reason: String::new(),
         created_at_ms: 1_000,
         updated_at_ms: 2_000,
+        rating: None,
     }
 }
 
@@ -403,4 +404,41 @@ fn a_notified_offer_waits_its_own_timeout() {
     assert_eq!(lapsed.events[0].kind, E::OfferTimedOut);
     assert_eq!(lapsed.events[0].reason, "1800秒内未接单");
     assert_eq!(lapsed.ticket.assignee.as_deref(), Some("d"));
+}
+
+#[test]
+fn only_a_resolved_ticket_is_rated_and_only_once() {
+    let (routes, config) = (Routes::default(), DispatchConfig::default());
+    let cx = Context {
+        now_ms: NOW,
+        last_seq: 4,
+        routes: &routes,
+        config: &config,
+    };
+    let rating = Rating {
+        stars: 4,
+        comment: "管用".into(),
+    };
+    for state in S::ALL.into_iter().filter(|s| *s != S::Resolved) {
+        let refused = rate(&ticket(state), rating.clone(), &cx);
+        assert!(
+            matches!(refused, Err(Error::FailedPrecondition(_))),
+            "{state:?}: {refused:?}"
+        );
+    }
+    let rated = rate(&ticket(S::Resolved), rating.clone(), &cx).unwrap();
+    assert_eq!(rated.ticket.rating, Some(rating.clone()));
+    assert_eq!(rated.ticket.state, S::Resolved);
+    assert_eq!(rated.ticket.updated_at_ms, NOW);
+    let [e] = &rated.events[..] else {
+        panic!("one event: {:?}", rated.events)
+    };
+    assert_eq!((e.kind, e.seq, e.at_ms), (E::Rated, 5, NOW));
+    assert_eq!(
+        (&e.actor, e.talent_id.as_deref()),
+        (&Actor::Farmer, Some("a"))
+    );
+    assert_eq!((e.stars, e.reason.as_str()), (Some(4), "管用"));
+    let again = rate(&rated.ticket, rating, &cx);
+    assert!(matches!(again, Err(Error::AlreadyExists(_))), "{again:?}");
 }

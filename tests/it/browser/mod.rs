@@ -12,6 +12,7 @@ mod admin;
 mod farmer_expert;
 mod layout;
 mod links;
+mod ratings;
 
 use std::{
     net::SocketAddr,
@@ -512,15 +513,19 @@ impl Page {
     }
 
     /// What makes the page wider than `width` CSS pixels (it would scroll
-    /// sideways), or None.
+    /// sideways), or None. What is inside a box that scrolls sideways by
+    /// itself (a wide table in its `.table-wrap`) is not named: it does
+    /// not widen the page.
     pub(crate) async fn overflow(&self, width: u32) -> Option<String> {
         let v = self
             .js(
                 "const w = arguments[0]; \
                  const sw = document.documentElement.scrollWidth; \
                  if (sw <= w) return null; \
+                 const scrolls = (e) => { for (let a = e.parentElement; a; a = a.parentElement) \
+                   if (['auto', 'scroll'].includes(getComputedStyle(a).overflowX)) return true; return false; }; \
                  const wide = [...document.querySelectorAll('body *')] \
-                   .filter(e => e.getBoundingClientRect().right > w + 0.5).slice(0, 8) \
+                   .filter(e => e.getBoundingClientRect().right > w + 0.5 && !scrolls(e)).slice(0, 8) \
                    .map(e => e.tagName + (e.dataset.testid ? '[' + e.dataset.testid + ']' : '') \
                      + (typeof e.className === 'string' && e.className ? '.' + e.className : '') \
                      + ' right=' + Math.round(e.getBoundingClientRect().right)); \
