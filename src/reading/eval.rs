@@ -96,8 +96,11 @@ pub(crate) struct Report {
     pub(crate) missing_unrouted: usize,
     /// Of those, the ones routed nowhere that say what is missing.
     pub(crate) missing_prompted: usize,
-    /// By `kind`, in name order.
+    /// By the issue's five kinds ([`issue_kind`]), in name order; a label
+    /// that is not one of the first set's passes as it is.
     pub(crate) kinds: BTreeMap<String, KindRow>,
+    /// By the file's own `kind`, when some label was mapped; else empty.
+    pub(crate) own_kinds: BTreeMap<String, KindRow>,
     /// expected corps → predicted corps (or "—") → count; "—" rows are the
     /// reports expected to be routed nowhere.
     pub(crate) confusion: BTreeMap<String, BTreeMap<String, usize>>,
@@ -112,7 +115,32 @@ fn pct(n: usize, d: usize) -> f64 {
     }
 }
 
+impl KindRow {
+    fn add(&mut self, other: &KindRow) {
+        self.total += other.total;
+        self.right += other.right;
+        self.subject_labelled += other.subject_labelled;
+        self.subject_correct += other.subject_correct;
+        self.corps_labelled += other.corps_labelled;
+        self.corps_correct += other.corps_correct;
+        self.abstained += other.abstained;
+    }
+}
+
 impl Report {
+    /// Counts one report's outcome under its issue kind, and under its own
+    /// kind when that differs.
+    fn add_kind(&mut self, item: &Labelled, row: &KindRow) {
+        let kind = issue_kind(&item.kind, &item.subject);
+        self.kinds.entry(kind.to_string()).or_default().add(row);
+        if kind != item.kind {
+            self.own_kinds
+                .entry(item.kind.clone())
+                .or_default()
+                .add(row);
+        }
+    }
+
     pub(crate) fn subject_accuracy(&self) -> f64 {
         pct(self.subject_correct, self.subject_labelled)
     }
@@ -166,28 +194,10 @@ impl Report {
             ));
         }
         if self.kinds.len() > 1 || self.kinds.keys().any(|k| !k.is_empty()) {
-            out.push_str(&format!(
-                "\n{:<14}{:>6}{:>16}{:>16}{:>16}{:>11}\n",
-                "kind", "n", "right", "subject", "corps", "abstained"
-            ));
-            for (kind, row) in &self.kinds {
-                let cell = |n: usize, d: usize| {
-                    if d == 0 {
-                        "—".to_string()
-                    } else {
-                        format!("{:.1}% {n}/{d}", pct(n, d))
-                    }
-                };
-                out.push_str(&format!(
-                    "{:<14}{:>6}{:>16}{:>16}{:>16}{:>11}\n",
-                    if kind.is_empty() { "(none)" } else { kind },
-                    row.total,
-                    cell(row.right, row.total),
-                    cell(row.subject_correct, row.subject_labelled),
-                    cell(row.corps_correct, row.corps_labelled),
-                    row.abstained
-                ));
-            }
+            render_kinds(&mut out, "kind", &self.kinds);
+        }
+        if !self.own_kinds.is_empty() {
+            render_kinds(&mut out, "file's kind", &self.own_kinds);
         }
         let columns: Vec<&str> = ["粮油", "蔬菜", "果树", "畜牧", "林水", "—"].to_vec();
         out.push_str("\ncorps confusion (rows: expected, columns: predicted)\n      ");
@@ -218,6 +228,52 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// A table of figures by kind, headed by `head`.
+fn render_kinds(out: &mut String, head: &str, kinds: &BTreeMap<String, KindRow>) {
+    out.push_str(&format!(
+        "\n{:<16}{:>6}{:>16}{:>16}{:>16}{:>11}\n",
+        head, "n", "right", "subject", "corps", "abstained"
+    ));
+    let cell = |n: usize, d: usize| {
+        if d == 0 {
+            "—".to_string()
+        } else {
+            format!("{:.1}% {n}/{d}", pct(n, d))
+        }
+    };
+    for (kind, row) in kinds {
+        out.push_str(&format!(
+            "{:<16}{:>6}{:>16}{:>16}{:>16}{:>11}\n",
+            if kind.is_empty() { "(none)" } else { kind },
+            row.total,
+            cell(row.right, row.total),
+            cell(row.subject_correct, row.subject_labelled),
+            cell(row.corps_correct, row.corps_labelled),
+            row.abstained
+        ));
+    }
+}
+
+/// The issue's kind (named_canonical, named_other, generic_only,
+/// photo_only, non_agri) of a report labelled with the first held-out
+/// set's kinds: `in70` names a canonical subject; `outside70` a crop
+/// outside the 70; `shared_pest` and `place` name a host, canonical when a
+/// subject is labelled; `generic`, `missing` and `nonagri` are the last
+/// three. Any other label (the five themselves, `dev.jsonl`'s
+/// difficulties) is kept.
+pub(crate) fn issue_kind<'k>(kind: &'k str, subject: &str) -> &'k str {
+    match kind {
+        "in70" => "named_canonical",
+        "outside70" => "named_other",
+        "shared_pest" | "place" if subject.is_empty() => "named_other",
+        "shared_pest" | "place" => "named_canonical",
+        "generic" => "generic_only",
+        "missing" => "photo_only",
+        "nonagri" => "non_agri",
+        other => other,
     }
 }
 
@@ -264,8 +320,10 @@ pub(crate) fn evaluate(lexicon: &Lexicon, items: &[Labelled]) -> Report {
             .entry(got_col)
             .or_default() += 1;
         let unrouted = a.subject.is_none() && a.corps.is_none();
-        let row = report.kinds.entry(item.kind.clone()).or_default();
-        row.total += 1;
+        let mut row = KindRow {
+            total: 1,
+            ..KindRow::default()
+        };
         let expect = item.expect();
         if expect != Expect::Route {
             let recognised = if expect == Expect::Missing {
@@ -296,6 +354,7 @@ pub(crate) fn evaluate(lexicon: &Lexicon, items: &[Labelled]) -> Report {
                     confidence: a.confidence,
                 });
             }
+            report.add_kind(item, &row);
             continue;
         }
         report.routable += 1;
@@ -337,6 +396,7 @@ pub(crate) fn evaluate(lexicon: &Lexicon, items: &[Labelled]) -> Report {
                 confidence: a.confidence,
             });
         }
+        report.add_kind(item, &row);
     }
     // Confident mistakes first: they are the ones that route wrongly.
     report
@@ -401,5 +461,50 @@ mod tests {
             ),
             (1, 1, 1)
         );
+    }
+
+    #[test]
+    fn the_first_sets_kinds_are_reported_as_the_issues_five() {
+        let items = parse(concat!(
+            r#"{"id":"a","text":"苹果树叶子发黄","subject":"苹果","corps":"果树","kind":"in70"}"#,
+            "\n",
+            r#"{"id":"b","text":"生菜叶子发黄","corps":"蔬菜","kind":"outside70"}"#,
+            "\n",
+            r#"{"id":"c","text":"白菜地里好多虫","subject":"白菜","corps":"蔬菜","kind":"place"}"#,
+            "\n",
+            r#"{"id":"d","text":"生菜地里全是蚜虫","corps":"蔬菜","kind":"place"}"#,
+            "\n",
+            r#"{"id":"e","text":"这是什么病？","expect":"missing","kind":"missing"}"#,
+            "\n",
+            r#"{"id":"f","text":"你好","kind":"nonagri"}"#,
+            "\n",
+            r#"{"id":"g","text":"庄稼叶子发黄咋办","corps":"粮油","kind":"generic"}"#,
+            "\n",
+        ))
+        .unwrap();
+        let r = evaluate(Lexicon::embedded(), &items);
+        let totals: Vec<(&str, usize)> =
+            r.kinds.iter().map(|(k, v)| (k.as_str(), v.total)).collect();
+        assert_eq!(
+            totals,
+            [
+                ("generic_only", 1),
+                ("named_canonical", 2),
+                ("named_other", 2),
+                ("non_agri", 1),
+                ("photo_only", 1)
+            ]
+        );
+        assert_eq!(r.own_kinds["place"].total, 2);
+        let text = r.render(0);
+        assert!(
+            text.contains("named_canonical") && text.contains("file's kind"),
+            "{text}"
+        );
+        // Labels that are the issue's own pass as they are, with no second table.
+        let set2 = parse(r#"{"id":"h","text":"你好","kind":"non_agri"}"#).unwrap();
+        let r = evaluate(Lexicon::embedded(), &set2);
+        assert_eq!(r.kinds["non_agri"].total, 1);
+        assert!(r.own_kinds.is_empty());
     }
 }

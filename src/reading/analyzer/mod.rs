@@ -11,6 +11,7 @@
 //! mostly about subsidies, prices or greetings and name no technical problem
 //! is not agricultural.
 
+mod asking;
 mod scan;
 mod score;
 mod verdict;
@@ -150,6 +151,7 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
             problem_total: cues.problem_total,
             evidence,
             words,
+            text,
         },
     )
 }
@@ -179,6 +181,67 @@ mod tests {
         for text in ["种粮补贴啥时候发", "苹果树叶子发黄有斑点", "你好"] {
             assert_eq!(read(text).missing, None, "{text}");
         }
+    }
+
+    #[test]
+    fn a_part_with_a_symptom_or_a_photo_with_a_question_asks_for_what_is_missing() {
+        // No problem cue in these: the signs of [`asking`] make them
+        // problems asked about.
+        for text in [
+            "浇完水第二天就黄了",
+            "看下这是缺啥肥",
+            "新长出来的叶子是花的 黄绿相间",
+        ] {
+            let a = read(text);
+            assert!(a.subject.is_none() && a.corps.is_none(), "{text}: {a:?}");
+            assert_eq!(a.missing, Some(MISSING_PROMPT), "{text}: {a:?}");
+        }
+        // A request about the platform is still not agricultural.
+        let a = read("这个app咋上传照片");
+        assert!(!a.agricultural && a.missing.is_none(), "{a:?}");
+    }
+
+    #[test]
+    fn selling_prices_and_procedures_are_not_technical_problems() {
+        for text in [
+            "想在网上卖猕猴桃 咋开网店",
+            "猪价啥时候能涨",
+            "麦子卖给粮站要啥手续",
+            "养殖场环评要办啥证",
+        ] {
+            let a = read(text);
+            assert!(
+                !a.agricultural && a.subject.is_none() && a.corps.is_none(),
+                "{text}: {a:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_trees_are_not_poplars() {
+        let lex = Lexicon::embedded();
+        for text in ["柳树叶子发黄咋办", "泡桐上有天牛咋治", "榆树叶子让虫吃光了"]
+        {
+            let a = read(text);
+            assert_eq!(
+                (a.subject, a.corps),
+                (None, Some(Corps::ForestryWater)),
+                "{text}: {a:?}"
+            );
+        }
+        let a = read("香椿芽发黑咋回事");
+        assert_eq!(
+            (a.subject, a.corps),
+            (None, Some(Corps::Vegetable)),
+            "{a:?}"
+        );
+        let a = read("香椿叶子发黄咋办");
+        assert_eq!(
+            (a.subject, a.corps),
+            (None, Some(Corps::Vegetable)),
+            "{a:?}"
+        );
+        assert_eq!(read("杨树溃疡病咋治").subject, lex.subject_id("杨树"));
     }
 
     #[test]

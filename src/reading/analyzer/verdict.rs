@@ -39,6 +39,9 @@ pub(super) struct Findings<'m> {
     pub(crate) problem_total: f32,
     pub(crate) evidence: Vec<Evidence>,
     pub(crate) words: Vec<String>,
+    /// The report, for the signs of a problem asked about with nothing
+    /// named ([`super::asking`]).
+    pub(crate) text: &'m str,
 }
 
 /// Decides the reading: not agricultural, a subject, a corps alone, or
@@ -53,6 +56,7 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         problem_total,
         mut evidence,
         words,
+        text,
     } = findings;
     let (top, top_score) = entry(&ranked, 0);
     let (runner_up, second_score) = entry(&ranked, 1);
@@ -100,7 +104,7 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         analysis.confidence = (top_score / (top_score + second_score)) * top_score.min(1.0);
     } else if let Some((corps, score)) = top_corps.filter(|&(c, w)| {
         w >= MIN_CORPS_EVIDENCE
-            || (w >= MIN_GENERIC_EVIDENCE && problem_total > 0.0 && hinted.contains(&c))
+            || (w >= MIN_GENERIC_EVIDENCE && hinted.contains(&c) && asks(problem_total, text))
     }) {
         analysis.corps = Some(corps);
         analysis.runner_up = top;
@@ -109,7 +113,7 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         // A problem asked about with nothing named (a photo's "这是什么病？")
         // is still agricultural: it says what is missing, and its ticket
         // goes to triage.
-        analysis.agricultural = problem_total > 0.0;
+        analysis.agricultural = asks(problem_total, text);
         analysis.runner_up = top;
         if analysis.agricultural {
             analysis.missing = Some(super::MISSING_PROMPT);
@@ -122,6 +126,13 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         }
     }
     analysis
+}
+
+/// Whether the report asks about a problem: a problem cue, or the signs
+/// of one when nothing is named (a part with a symptom, a photo with a
+/// question).
+fn asks(problem_total: f32, text: &str) -> bool {
+    problem_total > 0.0 || super::asking::asks_about_a_problem(text)
 }
 
 /// The subject ranked at `place` and its score; none and 0 past the end.
