@@ -253,6 +253,7 @@ impl Clients {
                     location: r.location.clone(),
                     contact: String::new(),
                     idempotency_key: String::new(),
+                    photo_ids: Vec::new(),
                 };
                 self.tickets.submit_problem(submit).await.map(|_| ())
             }

@@ -332,6 +332,7 @@ pub(crate) fn ticket_to_pb(
         contact: view::contact(t, viewer).unwrap_or_default().to_string(),
         offer_deadline_ms: t.offer_deadline_ms.unwrap_or(0),
         reason: t.reason.clone(),
+        photo_ids: t.photos.clone(),
     }
 }
 

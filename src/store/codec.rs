@@ -21,7 +21,7 @@ use crate::{
 pub(crate) const TICKET_COLUMNS: &str =
     "id, text, location, division_code, subject, corps, contact, \
      idempotency_key, state, assignee, tier, offers_in_tier, offer_deadline_ms, answer, reason, \
-     created_at_ms, updated_at_ms, words";
+     created_at_ms, updated_at_ms, words, photos";
 
 /// The columns of an event row, in the order of [`event_values`] and
 /// [`event_of`].
@@ -224,6 +224,21 @@ impl Column for Option<Vec<String>> {
     }
 }
 
+/// A ticket's photo ids, as a JSON array; NULL for none.
+fn photo_ids_value(ids: &[String]) -> Value<'static> {
+    if ids.is_empty() {
+        return Value::Null;
+    }
+    Value::Text(serde_json::to_string(ids).expect("ids serialize").into())
+}
+
+fn photo_ids<R: Columns>(r: &R, i: usize) -> Result<Vec<String>, R::Error> {
+    match r.maybe_text(i)? {
+        None => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(&json).map_err(|_| R::bad("photos", &json)),
+    }
+}
+
 /// A ticket's columns, in [`TICKET_COLUMNS`] order.
 pub(crate) fn ticket_values(t: &Ticket) -> Vec<Value<'_>> {
     vec![
@@ -245,6 +260,7 @@ pub(crate) fn ticket_values(t: &Ticket) -> Vec<Value<'_>> {
         t.created_at_ms.put(),
         t.updated_at_ms.put(),
         t.words.put(),
+        photo_ids_value(&t.photos),
     ]
 }
 
@@ -269,6 +285,7 @@ pub(crate) fn ticket_of<R: Columns>(r: &R) -> Result<Ticket, R::Error> {
         created_at_ms: Column::take(r, 15)?,
         updated_at_ms: Column::take(r, 16)?,
         words: Column::take(r, 17)?,
+        photos: photo_ids(r, 18)?,
     })
 }
 
@@ -369,6 +386,7 @@ mod tests {
             created_at_ms: 1_000,
             updated_at_ms: 2_000,
             words: Some(vec!["苹果".into(), "叶子".into()]),
+            photos: vec!["ab".repeat(32)],
         }
     }
 

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_tickets.sql"),
     include_str!("../../migrations/sqlite/0002_ticket_words.sql"),
     include_str!("../../migrations/sqlite/0003_outbox.sql"),
+    include_str!("../../migrations/sqlite/0004_photos.sql"),
 ];
 
 #[derive(Clone)]
@@ -221,6 +222,17 @@ impl TicketStore for SqliteStore {
 
     async fn head(&self) -> Result<u64> {
         Ok(0)
+    }
+
+    async fn photo_ids(&self) -> Result<Vec<String>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare("SELECT photos FROM tickets WHERE photos IS NOT NULL")?;
+            let columns = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(super::photo_ids_of(columns))
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -12,6 +12,7 @@ mod admin;
 mod farmer_expert;
 mod layout;
 mod links;
+mod photos;
 
 use std::{
     net::SocketAddr,
