@@ -104,12 +104,7 @@ impl App {
         let store = Arc::new(store);
         let matcher = Arc::new(Matcher::new(store.clone(), config.matching.clone()));
         let admin = Arc::new(RosterAdmin::new(store));
-        let (tickets, outbox, roster, blobs): (
-            Arc<dyn TicketStore>,
-            Arc<dyn Outbox>,
-            _,
-            Arc<dyn Blobs>,
-        ) = match config.postgres_url() {
+        let (tickets, outbox, roster, blobs): Stores = match config.postgres_url() {
             None => {
                 let data_dir = config.data_dir.clone();
                 let tickets =
@@ -169,6 +164,15 @@ impl App {
         })
     }
 }
+
+/// What `App::open` opens for its store: tickets, the outbox, the roster
+/// and where photos are kept.
+type Stores = (
+    Arc<dyn TicketStore>,
+    Arc<dyn Outbox>,
+    Arc<Roster>,
+    Arc<dyn Blobs>,
+);
 
 /// Sweeps the uploads no ticket names, a quarter of their TTL apart
 /// (between 10 s and an hour), until the photo service is dropped.

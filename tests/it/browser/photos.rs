@@ -5,7 +5,7 @@
 
 use xingweinong::photos::clean::fixtures;
 
-use super::Driver;
+use super::{Driver, Page};
 use crate::common::{config, import_rows, temp_dir, token_for, TestServer};
 
 const ROSTER: &str =
@@ -14,6 +14,12 @@ const ROSTER: &str =
 /// Waits until every `<img>` of `testid` has loaded a picture.
 const IMAGES_LOADED: &str = "const imgs = [...document.querySelectorAll(arguments[0])]; \
     return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);";
+
+/// Waits until every `<img>` with data-testid `testid` shows a picture.
+async fn wait_images(page: &Page, what: &str, testid: &str) {
+    let selector = serde_json::json!(format!("[data-testid={testid}]"));
+    page.wait_js(what, IMAGES_LOADED, vec![selector]).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_farmer_attaches_a_photo_and_sees_it_on_the_ticket() {
@@ -52,17 +58,24 @@ async fn a_farmer_attaches_a_photo_and_sees_it_on_the_ticket() {
     farmer.choose("village", "史家山村").await;
     farmer.click("match").await;
     farmer.el("submit").await;
-    let input = farmer.el("photo-input").await;
-    let r = input.send_keys(&photo.display().to_string()).await;
-    farmer.ok(r, "set the photo on the file input").await;
-    farmer
-        .wait_js(
-            "the photo's thumbnail",
-            IMAGES_LOADED,
-            vec![serde_json::json!("[data-testid=photo-thumb]")],
-        )
-        .await;
-    farmer.wait_text("photo-status", "已添加 1 张").await;
+    // Attached, removed before submitting, attached again.
+    for round in 0..2 {
+        let input = farmer.el("photo-input").await;
+        let r = input.send_keys(&photo.display().to_string()).await;
+        farmer.ok(r, "set the photo on the file input").await;
+        wait_images(&farmer, "the photo's thumbnail", "photo-thumb").await;
+        farmer.wait_text("photo-status", "已添加 1 张").await;
+        if round == 0 {
+            farmer.click("remove-photo").await;
+            farmer
+                .wait_js(
+                    "the photo removed",
+                    "return !document.querySelector('[data-testid=photo-thumb]');",
+                    vec![],
+                )
+                .await;
+        }
+    }
     farmer.shoot("photo-attached", Some("photo-list")).await;
     if let Some(overflow) = farmer.overflow(360).await {
         farmer
@@ -70,22 +83,10 @@ async fn a_farmer_attaches_a_photo_and_sees_it_on_the_ticket() {
             .await;
     }
     farmer.click("submit").await;
-    farmer
-        .wait_js(
-            "the photo on the ticket",
-            IMAGES_LOADED,
-            vec![serde_json::json!("[data-testid=ticket-photo]")],
-        )
-        .await;
+    wait_images(&farmer, "the photo on the ticket", "ticket-photo").await;
     farmer.shoot("ticket-photo", Some("ticket-photos")).await;
 
-    expert
-        .wait_js(
-            "the photo in the offer",
-            IMAGES_LOADED,
-            vec![serde_json::json!("[data-testid=offer-photo]")],
-        )
-        .await;
+    wait_images(&expert, "the photo in the offer", "offer-photo").await;
     expert.shoot("offer-photo", Some("offer")).await;
     farmer.close().await;
     expert.close().await;
