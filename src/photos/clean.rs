@@ -402,4 +402,17 @@ mod tests {
             "{e:?}"
         );
     }
+
+    #[test]
+    fn the_fuzz_check_passes_on_its_seeds() {
+        for seed in [
+            png(40, 30),
+            jpeg_with_gps(16, 8),
+            png_claiming(100_000, 100_000),
+            b"not a photo".to_vec(),
+            Vec::new(),
+        ] {
+            fuzz_one(&seed);
+        }
+    }
 }
