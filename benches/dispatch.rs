@@ -127,6 +127,7 @@ async fn submit_tickets(
             }),
             contact: String::new(),
             idempotency_key: format!("bench-{i}"),
+            photo_ids: Vec::new(),
         };
         let t = Instant::now();
         let ticket = farmer.submit_problem(request).await.unwrap().into_inner();

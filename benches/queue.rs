@@ -178,6 +178,7 @@ async fn seed(channel: &Channel, roster: &str) -> String {
             }),
             contact: String::new(),
             idempotency_key: String::new(),
+            photo_ids: Vec::new(),
         })
         .await
         .unwrap()

@@ -418,6 +418,53 @@ impl HttpConfig {
     }
 }
 
+/// Photos of a problem (README "Photos").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhotoConfig {
+    /// Largest upload, in bytes, as sent (before re-encoding).
+    pub max_bytes: u64,
+    /// Most pixels (width × height) of an upload, read from its header
+    /// before it is decoded.
+    pub max_pixels: u64,
+    /// How long an upload that no report names is kept, in seconds.
+    pub unreferenced_ttl_secs: u64,
+}
+
+impl Default for PhotoConfig {
+    fn default() -> PhotoConfig {
+        let limits = crate::photos::PhotoLimits::default();
+        PhotoConfig {
+            max_bytes: limits.max_bytes as u64,
+            max_pixels: limits.max_pixels,
+            unreferenced_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+impl PhotoConfig {
+    pub(crate) fn limits(&self) -> crate::photos::PhotoLimits {
+        crate::photos::PhotoLimits {
+            max_bytes: usize::try_from(self.max_bytes).unwrap_or(usize::MAX),
+            max_pixels: self.max_pixels,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=(256 << 20)).contains(&self.max_bytes),
+            "photos.max_bytes must be between 1 and 268435456 (256 MiB), not {}",
+            self.max_bytes
+        );
+        anyhow::ensure!(
+            (1..=1_000_000_000).contains(&self.max_pixels),
+            "photos.max_pixels must be between 1 and 1000000000, not {}",
+            self.max_pixels
+        );
+        Ok(())
+    }
+}
+
 /// Everything `xwn serve` needs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -445,6 +492,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// Webhooks that carry notifications to the messaging gateway.
     pub notify: NotifyConfig,
+    /// Photos of a problem: upload limits and how long an upload no
+    /// report names is kept.
+    pub photos: PhotoConfig,
     /// Where `GET /metrics` (Prometheus) is served, apart from the public
     /// listener; none: no metrics listener.
     pub metrics_listen: Option<SocketAddr>,
@@ -482,6 +532,7 @@ impl Default for Config {
             tls: None,
             http: HttpConfig::default(),
             notify: NotifyConfig::default(),
+            photos: PhotoConfig::default(),
             metrics_listen: None,
             log: LogConfig::default(),
         }
@@ -509,6 +560,7 @@ impl Config {
     }
 
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        self.photos.validate()?;
         anyhow::ensure!(
             self.max_upload_bytes > 0,
             "max_upload_bytes must be above zero"

@@ -18,6 +18,9 @@
 //!   streams, tokens and who sees what.
 //! - [`store`]: the ticket store trait, its row codec, SQLite and the
 //!   PostgreSQL store replicas share; the notification outbox's rows.
+//! - [`photos`]: photos of a problem: validated and re-encoded without
+//!   metadata, content-addressed files or PostgreSQL rows, seen through
+//!   their ticket.
 //! - [`notify`]: what each change tells whom (written with the change),
 //!   the delivery worker that POSTs it to the webhooks, signed, with
 //!   retries and leases, and what admins see of it.
@@ -38,6 +41,7 @@ pub mod matching;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod photos;
 pub mod reading;
 pub mod roster;
 pub(crate) mod search;

@@ -313,6 +313,7 @@ async fn submit(
         location: place.to_pb(),
         contact,
         idempotency_key: key,
+        photo_ids: Vec::new(),
     };
     let t = api.submit_problem(r).await.map_err(explain)?.into_inner();
     print_ticket(&t);

@@ -14,7 +14,7 @@ use crate::{
     model::ids::TalentId,
     pb,
     server::limits::{caller::Caller, Arrival, Limits, Permit},
-    tickets::{Dispatcher, Principal},
+    tickets::{Asking, Dispatcher, Principal},
 };
 
 /// A call let in: its message, who made it (the principal its token names,
@@ -140,6 +140,30 @@ impl Gate {
         let token = bearer(request.metadata(), "responder")?;
         let principal = self.dispatcher.authenticate(token).await?;
         Ok(Admitted::new(request, principal, client, None))
+    }
+
+    /// A call about a ticket's photos, by whoever asks: the farmer when
+    /// the message carries a ticket secret (`secret`), an admin by the
+    /// admin token, else a responder, liaison or action link by theirs.
+    /// Farmers and admins pass the load limits as their other calls do.
+    pub(crate) async fn asking<M>(
+        &self,
+        request: Request<M>,
+        secret: fn(&M) -> &str,
+    ) -> Result<Admitted<M, Asking>, Status> {
+        let farmer = secret(request.get_ref());
+        if !farmer.is_empty() {
+            let asking = Asking::Farmer(farmer.to_string());
+            return Ok(self.farmer(request)?.with_caller(asking));
+        }
+        if self.admin.check(request.metadata()).is_ok() {
+            let client = self.limits.caller(&request)?;
+            let permit = self.limits.admit(&request, &client, false)?;
+            return Ok(Admitted::new(request, Asking::Admin, client, Some(permit)));
+        }
+        let call = self.principal(request).await?;
+        let asking = Asking::Principal(call.caller.clone());
+        Ok(call.with_caller(asking))
     }
 
     /// A call only responders may make: liaisons may only watch, and an

@@ -339,6 +339,7 @@ pub(crate) fn ticket_to_pb(
             stars: u32::from(r.stars),
             comment: r.comment.clone(),
         }),
+        photo_ids: t.photos.clone(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The gRPC adapter, thin: each handler takes its call through the
 //! [`Gate`], calls one domain operation ([`crate::matching::Matcher`],
 //! [`crate::roster::admin::RosterAdmin`], [`crate::roster::log::Roster`],
-//! [`crate::tickets::Dispatcher`])
+//! [`crate::tickets::Dispatcher`], [`crate::photos::Photos`])
 //! and converts the result back ([`convert`]); domain errors become
 //! statuses in one place ([`status`]).
 
@@ -10,6 +10,7 @@ mod call;
 pub(crate) mod convert;
 mod deliveries;
 mod matching;
+mod photos;
 mod responders;
 mod roster;
 mod status;
@@ -19,6 +20,7 @@ pub(crate) use crate::server::limits::Limits;
 pub(crate) use auth::AdminAuth;
 pub(crate) use call::Gate;
 pub(crate) use matching::MatchApi;
+pub(crate) use photos::PhotoApi;
 pub(crate) use responders::ResponderApi;
 pub(crate) use roster::RosterApi;
 pub(crate) use tickets::TicketApi;

@@ -14,6 +14,7 @@ use crate::{
     matching::Matcher,
     model::ids::TicketId,
     pb,
+    photos::Photos,
     tickets::view::Viewer,
     tickets::{Dispatcher, Submission},
     tickets::{Event, Ticket},
@@ -26,14 +27,21 @@ pub(crate) struct TicketApi {
     gate: Gate,
     matcher: Arc<Matcher>,
     dispatcher: Arc<Dispatcher>,
+    photos: Arc<Photos>,
 }
 
 impl TicketApi {
-    pub(crate) fn new(gate: Gate, matcher: Arc<Matcher>, dispatcher: Arc<Dispatcher>) -> TicketApi {
+    pub(crate) fn new(
+        gate: Gate,
+        matcher: Arc<Matcher>,
+        dispatcher: Arc<Dispatcher>,
+        photos: Arc<Photos>,
+    ) -> TicketApi {
         TicketApi {
             gate,
             matcher,
             dispatcher,
+            photos,
         }
     }
 
@@ -56,14 +64,13 @@ impl pb::ticket_service_server::TicketService for TicketApi {
             location: location_from_pb(r.location),
             contact: r.contact,
             idempotency_key: r.idempotency_key,
+            photos: r.photo_ids,
         };
-        let dispatcher = self.dispatcher.clone();
-        let (ticket, history, secret) =
-            detach(
-                "dispatcher",
-                async move { dispatcher.submit(submission).await },
-            )
-            .await?;
+        let (dispatcher, photos) = (self.dispatcher.clone(), self.photos.clone());
+        let (ticket, history, secret) = detach("dispatcher", async move {
+            photos.submit(&dispatcher, submission).await
+        })
+        .await?;
         record_ticket(&ticket.id);
         tracing::info!(ticket = %ticket.id, state = ticket.state.key(), "ticket submitted");
         let mut reply = self.reply(&ticket, &history);

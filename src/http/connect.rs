@@ -375,7 +375,7 @@ async fn call_unary<S: Inner>(
 }
 
 /// The one message of a unary gRPC response, or its status as an error.
-async fn unary_reply(response: Response<Body>) -> Result<Bytes, ConnectError> {
+pub(crate) async fn unary_reply(response: Response<Body>) -> Result<Bytes, ConnectError> {
     let (head, body) = response.into_parts();
     if head.status != StatusCode::OK {
         return Err(ConnectError::new(

@@ -13,6 +13,7 @@ pub(crate) mod errors;
 pub mod fuzzing;
 mod headers;
 mod pages;
+mod photo_link;
 mod stream;
 
 use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, task::Poll, time::Duration};
@@ -157,6 +158,10 @@ impl<S: Inner> Service<Request<Body>> for Http<S> {
                 };
                 let response = error.into_response(transcoder.pool());
                 Box::pin(std::future::ready(Ok(response)))
+            }
+            Route::Page if request.uri().path().starts_with(photo_link::PREFIX) => {
+                let inner = self.inner.clone();
+                Box::pin(async move { Ok(photo_link::serve(inner, transcoder, request).await) })
             }
             Route::Page => {
                 let response =

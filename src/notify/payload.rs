@@ -11,7 +11,7 @@ use crate::{
     tickets::{
         liaison::Liaison,
         view::{self, Viewer},
-        Event, EventKind, Ticket,
+        Event, EventKind, Ticket, ACTION_FRAGMENT,
     },
 };
 
@@ -137,8 +137,31 @@ pub(crate) fn body(
     });
     if let Some(url) = action_url {
         body["action_url"] = json!(url);
+        if !ticket.photos.is_empty() {
+            body["photos"] = json!(photo_links(url, ticket));
+        }
     }
     body.to_string()
+}
+
+/// The links to a ticket's photos that an offer's notification carries,
+/// signed with the same action token as its `action_url`
+/// (`<base>/expert#action=<token>`): `<base>/photo/<ticket>/<photo>?t=<token>`
+/// for the thumbnail, `&full=1` for the whole photo. Served by
+/// `GET /photo/…`, which reads them with `GetPhoto` under that token.
+fn photo_links(action_url: &str, ticket: &Ticket) -> Vec<Value> {
+    let Some((page, token)) = action_url.split_once(ACTION_FRAGMENT) else {
+        return Vec::new();
+    };
+    let base = page.strip_suffix("/expert").unwrap_or(page);
+    ticket
+        .photos
+        .iter()
+        .map(|id| {
+            let thumb = format!("{base}/photo/{}/{id}?t={token}", ticket.id);
+            json!({"id": id, "thumbnail_url": thumb, "url": format!("{thumb}&full=1")})
+        })
+        .collect()
 }
 
 /// Unix milliseconds as RFC 3339 UTC, `2026-12-06T14:15:00.123Z`.
@@ -167,6 +190,7 @@ mod tests {
             subject: None,
             corps: None,
             words: None,
+            photos: Vec::new(),
             contact: "13900000001".into(),
             idempotency_key: None,
             state,
@@ -251,5 +275,38 @@ mod tests {
             ..accepted
         };
         assert!(recipients(&anonymous, &e, &[]).is_empty());
+    }
+
+    #[test]
+    fn an_offer_carries_its_photos_thumbnail_links_under_the_action_token() {
+        let offered = Ticket {
+            photos: vec!["ab".repeat(32)],
+            ..ticket(TicketState::Offered)
+        };
+        let e = event(EventKind::Offered, TicketState::Offered);
+        let link = "https://xwn.example/expert#action=xwn1.aa.bb";
+        let b: Value = serde_json::from_str(&body(
+            "msg_1",
+            "ticket.offered",
+            &offered,
+            &e,
+            &Recipient::Responder("r1"),
+            Some(link),
+        ))
+        .unwrap();
+        let id = "ab".repeat(32);
+        let thumb = format!("https://xwn.example/photo/tk-1/{id}?t=xwn1.aa.bb");
+        assert_eq!(b["photos"][0]["thumbnail_url"], thumb.as_str());
+        assert_eq!(b["photos"][0]["url"], format!("{thumb}&full=1").as_str());
+        // Without the action link (a liaison's copy), no links at all.
+        let copy = body(
+            "msg_1",
+            "ticket.offered",
+            &offered,
+            &e,
+            &Recipient::Admins,
+            None,
+        );
+        assert!(!copy.contains("/photo/"), "{copy}");
     }
 }

@@ -115,6 +115,14 @@ impl Entry {
         }
     }
 
+    /// A photo deleted by an admin.
+    pub(crate) fn delete_photo(ticket: &str, photo: &str) -> Entry {
+        Entry {
+            action: "delete_photo",
+            details: json!({"ticket_id": ticket, "photo_id": photo}),
+        }
+    }
+
     /// An action link issued by hand (never its token).
     pub(crate) fn issue_action_link(ticket: &str, talent: &str, expires_at_ms: i64) -> Entry {
         Entry {

@@ -30,11 +30,12 @@ use tonic_reflection::pb::v1::server_reflection_server::{
 use crate::{
     config::Config,
     error::Error,
-    grpc::{AdminAuth, Gate, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
+    grpc::{AdminAuth, Gate, Limits, MatchApi, PhotoApi, ResponderApi, RosterApi, TicketApi},
     matching::Matcher,
     model::divisions::Divisions,
     notify::{Deliveries, Notifier},
     pb,
+    photos::{files::FileBlobs, Blobs, Photos},
     reading::lexicon::Lexicon,
     roster::admin::RosterAdmin,
     roster::log::Roster,
@@ -90,6 +91,7 @@ pub(crate) struct App {
     pub(crate) tickets: Arc<dyn TicketStore>,
     /// The notification outbox as admins see it.
     pub(crate) deliveries: Deliveries,
+    pub(crate) photos: Arc<Photos>,
 }
 
 impl App {
@@ -102,27 +104,42 @@ impl App {
         let store = Arc::new(store);
         let matcher = Arc::new(Matcher::new(store.clone(), config.matching.clone()));
         let admin = Arc::new(RosterAdmin::new(store));
-        let (tickets, outbox, roster): (Arc<dyn TicketStore>, Arc<dyn Outbox>, _) =
-            match config.postgres_url() {
-                None => {
-                    let data_dir = config.data_dir.clone();
-                    let tickets =
-                        tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir)).await??;
-                    let tickets = Arc::new(tickets);
-                    (tickets.clone(), tickets, Roster::local(admin.clone()))
-                }
-                Some(url) => {
-                    let shared = PgStore::connect(url)
-                        .await
-                        .context("cannot open the shared PostgreSQL store")?;
-                    let demo = demo_roster_csv(config.demo_seed).into_bytes();
-                    let bootstrap = (RosterFormat::Csv, demo);
-                    let roster = Roster::shared(admin.clone(), shared.clone(), bootstrap)
-                        .await
-                        .context("cannot follow the shared roster log")?;
-                    (shared.clone(), shared, roster)
-                }
-            };
+        let (tickets, outbox, roster, blobs): Stores = match config.postgres_url() {
+            None => {
+                let data_dir = config.data_dir.clone();
+                let tickets =
+                    tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir)).await??;
+                let tickets = Arc::new(tickets);
+                let blobs = Arc::new(FileBlobs::open(&config.data_dir)?);
+                (
+                    tickets.clone(),
+                    tickets,
+                    Roster::local(admin.clone()),
+                    blobs,
+                )
+            }
+            Some(url) => {
+                let shared = PgStore::connect(url)
+                    .await
+                    .context("cannot open the shared PostgreSQL store")?;
+                let demo = demo_roster_csv(config.demo_seed).into_bytes();
+                let bootstrap = (RosterFormat::Csv, demo);
+                let roster = Roster::shared(admin.clone(), shared.clone(), bootstrap)
+                    .await
+                    .context("cannot follow the shared roster log")?;
+                (shared.clone(), shared.clone(), roster, shared)
+            }
+        };
+        let photos = Arc::new(Photos::new(
+            blobs,
+            config.photos.limits(),
+            config.photos.unreferenced_ttl_secs,
+        ));
+        tokio::spawn(sweep_photos(
+            Arc::downgrade(&photos),
+            tickets.clone(),
+            config.photos.unreferenced_ttl_secs,
+        ));
         let notifier = Notifier::new(&config.notify)?;
         let dispatch = DispatchConfig::from(config);
         let dispatcher = Dispatcher::start_notifying(
@@ -143,7 +160,42 @@ impl App {
             dispatcher,
             tickets,
             deliveries: Deliveries::new(outbox, notifier),
+            photos,
         })
+    }
+}
+
+/// What `App::open` opens for its store: tickets, the outbox, the roster
+/// and where photos are kept.
+type Stores = (
+    Arc<dyn TicketStore>,
+    Arc<dyn Outbox>,
+    Arc<Roster>,
+    Arc<dyn Blobs>,
+);
+
+/// Sweeps the uploads no ticket names, a quarter of their TTL apart
+/// (between 10 s and an hour), until the photo service is dropped.
+async fn sweep_photos(
+    photos: std::sync::Weak<Photos>,
+    tickets: Arc<dyn TicketStore>,
+    ttl_secs: u64,
+) {
+    let every = Duration::from_secs((ttl_secs / 4).clamp(10, 3600));
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(photos) = photos.upgrade() else {
+            return;
+        };
+        let swept = async {
+            let referenced = tickets.photo_ids().await?.into_iter().collect();
+            photos.sweep(&referenced).await
+        };
+        match swept.await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "unreferenced photos swept"),
+            Err(e) => tracing::warn!(cause = %e, "photo sweep failed"),
+        }
     }
 }
 
@@ -156,9 +208,17 @@ fn upload_message_bytes(config: &Config) -> usize {
         .max(MAX_MESSAGE_BYTES)
 }
 
+/// Largest message of UploadPhoto: a photo with a little room for its
+/// framing. Only PhotoService takes it; the other services keep theirs.
+fn photo_message_bytes(config: &Config) -> usize {
+    config.photos.limits().max_bytes.saturating_add(1 << 10)
+}
+
 /// Largest Connect JSON body: the largest message, its bytes in base64.
+/// (Each method's own limit is its service's, checked on the gRPC route.)
 fn connect_body_bytes(config: &Config) -> usize {
-    upload_message_bytes(config).saturating_mul(4) / 3 + (1 << 10)
+    (upload_message_bytes(config).max(photo_message_bytes(config))).saturating_mul(4) / 3
+        + (1 << 10)
 }
 
 /// The four services of `xingweinong.v1`, each behind the same [`Gate`].
@@ -167,25 +227,38 @@ struct Apis {
     roster: pb::roster_service_server::RosterServiceServer<RosterApi>,
     tickets: pb::ticket_service_server::TicketServiceServer<TicketApi>,
     responders: pb::responder_service_server::ResponderServiceServer<ResponderApi>,
+    photos: pb::photo_service_server::PhotoServiceServer<PhotoApi>,
 }
 
 impl Apis {
     fn new(config: &Config, app: &App, limits: Arc<Limits>) -> anyhow::Result<Apis> {
         let admin = AdminAuth::new(config.admin_token.clone());
         let gate = Gate::new(limits, admin, app.dispatcher.clone());
-        let audit = AuditLog::open(&config.data_dir).context("cannot open the audit log")?;
+        let audit =
+            Arc::new(AuditLog::open(&config.data_dir).context("cannot open the audit log")?);
+        let photos = PhotoApi {
+            gate: gate.clone(),
+            photos: app.photos.clone(),
+            dispatcher: app.dispatcher.clone(),
+            audit: audit.clone(),
+        };
         let roster = RosterApi {
             gate: gate.clone(),
             admin: app.admin.clone(),
             roster: app.roster.clone(),
             dispatcher: app.dispatcher.clone(),
             deliveries: app.deliveries.clone(),
-            audit: Arc::new(audit),
+            audit,
             max_upload_bytes: config.max_upload_bytes,
             public_base_url: config.notify.public_base_url.clone().unwrap_or_default(),
         };
         let upload_message_bytes = upload_message_bytes(config);
-        let tickets = TicketApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());
+        let tickets = TicketApi::new(
+            gate.clone(),
+            app.matcher.clone(),
+            app.dispatcher.clone(),
+            app.photos.clone(),
+        );
         let responders =
             ResponderApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());
         Ok(Apis {
@@ -202,6 +275,10 @@ impl Apis {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             responders: pb::responder_service_server::ResponderServiceServer::new(responders)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            // One photo in one message (UploadPhoto): as big as
+            // `photos.max_bytes`, with room for its framing.
+            photos: pb::photo_service_server::PhotoServiceServer::new(photos)
+                .max_decoding_message_size(photo_message_bytes(config)),
         })
     }
 }
@@ -224,12 +301,13 @@ async fn health_and_reflection() -> anyhow::Result<(
 }
 
 /// The names health reports: the whole server (`""`) and each service.
-const HEALTH_NAMES: [&str; 5] = [
+const HEALTH_NAMES: [&str; 6] = [
     "",
     <pb::match_service_server::MatchServiceServer<MatchApi> as NamedService>::NAME,
     <pb::roster_service_server::RosterServiceServer<RosterApi> as NamedService>::NAME,
     <pb::ticket_service_server::TicketServiceServer<TicketApi> as NamedService>::NAME,
     <pb::responder_service_server::ResponderServiceServer<ResponderApi> as NamedService>::NAME,
+    <pb::photo_service_server::PhotoServiceServer<PhotoApi> as NamedService>::NAME,
 ];
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -386,7 +464,8 @@ pub async fn serve(
         .add_service(apis.matching)
         .add_service(apis.roster)
         .add_service(apis.tickets)
-        .add_service(apis.responders);
+        .add_service(apis.responders)
+        .add_service(apis.photos);
     let shutdown = async move {
         shutdown.await;
         // Live streams never end by themselves: end them, so the drain can.

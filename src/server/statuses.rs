@@ -108,10 +108,14 @@ fn oversized(message: &str) -> String {
 }
 
 /// Whether `input` (a request message's full name) is the whole-file
-/// uploads' (up to `max_upload_bytes` in one message): they keep the
-/// request timeout, not the body timeout.
+/// uploads' (up to `max_upload_bytes` in one message) or a photo's (up to
+/// `photos.max_bytes`): they keep the request timeout, not the body
+/// timeout.
 pub(crate) fn whole_file(input: &str) -> bool {
-    input == "xingweinong.v1.RosterFile"
+    matches!(
+        input,
+        "xingweinong.v1.RosterFile" | "xingweinong.v1.UploadPhotoRequest"
+    )
 }
 
 /// The layer: the request timeout, the body timeout of unary calls, and

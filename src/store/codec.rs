@@ -21,7 +21,7 @@ use crate::{
 pub(crate) const TICKET_COLUMNS: &str =
     "id, text, location, division_code, subject, corps, contact, \
      idempotency_key, state, assignee, tier, offers_in_tier, offer_deadline_ms, answer, reason, \
-     created_at_ms, updated_at_ms, words, rating_stars, rating_comment";
+     created_at_ms, updated_at_ms, words, rating_stars, rating_comment, photos";
 
 /// The columns of an event row, in the order of [`event_values`] and
 /// [`event_of`].
@@ -263,6 +263,21 @@ fn rating_of<R: Columns>(r: &R, i: usize) -> Result<Option<Rating>, R::Error> {
     }))
 }
 
+/// A ticket's photo ids, as a JSON array; NULL for none.
+fn photo_ids_value(ids: &[String]) -> Value<'static> {
+    if ids.is_empty() {
+        return Value::Null;
+    }
+    Value::Text(serde_json::to_string(ids).expect("ids serialize").into())
+}
+
+fn photo_ids<R: Columns>(r: &R, i: usize) -> Result<Vec<String>, R::Error> {
+    match r.maybe_text(i)? {
+        None => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(&json).map_err(|_| R::bad("photos", &json)),
+    }
+}
+
 /// A ticket's columns, in [`TICKET_COLUMNS`] order.
 pub(crate) fn ticket_values(t: &Ticket) -> Vec<Value<'_>> {
     vec![
@@ -290,6 +305,7 @@ pub(crate) fn ticket_values(t: &Ticket) -> Vec<Value<'_>> {
         t.rating
             .as_ref()
             .map_or(Value::Null, |r| Value::Text(r.comment.as_str().into())),
+        photo_ids_value(&t.photos),
     ]
 }
 
@@ -315,6 +331,7 @@ pub(crate) fn ticket_of<R: Columns>(r: &R) -> Result<Ticket, R::Error> {
         updated_at_ms: Column::take(r, 16)?,
         words: Column::take(r, 17)?,
         rating: rating_of(r, 18)?,
+        photos: photo_ids(r, 20)?,
     })
 }
 
@@ -418,6 +435,7 @@ mod tests {
             updated_at_ms: 2_000,
             rating: None,
             words: Some(vec!["苹果".into(), "叶子".into()]),
+            photos: vec!["ab".repeat(32)],
         }
     }
 

@@ -101,4 +101,14 @@ pub trait TicketStore: Send + Sync + 'static {
     async fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>>;
     /// Answers when the store can be read now (the readiness probe).
     async fn ping(&self) -> Result<()>;
+    /// Every photo id some ticket names (what the photo sweep keeps).
+    async fn photo_ids(&self) -> Result<Vec<String>>;
+}
+
+/// The ids of the `photos` column's JSON arrays.
+pub(crate) fn photo_ids_of(columns: impl IntoIterator<Item = String>) -> Vec<String> {
+    columns
+        .into_iter()
+        .flat_map(|json| serde_json::from_str::<Vec<String>>(&json).unwrap_or_default())
+        .collect()
 }

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_ticket_words.sql"),
     include_str!("../../migrations/sqlite/0003_outbox.sql"),
     include_str!("../../migrations/sqlite/0004_ratings.sql"),
+    include_str!("../../migrations/sqlite/0005_photos.sql"),
 ];
 
 #[derive(Clone)]
@@ -229,6 +230,17 @@ impl TicketStore for SqliteStore {
             let mut stmt = conn.prepare(&codec::events_between_sql('?'))?;
             let rows = stmt.query_map([from_ms, to_ms], event_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn photo_ids(&self) -> Result<Vec<String>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare("SELECT photos FROM tickets WHERE photos IS NOT NULL")?;
+            let columns = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(super::photo_ids_of(columns))
         })
         .await
     }

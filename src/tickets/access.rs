@@ -83,6 +83,16 @@ impl Principal {
     }
 }
 
+/// Who asks for a ticket's photos.
+#[derive(Debug, Clone)]
+pub(crate) enum Asking {
+    /// The farmer, with the ticket's secret.
+    Farmer(String),
+    /// A responder, liaison or action link, by their token.
+    Principal(Principal),
+    Admin,
+}
+
 /// The keys behind tokens and ticket secrets, both from the store's
 /// signing key.
 pub(super) struct Keys {
@@ -150,6 +160,46 @@ impl Dispatcher {
             ));
         }
         Ok((ticket, events))
+    }
+
+    /// A ticket whose photos `asking` may see: its farmer (by the
+    /// secret), the responder it is offered to or was accepted (or
+    /// resolved) by — through their token or the ticket's action link —,
+    /// a liaison of its village, an admin. Nobody else.
+    pub(crate) async fn photo_ticket(&self, id: &TicketId, asking: &Asking) -> Result<Ticket> {
+        let principal = match asking {
+            Asking::Farmer(secret) => return Ok(self.farmer_ticket(id, secret).await?.0),
+            Asking::Admin => None,
+            Asking::Principal(p) => Some(p),
+        };
+        check_id("ticket_id", id.as_str(), MAX_ID_BYTES)?;
+        let Some((ticket, _)) = self.store.get(id.as_str().trim()).await? else {
+            return Err(Error::NotFound(format!("no ticket {}", quote(id.as_str()))));
+        };
+        let allowed = match principal {
+            None => true,
+            Some(Principal::Liaison(liaison)) => {
+                let state = self.state.lock().await;
+                let of_village = state.liaisons.of_village(ticket.division_code.as_deref());
+                of_village.iter().any(|l| &l.id == liaison)
+            }
+            Some(p @ (Principal::Responder(_) | Principal::Action { .. })) => {
+                let talent = p.acting_on(Some(&ticket.id))?;
+                ticket.assignee.as_deref() == Some(talent.as_str())
+                    && matches!(
+                        ticket.state,
+                        TicketState::Offered | TicketState::Accepted | TicketState::Resolved
+                    )
+            }
+        };
+        if !allowed {
+            return Err(Error::PermissionDenied(format!(
+                "the photos of ticket {} are shown only to its farmer, the responder it is \
+                 offered to or accepted by, its village's liaison and admins",
+                ticket.id
+            )));
+        }
+        Ok(ticket)
     }
 
     /// A ticket with its history, for its farmer.

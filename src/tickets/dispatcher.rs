@@ -58,6 +58,8 @@ pub struct Submission {
     pub location: Option<Location>,
     pub contact: String,
     pub idempotency_key: String,
+    /// Photo ids from uploads (at most [`crate::photos::MAX_PER_TICKET`]).
+    pub photos: Vec<String>,
 }
 
 /// What this process knows, under the dispatcher's lock.
@@ -233,6 +235,7 @@ impl Dispatcher {
         check_no_controls("contact", &s.contact, |_| false)?;
         check_len("idempotency_key", &s.idempotency_key, MAX_KEY_CHARS)?;
         check_no_controls("idempotency_key", &s.idempotency_key, |_| false)?;
+        crate::photos::check_ids(&s.photos)?;
         Matcher::check_text(&s.text, "text")?;
         let origin = self
             .matcher
@@ -325,6 +328,7 @@ impl Dispatcher {
             subject: analysis.subject.map(|id| lexicon.subject(id).name.clone()),
             corps: analysis.corps,
             words: Some(need.words.clone()),
+            photos: s.photos.clone(),
             contact: s.contact.trim().to_string(),
             idempotency_key: key,
             state: TicketState::Queued,

@@ -18,8 +18,8 @@ mod routing;
 pub(crate) mod token;
 pub(crate) mod view;
 
-pub(crate) use access::Principal;
 pub(crate) use access::ACTION_FRAGMENT;
+pub(crate) use access::{Asking, Principal};
 pub use dispatcher::{Dispatcher, Submission};
 pub(crate) use fanout::Push;
 pub use machine::DispatchConfig;
@@ -241,6 +241,8 @@ pub struct Ticket {
     /// The words the report was analysed with at submission, which every
     /// re-route ranks with; None for tickets stored before they were kept.
     pub words: Option<Vec<String>>,
+    /// The photos the farmer attached (content-addressed ids, `photos`).
+    pub photos: Vec<String>,
     pub contact: String,
     pub idempotency_key: Option<String>,
     pub state: TicketState,

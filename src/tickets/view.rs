@@ -64,12 +64,18 @@ pub(crate) fn phone<'t>(
     (showing == Showing::Roster && viewer == Viewer::Admin).then_some(talent.phone.as_str())
 }
 
+/// A queued ticket for other rooms' unit tests.
+#[cfg(test)]
+pub(crate) fn tests_ticket() -> Ticket {
+    tests::ticket(TicketState::Queued, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{model::ids::TalentId, model::Location, model::Tier};
 
-    fn ticket(state: TicketState, assignee: Option<&str>) -> Ticket {
+    pub(super) fn ticket(state: TicketState, assignee: Option<&str>) -> Ticket {
         Ticket {
             id: "t1".into(),
             text: "苹果树叶子发黄".into(),
@@ -90,6 +96,7 @@ mod tests {
             updated_at_ms: 0,
             rating: None,
             words: None,
+            photos: Vec::new(),
         }
     }
 

@@ -299,6 +299,7 @@ pub(crate) fn submit_request(
         location,
         contact: "13700000000".into(),
         idempotency_key: key.into(),
+        photo_ids: Vec::new(),
     }
 }
 

@@ -19,6 +19,7 @@ mod matching;
 mod metrics;
 mod notify;
 mod overload;
+mod photos;
 mod properties;
 mod queue;
 mod ratings;

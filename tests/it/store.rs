@@ -23,6 +23,7 @@ fn ticket(id: &str, key: Option<&str>, created: i64) -> Ticket {
         subject: Some("苹果".into()),
         corps: None,
         words: Some(vec!["苹果树".into(), "叶子".into(), "发黄".into()]),
+        photos: vec!["ab".repeat(32), "cd".repeat(32)],
         contact: "13700000000".into(),
         idempotency_key: key.map(str::to_string),
         state: TicketState::Queued,
@@ -104,6 +105,10 @@ async fn a_ticket_is_stored_once_per_key(store: &dyn TicketStore) -> (Ticket, u6
     let (got, events) = store.get("tk-a").await.unwrap().unwrap();
     assert_eq!(got, a);
     assert_eq!(events, first);
+    // The photos the sweep must keep: every id a ticket names.
+    let mut named = store.photo_ids().await.unwrap();
+    named.sort();
+    assert_eq!(named, ["ab".repeat(32), "cd".repeat(32)]);
     (a, head)
 }
 

@@ -2,7 +2,7 @@
 // offers live, accept, decline, escalate, resolve. Opened from an offer's
 // notification (`/expert#action=<token>`), it takes the token from the
 // fragment, removes it from the address bar and shows that one offer.
-import { unary, serverStream } from './connect.js';
+import { unary, serverStream, b64ToBytes } from './connect.js';
 import {
   $, h, CORPS_ZH, STATE_ZH, EVENT_ZH, TIER_ZH, en, num, fmtTime, fmtLeft, starText,
   showError, say, load, save, keepStreaming,
@@ -294,6 +294,23 @@ async function placeName(code) {
   return names.filter(Boolean).join(' ');
 }
 
+// The farmer's photos: thumbnails read with this console's token
+// (GetPhoto) into object URLs; a tap opens the whole photo.
+async function showPhotos(id, ids, list) {
+  list.hidden = !ids.length;
+  const get = (photoId, thumbnail) => unary('PhotoService', 'GetPhoto', { ticketId: id, photoId, thumbnail }, { token })
+    .then((p) => URL.createObjectURL(new Blob([b64ToBytes(p.data)], { type: p.contentType })));
+  for (const photoId of ids) {
+    try {
+      const img = h('img', { src: await get(photoId, true), alt: '农户拍的照片', testid: 'offer-photo' });
+      img.addEventListener('click', async () => window.open(await get(photoId, false), '_blank'));
+      list.append(h('li', null, img));
+    } catch {
+      list.append(h('li', { class: 'muted' }, '照片看不了'));
+    }
+  }
+}
+
 function render(id) {
   const it = items.get(id);
   const t = it.ticket;
@@ -303,11 +320,13 @@ function render(id) {
       h('h3', { id: 'h-' + id }),
       h('p', { class: 'timer', testid: 'countdown', role: 'timer', hidden: true }),
       h('p', { class: 'pre', testid: 'offer-text' }),
+      h('ul', { class: 'photos', testid: 'offer-photos', hidden: true }),
       h('p', { class: 'muted', testid: 'offer-place' }),
       h('div', { class: 'contact-box' }),
       h('div', { class: 'acts' }),
       h('div', { class: 'alert', role: 'alert', testid: 'offer-error', hidden: true }));
     $('#offers').append(it.el);
+    showPhotos(id, t.photoIds || [], it.el.querySelector('[data-testid=offer-photos]'));
     const loc = t.location || {};
     const place = it.el.querySelector('[data-testid=offer-place]');
     if (loc.divisionCode) placeName(loc.divisionCode).then((n) => { place.textContent = '地点：' + (n || loc.divisionCode); });

@@ -1,5 +1,5 @@
 // The farmer's page: ask, see who can help, submit, follow the ticket live.
-import { unary, serverStream } from './connect.js';
+import { unary, serverStream, b64ToBytes } from './connect.js';
 import {
   $, h, TIER_ZH, CORPS_ZH, STATE_ZH, EVENT_ZH, OPEN_STATES, en, num, fmtTime, fmtKm,
   showError, say, load, save, keepStreaming, newKey, starText,
@@ -186,6 +186,65 @@ function showMatch(r) {
 }
 $('#result-h').tabIndex = -1;
 
+// ---------------------------------------------------------------- photos
+// Up to six photos, each shrunk on the phone (long side 1600 px, JPEG)
+// before it is uploaded, one per call; the ids go with the submission.
+const MAX_PHOTOS = 6;
+const LONG_SIDE = 1600;
+const photoList = $('#photo-list');
+const photoStatus = $('#photo-status');
+let attached = []; // { id, url }
+
+async function shrink(file) {
+  const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
+  const scale = Math.min(1, LONG_SIDE / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement('canvas');
+  canvas.width = Math.round(bitmap.width * scale);
+  canvas.height = Math.round(bitmap.height * scale);
+  canvas.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  return new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.85));
+}
+
+function bytesToB64(bytes) {
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+
+function renderPhotos() {
+  photoList.replaceChildren(...attached.map((p, i) => {
+    const remove = h('button', { type: 'button', class: 'small', 'data-testid': 'remove-photo', 'aria-label': `删除第 ${i + 1} 张照片` }, '删除');
+    remove.addEventListener('click', () => {
+      URL.revokeObjectURL(p.url);
+      attached = attached.filter((x) => x !== p);
+      renderPhotos();
+    });
+    return h('li', null, h('img', { src: p.url, alt: `照片 ${i + 1}`, 'data-testid': 'photo-thumb' }), remove);
+  }));
+  say(photoStatus, attached.length ? `已添加 ${attached.length} 张` : '');
+}
+
+$('#photo-input').addEventListener('change', async (ev) => {
+  const files = [...ev.target.files];
+  ev.target.value = '';
+  const err = $('#submit-error');
+  showError(err, null);
+  for (const file of files) {
+    if (attached.length >= MAX_PHOTOS) { say(photoStatus, `最多 ${MAX_PHOTOS} 张`); break; }
+    say(photoStatus, '正在缩小并上传…');
+    try {
+      const blob = (await shrink(file).catch(() => null)) || file;
+      const data = bytesToB64(new Uint8Array(await blob.arrayBuffer()));
+      const r = await unary('PhotoService', 'UploadPhoto', { data, idempotencyKey: newKey() }, { timeoutMs: 60000 });
+      if (!attached.some((p) => p.id === r.photoId)) attached.push({ id: r.photoId, url: URL.createObjectURL(blob) });
+    } catch (e) {
+      showError(err, e);
+    }
+  }
+  renderPhotos();
+});
+
 // ---------------------------------------------------------------- submit
 submitBtn.addEventListener('click', async () => {
   if (submitBtn.disabled) return;
@@ -193,6 +252,7 @@ submitBtn.addEventListener('click', async () => {
   const req = request(err);
   if (!req) return;
   req.contact = contact.value.trim();
+  req.photoIds = attached.map((p) => p.id);
   // One idempotency key per submission: the same content (a double tap, a
   // retry after a network error, a reload) reuses it, so it makes one ticket.
   const fp = JSON.stringify(req);
@@ -205,6 +265,9 @@ submitBtn.addEventListener('click', async () => {
     const t = await unary('TicketService', 'SubmitProblem', { ...req, idempotencyKey: pending.key }, { timeoutMs: 20000 });
     const rec = remember(t, req.text);
     showError(err, null);
+    for (const p of attached) URL.revokeObjectURL(p.url);
+    attached = [];
+    renderPhotos();
     openTicket(rec, t);
   } catch (e) {
     showError(err, e);
@@ -293,6 +356,7 @@ function openTicket(rec, ticket) {
   current = { id: rec.id, secret: rec.secret, seqs: new Set(), events: [], state: rec.state };
   const me = current;
   $('#ticket').hidden = false;
+  $('#ticket-photos').dataset.ticket = '';
   $('#ticket-id').textContent = rec.id;
   $('#timeline').replaceChildren();
   showError($('#ticket-error'), null);
@@ -403,6 +467,32 @@ function renderTicket(t) {
   $('#ticket-answer').textContent = t.answer || '';
   $('#ticket-contact').textContent = t.contact ? `您留的联系方式：${t.contact}（专家接单后才能看到）` : '';
   showRating(st, t.rating);
+  showTicketPhotos(current, t.photoIds || []);
+}
+
+// The ticket's thumbnails, read with the ticket secret (GetPhoto) into
+// object URLs; a tap opens the whole photo.
+async function showTicketPhotos(me, ids) {
+  const list = $('#ticket-photos');
+  if (!me || list.dataset.ticket === me.id) return;
+  list.dataset.ticket = me.id;
+  list.replaceChildren();
+  list.hidden = !ids.length;
+  for (const id of ids) {
+    try {
+      const p = await unary('PhotoService', 'GetPhoto', { ticketId: me.id, photoId: id, ticketSecret: me.secret, thumbnail: true });
+      if (current !== me) return;
+      const url = URL.createObjectURL(new Blob([b64ToBytes(p.data)], { type: p.contentType }));
+      const img = h('img', { src: url, alt: '问题照片', 'data-testid': 'ticket-photo' });
+      img.addEventListener('click', async () => {
+        const full = await unary('PhotoService', 'GetPhoto', { ticketId: me.id, photoId: id, ticketSecret: me.secret });
+        window.open(URL.createObjectURL(new Blob([b64ToBytes(full.data)], { type: full.contentType })), '_blank');
+      });
+      list.append(h('li', null, img));
+    } catch {
+      list.append(h('li', { class: 'muted' }, '照片已删除'));
+    }
+  }
 }
 
 // ---------------------------------------------------------------- rating

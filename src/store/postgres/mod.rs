@@ -23,6 +23,7 @@ use crate::{
 
 mod listen;
 mod outbox;
+mod photos;
 mod pool;
 mod roster_log;
 mod rows;
@@ -36,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0002_ticket_words.sql"),
     include_str!("../../../migrations/postgres/0003_outbox.sql"),
     include_str!("../../../migrations/postgres/0004_ratings.sql"),
+    include_str!("../../../migrations/postgres/0005_photos.sql"),
 ];
 /// Connections one replica opens at most.
 const MAX_CONNECTIONS: usize = 8;

@@ -348,6 +348,16 @@ impl TicketStore for PgStore {
             .collect()
     }
 
+    async fn photo_ids(&self) -> Result<Vec<String>> {
+        let mut c = self.pool.lease().await?;
+        let rows = c
+            .query("SELECT photos FROM tickets WHERE photos IS NOT NULL", &[])
+            .await?;
+        Ok(crate::store::photo_ids_of(
+            rows.iter().map(|r| r.get::<_, String>(0)),
+        ))
+    }
+
     async fn ping(&self) -> Result<()> {
         let c = self.pool.lease().await?;
         c.client.batch_execute("SELECT 1").await.map_err(db)

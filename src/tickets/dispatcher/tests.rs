@@ -80,6 +80,7 @@ async fn a_rerouted_ticket_is_ranked_with_its_submitted_need() {
     assert_eq!(stored.need(lex), submitted);
     let legacy = Ticket {
         words: None,
+        photos: Vec::new(),
         ..stored
     };
     assert_eq!(legacy.need(lex).words, derived);

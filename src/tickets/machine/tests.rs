@@ -18,6 +18,7 @@ fn ticket(state: TicketState) -> Ticket {
         subject: Some("苹果".into()),
         corps: None,
         words: Some(vec!["苹果".into(), "腐烂病".into()]),
+        photos: Vec::new(),
         contact: String::new(),
         idempotency_key: None,
         state,

@@ -13,6 +13,7 @@ mod farmer_expert;
 mod layout;
 mod links;
 mod ratings;
+mod photos;
 
 use std::{
     net::SocketAddr,
