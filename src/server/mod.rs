@@ -40,7 +40,7 @@ use crate::{
     roster::log::Roster,
     roster::store::RosterStore,
     roster::{self, RosterFormat},
-    server::audit::AuditLog,
+    server::audit::{AuditLog, EarlyRefusals},
     store::postgres::PgStore,
     store::{sqlite::SqliteStore, Outbox, TicketStore},
     tickets::{DispatchConfig, Dispatcher},
@@ -167,20 +167,29 @@ struct Apis {
     roster: pb::roster_service_server::RosterServiceServer<RosterApi>,
     tickets: pb::ticket_service_server::TicketServiceServer<TicketApi>,
     responders: pb::responder_service_server::ResponderServiceServer<ResponderApi>,
+    /// The audit of whole-file imports refused before their handler ran
+    /// (by the status layer and the Connect transcoder).
+    early: Arc<EarlyRefusals>,
 }
 
 impl Apis {
     fn new(config: &Config, app: &App, limits: Arc<Limits>) -> anyhow::Result<Apis> {
         let admin = AdminAuth::new(config.admin_token.clone());
-        let gate = Gate::new(limits, admin, app.dispatcher.clone());
+        let gate = Gate::new(limits.clone(), admin.clone(), app.dispatcher.clone());
         let audit = AuditLog::open(&config.data_dir).context("cannot open the audit log")?;
+        let audit = Arc::new(audit);
+        let early = Arc::new(EarlyRefusals::new(
+            admin.clone(),
+            audit.clone(),
+            limits.clone(),
+        ));
         let roster = RosterApi {
             gate: gate.clone(),
             admin: app.admin.clone(),
             roster: app.roster.clone(),
             dispatcher: app.dispatcher.clone(),
             deliveries: app.deliveries.clone(),
-            audit: Arc::new(audit),
+            audit,
             max_upload_bytes: config.max_upload_bytes,
             public_base_url: config.notify.public_base_url.clone().unwrap_or_default(),
         };
@@ -202,6 +211,7 @@ impl Apis {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             responders: pb::responder_service_server::ResponderServiceServer::new(responders)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            early,
         })
     }
 }
@@ -377,10 +387,11 @@ pub async fn serve(
         .layer(crate::http::HttpLayer::new(
             connect_body_bytes(&config),
             limits.door(),
+            apis.early.clone(),
         ))
         .layer(metrics::CallsLayer)
         .layer(limits.admission_layer())
-        .layer(limits.status_layer()?)
+        .layer(limits.status_layer()?.with_early(apis.early.clone()))
         .add_service(health)
         .add_service(reflection)
         .add_service(apis.matching)
