@@ -45,7 +45,6 @@ pub mod server;
 pub mod store;
 pub mod tickets;
 
-/// Entry points for the fuzz targets in `fuzz/`.
 #[doc(hidden)]
 pub mod fuzzing {
     //! What the fuzz targets in `fuzz/` drive in process: the HTTP layer

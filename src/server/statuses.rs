@@ -356,7 +356,7 @@ where
             let unread = |status: Status| match &import {
                 Some((early, action, headers, peer)) => {
                     let received = progress.as_ref().map_or(0, |p| p.bytes());
-                    early.refused(*action, headers, *peer, caller.as_ref(), received, status)
+                    early.refused(action, headers, *peer, caller.as_ref(), received, status)
                 }
                 None => status,
             };
