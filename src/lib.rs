@@ -49,9 +49,13 @@ pub mod server;
 pub mod store;
 pub mod tickets;
 
-/// The HTTP layer driven in process, for the fuzz targets in `fuzz/`.
 #[doc(hidden)]
-pub use http::fuzzing;
+pub mod fuzzing {
+    //! What the fuzz targets in `fuzz/` drive in process: the HTTP layer
+    //! (`http/fuzzing.rs`) and webhook payloads (`notify/fuzzing.rs`).
+    pub use crate::http::fuzzing::*;
+    pub use crate::notify::fuzzing::{Webhook, Webhooks};
+}
 
 /// Code generated from `proto/` by `build.rs`.
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]

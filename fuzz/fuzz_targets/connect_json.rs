@@ -50,7 +50,13 @@ fuzz_target!(|data: &[u8]| {
         "application/json"
     };
     let Some(path) = h.paths().get(which % (h.paths().len() + 1)) else {
-        let reply = h.post("/xingweinong.v1.Nope/Nope", content_type, timeout, body, 4096);
+        let reply = h.post(
+            "/xingweinong.v1.Nope/Nope",
+            content_type,
+            timeout,
+            body,
+            4096,
+        );
         assert_eq!(reply.status, 404);
         assert!(reply.seen.is_none());
         return;

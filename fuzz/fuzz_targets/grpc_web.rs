@@ -109,7 +109,10 @@ fuzz_target!(|data: &[u8]| {
 
     assert_eq!(reply.status, 200, "{reply:?}");
     let reply_type = reply.headers["content-type"].to_str().unwrap();
-    assert!(reply_type.starts_with("application/grpc-web"), "{reply_type}");
+    assert!(
+        reply_type.starts_with("application/grpc-web"),
+        "{reply_type}"
+    );
     let raw = reply.body.as_ref().expect("a whole reply");
     let decoded = if reply_type.starts_with("application/grpc-web-text") {
         unbase64(raw).expect("the reply is base64")
@@ -118,7 +121,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let parts = frames(&decoded).expect("the reply is whole frames");
     let in_headers = reply.headers.get("grpc-status").map(|v| {
-        v.to_str().unwrap().parse::<i32>().expect("a numeric grpc-status")
+        v.to_str()
+            .unwrap()
+            .parse::<i32>()
+            .expect("a numeric grpc-status")
     });
     let mut in_trailers = None;
     let mut messages = Vec::new();
@@ -132,7 +138,10 @@ fuzz_target!(|data: &[u8]| {
             other => panic!("a reply frame with flag {other:#x}"),
         }
     }
-    assert!(reply.trailers.is_none(), "gRPC-Web carries trailers in the body");
+    assert!(
+        reply.trailers.is_none(),
+        "gRPC-Web carries trailers in the body"
+    );
     let status = match (in_headers, in_trailers) {
         (Some(s), None) => {
             assert!(messages.is_empty(), "a trailers-only reply with messages");
@@ -156,7 +165,11 @@ fuzz_target!(|data: &[u8]| {
     );
 
     // What the client meant to send.
-    let request = if text { unbase64(body) } else { Some(body.to_vec()) };
+    let request = if text {
+        unbase64(body)
+    } else {
+        Some(body.to_vec())
+    };
     let request_frames = request.as_deref().and_then(frames);
     if code == Code::Ok {
         let seen = reply.seen.as_ref().expect("an OK call reached the route");
@@ -166,7 +179,10 @@ fuzz_target!(|data: &[u8]| {
         let request = request.as_deref().expect("an OK request was decodable");
         assert!(request.len() >= 5 && request[0] == 0, "{request:?}");
         let len = u32::from_be_bytes([request[1], request[2], request[3], request[4]]);
-        assert!(request.len() - 5 >= len as usize, "an OK request's first frame is whole");
+        assert!(
+            request.len() - 5 >= len as usize,
+            "an OK request's first frame is whole"
+        );
         assert_eq!(messages.len(), 1, "one reply message");
         if echo {
             assert_eq!(messages[0], &seen.message[..], "the echo came back whole");
@@ -182,7 +198,10 @@ fuzz_target!(|data: &[u8]| {
     // in multiples of four characters, so padding inside depends on where
     // the body's frames were cut).
     let padded_inside = text && {
-        let trimmed = body.strip_suffix(b"==").or(body.strip_suffix(b"=")).unwrap_or(body);
+        let trimmed = body
+            .strip_suffix(b"==")
+            .or(body.strip_suffix(b"="))
+            .unwrap_or(body);
         trimmed.contains(&b'=')
     };
     if let Some([(0, payload)]) = request_frames.as_deref() {

@@ -8,12 +8,15 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use xingweinong::{
     config::MatchConfig,
-    model::divisions::Divisions,
     error::Error,
+    model::divisions::Divisions,
     reading::lexicon::Lexicon,
-    roster::{self, RosterFormat},
     roster::store::RosterStore,
-    {matching::{MatchRequest, Matcher}, model::Location},
+    roster::{self, RosterFormat},
+    {
+        matching::{MatchRequest, Matcher},
+        model::Location,
+    },
 };
 
 fn matcher() -> &'static Matcher {

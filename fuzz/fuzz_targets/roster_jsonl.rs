@@ -3,7 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xingweinong::{model::divisions::Divisions, reading::lexicon::Lexicon, roster, tickets::liaison};
+use xingweinong::{
+    model::divisions::Divisions, reading::lexicon::Lexicon, roster, tickets::liaison,
+};
 
 fuzz_target!(|data: &[u8]| {
     let (lexicon, divisions) = (Lexicon::embedded(), Divisions::embedded());

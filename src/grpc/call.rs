@@ -14,6 +14,7 @@ use crate::{
     model::ids::TalentId,
     pb,
     server::limits::{caller::Caller, Arrival, Limits, Permit},
+    server::throttle::Throttle,
     tickets::{Asking, Dispatcher, Principal},
 };
 
@@ -107,21 +108,13 @@ impl Gate {
         Ok(Admitted::new(request, (), client, Some(permit)))
     }
 
-    /// A failed admin authentication, at warn: at most one line a second
-    /// (with the count left out since the last), naming the address and
-    /// the client, never the token sent.
     fn log_failed_admin<M>(&self, request: &Request<M>, refused: &Error) {
-        let Some(suppressed) = self.limits.throttle().pass("admin_auth") else {
-            return;
-        };
-        let peer = request.remote_addr().map(|p| p.to_string());
-        let client = (request.extensions().get::<Caller>()).map(ToString::to_string);
-        tracing::warn!(
-            peer = peer.as_deref().unwrap_or_default(),
-            client = client.as_deref().unwrap_or_default(),
-            reason = %refused,
-            suppressed,
-            "admin authentication failed"
+        let client = request.extensions().get::<Caller>();
+        log_failed_admin(
+            self.limits.throttle(),
+            request.remote_addr(),
+            client,
+            refused,
         );
     }
 
@@ -186,6 +179,29 @@ impl Gate {
     ) -> Result<OwnedSemaphorePermit, Status> {
         self.limits.cpu_slot(arrival).await
     }
+}
+
+/// A failed admin authentication, at warn: at most one line a second
+/// (with the count left out since the last), naming the address and the
+/// client, never the token sent.
+pub(crate) fn log_failed_admin(
+    throttle: &Throttle,
+    peer: Option<SocketAddr>,
+    client: Option<&Caller>,
+    refused: &Error,
+) {
+    let Some(suppressed) = throttle.pass("admin_auth") else {
+        return;
+    };
+    let peer = peer.map(|p| p.to_string());
+    let client = client.map(ToString::to_string);
+    tracing::warn!(
+        peer = peer.as_deref().unwrap_or_default(),
+        client = client.as_deref().unwrap_or_default(),
+        reason = %refused,
+        suppressed,
+        "admin authentication failed"
+    );
 }
 
 /// A responder call's message: the ticket it acts on, if any.

@@ -18,7 +18,7 @@ mod tickets;
 
 pub(crate) use crate::server::limits::Limits;
 pub(crate) use auth::AdminAuth;
-pub(crate) use call::Gate;
+pub(crate) use call::{log_failed_admin, Gate};
 pub(crate) use matching::MatchApi;
 pub(crate) use photos::PhotoApi;
 pub(crate) use responders::ResponderApi;

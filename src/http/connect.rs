@@ -18,8 +18,9 @@ use super::{errors::ConnectError, Inner};
 use crate::{
     pb,
     server::{
-        limits::{peer_ip, Door},
-        statuses::whole_file,
+        audit::EarlyRefusals,
+        limits::{peer_addr, peer_ip, Door},
+        statuses::{whole_file, Progress, Watched},
     },
 };
 
@@ -44,6 +45,9 @@ pub(crate) struct Transcoder {
     max_body: usize,
     /// The admission rules a body is read under (none in unit tests).
     door: Option<Arc<Door>>,
+    /// Where a whole-file import refused while its body is read is
+    /// audited (none in unit tests).
+    early: Option<Arc<EarlyRefusals>>,
 }
 
 impl Transcoder {
@@ -52,7 +56,14 @@ impl Transcoder {
             pool: descriptor_pool(),
             max_body,
             door: None,
+            early: None,
         }
+    }
+
+    /// Audits through `early` the whole-file imports refused while read.
+    pub(crate) fn with_early(mut self, early: Arc<EarlyRefusals>) -> Transcoder {
+        self.early = Some(early);
+        self
     }
 
     /// Reads request bodies under the admission rules of `door`.
@@ -166,14 +177,39 @@ impl Transcoder {
         let entry = (door.enter(parts.uri.path(), &parts.headers, peer))
             .map_err(|refused| ConnectError::from_status(&refused))?;
         let caller = entry.as_ref().map(|(caller, _)| caller);
-        let Some(limit) = door.body_deadline(whole_file(method.input().full_name())) else {
-            return self.read_body(body).await;
+        // A whole-file import refused here is refused before its handler
+        // ran: audited as the gRPC route audits it ([`EarlyRefusals`]).
+        let import = (self.early.as_ref()).zip(EarlyRefusals::action(parts.uri.path()));
+        let progress = Arc::new(Progress::default());
+        let body = match import {
+            Some(_) => Body::new(Watched::new(body, progress.clone())),
+            None => body,
         };
-        match tokio::time::timeout(limit, self.read_body(body)).await {
-            Ok(read) => read,
-            Err(_) => Err(ConnectError::from_status(
-                &door.body_timed_out(caller, limit),
-            )),
+        let read = match door.body_deadline(whole_file(method.input().full_name())) {
+            None => self.read_body(body).await,
+            Some(limit) => match tokio::time::timeout(limit, self.read_body(body)).await {
+                Ok(read) => read,
+                Err(_) => Err(ConnectError::from_status(
+                    &door.body_timed_out(caller, limit),
+                )),
+            },
+        };
+        match (read, import) {
+            (Err(e), Some((early, action)))
+                if matches!(e.code, Code::ResourceExhausted | Code::DeadlineExceeded) =>
+            {
+                let refusal = Status::new(e.code, e.message);
+                let status = early.refused(
+                    action,
+                    &parts.headers,
+                    peer_addr(&parts.extensions),
+                    caller,
+                    progress.bytes(),
+                    refusal,
+                );
+                Err(ConnectError::from_status(&status))
+            }
+            (read, _) => read,
         }
     }
 }

@@ -9,8 +9,7 @@
 
 mod connect;
 pub(crate) mod errors;
-#[doc(hidden)]
-pub mod fuzzing;
+pub(crate) mod fuzzing;
 mod headers;
 mod pages;
 mod photo_link;
@@ -23,7 +22,10 @@ use tonic::body::Body;
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{config::HttpConfig, server::limits::Door};
+use crate::{
+    config::HttpConfig,
+    server::{audit::EarlyRefusals, limits::Door},
+};
 use connect::Transcoder;
 use errors::ConnectError;
 
@@ -84,16 +86,18 @@ fn route(method: &Method, content_type: &str) -> Route {
 }
 
 /// The layer; `max_body` bounds a Connect request body, read under the
-/// admission rules of `door`.
+/// admission rules of `door`; a whole-file import refused while its body
+/// was read is audited through `early`.
 #[derive(Clone)]
 pub(crate) struct HttpLayer {
     transcoder: Arc<Transcoder>,
 }
 
 impl HttpLayer {
-    pub(crate) fn new(max_body: usize, door: Arc<Door>) -> HttpLayer {
+    pub(crate) fn new(max_body: usize, door: Arc<Door>, early: Arc<EarlyRefusals>) -> HttpLayer {
+        let transcoder = Transcoder::new(max_body).with_door(door).with_early(early);
         HttpLayer {
-            transcoder: Arc::new(Transcoder::new(max_body).with_door(door)),
+            transcoder: Arc::new(transcoder),
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::{
 };
 
 mod deliver;
+pub(crate) mod fuzzing;
 pub(crate) mod payload;
 pub(crate) mod sign;
 

@@ -3,19 +3,26 @@
 //! which client (a front end's key name or the client address), what
 //! (a SHA-256 of an uploaded file, the ids touched) and how many rows. What
 //! each action records is decided here ([`Entry`]); the adapters hand the
-//! entries over. Tokens and phone numbers never go in.
+//! entries over; [`EarlyRefusals`] hands over those of whole-file imports
+//! the transport refused before any handler read them. Tokens and phone
+//! numbers never go in.
 
 use std::{
     fs::{File, OpenOptions},
     io::Write,
     net::SocketAddr,
     path::Path,
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use serde_json::{json, Value};
+use tonic::{codegen::http::HeaderMap, metadata::MetadataMap, Status};
 
-use crate::{server::limits::caller::Caller, tickets::token::Role};
+use crate::{
+    grpc::{log_failed_admin, AdminAuth, Limits},
+    server::limits::caller::Caller,
+    tickets::token::Role,
+};
 
 pub(crate) struct AuditLog {
     file: Mutex<File>,
@@ -191,6 +198,65 @@ impl AuditLog {
         if let Err(e) = file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
             tracing::warn!(error = %e, action, "could not write the audit log");
         }
+    }
+}
+
+/// Whole-file imports (`ImportRosterFile`, `ImportLiaisonsFile`) refused
+/// before their handler ran: by tonic's codec past the message size limit,
+/// by the request timeout while the message was still arriving, or, over
+/// Connect JSON, while the body was read. The handler audits every
+/// refusal it makes; these are audited here, the same way, once the
+/// caller has shown the admin token. A caller without it gets what the
+/// handler would have answered, UNAUTHENTICATED, logged as a failed admin
+/// authentication: junk is never audited as an admin's action, and the
+/// limits are no-one else's business.
+pub(crate) struct EarlyRefusals {
+    admin: AdminAuth,
+    log: Arc<AuditLog>,
+    limits: Arc<Limits>,
+}
+
+impl EarlyRefusals {
+    pub(crate) fn new(admin: AdminAuth, log: Arc<AuditLog>, limits: Arc<Limits>) -> EarlyRefusals {
+        EarlyRefusals { admin, log, limits }
+    }
+
+    /// The action the whole-file import at `path` is audited as, if
+    /// `path` is one.
+    pub(crate) fn action(path: &str) -> Option<&'static str> {
+        match path {
+            "/xingweinong.v1.RosterService/ImportRosterFile" => Some("import_roster"),
+            "/xingweinong.v1.RosterService/ImportLiaisonsFile" => Some("import_liaisons"),
+            _ => None,
+        }
+    }
+
+    /// `refusal` of the import `action`, `received` bytes of it read,
+    /// from a caller with request `headers`: audited and given back when
+    /// the headers hold the admin token, else the authentication's refusal.
+    pub(crate) fn refused(
+        &self,
+        action: &'static str,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+        client: Option<&Caller>,
+        received: usize,
+        refusal: Status,
+    ) -> Status {
+        let metadata = MetadataMap::from_headers(headers.clone());
+        if let Err(refused) = self.admin.check(&metadata) {
+            log_failed_admin(self.limits.throttle(), peer, client, &refused);
+            return refused.into();
+        }
+        let entry = Entry::refused_upload(action, received, refusal.message());
+        self.log.record(entry.action, peer, client, entry.details);
+        tracing::info!(
+            audit = action,
+            received,
+            reason = refusal.message(),
+            "upload refused"
+        );
+        refusal
     }
 }
 

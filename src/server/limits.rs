@@ -177,7 +177,7 @@ pub(crate) fn log_refusal(
     let reason = status.message();
     if matches!(
         kind,
-        "rate_limit" | "in_flight_per_address" | "body_timeout"
+        "rate_limit" | "in_flight_per_address" | "body_timeout" | "message_size"
     ) {
         tracing::info!(kind, %caller, reason, suppressed, "call refused at a limit");
     } else {
@@ -487,6 +487,12 @@ impl Door {
         }
     }
 
+    /// Counts and logs `status`, the refusal of a message of `caller` over
+    /// its method's size limit.
+    pub(crate) fn too_large(&self, caller: Option<&Caller>, status: &Status) {
+        log_refusal(&self.log, "message_size", caller, status);
+    }
+
     /// The refusal of a call of `caller` whose request did not arrive
     /// whole within `limit`, logged.
     pub(crate) fn body_timed_out(&self, caller: Option<&Caller>, limit: Duration) -> Status {
@@ -537,11 +543,15 @@ pub(crate) struct Admission<S> {
 /// The TCP peer's address as the server recorded it in a request's
 /// `extensions`, with or without TLS.
 pub(crate) fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
+    peer_addr(extensions).map(|a| a.ip())
+}
+
+/// The address and port of the peer of a request with `extensions`.
+pub(crate) fn peer_addr(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     (extensions.get::<TcpConnectInfo>())
         .or_else(|| (extensions.get::<TlsConnectInfo<TcpConnectInfo>>()).map(|tls| tls.get_ref()))
         .and_then(|info| info.remote_addr())
-        .map(|a| a.ip())
 }
 
 /// The future of a layer's reply (this one's and `metrics::Calls`').

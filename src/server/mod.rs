@@ -41,7 +41,7 @@ use crate::{
     roster::log::Roster,
     roster::store::RosterStore,
     roster::{self, RosterFormat},
-    server::audit::AuditLog,
+    server::audit::{AuditLog, EarlyRefusals},
     store::postgres::PgStore,
     store::{sqlite::SqliteStore, Outbox, TicketStore},
     tickets::{DispatchConfig, Dispatcher},
@@ -228,14 +228,22 @@ struct Apis {
     tickets: pb::ticket_service_server::TicketServiceServer<TicketApi>,
     responders: pb::responder_service_server::ResponderServiceServer<ResponderApi>,
     photos: pb::photo_service_server::PhotoServiceServer<PhotoApi>,
+    /// The audit of whole-file imports refused before their handler ran
+    /// (by the status layer and the Connect transcoder).
+    early: Arc<EarlyRefusals>,
 }
 
 impl Apis {
     fn new(config: &Config, app: &App, limits: Arc<Limits>) -> anyhow::Result<Apis> {
         let admin = AdminAuth::new(config.admin_token.clone());
-        let gate = Gate::new(limits, admin, app.dispatcher.clone());
-        let audit =
-            Arc::new(AuditLog::open(&config.data_dir).context("cannot open the audit log")?);
+        let gate = Gate::new(limits.clone(), admin.clone(), app.dispatcher.clone());
+        let audit = AuditLog::open(&config.data_dir).context("cannot open the audit log")?;
+        let audit = Arc::new(audit);
+        let early = Arc::new(EarlyRefusals::new(
+            admin.clone(),
+            audit.clone(),
+            limits.clone(),
+        ));
         let photos = PhotoApi {
             gate: gate.clone(),
             photos: app.photos.clone(),
@@ -279,6 +287,7 @@ impl Apis {
             // `photos.max_bytes`, with room for its framing.
             photos: pb::photo_service_server::PhotoServiceServer::new(photos)
                 .max_decoding_message_size(photo_message_bytes(config)),
+            early,
         })
     }
 }
@@ -455,10 +464,11 @@ pub async fn serve(
         .layer(crate::http::HttpLayer::new(
             connect_body_bytes(&config),
             limits.door(),
+            apis.early.clone(),
         ))
         .layer(metrics::CallsLayer)
         .layer(limits.admission_layer())
-        .layer(limits.status_layer()?)
+        .layer(limits.status_layer()?.with_early(apis.early.clone()))
         .add_service(health)
         .add_service(reflection)
         .add_service(apis.matching)

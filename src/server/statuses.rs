@@ -17,7 +17,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     task::{Context, Poll},
@@ -30,7 +30,10 @@ use http_body::Body as _;
 use prost_reflect::DescriptorPool;
 use tonic::{codegen::http, Code, Status};
 
-use super::limits::{body_timed_out, caller::Caller, Door};
+use super::{
+    audit::EarlyRefusals,
+    limits::{body_timed_out, caller::Caller, peer_addr, Door},
+};
 
 /// How prost's decode errors begin (tonic-prost puts them in an INTERNAL
 /// status as they are).
@@ -130,6 +133,9 @@ pub(crate) struct StatusLayer {
     pool: Arc<DescriptorPool>,
     /// Where body-timeout refusals are logged, with the caller.
     door: Option<Arc<Door>>,
+    /// Where whole-file imports refused before their handler ran are
+    /// audited (none in unit tests).
+    early: Option<Arc<EarlyRefusals>>,
 }
 
 impl StatusLayer {
@@ -158,38 +164,74 @@ impl StatusLayer {
             watched: Arc::new(watched),
             pool: Arc::new(pool),
             door,
+            early: None,
         })
+    }
+
+    /// Audits through `early` the whole-file imports refused here.
+    pub(crate) fn with_early(mut self, early: Arc<EarlyRefusals>) -> StatusLayer {
+        self.early = Some(early);
+        self
     }
 }
 
-/// A request body that raises its flag once the first gRPC message has
-/// arrived whole (its 5-byte prefix and the length the prefix announces),
-/// or the body has ended.
-struct Watched<B> {
+/// How much of a request body has come: its bytes, and whether its first
+/// gRPC message has arrived whole (or the body has ended).
+#[derive(Default)]
+pub(crate) struct Progress {
+    arrived: AtomicBool,
+    bytes: AtomicU64,
+}
+
+impl Progress {
+    fn arrived(&self) -> bool {
+        self.arrived.load(Ordering::Acquire)
+    }
+
+    /// The body's bytes read so far.
+    pub(crate) fn bytes(&self) -> usize {
+        usize::try_from(self.bytes.load(Ordering::Acquire)).unwrap_or(usize::MAX)
+    }
+}
+
+/// A request body that counts its bytes into its [`Progress`] and raises
+/// its flag once the first gRPC message has arrived whole (its 5-byte
+/// prefix and the length the prefix announces), or the body has ended.
+pub(crate) struct Watched<B> {
     inner: B,
-    arrived: Arc<AtomicBool>,
+    progress: Arc<Progress>,
     prefix: [u8; 5],
     /// Bytes of the body seen so far.
     seen: u64,
 }
 
 impl<B> Watched<B> {
-    fn new(inner: B, arrived: Arc<AtomicBool>) -> Watched<B> {
+    pub(crate) fn new(inner: B, progress: Arc<Progress>) -> Watched<B> {
         Watched {
             inner,
-            arrived,
+            progress,
             prefix: [0; 5],
             seen: 0,
         }
     }
 
-    fn saw(&mut self, mut data: &[u8]) {
-        while self.seen < 5 && !data.is_empty() {
-            self.prefix[self.seen as usize] = data[0];
-            self.seen += 1;
-            data = &data[1..];
+    /// Notes `len` more bytes, of which `head` are the first (at least as
+    /// many as the prefix still needs, when there are as many).
+    fn saw(&mut self, head: &[u8], len: usize) {
+        self.progress.bytes.fetch_add(len as u64, Ordering::AcqRel);
+        if self.progress.arrived() {
+            return;
         }
-        self.seen += data.len() as u64;
+        let mut rest = len as u64;
+        for &b in head {
+            if self.seen >= 5 || rest == 0 {
+                break;
+            }
+            self.prefix[self.seen as usize] = b;
+            self.seen += 1;
+            rest -= 1;
+        }
+        self.seen += rest;
         if self.seen >= 5 {
             let announced = u32::from_be_bytes([
                 self.prefix[1],
@@ -198,7 +240,7 @@ impl<B> Watched<B> {
                 self.prefix[4],
             ]);
             if self.seen - 5 >= u64::from(announced) {
-                self.arrived.store(true, Ordering::Release);
+                self.progress.arrived.store(true, Ordering::Release);
             }
         }
     }
@@ -218,15 +260,18 @@ where
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => match frame.data_ref() {
-                Some(data) if !self.arrived.load(Ordering::Relaxed) => {
-                    let data = data.chunk().to_vec();
-                    self.saw(&data);
+                Some(data) => {
+                    let chunk = data.chunk();
+                    let mut head = [0; 5];
+                    let n = chunk.len().min(5);
+                    head[..n].copy_from_slice(&chunk[..n]);
+                    let len = data.remaining();
+                    self.saw(&head[..n], len);
                 }
-                Some(_) => {}
                 // Trailers: the body is over.
-                None => self.arrived.store(true, Ordering::Release),
+                None => self.progress.arrived.store(true, Ordering::Release),
             },
-            Poll::Ready(None) => self.arrived.store(true, Ordering::Release),
+            Poll::Ready(None) => self.progress.arrived.store(true, Ordering::Release),
             _ => {}
         }
         polled
@@ -290,24 +335,41 @@ where
         let path = request.uri().path().to_string();
         let caller = request.extensions().get::<Caller>().cloned();
         let body_timeout = (self.layer.body_timeout).filter(|_| self.layer.watched.contains(&path));
-        let (request, arrived) = match body_timeout {
-            Some(_) if !request.body().is_end_stream() => {
-                let arrived = Arc::new(AtomicBool::new(false));
-                let request =
-                    request.map(|body| tonic::body::Body::new(Watched::new(body, arrived.clone())));
-                (request, Some(arrived))
+        // A whole-file import: who sent it, should it be refused unread.
+        let import = (self.layer.early.clone())
+            .zip(EarlyRefusals::action(&path))
+            .map(|(early, action)| {
+                let peer = peer_addr(request.extensions());
+                (early, action, request.headers().clone(), peer)
+            });
+        let watch = import.is_some() || (body_timeout.is_some() && !request.body().is_end_stream());
+        let (request, progress) = match watch {
+            true => {
+                let progress = Arc::new(Progress::default());
+                let request = request
+                    .map(|body| tonic::body::Body::new(Watched::new(body, progress.clone())));
+                (request, Some(progress))
             }
-            _ => (request, None),
+            false => (request, None),
         };
         let reply = self.inner.call(request);
         let layer = self.layer.clone();
         Box::pin(async move {
+            // A refusal of an import no handler read, audited (or its
+            // caller's authentication refused).
+            let unread = |status: Status| match &import {
+                Some((early, action, headers, peer)) => {
+                    let received = progress.as_ref().map_or(0, |p| p.bytes());
+                    early.refused(action, headers, *peer, caller.as_ref(), received, status)
+                }
+                None => status,
+            };
             // Both fire at most once; pending when they do not apply.
             let stalled = async {
-                match (body_timeout, arrived) {
-                    (Some(limit), Some(arrived)) => {
+                match (body_timeout, &progress) {
+                    (Some(limit), Some(progress)) => {
                         tokio::time::sleep(limit).await;
-                        if arrived.load(Ordering::Acquire) {
+                        if progress.arrived() {
                             std::future::pending::<()>().await;
                         }
                     }
@@ -337,6 +399,12 @@ where
                         "the call did not finish within the server's request timeout of {} ms",
                         limit.as_millis()
                     ));
+                    // An import whose message had not come whole by then
+                    // never reached its handler.
+                    let status = match progress.as_ref().is_some_and(|p| !p.arrived()) {
+                        true => unread(status),
+                        false => status,
+                    };
                     return Ok(status.into_http());
                 }
             };
@@ -344,10 +412,19 @@ where
                 return Ok(response);
             };
             let input = input_of(&layer.pool, &path);
-            Ok(match rewrite(&status, input.as_deref()) {
-                Some(better) => better.into_http(),
-                None => response,
-            })
+            let Some(better) = rewrite(&status, input.as_deref()) else {
+                return Ok(response);
+            };
+            if better.code() != Code::ResourceExhausted {
+                return Ok(better.into_http());
+            }
+            // Over the size limit: counted and logged with the other
+            // limits' refusals, audited if it is an admin's import.
+            let better = unread(better);
+            if let (Some(door), Code::ResourceExhausted) = (&layer.door, better.code()) {
+                door.too_large(caller.as_ref(), &better);
+            }
+            Ok(better.into_http())
         })
     }
 }
@@ -469,17 +546,23 @@ mod tests {
 
     #[test]
     fn a_message_has_arrived_once_its_announced_length_has() {
-        let arrived = Arc::new(AtomicBool::new(false));
-        let mut body = Watched::new((), arrived.clone());
-        body.saw(&[0, 0, 0]);
-        body.saw(&[3, 232]); // 1,000 bytes announced
-        body.saw(&[7; 10]);
-        assert!(!arrived.load(Ordering::Acquire), "10 of 1,000 bytes");
-        body.saw(&[7; 990]);
-        assert!(arrived.load(Ordering::Acquire));
-        let empty = Arc::new(AtomicBool::new(false));
-        Watched::new((), empty.clone()).saw(&[0, 0, 0, 0, 0]);
-        assert!(empty.load(Ordering::Acquire), "an empty message");
+        fn feed(body: &mut Watched<()>, data: &[u8]) {
+            body.saw(&data[..data.len().min(5)], data.len());
+        }
+        let progress = Arc::new(Progress::default());
+        let mut body = Watched::new((), progress.clone());
+        feed(&mut body, &[0, 0, 0]);
+        feed(&mut body, &[3, 232]); // 1,000 bytes announced
+        feed(&mut body, &[7; 10]);
+        assert!(!progress.arrived(), "10 of 1,000 bytes");
+        assert_eq!(progress.bytes(), 15);
+        feed(&mut body, &[7; 990]);
+        assert!(progress.arrived());
+        feed(&mut body, &[7; 5]);
+        assert_eq!(progress.bytes(), 1010, "counted after arrival too");
+        let empty = Arc::new(Progress::default());
+        feed(&mut Watched::new((), empty.clone()), &[0, 0, 0, 0, 0]);
+        assert!(empty.arrived(), "an empty message");
     }
 
     #[test]

@@ -39,6 +39,30 @@ pub(crate) fn events_between_sql(mark: char) -> String {
     )
 }
 
+/// Where the open tickets' rows are: queued, offered or accepted.
+pub(crate) const OPEN: &str = "state IN ('queued', 'offered', 'accepted')";
+
+/// Pairs each ticket with its events: `events` of the tickets, in any
+/// ticket order, each ticket's in `seq` order (what one query for all the
+/// open tickets' events gives). Tickets keep their order.
+pub(crate) fn with_events(tickets: Vec<Ticket>, events: Vec<Event>) -> Vec<(Ticket, Vec<Event>)> {
+    let mut by_ticket: std::collections::HashMap<String, Vec<Event>> =
+        std::collections::HashMap::with_capacity(tickets.len());
+    for event in events {
+        by_ticket
+            .entry(event.ticket_id.clone())
+            .or_default()
+            .push(event);
+    }
+    tickets
+        .into_iter()
+        .map(|t| {
+            let events = by_ticket.remove(&t.id).unwrap_or_default();
+            (t, events)
+        })
+        .collect()
+}
+
 /// Parameter marks for a list of columns: `?1, ?2, …` for SQLite (`mark`
 /// `'?'`) and `$1, $2, …` for PostgreSQL (`'$'`).
 pub(crate) fn placeholders(columns: &str, mark: char) -> String {

@@ -14,7 +14,7 @@ use rusqlite::{
 };
 
 use super::{
-    codec::{self, placeholders, Columns, Value, EVENT_COLUMNS, TICKET_COLUMNS},
+    codec::{self, placeholders, Columns, Value, EVENT_COLUMNS, OPEN, TICKET_COLUMNS},
     Change, Note, TicketFilter, TicketStore, Written,
 };
 use crate::{
@@ -296,17 +296,25 @@ impl TicketStore for SqliteStore {
 
     async fn open_tickets(&self) -> Result<Vec<(Ticket, Vec<Event>)>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {TICKET_COLUMNS} FROM tickets WHERE state IN ('queued', 'offered', 'accepted') \
-                 ORDER BY created_at_ms, id"
-            ))?;
-            let tickets: Vec<Ticket> = stmt.query_map([], ticket_row)?.collect::<rusqlite::Result<_>>()?;
-            let mut out = Vec::with_capacity(tickets.len());
-            for t in tickets {
-                let events = events_of(conn, &t.id)?;
-                out.push((t, events));
-            }
-            Ok(out)
+            // Two queries, not one per ticket: start-up with a long queue.
+            let tx = conn.transaction()?;
+            let tickets: Vec<Ticket> = {
+                let mut stmt = tx.prepare(&format!(
+                    "SELECT {TICKET_COLUMNS} FROM tickets WHERE {OPEN} ORDER BY created_at_ms, id"
+                ))?;
+                let rows = stmt.query_map([], ticket_row)?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let events: Vec<Event> = {
+                let mut stmt = tx.prepare(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM ticket_events \
+                     WHERE ticket_id IN (SELECT id FROM tickets WHERE {OPEN}) ORDER BY ticket_id, seq"
+                ))?;
+                let rows = stmt.query_map([], event_row)?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            tx.commit()?;
+            Ok(codec::with_events(tickets, events))
         })
         .await
     }

@@ -27,7 +27,7 @@ fn short_frame() -> Bytes {
 }
 
 /// The status of a reply: from its headers (a refusal) or its trailers.
-async fn grpc_status(response: h2::client::ResponseFuture) -> (String, String) {
+pub(crate) async fn grpc_status(response: h2::client::ResponseFuture) -> (String, String) {
     let response = response.await.expect("a reply on the stream");
     let mut headers = response.headers().clone();
     if !headers.contains_key("grpc-status") {

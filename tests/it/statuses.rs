@@ -97,7 +97,7 @@ async fn messages_over_the_limit_are_resource_exhausted() {
 }
 
 /// The audit log's lines of `dir` for `action`.
-fn audited(dir: &std::path::Path, action: &str) -> Vec<serde_json::Value> {
+pub(crate) fn audited(dir: &std::path::Path, action: &str) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
     text.lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -205,9 +205,10 @@ async fn every_refused_import_is_audited_with_its_reason() {
     server.stop_and_clean().await;
 }
 
-/// A whole file over the decoding limit (issue 13 item 8) is refused by the
-/// transport before any handler reads it: RESOURCE_EXHAUSTED, but no audit
-/// entry yet (see the FIXME).
+/// A whole file over the decoding limit (issue 13 item 8) is refused by
+/// the transport before any handler reads it: RESOURCE_EXHAUSTED, audited
+/// for the admin; a caller without the admin token gets UNAUTHENTICATED
+/// and no audit line.
 #[tokio::test]
 async fn a_whole_file_over_the_decoding_limit_is_audited() {
     let dir = temp_dir("oversized-audit");
@@ -234,13 +235,106 @@ async fn a_whole_file_over_the_decoding_limit_is_audited() {
         .import_roster_file(with_token(file, "nope"))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
 
-    // FIXME: tonic's codec refuses the message before the handler that
-    // audits runs, so none of the three is audited; the two admin ones
-    // should be (one `import_roster` line whose `refused` names the limit,
-    // one `import_liaisons` line), the third not.
-    assert_eq!(audited(&dir, "import_roster").len(), 0);
-    assert_eq!(audited(&dir, "import_liaisons").len(), 0);
+    let roster_lines = audited(&dir, "import_roster");
+    assert_eq!(roster_lines.len(), 1, "{roster_lines:?}");
+    let refused = roster_lines[0]["refused"].as_str().unwrap();
+    assert!(
+        refused.contains("over this method's limit of 8388608 bytes"),
+        "{roster_lines:?}"
+    );
+    assert!(
+        roster_lines[0]["received_bytes"].is_u64(),
+        "{roster_lines:?}"
+    );
+    assert!(roster_lines[0]["client"].is_string(), "{roster_lines:?}");
+    let liaisons = audited(&dir, "import_liaisons");
+    assert_eq!(liaisons.len(), 1, "{liaisons:?}");
+    assert!(liaisons[0]["refused"].as_str().unwrap().contains("8388608"));
+    server.stop_and_clean().await;
+}
+
+/// A whole file whose message stalls until the request timeout never
+/// reached its handler: DEADLINE_EXCEEDED and audited with the bytes that
+/// came, or UNAUTHENTICATED without the admin token.
+#[tokio::test]
+async fn a_stalled_whole_file_is_deadline_exceeded_and_audited() {
+    let dir = temp_dir("stalled-file");
+    let mut cfg = config(&dir);
+    cfg.limits.request_timeout_ms = 400;
+    let server = TestServer::start(cfg).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut stalled = Vec::new();
+    for (method, token) in [
+        ("ImportRosterFile", ADMIN_TOKEN),
+        ("ImportLiaisonsFile", ADMIN_TOKEN),
+        ("ImportRosterFile", "nope"),
+    ] {
+        client = client.ready().await.unwrap();
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!(
+                "http://{}/xingweinong.v1.RosterService/{method}",
+                server.addr
+            ))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        let (response, mut send) = client.send_request(request, false).unwrap();
+        // A frame that announces 1,000 bytes and carries 10.
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&1000u32.to_be_bytes());
+        frame.extend_from_slice(&[b'x'; 10]);
+        send.send_data(frame.into(), false).unwrap();
+        stalled.push((response, send));
+    }
+    let mut codes = Vec::new();
+    for (response, _send) in stalled {
+        let (code, message) = crate::inflight::grpc_status(response).await;
+        codes.push((code, message));
+    }
+    assert_eq!(codes[0].0, "4", "{codes:?}");
+    assert_eq!(codes[1].0, "4", "{codes:?}");
+    assert_eq!(codes[2].0, "16", "{codes:?}");
+    let lines = audited(&dir, "import_roster");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0]["refused"]
+            .as_str()
+            .unwrap()
+            .contains("request timeout"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[0]["received_bytes"], 15, "{lines:?}");
+    assert_eq!(audited(&dir, "import_liaisons").len(), 1);
+
+    // Over Connect JSON: a body that announces 1,000 bytes and sends 12.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "POST /xingweinong.v1.RosterService/ImportLiaisonsFile HTTP/1.1\r\nHost: {}\r\n\
+         Content-Type: application/json\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Length: 1000\r\nConnection: close\r\n\r\n{{\"data\": \"eA",
+        server.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let read = stream.read_to_end(&mut reply);
+    tokio::time::timeout(std::time::Duration::from_secs(5), read)
+        .await
+        .expect("answered at the request timeout")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 504"), "{reply}");
+    let lines = audited(&dir, "import_liaisons");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1]["received_bytes"], 12, "{lines:?}");
     server.stop_and_clean().await;
 }

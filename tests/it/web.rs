@@ -628,6 +628,90 @@ pub(crate) async fn connect_admin(addr: SocketAddr, method: &str, body: Value) -
     send(addr, r).await
 }
 
+/// A whole-file import over the size limit over gRPC-Web and Connect JSON
+/// (issue 13 item 8): refused before any handler read it, and audited for
+/// the admin as over gRPC; a caller with a wrong token is refused as
+/// unauthenticated, and not audited.
+#[tokio::test]
+async fn a_whole_file_over_the_limit_is_audited_over_grpc_web_and_connect() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let dir = temp_dir("web-oversized-audit");
+    let mut cfg = config(&dir);
+    cfg.max_upload_bytes = 1024;
+    let server = TestServer::start(cfg).await;
+    let addr = server.addr;
+    let bearer = |token: &str| format!("Bearer {token}").parse().unwrap();
+    let file = |bytes: usize| pb::RosterFile {
+        format: pb::RosterFormat::Csv as i32,
+        data: vec![b'x'; bytes],
+    };
+    // gRPC-Web: a 9 MiB message, over the 8 MiB of RosterService.
+    let message = prost::Message::encode_to_vec(&file(9 << 20));
+    let mut body = vec![0];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    let web = |token: &str| {
+        let mut call = request(
+            Method::POST,
+            "/xingweinong.v1.RosterService/ImportRosterFile",
+            "application/grpc-web+proto",
+            body.clone(),
+        );
+        call.headers_mut()
+            .insert(header::AUTHORIZATION, bearer(token));
+        call
+    };
+    let reply = send(addr, web(ADMIN_TOKEN)).await;
+    assert_eq!(
+        reply.header("grpc-status"),
+        Some("8"),
+        "{:?}",
+        reply.headers
+    );
+    let reply = send(addr, web("nope")).await;
+    assert_eq!(
+        reply.header("grpc-status"),
+        Some("16"),
+        "{:?}",
+        reply.headers
+    );
+    let lines = crate::statuses::audited(&dir, "import_roster");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0]["refused"].as_str().unwrap().contains("8388608"));
+
+    // Connect JSON: a body over the Connect limit (9 MiB in base64), and
+    // one under it whose message is over the 8 MiB.
+    for bytes in [9 << 20, (8 << 20) + 100] {
+        let json = json!({"format": "ROSTER_FORMAT_CSV", "data": b64.encode(file(bytes).data)});
+        let call = |token: &str| {
+            let mut call = request(
+                Method::POST,
+                "/xingweinong.v1.RosterService/ImportLiaisonsFile",
+                "application/json",
+                json.to_string(),
+            );
+            call.headers_mut()
+                .insert(header::AUTHORIZATION, bearer(token));
+            call
+        };
+        let reply = send(addr, call(ADMIN_TOKEN)).await;
+        assert_eq!(reply.json()["code"], "resource_exhausted", "{bytes}");
+        let reply = send(addr, call("nope")).await;
+        assert_eq!(reply.json()["code"], "unauthenticated", "{bytes}");
+    }
+    let lines = crate::statuses::audited(&dir, "import_liaisons");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0]["refused"]
+        .as_str()
+        .unwrap()
+        .contains("larger than"));
+    assert!(lines[0]["received_bytes"].as_u64().unwrap() > 10 << 20);
+    assert!(lines[1]["refused"].as_str().unwrap().contains("8388608"));
+    assert_eq!(crate::statuses::audited(&dir, "import_roster").len(), 1);
+    server.stop_and_clean().await;
+}
+
 #[tokio::test]
 async fn deliveries_over_connect_json() {
     let dir = temp_dir("web-deliveries");

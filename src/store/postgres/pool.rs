@@ -65,6 +65,15 @@ impl Conn {
         self.client.batch_execute("BEGIN").await.map_err(db)
     }
 
+    /// Begins a read-only transaction whose queries all see one snapshot.
+    pub(super) async fn begin_snapshot(&mut self) -> Result<()> {
+        self.in_transaction = true;
+        (self.client)
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db)
+    }
+
     pub(super) async fn commit(&mut self) -> Result<()> {
         self.client.batch_execute("COMMIT").await.map_err(db)?;
         self.in_transaction = false;

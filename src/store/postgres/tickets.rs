@@ -12,7 +12,7 @@ use super::{bad, db, pool::Conn, rows::Args, PgStore, CHANGES_CHANNEL};
 use crate::{
     error::{Error, Result},
     store::{
-        codec::{self, placeholders, EVENT_COLUMNS, TICKET_COLUMNS},
+        codec::{self, placeholders, EVENT_COLUMNS, OPEN, TICKET_COLUMNS},
         Change, Note, TicketFilter, TicketStore, Written,
     },
     tickets::{liaison::Liaison, now_ms, Availability, Event, Ticket},
@@ -22,9 +22,14 @@ static SELECT_TICKET: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"));
 
 static SELECT_OPEN: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE {OPEN} ORDER BY created_at_ms, id")
+});
+
+/// The events of every open ticket, each ticket's in order.
+static SELECT_OPEN_EVENTS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {TICKET_COLUMNS} FROM tickets WHERE state IN ('queued', 'offered', 'accepted') \
-         ORDER BY created_at_ms, id"
+        "SELECT {EVENT_COLUMNS} FROM ticket_events \
+         WHERE ticket_id IN (SELECT id FROM tickets WHERE {OPEN}) ORDER BY ticket_id, seq"
     )
 });
 
@@ -388,14 +393,17 @@ impl TicketStore for PgStore {
 
     async fn open_tickets(&self) -> Result<Vec<(Ticket, Vec<Event>)>> {
         let mut c = self.pool.lease().await?;
-        let rows = c.query(&SELECT_OPEN, &[]).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let t = codec::ticket_of(row)?;
-            let events = events_of(&mut c, &t.id).await?;
-            out.push((t, events));
-        }
-        Ok(out)
+        // Two queries, not one per ticket (start-up with a long queue), on
+        // one snapshot, so that no ticket's events are newer than its row.
+        c.begin_snapshot().await?;
+        let tickets = c.query(&SELECT_OPEN, &[]).await?;
+        let tickets = tickets.iter().map(codec::ticket_of);
+        let tickets = tickets.collect::<Result<Vec<_>>>()?;
+        let events = c.query(&SELECT_OPEN_EVENTS, &[]).await?;
+        let events = events.iter().map(codec::event_of);
+        let events = events.collect::<Result<Vec<_>>>()?;
+        c.commit().await?;
+        Ok(codec::with_events(tickets, events))
     }
 
     async fn list(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
