@@ -8,9 +8,10 @@ use tonic::{Request, Response, Status};
 use super::{
     call::Gate,
     convert::{analysis_to_pb, candidate_to_pb, corps_to_pb, division_to_pb},
-    convert::{location_from_pb, ranking_from_pb},
+    convert::{corps_from_pb, hit_to_pb, location_from_pb, ranking_from_pb},
 };
 use crate::{
+    knowledge::{Library, Query},
     matching::{MatchRequest, Matcher},
     pb,
 };
@@ -18,11 +19,16 @@ use crate::{
 pub(crate) struct MatchApi {
     gate: Gate,
     matcher: Arc<Matcher>,
+    library: Arc<Library>,
 }
 
 impl MatchApi {
-    pub(crate) fn new(gate: Gate, matcher: Arc<Matcher>) -> MatchApi {
-        MatchApi { gate, matcher }
+    pub(crate) fn new(gate: Gate, matcher: Arc<Matcher>, library: Arc<Library>) -> MatchApi {
+        MatchApi {
+            gate,
+            matcher,
+            library,
+        }
     }
 }
 
@@ -45,15 +51,20 @@ impl pb::match_service_server::MatchService for MatchApi {
         // CPU-bound: on a CPU slot off the async workers, which keep taking
         // (and, past the limits, refusing) new calls meanwhile.
         let _slot = self.gate.cpu_slot(call.arrival).await?;
-        let matcher = self.matcher.clone();
-        let outcome =
-            crate::error::blocking("matching", move || matcher.match_problem(&request)).await?;
+        let (matcher, library) = (self.matcher.clone(), self.library.clone());
+        let (outcome, similar) = crate::error::blocking("matching", move || {
+            let outcome = matcher.match_problem(&request)?;
+            let similar = library.similar(&request.text, outcome.subject.as_deref())?;
+            Ok((outcome, similar))
+        })
+        .await?;
         Ok(Response::new(pb::MatchProblemResponse {
             subject: outcome.subject.unwrap_or_default(),
             corps: corps_to_pb(outcome.corps).into(),
             candidates: outcome.candidates.iter().map(candidate_to_pb).collect(),
             analysis: Some(analysis_to_pb(&outcome.analysis, self.matcher.lexicon())),
             roster_version: outcome.roster_version,
+            similar: similar.iter().map(hit_to_pb).collect(),
         }))
     }
 
@@ -74,5 +85,31 @@ impl pb::match_service_server::MatchService for MatchApi {
         _: Request<pb::PingRequest>,
     ) -> Result<Response<pb::PingResponse>, Status> {
         Ok(Response::new(pb::PingResponse {}))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn search_knowledge(
+        &self,
+        request: Request<pb::SearchKnowledgeRequest>,
+    ) -> Result<Response<pb::SearchKnowledgeResponse>, Status> {
+        let call = self.gate.farmer(request)?;
+        let r = call.message;
+        let corps = corps_from_pb(r.corps, "corps")?;
+        let _slot = self.gate.cpu_slot(call.arrival).await?;
+        let library = self.library.clone();
+        let hits = crate::error::blocking("knowledge search", move || {
+            library.search(&Query {
+                text: &r.text,
+                subject: Some(&r.subject),
+                corps,
+                county_code: Some(&r.county_code),
+                limit: r.limit as usize,
+                ..Query::default()
+            })
+        })
+        .await?;
+        Ok(Response::new(pb::SearchKnowledgeResponse {
+            hits: hits.iter().map(hit_to_pb).collect(),
+        }))
     }
 }

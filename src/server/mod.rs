@@ -31,6 +31,7 @@ use crate::{
     config::Config,
     error::Error,
     grpc::{AdminAuth, Gate, Limits, MatchApi, ResponderApi, RosterApi, TicketApi},
+    knowledge::Library,
     matching::Matcher,
     model::divisions::Divisions,
     notify::{Deliveries, Notifier},
@@ -42,7 +43,7 @@ use crate::{
     roster::{self, RosterFormat},
     server::audit::AuditLog,
     store::postgres::PgStore,
-    store::{sqlite::SqliteStore, Outbox, TicketStore},
+    store::{sqlite::SqliteStore, KnowledgeStore, Outbox, TicketStore},
     tickets::{DispatchConfig, Dispatcher},
 };
 
@@ -90,6 +91,8 @@ pub(crate) struct App {
     pub(crate) tickets: Arc<dyn TicketStore>,
     /// The notification outbox as admins see it.
     pub(crate) deliveries: Deliveries,
+    /// Solved problems shared with farmers.
+    pub(crate) library: Arc<Library>,
 }
 
 impl App {
@@ -102,27 +105,33 @@ impl App {
         let store = Arc::new(store);
         let matcher = Arc::new(Matcher::new(store.clone(), config.matching.clone()));
         let admin = Arc::new(RosterAdmin::new(store));
-        let (tickets, outbox, roster): (Arc<dyn TicketStore>, Arc<dyn Outbox>, _) =
-            match config.postgres_url() {
-                None => {
-                    let data_dir = config.data_dir.clone();
-                    let tickets =
-                        tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir)).await??;
-                    let tickets = Arc::new(tickets);
-                    (tickets.clone(), tickets, Roster::local(admin.clone()))
-                }
-                Some(url) => {
-                    let shared = PgStore::connect(url)
-                        .await
-                        .context("cannot open the shared PostgreSQL store")?;
-                    let demo = demo_roster_csv(config.demo_seed).into_bytes();
-                    let bootstrap = (RosterFormat::Csv, demo);
-                    let roster = Roster::shared(admin.clone(), shared.clone(), bootstrap)
-                        .await
-                        .context("cannot follow the shared roster log")?;
-                    (shared.clone(), shared, roster)
-                }
-            };
+        type Stores = (
+            Arc<dyn TicketStore>,
+            Arc<dyn Outbox>,
+            Arc<dyn KnowledgeStore>,
+        );
+        let ((tickets, outbox, knowledge), roster): (Stores, _) = match config.postgres_url() {
+            None => {
+                let data_dir = config.data_dir.clone();
+                let tickets =
+                    tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir)).await??;
+                let tickets = Arc::new(tickets);
+                let stores: Stores = (tickets.clone(), tickets.clone(), tickets);
+                (stores, Roster::local(admin.clone()))
+            }
+            Some(url) => {
+                let shared = PgStore::connect(url)
+                    .await
+                    .context("cannot open the shared PostgreSQL store")?;
+                let demo = demo_roster_csv(config.demo_seed).into_bytes();
+                let bootstrap = (RosterFormat::Csv, demo);
+                let roster = Roster::shared(admin.clone(), shared.clone(), bootstrap)
+                    .await
+                    .context("cannot follow the shared roster log")?;
+                let stores: Stores = (shared.clone(), shared.clone(), shared);
+                (stores, roster)
+            }
+        };
         let notifier = Notifier::new(&config.notify)?;
         let dispatch = DispatchConfig::from(config);
         let dispatcher = Dispatcher::start_notifying(
@@ -136,7 +145,13 @@ impl App {
         if let Some(notifier) = &notifier {
             notifier.start(outbox.clone());
         }
+        // Replicas re-read the entries other replicas changed (periodically).
+        let follow = config.postgres_url().is_some();
+        let library = Library::open(knowledge, tickets.clone(), matcher.clone(), follow)
+            .await
+            .context("cannot load the knowledge entries")?;
         Ok(App {
+            library,
             matcher,
             admin,
             roster,
@@ -180,18 +195,24 @@ impl Apis {
             roster: app.roster.clone(),
             dispatcher: app.dispatcher.clone(),
             deliveries: app.deliveries.clone(),
+            library: app.library.clone(),
             audit: Arc::new(audit),
             max_upload_bytes: config.max_upload_bytes,
             public_base_url: config.notify.public_base_url.clone().unwrap_or_default(),
         };
         let upload_message_bytes = upload_message_bytes(config);
         let tickets = TicketApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());
-        let responders =
-            ResponderApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());
+        let responders = ResponderApi::new(
+            gate.clone(),
+            app.matcher.clone(),
+            app.dispatcher.clone(),
+            app.library.clone(),
+        );
         Ok(Apis {
             matching: pb::match_service_server::MatchServiceServer::new(MatchApi::new(
                 gate,
                 app.matcher.clone(),
+                app.library.clone(),
             ))
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
             // A whole file in one message (ImportRosterFile) may be as big

@@ -22,6 +22,7 @@ use crate::{
     tickets::{liaison::Liaison, Availability, Event, Ticket},
 };
 
+mod knowledge;
 mod outbox;
 
 /// Versioned migrations; the database's `user_version` says how many ran.
@@ -29,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_tickets.sql"),
     include_str!("../../migrations/sqlite/0002_ticket_words.sql"),
     include_str!("../../migrations/sqlite/0003_outbox.sql"),
+    include_str!("../../migrations/sqlite/0004_knowledge.sql"),
 ];
 
 #[derive(Clone)]

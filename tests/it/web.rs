@@ -14,14 +14,14 @@ use xingweinong::pb;
 use crate::common::*;
 
 /// What came back: status, headers and the whole body.
-struct Reply {
-    status: StatusCode,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
@@ -64,7 +64,7 @@ fn request(
 }
 
 /// A Connect unary call in JSON.
-async fn connect(addr: SocketAddr, method: &str, body: Value) -> Reply {
+pub(crate) async fn connect(addr: SocketAddr, method: &str, body: Value) -> Reply {
     let path = format!("/xingweinong.v1.{method}");
     send(
         addr,
