@@ -30,9 +30,15 @@ use crate::{
 };
 
 /// Similarity a hit needs to be shown (tuned on `tests/data/knowledge/dev-*`).
-pub const THRESHOLD: f64 = 0.30;
+pub const THRESHOLD: f64 = 0.25;
 /// Added to the similarity when the entry's subject is the query's.
 pub const SUBJECT_BONUS: f64 = 0.15;
+/// The similarity is multiplied by this when the query reads as another
+/// subject than the entry's (梨 asked, 苹果 solved).
+pub const OTHER_SUBJECT: f64 = 0.7;
+/// A query word found only in the entry's answer (a disease's name the
+/// farmer knew and the solver wrote) counts this much of its weight.
+pub const ANSWER_SHARE: f64 = 0.5;
 /// Candidates tantivy gathers for the re-ranking.
 const CANDIDATES: usize = 40;
 /// Memory of the one indexing thread.
@@ -95,6 +101,8 @@ struct Indexed {
     entry: std::sync::Arc<Entry>,
     /// The problem's distinct words.
     terms: Vec<String>,
+    /// The answer's distinct words.
+    answer_terms: Vec<String>,
 }
 
 #[derive(Default)]
@@ -202,6 +210,7 @@ impl KnowledgeIndex {
             doc.add_u64(f.key, key);
             doc.add_text(f.id, &entry.id);
             doc.add_text(f.text, &entry.text);
+            doc.add_text(f.text, &entry.answer);
             doc.add_text(f.subject, &entry.subject);
             doc.add_text(f.corps, entry.corps.map(Corps::chinese).unwrap_or_default());
             doc.add_text(f.county, &entry.county_code);
@@ -211,8 +220,16 @@ impl KnowledgeIndex {
                 *table.df.entry(t.clone()).or_default() += 1;
             }
             table.key_of.insert(entry.id.clone(), key);
+            let answer_terms = words(self.lexicon, &entry.answer);
             let entry = std::sync::Arc::new(entry);
-            table.by_key.insert(key, Indexed { entry, terms });
+            table.by_key.insert(
+                key,
+                Indexed {
+                    entry,
+                    terms,
+                    answer_terms,
+                },
+            );
         }
         drop(table);
         writer.commit()?;
@@ -335,15 +352,21 @@ impl KnowledgeIndex {
                 continue; // removed since the searcher was taken
             };
             let doc_weight: f64 = indexed.terms.iter().map(|t| weight(t)).sum();
-            let matched: Vec<String> = words
-                .iter()
-                .filter(|t| indexed.terms.binary_search(t).is_ok())
-                .cloned()
-                .collect();
-            let shared: f64 = matched.iter().map(|t| weight(t)).sum();
+            let (mut matched, mut shared) = (Vec::new(), 0.0);
+            for t in &words {
+                if indexed.terms.binary_search(t).is_ok() {
+                    shared += weight(t);
+                    matched.push(t.clone());
+                } else if indexed.answer_terms.binary_search(t).is_ok() {
+                    shared += ANSWER_SHARE * weight(t);
+                    matched.push(t.clone());
+                }
+            }
             let mut similarity = 2.0 * shared / (query_weight + doc_weight).max(f64::EPSILON);
-            if q.hint_subject.is_some_and(|s| s == indexed.entry.subject) {
-                similarity += SUBJECT_BONUS;
+            match q.hint_subject {
+                Some(s) if s == indexed.entry.subject => similarity += SUBJECT_BONUS,
+                Some(_) if !indexed.entry.subject.is_empty() => similarity *= OTHER_SUBJECT,
+                _ => {}
             }
             let similarity = similarity.min(1.0);
             if similarity >= THRESHOLD {
