@@ -314,8 +314,7 @@ impl KnowledgeIndex {
                 Box::new(BoostQuery::new(Box::new(subject), 2.0)),
             ));
         }
-        let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> =
-            vec![(Occur::Must, Box::new(BooleanQuery::new(should)))];
+        let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
         let filter = |field: Field, value: &str| -> (Occur, Box<dyn TantivyQuery>) {
             (
                 Occur::Must,
@@ -334,11 +333,16 @@ impl KnowledgeIndex {
         if let Some(c) = q.county_code {
             clauses.push(filter(f.county, c));
         }
+        // Without filters, the words alone: a plain union, which tantivy
+        // prunes (block-max WAND) while collecting the top candidates.
+        let query = if clauses.is_empty() {
+            BooleanQuery::new(should)
+        } else {
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(should))));
+            BooleanQuery::new(clauses)
+        };
         let searcher = self.reader.searcher();
-        let top = searcher.search(
-            &BooleanQuery::new(clauses),
-            &TopDocs::with_limit(CANDIDATES).order_by_score(),
-        )?;
+        let top = searcher.search(&query, &TopDocs::with_limit(CANDIDATES).order_by_score())?;
         let table = self.table.read().expect("knowledge table");
         let weight = |t: &str| table.idf(t);
         let query_weight: f64 = words.iter().map(|t| weight(t)).sum();
