@@ -16,6 +16,8 @@
 //! - [`matching`]: a report's need, the one qualification rule, reasons.
 //! - [`tickets`]: the pure state machine, routing, the dispatcher, live
 //!   streams, tokens and who sees what.
+//! - [`knowledge`]: solved problems shared with the next farmer: entries
+//!   made from resolved tickets, their own index, similar-problem search.
 //! - [`store`]: the ticket store trait, its row codec, SQLite and the
 //!   PostgreSQL store replicas share; the notification outbox's rows.
 //! - [`photos`]: photos of a problem: validated and re-encoded without
@@ -37,6 +39,7 @@ pub mod config;
 pub mod error;
 pub(crate) mod grpc;
 pub(crate) mod http;
+pub mod knowledge;
 pub mod matching;
 pub mod metrics;
 pub mod model;

@@ -56,6 +56,15 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 15)]
         worst: usize,
     },
+    /// Measures the knowledge search: solved problems and labelled queries
+    /// (JSONL; README "Knowledge").
+    EvalKnowledge {
+        entries: PathBuf,
+        queries: PathBuf,
+        /// How many misses to list.
+        #[arg(long, default_value_t = 15)]
+        worst: usize,
+    },
     /// Matches a problem report to responders.
     Match {
         text: String,
@@ -453,6 +462,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(&args).await,
         Command::GenRoster { seed, size } => gen_roster(seed, size),
         Command::Eval { file, worst } => evaluate(&file, worst),
+        Command::EvalKnowledge {
+            entries,
+            queries,
+            worst,
+        } => evaluate_knowledge(&entries, &queries, worst),
         Command::Loadgen(args) => run_loadgen(args).await,
         Command::Match {
             text,
@@ -516,6 +530,23 @@ fn read_reports(file: &std::path::Path) -> anyhow::Result<Vec<eval::Labelled>> {
 fn evaluate(file: &std::path::Path, worst: usize) -> anyhow::Result<()> {
     let items = read_reports(file)?;
     let report = eval::evaluate(Lexicon::embedded(), &items);
+    print!("{}", report.render(worst));
+    Ok(())
+}
+
+/// `eval-knowledge`: measures the knowledge search and prints the report.
+fn evaluate_knowledge(
+    entries: &std::path::Path,
+    queries: &std::path::Path,
+    worst: usize,
+) -> anyhow::Result<()> {
+    use crate::knowledge::eval;
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let entries = eval::parse_entries(&read(entries)?)?;
+    let queries = eval::parse_queries(&read(queries)?)?;
+    let report = eval::evaluate(Lexicon::embedded(), entries, &queries)?;
     print!("{}", report.render(worst));
     Ok(())
 }

@@ -86,6 +86,7 @@ impl Responder {
                 let r = pb::ResolveTicketRequest {
                     ticket_id: id,
                     answer: text.into(),
+                    shareable: false,
                 };
                 self.api.resolve_ticket(self.req(r)).await
             }

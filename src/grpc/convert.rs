@@ -382,3 +382,27 @@ pub(crate) fn figure_to_pb(f: &ResponderFigures) -> pb::ResponderFigure {
         mean_rating: t.mean_rating().unwrap_or(0.0),
     }
 }
+
+pub(crate) fn entry_to_pb(e: &crate::knowledge::Entry) -> pb::KnowledgeEntry {
+    pb::KnowledgeEntry {
+        id: e.id.clone(),
+        text: e.text.clone(),
+        subject: e.subject.clone(),
+        corps: corps_to_pb(e.corps).into(),
+        county_code: e.county_code.clone(),
+        county_name: e.county_name.clone(),
+        answer: e.answer.clone(),
+        tier: e.tier.map_or(pb::Tier::Unspecified, tier_to_pb).into(),
+        resolved_at: Some(timestamp(e.resolved_at_ms)),
+        rating: e.rating.map(u32::from),
+        published_by: e.published_by.key().to_string(),
+    }
+}
+
+pub(crate) fn hit_to_pb(h: &crate::knowledge::Hit) -> pb::KnowledgeHit {
+    pb::KnowledgeHit {
+        entry: Some(entry_to_pb(&h.entry)),
+        similarity: h.similarity,
+        matched_terms: h.matched_terms.clone(),
+    }
+}

@@ -8,9 +8,10 @@ use tonic::{Request, Response, Status};
 use super::{
     call::Gate,
     convert::{analysis_to_pb, candidate_to_pb, corps_to_pb, division_to_pb},
-    convert::{location_from_pb, ranking_from_pb},
+    convert::{corps_from_pb, hit_to_pb, location_from_pb, ranking_from_pb},
 };
 use crate::{
+    knowledge::{Library, Query},
     matching::{MatchRequest, Matcher},
     pb,
 };
@@ -23,11 +24,16 @@ pub(crate) const INLINE_TEXT_BYTES: usize = 1024;
 pub(crate) struct MatchApi {
     gate: Gate,
     matcher: Arc<Matcher>,
+    library: Arc<Library>,
 }
 
 impl MatchApi {
-    pub(crate) fn new(gate: Gate, matcher: Arc<Matcher>) -> MatchApi {
-        MatchApi { gate, matcher }
+    pub(crate) fn new(gate: Gate, matcher: Arc<Matcher>, library: Arc<Library>) -> MatchApi {
+        MatchApi {
+            gate,
+            matcher,
+            library,
+        }
     }
 }
 
@@ -54,11 +60,19 @@ impl pb::match_service_server::MatchService for MatchApi {
         // (and, past the limits, refuse) new calls. A long one goes off the
         // async workers, so no call holds one for long.
         let _slot = self.gate.cpu_slot(call.arrival).await?;
-        let outcome = if request.text.len() <= INLINE_TEXT_BYTES {
-            self.matcher.match_problem(&request)?
+        let text_bytes = request.text.len();
+        let outcome_and_similar = {
+            let (matcher, library) = (self.matcher.clone(), self.library.clone());
+            move || -> crate::error::Result<_> {
+                let outcome = matcher.match_problem(&request)?;
+                let similar = library.similar(&request.text, outcome.subject.as_deref())?;
+                Ok((outcome, similar))
+            }
+        };
+        let (outcome, similar) = if text_bytes <= INLINE_TEXT_BYTES {
+            outcome_and_similar()?
         } else {
-            let matcher = self.matcher.clone();
-            crate::error::blocking("matching", move || matcher.match_problem(&request)).await?
+            crate::error::blocking("matching", outcome_and_similar).await?
         };
         Ok(Response::new(pb::MatchProblemResponse {
             subject: outcome.subject.unwrap_or_default(),
@@ -66,6 +80,7 @@ impl pb::match_service_server::MatchService for MatchApi {
             candidates: outcome.candidates.iter().map(candidate_to_pb).collect(),
             analysis: Some(analysis_to_pb(&outcome.analysis, self.matcher.lexicon())),
             roster_version: outcome.roster_version,
+            similar: similar.iter().map(hit_to_pb).collect(),
         }))
     }
 
@@ -86,5 +101,31 @@ impl pb::match_service_server::MatchService for MatchApi {
         _: Request<pb::PingRequest>,
     ) -> Result<Response<pb::PingResponse>, Status> {
         Ok(Response::new(pb::PingResponse {}))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn search_knowledge(
+        &self,
+        request: Request<pb::SearchKnowledgeRequest>,
+    ) -> Result<Response<pb::SearchKnowledgeResponse>, Status> {
+        let call = self.gate.farmer(request)?;
+        let r = call.message;
+        let corps = corps_from_pb(r.corps, "corps")?;
+        let _slot = self.gate.cpu_slot(call.arrival).await?;
+        let library = self.library.clone();
+        let hits = crate::error::blocking("knowledge search", move || {
+            library.search(&Query {
+                text: &r.text,
+                subject: Some(&r.subject),
+                corps,
+                county_code: Some(&r.county_code),
+                limit: r.limit as usize,
+                ..Query::default()
+            })
+        })
+        .await?;
+        Ok(Response::new(pb::SearchKnowledgeResponse {
+            hits: hits.iter().map(hit_to_pb).collect(),
+        }))
     }
 }

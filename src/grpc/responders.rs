@@ -15,6 +15,7 @@ use super::{
     tickets::EventStream,
 };
 use crate::{
+    knowledge::{Library, Publisher},
     matching::Matcher,
     model::ids::{TalentId, TicketId},
     pb,
@@ -28,6 +29,7 @@ pub(crate) struct ResponderApi {
     gate: Gate,
     matcher: Arc<Matcher>,
     dispatcher: Arc<Dispatcher>,
+    library: Arc<Library>,
 }
 
 impl ResponderApi {
@@ -35,11 +37,13 @@ impl ResponderApi {
         gate: Gate,
         matcher: Arc<Matcher>,
         dispatcher: Arc<Dispatcher>,
+        library: Arc<Library>,
     ) -> ResponderApi {
         ResponderApi {
             gate,
             matcher,
             dispatcher,
+            library,
         }
     }
 
@@ -62,6 +66,25 @@ fn push_to_pb(push: &Push, who: &Principal, snapshot: &Snapshot) -> pb::Assignme
         read_only: push.read_only,
         replay: push.replay,
     }
+}
+
+/// Resolves a ticket and, when its responder marks the answer shareable,
+/// publishes it; the ticket stays resolved if publishing fails (logged).
+async fn resolve_and_share(
+    d: &Dispatcher,
+    library: &Library,
+    me: &TalentId,
+    r: pb::ResolveTicketRequest,
+) -> crate::error::Result<Ticket> {
+    let ticket = d
+        .resolve(me, &TicketId::new(r.ticket_id.trim()), &r.answer)
+        .await?;
+    if r.shareable {
+        if let Err(e) = library.share(&ticket, Publisher::Responder).await {
+            tracing::warn!(cause = %e, ticket = %ticket.id, "cannot publish the shared answer");
+        }
+    }
+    Ok(ticket)
 }
 
 #[tonic::async_trait]
@@ -122,10 +145,10 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
     ) -> Result<Response<pb::Ticket>, Status> {
         let call = self.gate.responder(request).await?;
         let (me, r, d) = (call.caller.clone(), call.message, self.dispatcher.clone());
+        let library = self.library.clone();
         record_ticket(&r.ticket_id);
         let ticket = detach("dispatcher", async move {
-            d.resolve(&me, &TicketId::new(r.ticket_id.trim()), &r.answer)
-                .await
+            resolve_and_share(&d, &library, &me, r).await
         })
         .await?;
         Ok(self.reply(&ticket, &call.caller))

@@ -158,6 +158,7 @@ pub(crate) struct RosterApi {
     pub(crate) roster: Arc<Roster>,
     pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) deliveries: Deliveries,
+    pub(crate) library: Arc<crate::knowledge::Library>,
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) max_upload_bytes: u64,
     /// `notify.public_base_url`, or empty: action links start with it.
@@ -538,5 +539,44 @@ impl pb::roster_service_server::RosterService for RosterApi {
             from_ms: window.from_ms,
             to_ms: window.to_ms,
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn publish_knowledge(
+        &self,
+        request: Request<pb::PublishKnowledgeRequest>,
+    ) -> Result<Response<pb::KnowledgeEntry>, Status> {
+        let call = self.gate.admin(request)?;
+        let id = call.message.ticket_id.trim().to_string();
+        let library = self.library.clone();
+        let entry = detach("knowledge", async move {
+            library
+                .publish_ticket(&id, crate::knowledge::Publisher::Admin)
+                .await
+        })
+        .await?;
+        self.audit.append(
+            Entry::knowledge("publish_knowledge", &entry.id, true),
+            call.peer,
+            &call.client,
+        );
+        Ok(Response::new(super::convert::entry_to_pb(&entry)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn unpublish_knowledge(
+        &self,
+        request: Request<pb::UnpublishKnowledgeRequest>,
+    ) -> Result<Response<pb::UnpublishKnowledgeResponse>, Status> {
+        let call = self.gate.admin(request)?;
+        let id = call.message.ticket_id.trim().to_string();
+        let (library, ticket) = (self.library.clone(), id.clone());
+        let removed = detach("knowledge", async move { library.unpublish(&ticket).await }).await?;
+        self.audit.append(
+            Entry::knowledge("unpublish_knowledge", &id, removed),
+            call.peer,
+            &call.client,
+        );
+        Ok(Response::new(pb::UnpublishKnowledgeResponse { removed }))
     }
 }

@@ -19,7 +19,7 @@ mod ids;
 mod rank;
 #[cfg(test)]
 mod scan;
-mod schema;
+pub(crate) mod schema;
 mod snapshot;
 mod spatial;
 mod stats;

@@ -104,6 +104,15 @@ impl Entry {
         }
     }
 
+    /// A knowledge entry published or unpublished (`done`: whether it
+    /// changed anything).
+    pub(crate) fn knowledge(action: &'static str, ticket_id: &str, done: bool) -> Entry {
+        Entry {
+            action,
+            details: json!({"ticket_id": ticket_id, "done": done}),
+        }
+    }
+
     /// Talents removed: the ids asked for, how many were removed and the
     /// new version.
     pub(crate) fn remove_talents(ids: &[String], removed: u64, roster_version: u64) -> Entry {

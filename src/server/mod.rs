@@ -31,6 +31,7 @@ use crate::{
     config::Config,
     error::Error,
     grpc::{AdminAuth, Gate, Limits, MatchApi, PhotoApi, ResponderApi, RosterApi, TicketApi},
+    knowledge::Library,
     matching::Matcher,
     model::divisions::Divisions,
     notify::{Deliveries, Notifier},
@@ -43,7 +44,7 @@ use crate::{
     roster::{self, RosterFormat},
     server::audit::{AuditLog, EarlyRefusals},
     store::postgres::PgStore,
-    store::{sqlite::SqliteStore, Outbox, TicketStore},
+    store::{sqlite::SqliteStore, KnowledgeStore, Outbox, TicketStore},
     tickets::{DispatchConfig, Dispatcher},
 };
 
@@ -92,6 +93,8 @@ pub(crate) struct App {
     /// The notification outbox as admins see it.
     pub(crate) deliveries: Deliveries,
     pub(crate) photos: Arc<Photos>,
+    /// Solved problems shared with farmers.
+    pub(crate) library: Arc<Library>,
 }
 
 impl App {
@@ -104,7 +107,7 @@ impl App {
         let store = Arc::new(store);
         let matcher = Arc::new(Matcher::new(store.clone(), config.matching.clone()));
         let admin = Arc::new(RosterAdmin::new(store));
-        let (tickets, outbox, roster, blobs): Stores = match config.postgres_url() {
+        let (tickets, outbox, knowledge, roster, blobs): Stores = match config.postgres_url() {
             None => {
                 let data_dir = config.data_dir.clone();
                 let tickets =
@@ -112,6 +115,7 @@ impl App {
                 let tickets = Arc::new(tickets);
                 let blobs = Arc::new(FileBlobs::open(&config.data_dir)?);
                 (
+                    tickets.clone(),
                     tickets.clone(),
                     tickets,
                     Roster::local(admin.clone()),
@@ -127,7 +131,7 @@ impl App {
                 let roster = Roster::shared(admin.clone(), shared.clone(), bootstrap)
                     .await
                     .context("cannot follow the shared roster log")?;
-                (shared.clone(), shared.clone(), roster, shared)
+                (shared.clone(), shared.clone(), shared.clone(), roster, shared)
             }
         };
         let photos = Arc::new(Photos::new(
@@ -153,7 +157,13 @@ impl App {
         if let Some(notifier) = &notifier {
             notifier.start(outbox.clone());
         }
+        // Replicas re-read the entries other replicas changed (periodically).
+        let follow = config.postgres_url().is_some();
+        let library = Library::open(knowledge, tickets.clone(), matcher.clone(), follow)
+            .await
+            .context("cannot load the knowledge entries")?;
         Ok(App {
+            library,
             matcher,
             admin,
             roster,
@@ -165,11 +175,13 @@ impl App {
     }
 }
 
-/// What `App::open` opens for its store: tickets, the outbox, the roster
+/// What `App::open` opens for its store: tickets, the outbox, the
+/// knowledge entries, the roster
 /// and where photos are kept.
 type Stores = (
     Arc<dyn TicketStore>,
     Arc<dyn Outbox>,
+    Arc<dyn KnowledgeStore>,
     Arc<Roster>,
     Arc<dyn Blobs>,
 );
@@ -256,6 +268,7 @@ impl Apis {
             roster: app.roster.clone(),
             dispatcher: app.dispatcher.clone(),
             deliveries: app.deliveries.clone(),
+            library: app.library.clone(),
             audit,
             max_upload_bytes: config.max_upload_bytes,
             public_base_url: config.notify.public_base_url.clone().unwrap_or_default(),
@@ -267,12 +280,17 @@ impl Apis {
             app.dispatcher.clone(),
             app.photos.clone(),
         );
-        let responders =
-            ResponderApi::new(gate.clone(), app.matcher.clone(), app.dispatcher.clone());
+        let responders = ResponderApi::new(
+            gate.clone(),
+            app.matcher.clone(),
+            app.dispatcher.clone(),
+            app.library.clone(),
+        );
         Ok(Apis {
             matching: pb::match_service_server::MatchServiceServer::new(MatchApi::new(
                 gate,
                 app.matcher.clone(),
+                app.library.clone(),
             ))
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
             // A whole file in one message (ImportRosterFile) may be as big

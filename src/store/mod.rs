@@ -10,10 +10,12 @@
 use async_trait::async_trait;
 
 mod codec;
+pub mod knowledge;
 pub mod outbox;
 pub mod postgres;
 pub mod sqlite;
 
+pub use knowledge::KnowledgeStore;
 pub use outbox::{Note, Outbox};
 
 use crate::error::Result;

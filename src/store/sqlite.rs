@@ -22,6 +22,7 @@ use crate::{
     tickets::{liaison::Liaison, Availability, Event, Ticket},
 };
 
+mod knowledge;
 mod outbox;
 
 /// Versioned migrations; the database's `user_version` says how many ran.
@@ -31,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_outbox.sql"),
     include_str!("../../migrations/sqlite/0004_ratings.sql"),
     include_str!("../../migrations/sqlite/0005_photos.sql"),
+    include_str!("../../migrations/sqlite/0006_knowledge.sql"),
 ];
 
 #[derive(Clone)]

@@ -252,9 +252,20 @@ impl Responder {
         ticket: &str,
         answer: &str,
     ) -> Result<pb::Ticket, tonic::Status> {
+        self.resolve_sharing(ticket, answer, false).await
+    }
+
+    /// Resolves, marking the answer shareable or not.
+    pub(crate) async fn resolve_sharing(
+        &mut self,
+        ticket: &str,
+        answer: &str,
+        shareable: bool,
+    ) -> Result<pb::Ticket, tonic::Status> {
         let r = pb::ResolveTicketRequest {
             ticket_id: ticket.into(),
             answer: answer.into(),
+            shareable,
         };
         self.client
             .resolve_ticket(with_token(r, &self.token))

@@ -13,6 +13,7 @@ mod divisions;
 mod eval_cli;
 mod inflight;
 mod input;
+mod knowledge;
 mod links;
 mod logs;
 mod matching;

@@ -299,6 +299,7 @@ async fn accept_and_resolve_offers(
             let resolve = pb::ResolveTicketRequest {
                 ticket_id: ticket.id.clone(),
                 answer: "已处理".into(),
+                shareable: false,
             };
             let _ = act.resolve_ticket(with_token(resolve, &me.token)).await;
         }

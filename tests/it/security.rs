@@ -284,6 +284,7 @@ impl Matrix {
         let r = pb::ResolveTicketRequest {
             ticket_id: self.w.ticket.clone(),
             answer: "x".into(),
+            shareable: false,
         };
         let got = code(self.responder.resolve_ticket(self.w.req(caller, r)).await);
         self.check("ResolveTicket", caller, got, false);
@@ -319,6 +320,7 @@ impl Matrix {
         let r = pb::ResolveTicketRequest {
             ticket_id: self.w.ticket.clone(),
             answer: "刮治".into(),
+            shareable: false,
         };
         let got = code(
             self.responder

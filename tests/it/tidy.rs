@@ -45,6 +45,7 @@ const DOMAIN: [&str; 8] = [
     "src/search",
     "src/matching",
     "src/tickets",
+    "src/knowledge",
     "src/store",
     "src/photos",
 ];

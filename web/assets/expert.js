@@ -372,11 +372,13 @@ function actions(id, box, st, readOnly) {
   } else if (st === 'TICKET_STATE_ACCEPTED') {
     const answer = h('textarea', { id: aid, testid: 'answer-text', rows: '4', maxlength: '4000', oninput: (e) => drafts.set(id, e.target.value) });
     answer.value = drafts.get(id) || '';
+    const share = h('input', { type: 'checkbox', id: 's-' + id, testid: 'share-answer' });
     box.append(h('label', { for: aid }, '答复农户（会显示在农户的手机上）'), answer,
+      h('label', { for: 's-' + id, class: 'check' }, share, ' 公开这个解答，帮助遇到同样问题的农户（不含联系方式）'),
       h('div', { class: 'row' }, h('button', { type: 'button', class: 'primary grow', testid: 'resolve', onclick: (e) => {
         const text = answer.value.trim();
         if (!text) { showErr(id, '请先写答复。'); answer.focus(); return; }
-        act(id, e.target, 'ResolveTicket', { ticketId: id, answer: text });
+        act(id, e.target, 'ResolveTicket', { ticketId: id, answer: text, shareable: share.checked });
       } }, '答复并完成')));
   } else return;
   const why = h('input', { type: 'text', id: eid, testid: 'escalate-reason', maxlength: '500', placeholder: '例如：需要上级专家看' });

@@ -181,8 +181,23 @@ function showMatch(r) {
       h('div', { class: 'muted' }, [t.countyName, t.divisionName].filter(Boolean).join(' · ')),
       c.reason ? h('div', { testid: 'candidate-reason' }, c.reason) : null);
   }));
+  showSimilar(r.similar || []);
   result.scrollIntoView({ behavior: 'smooth', block: 'start' });
   $('#result-h').focus({ preventScroll: true });
+}
+
+// Solved problems like this one (only those similar enough come back).
+function showSimilar(list) {
+  $('#similar').hidden = !list.length;
+  $('#similar-list').replaceChildren(...list.map((hit) => {
+    const e = hit.entry || {};
+    const tier = en('TIER', e.tier);
+    const when = e.resolvedAt ? fmtTime(Date.parse(e.resolvedAt)) : '';
+    return h('li', { testid: 'similar-item' },
+      h('div', { testid: 'similar-problem' }, '问：' + (e.text || '')),
+      h('div', { class: 'answer', testid: 'similar-answer' }, '答：' + (e.answer || '')),
+      h('div', { class: 'muted' }, [TIER_ZH[tier], e.countyName, when].filter(Boolean).join(' · ')));
+  }));
 }
 $('#result-h').tabIndex = -1;
 

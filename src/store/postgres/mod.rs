@@ -21,6 +21,7 @@ use crate::{
     tickets::now_ms,
 };
 
+mod knowledge;
 mod listen;
 mod outbox;
 mod photos;
@@ -38,12 +39,15 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0003_outbox.sql"),
     include_str!("../../../migrations/postgres/0004_ratings.sql"),
     include_str!("../../../migrations/postgres/0005_photos.sql"),
+    include_str!("../../../migrations/postgres/0006_knowledge.sql"),
 ];
 /// Connections one replica opens at most.
 const MAX_CONNECTIONS: usize = 8;
 /// Serialises migrations and roster appends across replicas.
 const MIGRATION_LOCK: i64 = 0x7877_6e01;
 const ROSTER_LOCK: i64 = 0x7877_6e02;
+/// Orders knowledge writes, so their `seq` order is their commit order.
+const KNOWLEDGE_LOCK: i64 = 0x7877_6e03;
 /// Change-log entries older than this are pruned; a replica away longer
 /// reloads everything when it starts.
 const CHANGE_RETENTION_MS: i64 = 24 * 3600 * 1000;

@@ -10,6 +10,7 @@
 
 mod admin;
 mod farmer_expert;
+mod knowledge;
 mod layout;
 mod links;
 mod ratings;
