@@ -106,6 +106,14 @@ pub struct NotifyConfig {
     /// milliseconds (60 s): another replica takes it over only after that,
     /// so it must outlast `timeout_ms` (at least twice it).
     pub lease_ms: u64,
+    /// How long a delivered notification is kept (for `ListDeliveries` and
+    /// the counts), in seconds (7 days); older ones are deleted by the
+    /// delivery worker, a small batch at a time. Pending and failed ones
+    /// are kept until they are delivered.
+    pub keep_delivered_secs: u64,
+    /// A PEM file of CA certificates trusted for `https://` webhooks beside
+    /// the system's roots: a gateway behind a private CA.
+    pub ca_path: Option<PathBuf>,
     /// The endpoints every notification is POSTed to.
     pub webhooks: Vec<WebhookConfig>,
 }
@@ -118,6 +126,8 @@ impl Default for NotifyConfig {
             timeout_ms: 10_000,
             retry_base_ms: 1_000,
             lease_ms: 60_000,
+            keep_delivered_secs: 7 * 24 * 60 * 60,
+            ca_path: None,
             webhooks: Vec::new(),
         }
     }
@@ -232,6 +242,10 @@ impl NotifyConfig {
         anyhow::ensure!(
             self.retry_for_secs > 0,
             "notify.retry_for_secs must be above zero"
+        );
+        anyhow::ensure!(
+            self.keep_delivered_secs > 0,
+            "notify.keep_delivered_secs must be above zero"
         );
         anyhow::ensure!(
             self.timeout_ms > 0 && self.retry_base_ms > 0,

@@ -83,12 +83,19 @@ pub(super) async fn list(
     })
 }
 
+/// What a `RetryDelivery` names: the endpoint, and one notification id
+/// when one is given.
+pub(super) fn retry_target(r: &pb::RetryDeliveryRequest) -> (&str, Option<&str>) {
+    let id = Some(r.id.trim()).filter(|id| !id.is_empty());
+    (r.endpoint.trim(), id)
+}
+
 /// `RetryDelivery`.
 pub(super) async fn retry(
     deliveries: &Deliveries,
-    r: pb::RetryDeliveryRequest,
+    r: &pb::RetryDeliveryRequest,
 ) -> Result<pb::RetryDeliveryResponse, Error> {
-    let id = Some(r.id.trim()).filter(|id| !id.is_empty());
-    let retried = deliveries.retry(r.endpoint.trim(), id).await?;
+    let (endpoint, id) = retry_target(r);
+    let retried = deliveries.retry(endpoint, id).await?;
     Ok(pb::RetryDeliveryResponse { retried })
 }

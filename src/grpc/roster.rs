@@ -515,9 +515,12 @@ impl pb::roster_service_server::RosterService for RosterApi {
         request: Request<pb::RetryDeliveryRequest>,
     ) -> Result<Response<pb::RetryDeliveryResponse>, Status> {
         let call = self.gate.admin(request)?;
-        Ok(Response::new(
-            deliveries::retry(&self.deliveries, call.message).await?,
-        ))
+        let retried = deliveries::retry(&self.deliveries, &call.message).await?;
+        let (endpoint, id) = deliveries::retry_target(&call.message);
+        let entry = Entry::retry_delivery(endpoint, id, retried.retried);
+        self.audit.append(entry, call.peer, &call.client);
+        tracing::info!(audit = "retry_delivery", endpoint = %endpoint, retried = retried.retried, "deliveries retried");
+        Ok(Response::new(retried))
     }
 
     #[tracing::instrument(skip_all)]

@@ -9,7 +9,8 @@
 //! endpoint can be claimed.
 
 use std::{
-    sync::{Arc, OnceLock, Weak},
+    path::Path,
+    sync::{Arc, Weak},
     time::Duration,
 };
 
@@ -32,6 +33,50 @@ const MAX_IN_FLIGHT: usize = 32;
 const POLL: Duration = Duration::from_secs(1);
 /// The longest back-off between two attempts.
 const MAX_BACKOFF_MS: i64 = 3600 * 1000;
+
+/// Rows deleted at once when pruning: small, so that a prune never holds
+/// the store (SQLite's one writer) for long.
+const PRUNE_BATCH: usize = 500;
+/// The longest wait between two prunes.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Deletes delivered rows older than `notify.keep_delivered_secs`, a batch
+/// at a time, every [`PRUNE_EVERY`] (half the retention when that is
+/// shorter); runs until the notifier is dropped. Every replica prunes: the
+/// stores make two prunes at once safe, and whichever comes first does the
+/// work.
+pub(super) async fn prune(weak: Weak<Notifier>, outbox: Arc<dyn Outbox>) {
+    loop {
+        let Some(keep_ms) = weak.upgrade().map(|n| n.timing.keep_delivered_ms) else {
+            return;
+        };
+        let every = Duration::from_millis((keep_ms / 2).max(100) as u64).min(PRUNE_EVERY);
+        tokio::time::sleep(every).await;
+        let mut pruned = 0;
+        loop {
+            match outbox
+                .prune_delivered(now_ms().saturating_sub(keep_ms), PRUNE_BATCH)
+                .await
+            {
+                Ok(n) => {
+                    pruned += n;
+                    if n < PRUNE_BATCH as u64 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune delivered notifications");
+                    break;
+                }
+            }
+            // Others' writes go between two batches.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if pruned > 0 {
+            tracing::debug!(pruned, "old delivered notifications deleted");
+        }
+    }
+}
 
 /// Runs until the notifier is dropped.
 pub(super) async fn run(weak: Weak<Notifier>, outbox: Arc<dyn Outbox>, wake: Arc<Notify>) {
@@ -109,7 +154,7 @@ async fn attempt(
     let signature = sign::signature(&endpoint.key, &claimed.id, timestamp, &claimed.body);
     let answer = tokio::time::timeout(
         timing.timeout,
-        post(&endpoint.url, &claimed, timestamp, &signature),
+        post(&endpoint, &claimed, timestamp, &signature),
     )
     .await
     .unwrap_or_else(|_| {
@@ -233,32 +278,59 @@ fn target(url: &str) -> Result<Target, String> {
     })
 }
 
-/// The system's trusted roots (`SSL_CERT_FILE`, else Debian's bundle),
-/// read once.
-fn tls() -> Result<TlsConnector, String> {
-    static CONNECTOR: OnceLock<Result<TlsConnector, String>> = OnceLock::new();
-    CONNECTOR
-        .get_or_init(|| {
-            use rustls_pki_types::{pem::PemObject, CertificateDer};
-            let path = std::env::var("SSL_CERT_FILE")
-                .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
-            let pem = std::fs::read(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-            let mut roots = rustls::RootCertStore::empty();
+/// How `https://` webhooks are trusted: a connector, or why there is none
+/// (the reason each attempt then records).
+pub(super) type Tls = Result<TlsConnector, String>;
+
+/// The system's trusted roots (`SSL_CERT_FILE`, else Debian's bundle) and
+/// the CA certificates of `ca_path` (`notify.ca_path`). A `ca_path` that
+/// cannot be read or holds no certificate stops the server; missing
+/// system roots only fail the https attempts, saying why.
+pub(super) fn connector(ca_path: Option<&Path>) -> anyhow::Result<Tls> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    let system = std::env::var("SSL_CERT_FILE")
+        .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
+    let missing = match std::fs::read(&system) {
+        Ok(pem) => {
             roots.add_parsable_certificates(CertificateDer::pem_slice_iter(&pem).flatten());
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("cannot set up TLS: {e}"))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Ok(TlsConnector::from(Arc::new(config)))
-        })
-        .clone()
+            None
+        }
+        Err(e) => Some(format!("cannot read {system}: {e}")),
+    };
+    if let Some(path) = ca_path {
+        let pem = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("notify.ca_path {}: {e}", path.display()))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("notify.ca_path {}: {e}", path.display()))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        anyhow::ensure!(
+            added > 0,
+            "notify.ca_path {}: no CA certificate in it",
+            path.display()
+        );
+    }
+    if roots.is_empty() {
+        return Ok(Err(missing.unwrap_or_else(|| "no trusted roots".into())));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow::anyhow!("cannot set up TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Ok(TlsConnector::from(Arc::new(config))))
 }
 
 /// POSTs one notification; the HTTP status, or why there is none.
-async fn post(url: &str, c: &Claimed, timestamp: i64, signature: &str) -> Result<u16, String> {
-    let t = target(url)?;
+async fn post(
+    endpoint: &Endpoint,
+    c: &Claimed,
+    timestamp: i64,
+    signature: &str,
+) -> Result<u16, String> {
+    let t = target(&endpoint.url)?;
     let request = http::Request::post(t.path.as_str())
         .header(http::header::HOST, t.authority.as_str())
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -275,7 +347,9 @@ async fn post(url: &str, c: &Claimed, timestamp: i64, signature: &str) -> Result
     if t.https {
         let name = rustls_pki_types::ServerName::try_from(t.host.clone())
             .map_err(|e| format!("bad host name: {e}"))?;
-        let stream = tls()?
+        let stream = endpoint
+            .tls
+            .clone()?
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS: {e}"))?;

@@ -36,6 +36,9 @@ pub(crate) struct Endpoint {
     pub(crate) url: String,
     key: Vec<u8>,
     events: Vec<String>,
+    /// How `https://` URLs are trusted: the system's roots and
+    /// `notify.ca_path`, or why there are none.
+    tls: deliver::Tls,
 }
 
 impl Endpoint {
@@ -51,6 +54,7 @@ struct Timing {
     timeout: std::time::Duration,
     retry_base_ms: i64,
     lease_ms: i64,
+    keep_delivered_ms: i64,
 }
 
 /// Decides what each change tells whom, and wakes the delivery worker.
@@ -75,6 +79,7 @@ impl Notifier {
         if !config.enabled() {
             return Ok(None);
         }
+        let tls = deliver::connector(config.ca_path.as_deref())?;
         let endpoints = config
             .webhooks
             .iter()
@@ -84,6 +89,7 @@ impl Notifier {
                     url: w.url.clone(),
                     key: w.key()?,
                     events: w.events.clone(),
+                    tls: tls.clone(),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -95,6 +101,7 @@ impl Notifier {
                 timeout: std::time::Duration::from_millis(config.timeout_ms),
                 retry_base_ms: config.retry_base_ms as i64,
                 lease_ms: config.lease_ms as i64,
+                keep_delivered_ms: (config.keep_delivered_secs as i64).saturating_mul(1000),
             },
             wake: Arc::new(Notify::new()),
         })))
@@ -170,14 +177,15 @@ impl Notifier {
         self.wake.notify_one();
     }
 
-    /// Starts the delivery worker over `outbox`; it ends when the notifier
-    /// is dropped.
+    /// Starts the delivery worker over `outbox`, and its pruning of old
+    /// delivered rows; both end when the notifier is dropped.
     pub fn start(self: &Arc<Notifier>, outbox: Arc<dyn Outbox>) {
         tokio::spawn(deliver::run(
             Arc::downgrade(self),
-            outbox,
+            outbox.clone(),
             self.wake.clone(),
         ));
+        tokio::spawn(deliver::prune(Arc::downgrade(self), outbox));
     }
 }
 

@@ -147,6 +147,16 @@ impl Entry {
         }
     }
 
+    /// Deliveries retried by hand: the endpoint, the one notification id
+    /// when one was named, and how many failed deliveries went back to
+    /// pending (a disabled endpoint is re-enabled too).
+    pub(crate) fn retry_delivery(endpoint: &str, id: Option<&str>, retried: u64) -> Entry {
+        Entry {
+            action: "retry_delivery",
+            details: json!({"endpoint": endpoint, "id": id, "retried": retried}),
+        }
+    }
+
     /// A liaison list import: the liaisons accepted, or why the file was
     /// refused.
     pub(crate) fn import_liaisons(upload: &Upload, outcome: Result<u64, String>) -> Entry {
@@ -321,5 +331,10 @@ mod tests {
         let token = Entry::issue_responder_token("r1", Role::Liaison, 99);
         assert_eq!(token.details["role"], Role::Liaison.key());
         assert_eq!(token.details["subject"], "r1");
+        let retry = Entry::retry_delivery("gw", None, 3);
+        assert_eq!(retry.action, "retry_delivery");
+        assert_eq!(retry.details["endpoint"], "gw");
+        assert_eq!(retry.details["id"], Value::Null);
+        assert_eq!(retry.details["retried"], 3);
     }
 }

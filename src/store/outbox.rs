@@ -213,4 +213,10 @@ pub trait Outbox: Send + Sync + 'static {
         now_ms: i64,
         deadline_ms: i64,
     ) -> Result<u64>;
+    /// Deletes up to `limit` delivered rows finished before `before_ms`,
+    /// oldest first, with their attempts; returns how many rows went.
+    /// Pending and failed rows are never touched. Safe while another
+    /// replica prunes too: each row goes once, and neither waits on rows
+    /// the other holds.
+    async fn prune_delivered(&self, before_ms: i64, limit: usize) -> Result<u64>;
 }

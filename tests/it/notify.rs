@@ -20,6 +20,7 @@ use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use sha2::Sha256;
+use tokio_rustls::{rustls, TlsAcceptor};
 use tonic::transport::Channel;
 use xingweinong::{config::WebhookConfig, pb};
 
@@ -30,26 +31,28 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=";
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Hit {
-    id: String,
+pub(crate) struct Hit {
+    pub(crate) id: String,
     timestamp: String,
     signature: String,
     body: String,
     /// What it answered; None while answering or when the sender went away.
-    status: Option<u16>,
+    pub(crate) status: Option<u16>,
     start: Instant,
     end: Option<Instant>,
 }
 
 /// How the receiver answers the `n`th request (from 0) for a notification
 /// id: a status after a delay.
-type Answer = dyn Fn(&str, usize) -> (u16, Duration) + Send + Sync;
+pub(crate) type Answer = dyn Fn(&str, usize) -> (u16, Duration) + Send + Sync;
 
-/// A webhook receiver on 127.0.0.1:0 that records every request.
-struct Receiver {
+/// A webhook receiver on 127.0.0.1:0 that records every request (any
+/// path).
+pub(crate) struct Receiver {
     addr: SocketAddr,
     hits: Arc<Mutex<Vec<Hit>>>,
     answer: Arc<Mutex<Arc<Answer>>>,
+    https: bool,
 }
 
 /// Marks a hit ended when its answer is sent or its sender goes away.
@@ -65,46 +68,70 @@ impl Drop for Ending {
 }
 
 impl Receiver {
-    async fn start(answer: Arc<Answer>) -> Receiver {
+    pub(crate) async fn start(answer: Arc<Answer>) -> Receiver {
+        Receiver::start_on(answer, None).await
+    }
+
+    /// Serves https with `tls` (a handshake that fails is dropped,
+    /// unrecorded).
+    async fn start_on(answer: Arc<Answer>, tls: Option<TlsAcceptor>) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
         let answer = Arc::new(Mutex::new(answer));
-        let (h, a) = (hits.clone(), answer.clone());
+        let (h, a, https) = (hits.clone(), answer.clone(), tls.is_some());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (hits, answer) = (h.clone(), a.clone());
+                let (hits, answer, tls) = (h.clone(), a.clone(), tls.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let (hits, answer) = (hits.clone(), answer.clone());
                         async move { Ok::<_, Infallible>(receive(req, hits, answer).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        None => http.serve_connection(TokioIo::new(stream), service).await,
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => {
+                                http.serve_connection(TokioIo::new(stream), service).await
+                            }
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
-        Receiver { addr, hits, answer }
+        Receiver {
+            addr,
+            hits,
+            answer,
+            https,
+        }
     }
 
-    fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+    pub(crate) fn url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}/hook", self.addr)
     }
 
-    fn set_answer(&self, answer: Arc<Answer>) {
+    pub(crate) fn set_answer(&self, answer: Arc<Answer>) {
         *self.answer.lock().unwrap() = answer;
     }
 
-    fn hits(&self) -> Vec<Hit> {
+    pub(crate) fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap().clone()
     }
 
     /// Waits until `done` holds of the hits (`secs` seconds at most).
-    async fn until(&self, secs: u64, what: &str, done: impl Fn(&[Hit]) -> bool) -> Vec<Hit> {
+    pub(crate) async fn until(
+        &self,
+        secs: u64,
+        what: &str,
+        done: impl Fn(&[Hit]) -> bool,
+    ) -> Vec<Hit> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let hits = self.hits();
@@ -199,7 +226,7 @@ fn hook(url: &str) -> WebhookConfig {
 }
 
 /// A test server's config with one webhook and fast retries.
-fn notifying(dir: &std::path::Path, url: &str) -> xingweinong::config::Config {
+pub(crate) fn notifying(dir: &std::path::Path, url: &str) -> xingweinong::config::Config {
     let mut config = config(dir);
     config.notify.public_base_url = Some("https://xwn.example.org".into());
     config.notify.retry_base_ms = 50;
@@ -215,7 +242,10 @@ fn notify_toml(url: &str, extra: &str) -> String {
     )
 }
 
-async fn list(channel: &Channel, state: pb::DeliveryState) -> pb::ListDeliveriesResponse {
+pub(crate) async fn list(
+    channel: &Channel,
+    state: pb::DeliveryState,
+) -> pb::ListDeliveriesResponse {
     RosterClient::new(channel.clone())
         .list_deliveries(admin(pb::ListDeliveriesRequest {
             state: state as i32,
@@ -228,7 +258,7 @@ async fn list(channel: &Channel, state: pb::DeliveryState) -> pb::ListDeliveries
         .into_inner()
 }
 
-async fn submit(channel: &Channel, key: &str) -> pb::Ticket {
+pub(crate) async fn submit(channel: &Channel, key: &str) -> pb::Ticket {
     TicketClient::new(channel.clone())
         .submit_problem(submit_request("苹果树腐烂病", at_point(35.0, 109.5), key))
         .await
@@ -449,6 +479,15 @@ async fn a_410_disables_the_endpoint_until_an_admin_retries() {
         .unwrap()
         .into_inner();
     assert_eq!(retried.retried, 0, "nothing had failed: both were held");
+    // The retry is an admin action: audited with what it named.
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(last["action"], "retry_delivery", "{audit}");
+    assert_eq!(
+        (&last["endpoint"], &last["id"], &last["retried"]),
+        (&"gw".into(), &serde_json::Value::Null, &0.into())
+    );
+    assert_eq!(last["client"], "127.0.0.1", "{last}");
     receiver
         .until(10, "both delivered", |h| {
             h.iter().filter(|h| h.status == Some(200)).count() == 2
@@ -475,6 +514,145 @@ async fn without_webhooks_nothing_is_written() {
     let all = list(&channel, pb::DeliveryState::Unspecified).await;
     assert!(all.deliveries.is_empty() && all.endpoints.is_empty());
     server.stop_and_clean().await;
+}
+
+/// Polls `list(state)` until `done` holds of it (`secs` seconds at most).
+async fn until_listed(
+    channel: &Channel,
+    state: pb::DeliveryState,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&pb::ListDeliveriesResponse) -> bool,
+) -> pb::ListDeliveriesResponse {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let listed = list(channel, state).await;
+        if done(&listed) {
+            return listed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {secs} s: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn delivered_notifications_are_pruned_after_their_retention() {
+    let receiver = Receiver::start(Arc::new(|_, _| (200, Duration::ZERO))).await;
+    let dir = temp_dir("notify-prune");
+    let mut config = notifying(&dir, &receiver.url());
+    config.notify.keep_delivered_secs = 1;
+    // Nobody answers this one: its rows stay pending, retried.
+    config.notify.webhooks.push(WebhookConfig {
+        name: "down".into(),
+        ..hook("http://127.0.0.1:1/hook")
+    });
+    let server = TestServer::start(config).await;
+    let channel = server.channel().await;
+    submit(&channel, "p").await;
+    receiver
+        .until(10, "a delivery", |h| {
+            h.iter().any(|h| h.status == Some(200))
+        })
+        .await;
+    let pending = list(&channel, pb::DeliveryState::Pending).await;
+    assert!(
+        pending.deliveries.iter().any(|d| d.endpoint == "down"),
+        "{pending:?}"
+    );
+    until_listed(
+        &channel,
+        pb::DeliveryState::Delivered,
+        10,
+        "the delivered rows pruned",
+        |l| l.deliveries.is_empty(),
+    )
+    .await;
+    let after = list(&channel, pb::DeliveryState::Pending).await;
+    assert_eq!(
+        after.deliveries.iter().map(|d| &d.id).collect::<Vec<_>>(),
+        pending.deliveries.iter().map(|d| &d.id).collect::<Vec<_>>(),
+        "pending rows are kept"
+    );
+    server.stop_and_clean().await;
+}
+
+/// A TLS acceptor with the test PKI's server certificate (127.0.0.1).
+fn acceptor(pki: &crate::tls::Pki) -> TlsAcceptor {
+    use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(pki.path("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    TlsAcceptor::from(Arc::new(config))
+}
+
+#[tokio::test]
+async fn https_webhooks_are_delivered_once_their_ca_is_trusted() {
+    let pki = crate::tls::Pki::new("notify-https");
+    let receiver =
+        Receiver::start_on(Arc::new(|_, _| (200, Duration::ZERO)), Some(acceptor(&pki))).await;
+
+    // The private CA is not among the system's roots: every attempt fails
+    // at the handshake, and the recorded error names the certificate.
+    let dir = temp_dir("notify-https-untrusted");
+    let server = TestServer::start(notifying(&dir, &receiver.url())).await;
+    let channel = server.channel().await;
+    submit(&channel, "u").await;
+    let failing = until_listed(
+        &channel,
+        pb::DeliveryState::Pending,
+        10,
+        "a failed attempt",
+        |l| l.deliveries.iter().any(|d| d.attempts > 0),
+    )
+    .await;
+    let error = &failing.deliveries[0].last_error;
+    assert!(
+        error.contains("certificate") && error.contains("UnknownIssuer"),
+        "{error}"
+    );
+    assert!(receiver.hits().is_empty(), "nothing sent without trust");
+    server.stop_and_clean().await;
+
+    // With notify.ca_path naming the CA: delivered over https.
+    let dir = temp_dir("notify-https");
+    let mut config = notifying(&dir, &receiver.url());
+    config.notify.ca_path = Some(pki.path("ca.pem"));
+    let server = TestServer::start(config).await;
+    let channel = server.channel().await;
+    submit(&channel, "t").await;
+    let hits = receiver
+        .until(10, "delivered over https", |h| {
+            h.iter().any(|h| h.status == Some(200))
+        })
+        .await;
+    assert!(verify(SECRET, &hits[0]));
+    until_listed(
+        &channel,
+        pb::DeliveryState::Delivered,
+        10,
+        "recorded delivered",
+        |l| !l.deliveries.is_empty(),
+    )
+    .await;
+    server.stop_and_clean().await;
+
+    // A CA file that is not there stops the start, naming it.
+    let mut config = notifying(&dir, &receiver.url());
+    config.notify.ca_path = Some(pki.path("missing.pem"));
+    let e = xingweinong::notify::Notifier::new(&config.notify).unwrap_err();
+    assert!(format!("{e:#}").contains("missing.pem"), "{e:#}");
 }
 
 /// The number of kill -9 rounds: `XWN_NOTIFY_KILLS`, 20 by default.

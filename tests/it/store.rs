@@ -8,9 +8,14 @@ use xingweinong::{
     model::Location,
     model::{Corps, Tier},
     store::postgres::PgStore,
-    store::{sqlite::SqliteStore, Change, TicketFilter, TicketStore, Written},
+    store::{
+        outbox::{DeliveryFilter, Outcome},
+        sqlite::SqliteStore,
+        Change, Note, Outbox, TicketFilter, TicketStore, Written,
+    },
     tickets::{
-        liaison::Liaison, Actor, Availability, Event, EventKind, Rating, Ticket, TicketState,
+        liaison::Liaison, Actor, Availability, Event, EventKind, Rating, Ticket,
+        TicketState,
     },
 };
 
@@ -520,4 +525,108 @@ async fn postgres_store_recovers_when_its_connections_drop() {
     let (t, head) = written.expect("the store writes again");
     assert_eq!(store.get(&t.id).await.unwrap().unwrap().0, t);
     assert_eq!(store.head().await.unwrap(), head);
+}
+
+/// A ticket of its own for each notification (so none waits behind
+/// another), committed with it, created at 1 s, for endpoint "gw".
+async fn noted(store: &dyn TicketStore, id: &str) {
+    let t = ticket(&format!("tk-{id}"), None, 1_000);
+    let note = Note {
+        id: id.into(),
+        ticket_id: t.id.clone(),
+        seq: 256,
+        kind: "ticket.queued".into(),
+        body: "{}".into(),
+        endpoints: vec!["gw".into()],
+        created_at_ms: 1_000,
+        deadline_ms: 1_000_000,
+    };
+    let head = store.head().await.unwrap();
+    let first = [event(&t, 1, EventKind::Submitted, None)];
+    done(store.insert(&t, &first, &[note], head).await.unwrap());
+}
+
+/// Old delivered rows are pruned a batch at a time with their attempts;
+/// recent delivered rows, pending rows and failed (given up) rows stay.
+async fn pruning<S: TicketStore + Outbox>(store: &S, other: &S) {
+    for id in ["old-1", "old-2", "old-3", "recent", "failed", "pending"] {
+        noted(store, id).await;
+    }
+    let claimed = store
+        .claim("w", &["gw".into()], 2_000, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 6);
+    for c in &claimed {
+        let (outcome, at_ms) = match c.id.as_str() {
+            "recent" => (Outcome::Delivered { status: 200 }, 90_000),
+            "failed" => (
+                Outcome::GiveUp {
+                    status: Some(500),
+                    error: "HTTP 500".into(),
+                },
+                3_000,
+            ),
+            "pending" => (
+                Outcome::Retry {
+                    status: None,
+                    error: "cannot connect".into(),
+                    next_at_ms: 4_000,
+                },
+                3_000,
+            ),
+            _ => (Outcome::Delivered { status: 204 }, 3_000),
+        };
+        assert!(store.finish("w", c, &outcome, at_ms).await.unwrap());
+    }
+    // Finished before 50 s: the three old delivered rows, one at a time.
+    assert_eq!(store.prune_delivered(50_000, 1).await.unwrap(), 1);
+    // Two prunes at once (two replicas): each row goes once.
+    let (a, b) = tokio::join!(
+        store.prune_delivered(50_000, 1),
+        other.prune_delivered(50_000, 1)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a + b <= 2, "{a} + {b}");
+    while store.prune_delivered(50_000, 1).await.unwrap() == 1 {}
+    let mut left: Vec<String> = store
+        .deliveries(&DeliveryFilter {
+            limit: 100,
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["failed", "pending", "recent"]);
+    assert!(store.attempts("old-1", "gw").await.unwrap().is_empty());
+    assert_eq!(store.attempts("recent", "gw").await.unwrap().len(), 1);
+    assert_eq!(store.prune_delivered(50_000, 100).await.unwrap(), 0);
+    // Once it is old enough, the recent one goes too; the others never.
+    assert_eq!(store.prune_delivered(i64::MAX, 100).await.unwrap(), 1);
+    let counts = store.endpoint_counts().await.unwrap();
+    assert_eq!(
+        (counts[0].pending, counts[0].failed, counts[0].delivered),
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn sqlite_prunes_old_delivered_notifications_only() {
+    let dir = crate::common::temp_dir("store-prune");
+    let store = SqliteStore::open(&dir).unwrap();
+    pruning(&store, &store).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_prunes_old_delivered_notifications_only() {
+    let Some(url) = crate::common::postgres_db("prune").await else {
+        return;
+    };
+    let a = PgStore::connect(&url).await.unwrap();
+    let b = PgStore::connect(&url).await.unwrap();
+    pruning(a.as_ref(), b.as_ref()).await;
 }

@@ -35,16 +35,16 @@ use xingweinong::{
 
 /// A CA, a server certificate it signed (localhost, 127.0.0.1), a client
 /// certificate it signed, and an unrelated CA with its own client.
-struct Pki {
+pub(crate) struct Pki {
     dir: PathBuf,
 }
 
 impl Pki {
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
-    fn new(tag: &str) -> Pki {
+    pub(crate) fn new(tag: &str) -> Pki {
         let dir = temp_dir(tag);
         let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
         let make_ca = |name: &str| {

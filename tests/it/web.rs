@@ -751,5 +751,29 @@ async fn deliveries_over_connect_json() {
     )
     .await;
     assert_eq!(retried.json()["code"], "not_found");
+    // A retry over Connect is audited as over gRPC; the refused one is not.
+    let id = body["deliveries"][0]["id"].as_str().unwrap();
+    let retried = connect_admin(
+        server.addr,
+        "RosterService/RetryDelivery",
+        json!({"endpoint": "gw", "id": id}),
+    )
+    .await;
+    assert_eq!(retried.status, StatusCode::OK, "{:?}", retried.body);
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let entries: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &Value| e["action"] == "retry_delivery")
+        .collect();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(
+        (&entries[0]["endpoint"], &entries[0]["id"]),
+        (&json!("gw"), &json!(id))
+    );
+    assert!(entries[0]["peer"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
     server.stop_and_clean().await;
 }

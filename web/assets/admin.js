@@ -300,8 +300,9 @@ function renderEndpoints(endpoints) {
   $('#endpoints').replaceChildren(...(endpoints.length ? endpoints.map((e) => {
     const bad = e.disabled || num(e.failed) > 0;
     return h('div', { class: 'row', testid: 'endpoint', 'data-endpoint': e.name, 'data-disabled': String(!!e.disabled) },
-      h('span', { class: 'tag' + (bad ? ' bad' : '') }, e.disabled ? '已停用（对方返回 410）' : (e.configured === false ? '已不在配置中' : '正常')),
-      h('b', { class: 'grow' }, `${e.name} `, h('span', { class: 'mono muted' }, e.url || '')),
+      h('span', { class: 'tag' + (bad ? ' bad' : '') }, e.disabled ? '已停用（对方返回 410）'
+        : e.configured === false ? '已不在配置中' : bad ? '有发送失败' : '正常'),
+      h('div', { class: 'grow' }, h('b', null, e.name), ' ', h('span', { class: 'mono muted' }, e.url || '')),
       h('span', { class: 'muted' }, `待发 ${num(e.pending)} · 已送达 ${num(e.delivered)} · 失败 ${num(e.failed)}`),
       e.disabled || num(e.failed) > 0
         ? h('button', { type: 'button', testid: 'retry-endpoint', onclick: () => retry(e.name, '') }, e.disabled ? '重新启用并重发' : '全部重发')
@@ -316,10 +317,10 @@ function renderDeliveries(list) {
       h('td', null, h('span', { class: 'tag' + (st === 'DELIVERY_STATE_FAILED' ? ' bad' : '') }, DELIVERY_ZH[st] || st),
         h('div', { class: 'muted' }, `已尝试 ${d.attempts || 0} 次`)),
       h('td', null, h('div', null, `${TYPE_ZH[d.type] || d.type} → ${d.endpoint}`), h('div', { class: 'mono muted' }, `${d.id} · ${d.ticketId}`)),
-      h('td', null, d.lastError || '—'),
-      h('td', null, st === 'DELIVERY_STATE_FAILED'
-        ? h('button', { type: 'button', testid: 'retry-delivery', onclick: () => retry(d.endpoint, d.id) }, '重发')
-        : fmtTime(num(d.nextAttemptAtMs))));
+      h('td', { class: 'break', 'data-label': '最近错误', testid: 'delivery-error' }, d.lastError || '—'),
+      st === 'DELIVERY_STATE_FAILED'
+        ? h('td', null, h('button', { type: 'button', testid: 'retry-delivery', onclick: () => retry(d.endpoint, d.id) }, '重发'))
+        : h('td', { 'data-label': '下次重试' }, fmtTime(num(d.nextAttemptAtMs))));
   }) : [h('tr', null, h('td', { colspan: '4', class: 'muted' }, '没有失败的通知。'))]));
 }
 

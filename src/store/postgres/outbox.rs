@@ -28,6 +28,18 @@ const CLAIM: &str = "WITH c AS (SELECT o.id, o.endpoint, o.lease_owner IS NOT NU
      lease_owner = $4, lease_until_ms = $5 FROM c WHERE u.id = c.id AND u.endpoint = c.endpoint \
      RETURNING u.id, u.endpoint, u.ticket_id, u.kind, u.body, u.attempts, u.deadline_ms, c.took, u.created_at_ms";
 
+/// Deletes a batch of old delivered rows and their attempts in one
+/// statement; rows another replica is deleting are skipped, not waited on.
+/// A delivered row's next_at_ms is its done_at_ms: the due index finds the
+/// oldest.
+const PRUNE: &str = "WITH gone AS (DELETE FROM outbox WHERE (id, endpoint) IN \
+     (SELECT id, endpoint FROM outbox WHERE state = 'delivered' AND next_at_ms < $1 \
+     AND done_at_ms < $1 ORDER BY next_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, endpoint), \
+     attempts AS (DELETE FROM outbox_attempts a USING gone \
+     WHERE a.id = gone.id AND a.endpoint = gone.endpoint) \
+     SELECT count(*) FROM gone";
+
 const DELIVERIES: &str = "SELECT id, endpoint, ticket_id, kind, state, attempts, takeovers, \
      last_status, last_error, created_at_ms, next_at_ms, done_at_ms FROM outbox \
      WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR endpoint = $2) \
@@ -260,5 +272,11 @@ impl Outbox for PgStore {
             .await?;
         c.commit().await?;
         Ok(n)
+    }
+
+    async fn prune_delivered(&self, before_ms: i64, limit: usize) -> Result<u64> {
+        let mut c = self.pool.lease().await?;
+        let rows = c.query(PRUNE, &[&before_ms, &(limit as i64)]).await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
     }
 }

@@ -55,6 +55,11 @@ const DUE: &str = "FROM outbox o WHERE o.state = 'pending' AND o.next_at_ms <= ?
      AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ticket_id = o.ticket_id \
          AND p.endpoint = o.endpoint AND p.state = 'pending' AND p.seq < o.seq)";
 
+/// The oldest `?2` delivered rows finished before `?1`. A delivered row's
+/// next_at_ms is its done_at_ms, so the due index finds them.
+const PRUNED: &str = "SELECT id, endpoint FROM outbox WHERE state = 'delivered' \
+     AND next_at_ms < ?1 AND done_at_ms < ?1 ORDER BY next_at_ms, rowid LIMIT ?2";
+
 const DELIVERY_COLUMNS: &str = "id, endpoint, ticket_id, kind, state, attempts, takeovers, \
      last_status, last_error, created_at_ms, next_at_ms, done_at_ms";
 
@@ -281,6 +286,27 @@ impl Outbox for SqliteStore {
                  done_at_ms = NULL WHERE endpoint = ?3 AND state = 'failed' \
                  AND (?4 IS NULL OR id = ?4)",
                 params![now_ms, deadline_ms, endpoint, id],
+            )?;
+            tx.commit()?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn prune_delivered(&self, before_ms: i64, limit: usize) -> Result<u64> {
+        self.with(move |conn| {
+            // The same rows twice in one transaction (one writer, a total
+            // order): their attempts, then them.
+            let tx = conn.transaction()?;
+            let limit = limit as i64;
+            let args = params![before_ms, limit];
+            tx.execute(
+                &format!("DELETE FROM outbox_attempts WHERE (id, endpoint) IN ({PRUNED})"),
+                args,
+            )?;
+            let n = tx.execute(
+                &format!("DELETE FROM outbox WHERE (id, endpoint) IN ({PRUNED})"),
+                args,
             )?;
             tx.commit()?;
             Ok(n as u64)

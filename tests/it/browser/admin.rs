@@ -1,14 +1,23 @@
 //! `/admin` in a browser: a roster file with bad rows is refused with every
 //! bad row listed and the live roster unchanged (the API agrees); a good
-//! file then replaces the roster; the statistics show figures.
+//! file then replaces the roster; the statistics show figures. The 消息推送
+//! card shows a failing webhook endpoint and its failed deliveries with the
+//! last error, and its retry buttons send them again.
 
-use std::path::Path;
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use serde_json::json;
 use xingweinong::pb;
 
 use super::{assert_public_api_only, Driver};
-use crate::common::{admin, config, temp_dir, RosterClient, TestServer, ADMIN_TOKEN, HEADER};
+use crate::{
+    common::{admin, config, temp_dir, RosterClient, TestServer, ADMIN_TOKEN, HEADER},
+    notify::{list, notifying, submit, Receiver},
+};
 
 /// Two good rows.
 const GOOD: &str = "g1,甲一,13900000001,city,果树,苹果;梨,苹果腐烂病防治,610500000000,,,8,true\n\
@@ -205,5 +214,155 @@ async fn admin_sees_every_bad_row_and_then_replaces_the_roster() {
     page.close().await;
     drop(driver);
     let _ = std::fs::remove_dir_all(files);
+    server.stop_and_clean().await;
+}
+
+/// A path long enough to need wrapping on a phone.
+const LONG_PATH: &str =
+    "/gateway/v2/tenants/weinan-agri-platform/notifications/xwn-webhook-receiver";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_sees_a_failing_webhook_and_retries_it() {
+    let Some(mut driver) = Driver::start("admin-deliveries").await else {
+        return;
+    };
+    let receiver = Receiver::start(Arc::new(|_, _| (500, Duration::ZERO))).await;
+    let dir = temp_dir("browser-deliveries");
+    let url = format!("{}{LONG_PATH}", receiver.url());
+    let mut cfg = notifying(&dir, &url);
+    // Given up after a second, so the deliveries show as failed.
+    cfg.notify.retry_for_secs = 1;
+    let server = TestServer::start(cfg).await;
+    let channel = server.channel().await;
+    submit(&channel, "d1").await;
+    submit(&channel, "d2").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let failed = loop {
+        let failed = list(&channel, pb::DeliveryState::Failed).await.deliveries;
+        let pending = list(&channel, pb::DeliveryState::Pending).await.deliveries;
+        if failed.len() >= 2 && pending.is_empty() {
+            break failed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "given up: {failed:?} {pending:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let page = driver.session("admin").await;
+    page.open(server.addr, "/admin").await;
+    page.type_into("admin-token", ADMIN_TOKEN).await;
+    page.click("sign-in").await;
+    // The failing endpoint, with its URL and counts, and a retry for all.
+    let endpoint = page
+        .wait_text("endpoint", &format!("失败 {}", failed.len()))
+        .await;
+    assert!(
+        endpoint.contains("gw") && endpoint.contains(LONG_PATH) && endpoint.contains("有发送失败"),
+        "{endpoint}"
+    );
+    page.el("retry-endpoint").await;
+    // Each failed delivery with its last error and a retry of its own.
+    let rows = page
+        .wait_js(
+            "the failed deliveries",
+            "const r = [...document.querySelectorAll('[data-testid=delivery-row]')]; \
+             return r.length >= arguments[0] ? r.map(e => [e.dataset.deliveryId, e.dataset.state, e.innerText]) : null;",
+            vec![json!(failed.len())],
+        )
+        .await;
+    let rows: Vec<(String, String, String)> = serde_json::from_value(rows).unwrap();
+    for (id, state, text) in &rows {
+        page.check(
+            failed.iter().any(|f| &f.id == id)
+                && state == "DELIVERY_STATE_FAILED"
+                && text.contains("已放弃")
+                && text.contains("HTTP 500"),
+            || format!("a failed row with its error: {rows:?}"),
+        )
+        .await;
+    }
+    // Nothing in the card is cut off or scrolls sideways at 360 px.
+    page.set_viewport(super::PHONE).await;
+    let wide = page
+        .js(
+            "const card = document.querySelector('[data-testid=deliveries]'); \
+             const right = card.getBoundingClientRect().right; \
+             const name = e => e.tagName + '.' + e.className + ' ' + (e.innerText || '').slice(0, 30); \
+             const scrolls = [...card.querySelectorAll('*')].filter(e => \
+               ['auto', 'scroll'].includes(getComputedStyle(e).overflowX) && e.scrollWidth > e.clientWidth + 1); \
+             const out = [...card.querySelectorAll('[data-testid=delivery-row] *, [data-testid=endpoint] *')] \
+               .filter(e => e.getClientRects().length && e.getBoundingClientRect().right > right + 0.5); \
+             return scrolls.concat(out).map(name);",
+            vec![],
+        )
+        .await;
+    page.check(wide == json!([]), || {
+        format!("scrolls sideways in the card: {wide}")
+    })
+    .await;
+    page.shoot("failing", Some("deliveries")).await;
+
+    // The gateway is back: one delivery retried by its own button.
+    receiver.set_answer(Arc::new(|_, _| (200, Duration::ZERO)));
+    let first = rows[0].0.clone();
+    page.js(
+        "document.querySelector(`[data-testid=delivery-row][data-delivery-id='${arguments[0]}'] \
+         [data-testid=retry-delivery]`).click();",
+        vec![json!(first)],
+    )
+    .await;
+    page.wait_text("deliveries-status", "已重新排队 1 条").await;
+    receiver
+        .until(10, "the retried one delivered", |h| {
+            h.iter().any(|h| h.id == first && h.status == Some(200))
+        })
+        .await;
+    // Refreshed until the delivery is recorded (just after the receiver's
+    // answer).
+    page.wait_js(
+        "the delivered row gone from the failures",
+        "document.querySelector('[data-testid=deliveries-refresh]').click();          return !document.querySelector(`[data-delivery-id='${arguments[0]}']`);",
+        vec![json!(first)],
+    )
+    .await;
+    // Then the rest, by the endpoint's button.
+    page.js(
+        "document.querySelector('[data-testid=deliveries-status]').textContent = '';",
+        vec![],
+    )
+    .await;
+    page.click("retry-endpoint").await;
+    page.wait_text(
+        "deliveries-status",
+        &format!("已重新排队 {} 条", failed.len() - 1),
+    )
+    .await;
+    receiver
+        .until(10, "every retried one delivered", |h| {
+            failed
+                .iter()
+                .all(|f| h.iter().any(|h| h.id == f.id && h.status == Some(200)))
+        })
+        .await;
+    page.wait_js(
+        "no failures left",
+        "document.querySelector('[data-testid=deliveries-refresh]').click();          return !document.querySelector('[data-testid=delivery-row]');",
+        vec![],
+    )
+    .await;
+    page.wait_text("deliveries", "没有失败的通知").await;
+    page.wait_text("endpoint", "失败 0").await;
+    page.check(page.text("endpoint").await.contains("正常"), || {
+        "the endpoint shows healthy".into()
+    })
+    .await;
+    page.shoot("retried", Some("deliveries")).await;
+
+    let calls = assert_public_api_only(server.addr, &page.requests().await, &[ADMIN_TOKEN]);
+    assert!(calls.iter().any(|c| c == "RosterService/RetryDelivery"));
+    page.close().await;
+    drop(driver);
     server.stop_and_clean().await;
 }
