@@ -328,6 +328,7 @@ impl Clients {
             location: r.location.clone(),
             contact: String::new(),
             idempotency_key: String::new(),
+            photo_ids: Vec::new(),
         };
         if let Some(raw) = &mut self.raw {
             return match rpc {

@@ -131,7 +131,13 @@ impl App {
                 let roster = Roster::shared(admin.clone(), shared.clone(), bootstrap)
                     .await
                     .context("cannot follow the shared roster log")?;
-                (shared.clone(), shared.clone(), shared.clone(), roster, shared)
+                (
+                    shared.clone(),
+                    shared.clone(),
+                    shared.clone(),
+                    roster,
+                    shared,
+                )
             }
         };
         let photos = Arc::new(Photos::new(

@@ -14,8 +14,7 @@ use xingweinong::{
         Change, Note, Outbox, TicketFilter, TicketStore, Written,
     },
     tickets::{
-        liaison::Liaison, Actor, Availability, Event, EventKind, Rating, Ticket,
-        TicketState,
+        liaison::Liaison, Actor, Availability, Event, EventKind, Rating, Ticket, TicketState,
     },
 };
 

@@ -13,8 +13,8 @@ mod farmer_expert;
 mod knowledge;
 mod layout;
 mod links;
-mod ratings;
 mod photos;
+mod ratings;
 
 use std::{
     net::SocketAddr,
