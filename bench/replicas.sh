@@ -30,6 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 printf '[limits]\nclient_rate_per_sec = 0.0\nmax_in_flight = 4096\n' > "$work/config.toml"
+printf '[tickets]\nmax_queued = 10000000\n' >> "$work/config.toml"
 
 # start_replicas STORE N: starts N servers on STORE, sets $servers.
 start_replicas() {
