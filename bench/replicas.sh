@@ -6,14 +6,19 @@
 # routed and queued: a full decision and commit), the same total load:
 # XWN_CONNECTIONS (6) HTTP/2 connections × XWN_CONCURRENCY (8) submits in
 # flight for XWN_SECONDS (10) s, connections spread over the replicas.
+# XWN_BIN runs another binary (no build); XWN_REPLICAS lists the replica
+# counts to run through PostgreSQL ("1 2 3").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${XWN_SECONDS:-10}
 connections=${XWN_CONNECTIONS:-6}
 concurrency=${XWN_CONCURRENCY:-8}
 
-cargo build --release --locked -q
-bin=$PWD/target/release/xwn
+bin=${XWN_BIN:-}
+if [ -z "$bin" ]; then
+    cargo build --release --locked -q
+    bin=$PWD/target/release/xwn
+fi
 . scripts/throwaway-pg.sh
 pg_start ${XWN_PG_SETTINGS:-}
 work=$(mktemp -d /tmp/xwn-replicas.XXXXXX)
@@ -25,6 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 printf '[limits]\nclient_rate_per_sec = 0.0\nmax_in_flight = 4096\n' > "$work/config.toml"
+printf '[tickets]\nmax_queued = 10000000\n' >> "$work/config.toml"
 
 # start_replicas STORE N: starts N servers on STORE, sets $servers.
 start_replicas() {
@@ -56,7 +62,7 @@ echo "store | replicas | result ($connections connections x $concurrency in flig
 start_replicas sqlite 1
 echo "sqlite | 1 | $(run)"
 stop_replicas
-for n in 1 2 3; do
+for n in ${XWN_REPLICAS:-1 2 3}; do
     db="xwn_bench_$n"
     psql -q "$PG_URL" -c "CREATE DATABASE $db"
     start_replicas "${PG_URL%/*}/$db" "$n"

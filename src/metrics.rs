@@ -79,6 +79,7 @@ struct Metrics {
     roster_talents: Gauge,
     index_build_seconds: Histograms<Labels1>,
     store_commit_seconds: Histograms<Labels1>,
+    store_commit_writes: Histogram,
     notifications: Family<[(&'static str, String); 2], Counter>,
     notification_lag_seconds: Histograms<[(&'static str, String); 1]>,
 }
@@ -102,6 +103,7 @@ impl Metrics {
             roster_talents: Gauge::default(),
             index_build_seconds: Family::new_with_constructor(builds),
             store_commit_seconds: Family::new_with_constructor(fast),
+            store_commit_writes: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             notifications: Family::default(),
             notification_lag_seconds: Family::new_with_constructor(delivery),
         };
@@ -178,8 +180,13 @@ impl Metrics {
         );
         r.register(
             "store_commit_seconds",
-            "Time to commit a ticket change to the ticket store, by operation (insert, update)",
+            "Time to commit a batch of ticket changes to the ticket store (operation: commit)",
             m.store_commit_seconds.clone(),
+        );
+        r.register(
+            "store_commit_writes",
+            "Ticket changes per commit to the ticket store (group commit: the decisions made while the previous commit was in flight)",
+            m.store_commit_writes.clone(),
         );
         r.register(
             "notifications",
@@ -323,11 +330,13 @@ pub fn index_built(kind: IndexBuild, took: Duration) {
         .observe(took.as_secs_f64());
 }
 
-/// A ticket store operation (`insert` or `update`) returned after `took`.
-pub fn store_committed(operation: &'static str, took: Duration) {
+/// A commit of `writes` ticket changes to the ticket store returned after
+/// `took`.
+pub fn store_committed(writes: usize, took: Duration) {
     (METRICS.store_commit_seconds)
-        .get_or_create(&[("operation", operation)])
+        .get_or_create(&[("operation", "commit")])
         .observe(took.as_secs_f64());
+    METRICS.store_commit_writes.observe(writes as f64);
 }
 
 /// How one delivery attempt of a notification ended.

@@ -6,6 +6,10 @@
 //! ticket write commits only when the log's head is still the one its
 //! replica last read (compare and swap), otherwise the replica catches up
 //! and decides again. The SQLite store has one writer and an empty log.
+//!
+//! The dispatcher writes in batches ([`TicketStore::commit`]): the
+//! decisions made while one commit was in flight go out in the next one,
+//! one transaction and one flush for all of them (group commit).
 
 use async_trait::async_trait;
 
@@ -42,6 +46,17 @@ pub enum Written {
     Stale,
 }
 
+/// One ticket write of a batch: the ticket's new row, the events that led
+/// to it and the notifications they make.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub ticket: Ticket,
+    pub events: Vec<Event>,
+    pub notes: Vec<Note>,
+    /// A new ticket (its idempotency key, if any, must not be taken).
+    pub new: bool,
+}
+
 /// One entry of the shared change log.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Change {
@@ -52,25 +67,46 @@ pub enum Change {
 
 #[async_trait]
 pub trait TicketStore: Send + Sync + 'static {
-    /// Commits a new ticket with its first events and the notifications
-    /// they make (the outbox), if the change log's head is still `head`.
-    /// An idempotency key already taken writes nothing.
+    /// Commits `writes`, in order, in one transaction (all or none), if
+    /// the change log's head is still `head`: each ticket's row, its events
+    /// and the notifications they make (the outbox). A new ticket whose
+    /// idempotency key is already taken writes nothing at all
+    /// ([`Written::Duplicate`] names the ticket holding the key).
+    async fn commit(&self, writes: &[Write], head: u64) -> Result<Written>;
+    /// Commits a new ticket with its first events and their notifications
+    /// ([`TicketStore::commit`] of one write).
     async fn insert(
         &self,
         ticket: &Ticket,
         events: &[Event],
         notes: &[Note],
         head: u64,
-    ) -> Result<Written>;
+    ) -> Result<Written> {
+        let write = Write {
+            ticket: ticket.clone(),
+            events: events.to_vec(),
+            notes: notes.to_vec(),
+            new: true,
+        };
+        self.commit(&[write], head).await
+    }
     /// Commits a ticket's new row, the events that led to it and their
-    /// notifications, together, if the change log's head is still `head`.
+    /// notifications ([`TicketStore::commit`] of one write).
     async fn update(
         &self,
         ticket: &Ticket,
         events: &[Event],
         notes: &[Note],
         head: u64,
-    ) -> Result<Written>;
+    ) -> Result<Written> {
+        let write = Write {
+            ticket: ticket.clone(),
+            events: events.to_vec(),
+            notes: notes.to_vec(),
+            new: false,
+        };
+        self.commit(&[write], head).await
+    }
     /// Log entries after `cursor`, oldest first, with their numbers.
     async fn changes_since(&self, cursor: u64) -> Result<Vec<(u64, Change)>>;
     /// The number of the last log entry.

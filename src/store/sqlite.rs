@@ -15,7 +15,7 @@ use rusqlite::{
 
 use super::{
     codec::{self, placeholders, Columns, Value, EVENT_COLUMNS, OPEN, TICKET_COLUMNS},
-    Change, Note, TicketFilter, TicketStore, Written,
+    Change, TicketFilter, TicketStore, Write, Written,
 };
 use crate::{
     error::{Error, Result},
@@ -137,13 +137,11 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
 
 fn write_ticket(tx: &rusqlite::Transaction<'_>, t: &Ticket) -> rusqlite::Result<()> {
     let values = codec::ticket_values(t);
-    tx.execute(
-        &format!(
-            "INSERT OR REPLACE INTO tickets ({TICKET_COLUMNS}) VALUES ({})",
-            placeholders(TICKET_COLUMNS, '?')
-        ),
-        params_from_iter(&values),
-    )?;
+    tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO tickets ({TICKET_COLUMNS}) VALUES ({})",
+        placeholders(TICKET_COLUMNS, '?')
+    ))?
+    .execute(params_from_iter(&values))?;
     Ok(())
 }
 
@@ -168,50 +166,27 @@ fn events_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Event>> {
 
 #[async_trait]
 impl TicketStore for SqliteStore {
-    async fn insert(
-        &self,
-        ticket: &Ticket,
-        events: &[Event],
-        notes: &[Note],
-        _head: u64,
-    ) -> Result<Written> {
-        let (ticket, events, notes) = (ticket.clone(), events.to_vec(), notes.to_vec());
+    async fn commit(&self, writes: &[Write], _head: u64) -> Result<Written> {
+        let writes = writes.to_vec();
         self.with(move |conn| {
             let tx = conn.transaction()?;
-            if let Some(key) = &ticket.idempotency_key {
-                let existing: Option<String> = tx
-                    .query_row(
-                        "SELECT id FROM tickets WHERE idempotency_key = ?1",
-                        [key],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(id) = existing {
-                    return Ok(Written::Duplicate(id));
+            for w in &writes {
+                if let (true, Some(key)) = (w.new, &w.ticket.idempotency_key) {
+                    let existing: Option<String> = tx
+                        .query_row(
+                            "SELECT id FROM tickets WHERE idempotency_key = ?1",
+                            [key],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if let Some(id) = existing {
+                        return Ok(Written::Duplicate(id));
+                    }
                 }
+                write_ticket(&tx, &w.ticket)?;
+                write_events(&tx, &w.events)?;
+                outbox::write_notes(&tx, &w.notes)?;
             }
-            write_ticket(&tx, &ticket)?;
-            write_events(&tx, &events)?;
-            outbox::write_notes(&tx, &notes)?;
-            tx.commit()?;
-            Ok(Written::Done { head: 0 })
-        })
-        .await
-    }
-
-    async fn update(
-        &self,
-        ticket: &Ticket,
-        events: &[Event],
-        notes: &[Note],
-        _head: u64,
-    ) -> Result<Written> {
-        let (ticket, events, notes) = (ticket.clone(), events.to_vec(), notes.to_vec());
-        self.with(move |conn| {
-            let tx = conn.transaction()?;
-            write_ticket(&tx, &ticket)?;
-            write_events(&tx, &events)?;
-            outbox::write_notes(&tx, &notes)?;
             tx.commit()?;
             Ok(Written::Done { head: 0 })
         })

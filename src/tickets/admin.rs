@@ -56,7 +56,7 @@ impl Dispatcher {
     /// open tickets in the same states, each responder's load equal to the
     /// tickets it holds, and no load above capacity. Returns what disagrees.
     pub async fn self_check(&self) -> Result<(), String> {
-        let mut state = self.state.lock().await;
+        let mut state = self.quiet().await.map_err(|e| e.to_string())?;
         self.catch_up(&mut state).await.map_err(|e| e.to_string())?;
         let stored = self.store.open_tickets().await.map_err(|e| e.to_string())?;
         let mut held: HashMap<String, u32> = HashMap::new();

@@ -6,13 +6,17 @@
 //! free, and streaming every change to farmers, responders and liaisons.
 //!
 //! Every change is decided by the state machine (`machine`) on a copy of
-//! the ticket, committed to the store together with its events, and only
-//! then applied to the in-memory state (load per responder, offer
-//! deadlines, exclusions) and pushed to streams (`fanout`). One lock
-//! serialises the decisions of this process; across replicas a decision
-//! commits only if nobody else committed since this replica last caught up
-//! with the store's change log (else it catches up and decides again), so
-//! capacity is never exceeded and no ticket is offered twice.
+//! the ticket under one lock that serialises the decisions of this
+//! process, applied at once to the in-memory state (load per responder,
+//! offer deadlines, exclusions) so the next decision sees it, and queued
+//! for the store (`commit`): decisions made while a commit is in flight
+//! are committed together with their events, then pushed to streams
+//! (`fanout`) and acknowledged. A failed commit leaves its tickets dirty:
+//! they are reloaded from the store before the next decision. Across
+//! replicas a batch commits only if nobody else committed since this
+//! replica last caught up with the store's change log (else it catches up
+//! and decides again), so capacity is never exceeded and no ticket is
+//! offered twice.
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -20,10 +24,11 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 use super::{
     access::Keys,
+    commit::{committer, Outcome, Pending},
     drain::Freed,
     fanout::{Liaisons, Subscribers},
     machine::{self, Command, Context, DispatchConfig, Routes, Transition},
@@ -41,7 +46,7 @@ use crate::{
     },
     notify::Notifier,
     reading::analyzer::Analysis,
-    store::{Change, Note, TicketStore, Written},
+    store::{Change, Note, TicketStore, Write},
 };
 
 const MAX_CONTACT_CHARS: usize = 64;
@@ -87,12 +92,28 @@ pub(super) struct State {
     pub(super) subscribers: Subscribers,
     /// The last entry of the store's change log reflected here.
     cursor: u64,
+    /// Tickets with decisions applied here but not yet committed, and how
+    /// many.
+    pending: HashMap<String, u32>,
+    /// The idempotency keys of new tickets not yet committed.
+    pending_keys: HashSet<String>,
+    /// Tickets whose uncommitted changes were refused or failed: reloaded
+    /// from the store before the next decision.
+    dirty: HashSet<String>,
 }
 
 impl State {
-    /// Applies a committed change: derives load, deadlines and exclusions
-    /// from the old and new rows and the events, then pushes to streams.
+    /// Applies a committed change and pushes it to streams.
     fn apply(&mut self, old: Option<&Ticket>, new: &Ticket, events: &[Event]) {
+        self.record(old, new, events);
+        let previous_holder = old.and_then(Ticket::holder);
+        self.subscribers
+            .push(&self.liaisons, new, events, previous_holder);
+    }
+
+    /// Applies a change: derives load, deadlines and exclusions from the
+    /// old and new rows and the events.
+    fn record(&mut self, old: Option<&Ticket>, new: &Ticket, events: &[Event]) {
         metrics::ticket_moved(old.map(|o| o.state), new.state);
         if let Some(o) = old.filter(|o| o.state == TicketState::Queued) {
             self.queue.remove(&(o.created_at_ms, o.id.clone()));
@@ -143,9 +164,91 @@ impl State {
             self.seq.remove(&new.id);
             self.excluded.remove(&new.id);
         }
+    }
+
+    /// Applies a decision before its commit ([`State::confirm`] or
+    /// [`State::abandon`] follow) and queues it for the committer.
+    fn decide(
+        &mut self,
+        commits: &mpsc::UnboundedSender<Pending>,
+        old: Option<Ticket>,
+        write: Write,
+    ) -> oneshot::Receiver<Outcome> {
+        self.record(old.as_ref(), &write.ticket, &write.events);
+        *self.pending.entry(write.ticket.id.clone()).or_default() += 1;
+        if let (true, Some(key)) = (write.new, &write.ticket.idempotency_key) {
+            self.pending_keys.insert(key.clone());
+        }
+        let (done, answer) = oneshot::channel();
+        let pending = Pending {
+            old,
+            write,
+            cursor: self.cursor,
+            done,
+        };
+        if let Err(unsent) = commits.send(pending) {
+            // No committer (the dispatcher is going away): the answer's
+            // sender is dropped, so the caller sees an error.
+            self.abandon(&unsent.0.write);
+        }
+        answer
+    }
+
+    /// The change log's head after a commit of this replica.
+    pub(super) fn committed(&mut self, head: u64) {
+        self.cursor = self.cursor.max(head);
+    }
+
+    /// A decision's commit is durable: pushes it to streams.
+    pub(super) fn confirm(&mut self, old: Option<&Ticket>, write: &Write) {
+        self.settle(write);
         let previous_holder = old.and_then(Ticket::holder);
-        self.subscribers
-            .push(&self.liaisons, new, events, previous_holder);
+        self.subscribers.push(
+            &self.liaisons,
+            &write.ticket,
+            &write.events,
+            previous_holder,
+        );
+    }
+
+    /// A decision's commit was refused or failed: its ticket is reloaded
+    /// before the next decision.
+    pub(super) fn abandon(&mut self, write: &Write) {
+        self.settle(write);
+        self.dirty.insert(write.ticket.id.clone());
+    }
+
+    fn settle(&mut self, write: &Write) {
+        let id = &write.ticket.id;
+        if let Some(n) = self.pending.get_mut(id) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending.remove(id);
+            }
+        }
+        if let (true, Some(key)) = (write.new, &write.ticket.idempotency_key) {
+            self.pending_keys.remove(key);
+        }
+    }
+
+    /// Removes what this process holds of a ticket (before reloading it).
+    fn forget(&mut self, id: &str) {
+        self.seq.remove(id);
+        self.excluded.remove(id);
+        let Some(t) = self.open.remove(id) else {
+            return;
+        };
+        metrics::ticket_moved(Some(t.state), TicketState::Cancelled);
+        if t.state == TicketState::Queued {
+            self.queue.remove(&(t.created_at_ms, t.id.clone()));
+            metrics::queue_length(self.queue.len());
+        }
+        if let Some(n) = t.holder().and_then(|h| self.load.get_mut(h)) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(d) = t.offer_deadline_ms {
+            self.deadlines.remove(&(d, t.id.clone()));
+        }
     }
 }
 
@@ -160,6 +263,10 @@ pub struct Dispatcher {
     notifier: Option<Arc<Notifier>>,
     /// How many times routing ran: what a drain costs, which tests bound.
     pub(super) routings: AtomicU64,
+    /// Decisions to commit, in the order they were made (`commit`).
+    commits: mpsc::UnboundedSender<Pending>,
+    /// Notified after each commit, whatever its outcome.
+    pub(super) settled: Notify,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -203,6 +310,7 @@ impl Dispatcher {
             state.presence.insert(talent, availability);
         }
         state.liaisons.set(store.liaisons().await?);
+        let (commits, queue) = mpsc::unbounded_channel();
         let dispatcher = Arc::new(Dispatcher {
             store,
             matcher,
@@ -212,7 +320,10 @@ impl Dispatcher {
             timer: Arc::new(Notify::new()),
             notifier,
             routings: AtomicU64::new(0),
+            commits,
+            settled: Notify::new(),
         });
+        tokio::spawn(committer(Arc::downgrade(&dispatcher), queue));
         tokio::spawn(timer_loop(
             Arc::downgrade(&dispatcher),
             dispatcher.timer.clone(),
@@ -248,8 +359,14 @@ impl Dispatcher {
         let draft = self.draft(&s, location, &analysis, &need, key.clone());
         let mut state = self.state.lock().await;
         let Transition { ticket, events } = loop {
+            self.repair(&mut state).await?;
             self.catch_up(&mut state).await?;
             if let Some(key) = &key {
+                if state.pending_keys.contains(key) {
+                    // The same key is being committed: look again after.
+                    state = self.after_commit(state).await;
+                    continue;
+                }
                 if let Some(existing) = self.store.find_by_idempotency_key(key).await? {
                     return self.existing(&existing).await;
                 }
@@ -281,23 +398,19 @@ impl Dispatcher {
                 return Err(queue_full(self.config.max_queued));
             }
             let notes = self.notes(&state, &made.ticket, &made.events);
-            let started = std::time::Instant::now();
-            let written = (self.store)
-                .insert(&made.ticket, &made.events, &notes, state.cursor)
-                .await;
-            metrics::store_committed("insert", started.elapsed());
-            match written? {
-                Written::Done { head } => {
-                    state.cursor = head;
-                    break made;
-                }
-                // Lost a race on the idempotency key with another replica.
-                Written::Duplicate(existing) => return self.existing(&existing).await,
-                Written::Stale => continue,
+            let write = Write {
+                ticket: made.ticket.clone(),
+                events: made.events.clone(),
+                notes,
+                new: true,
+            };
+            let answer = state.decide(&self.commits, None, write);
+            drop(state);
+            match committed(answer).await? {
+                true => break made,
+                false => state = self.state.lock().await,
             }
         };
-        state.apply(None, &ticket, &events);
-        drop(state);
         count(&ticket, &events);
         self.timer.notify_one();
         self.wake_notifier();
@@ -388,6 +501,45 @@ impl Dispatcher {
         }
     }
 
+    /// Reloads from the store the tickets whose uncommitted changes were
+    /// refused or failed.
+    async fn repair(&self, state: &mut State) -> Result<()> {
+        while let Some(id) = state.dirty.iter().next().cloned() {
+            let stored = self.store.get(&id).await?;
+            state.forget(&id);
+            if let Some((ticket, events)) = stored.filter(|(t, _)| t.state.is_open()) {
+                state.record(None, &ticket, &events);
+            }
+            state.dirty.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Releases the lock until the next commit has settled, then takes it
+    /// again.
+    pub(super) async fn after_commit<'a>(
+        &'a self,
+        state: tokio::sync::MutexGuard<'a, State>,
+    ) -> tokio::sync::MutexGuard<'a, State> {
+        let settled = self.settled.notified();
+        tokio::pin!(settled);
+        settled.as_mut().enable();
+        drop(state);
+        settled.await;
+        self.state.lock().await
+    }
+
+    /// Takes the lock once nothing is waiting for a commit and memory
+    /// agrees with the store.
+    pub(super) async fn quiet(&self) -> Result<tokio::sync::MutexGuard<'_, State>> {
+        let mut state = self.state.lock().await;
+        while !state.pending.is_empty() {
+            state = self.after_commit(state).await;
+        }
+        self.repair(&mut state).await?;
+        Ok(state)
+    }
+
     /// Applies what other replicas committed since `state.cursor`: each
     /// changed ticket once, at its stored state, with the events this
     /// process has not seen (which also pushes them to local streams).
@@ -406,6 +558,9 @@ impl Dispatcher {
         todo.reverse();
         for change in todo {
             match change {
+                // Being committed by this replica: its commit either holds
+                // this change or is refused and reloads the ticket.
+                Change::Ticket(id) if state.pending.contains_key(&id) => {}
                 Change::Ticket(id) => {
                     let Some((ticket, events)) = self.store.get(&id).await? else {
                         continue;
@@ -446,6 +601,7 @@ impl Dispatcher {
         check_id("ticket_id", id.as_str(), MAX_ID_BYTES)?;
         let mut state = self.state.lock().await;
         loop {
+            self.repair(&mut state).await?;
             self.catch_up(&mut state).await?;
             let Some(old) = state.open.get(id.as_str()).cloned() else {
                 return Err(match self.store.get(id.as_str()).await? {
@@ -470,28 +626,24 @@ impl Dispatcher {
                 return Ok(ticket);
             }
             let notes = self.notes(&state, &ticket, &events);
-            let started = std::time::Instant::now();
-            let written = (self.store)
-                .update(&ticket, &events, &notes, state.cursor)
-                .await;
-            metrics::store_committed("update", started.elapsed());
-            match written? {
-                Written::Done { head } => {
-                    state.cursor = head;
-                    state.apply(Some(&old), &ticket, &events);
-                    drop(state);
-                    count(&ticket, &events);
-                    self.timer.notify_one();
-                    if !notes.is_empty() {
-                        self.wake_notifier();
-                    }
-                    return Ok(ticket);
+            let notified = !notes.is_empty();
+            let write = Write {
+                ticket: ticket.clone(),
+                events: events.clone(),
+                notes,
+                new: false,
+            };
+            let answer = state.decide(&self.commits, Some(old), write);
+            drop(state);
+            if committed(answer).await? {
+                count(&ticket, &events);
+                self.timer.notify_one();
+                if notified {
+                    self.wake_notifier();
                 }
-                Written::Stale => continue,
-                Written::Duplicate(_) => {
-                    return Err(Error::Internal("an update hit an idempotency key".into()))
-                }
+                return Ok(ticket);
             }
+            state = self.state.lock().await;
         }
     }
 
@@ -571,7 +723,14 @@ impl Dispatcher {
         };
         let mut state = self.state.lock().await;
         loop {
+            self.repair(&mut state).await?;
             self.catch_up(&mut state).await?;
+            if state.pending.contains_key(id.as_str()) {
+                // A change of this ticket is being committed (its answer,
+                // or another rating): look again after it.
+                state = self.after_commit(state).await;
+                continue;
+            }
             let Some((old, mut history)) = self.store.get(id.as_str()).await? else {
                 return Err(Error::NotFound(format!(
                     "no ticket {}",
@@ -583,25 +742,23 @@ impl Dispatcher {
             let cx = self.context(now_ms(), last_seq, &routes);
             let Transition { ticket, events } = machine::rate(&old, rating.clone(), &cx)?;
             let notes = self.notes(&state, &ticket, &events);
-            let written = (self.store)
-                .update(&ticket, &events, &notes, state.cursor)
-                .await?;
-            match written {
-                Written::Done { head } => {
-                    state.cursor = head;
-                    state.apply(Some(&old), &ticket, &events);
-                    drop(state);
-                    if !notes.is_empty() {
-                        self.wake_notifier();
-                    }
-                    history.extend(events);
-                    return Ok((ticket, history));
+            let notified = !notes.is_empty();
+            let write = Write {
+                ticket: ticket.clone(),
+                events: events.clone(),
+                notes,
+                new: false,
+            };
+            let answer = state.decide(&self.commits, Some(old), write);
+            drop(state);
+            if committed(answer).await? {
+                if notified {
+                    self.wake_notifier();
                 }
-                Written::Stale => continue,
-                Written::Duplicate(_) => {
-                    return Err(Error::Internal("a rating hit an idempotency key".into()))
-                }
+                history.extend(events);
+                return Ok((ticket, history));
             }
+            state = self.state.lock().await;
         }
     }
 
@@ -695,6 +852,19 @@ impl Dispatcher {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Waits for a decision's commit: true once durable, false when it must
+/// be decided again.
+async fn committed(answer: oneshot::Receiver<Outcome>) -> Result<bool> {
+    match answer.await {
+        Ok(Outcome::Committed) => Ok(true),
+        Ok(Outcome::Retry) => Ok(false),
+        Ok(Outcome::Failed(e)) => Err(e),
+        Err(_) => Err(Error::Unavailable(
+            "the server is shutting down: nothing was saved; please try again".into(),
+        )),
     }
 }
 

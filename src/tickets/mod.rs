@@ -8,6 +8,7 @@
 
 mod access;
 mod admin;
+mod commit;
 pub(crate) mod dispatcher;
 mod drain;
 mod fanout;

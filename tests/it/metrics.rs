@@ -364,7 +364,7 @@ async fn metrics_move_with_the_calls_made() {
         offered.value("xwn_offers_total", &village) - imported.value("xwn_offers_total", &village),
         1.0
     );
-    let insert = [("operation", "insert")];
+    let insert = [("operation", "commit")];
     let commits = "xwn_store_commit_seconds_count";
     assert_eq!(
         offered.value(commits, &insert) - imported.value(commits, &insert),

@@ -87,9 +87,6 @@ fn text<'v>(value: &'v Value<'_>, ty: &Type) -> Result<Option<&'v str>> {
 
 /// One parameter, as the Rust type its PostgreSQL type takes.
 enum Arg<'v> {
-    Int4(Option<i32>),
-    Int8(Option<i64>),
-    Text(Option<&'v str>),
     Int4s(Vec<Option<i32>>),
     Int8s(Vec<Option<i64>>),
     Texts(Vec<Option<&'v str>>),
@@ -98,9 +95,6 @@ enum Arg<'v> {
 impl Arg<'_> {
     fn sql(&self) -> &(dyn ToSql + Sync) {
         match self {
-            Arg::Int4(v) => v,
-            Arg::Int8(v) => v,
-            Arg::Text(v) => v,
             Arg::Int4s(v) => v,
             Arg::Int8s(v) => v,
             Arg::Texts(v) => v,
@@ -112,18 +106,6 @@ impl Arg<'_> {
 pub(super) struct Args<'v>(Vec<Arg<'v>>);
 
 impl<'v> Args<'v> {
-    /// One row's values, one for each parameter.
-    pub(super) fn row(values: &'v [Value<'_>], statement: &Statement) -> Result<Args<'v>> {
-        let args = values.iter().zip(statement.params()).map(|(v, ty)| {
-            Ok(match Width::of(ty) {
-                Width::Int4 => Arg::Int4(int4(v, ty)?),
-                Width::Int8 => Arg::Int8(int(v, ty)?),
-                Width::Text => Arg::Text(text(v, ty)?),
-            })
-        });
-        Ok(Args(args.collect::<Result<_>>()?))
-    }
-
     /// Many rows' values column by column, one array parameter for each
     /// column (as `UNNEST($1::TEXT[], …)` takes them).
     pub(super) fn columns(rows: &'v [Vec<Value<'_>>], statement: &Statement) -> Result<Args<'v>> {

@@ -12,8 +12,8 @@ use super::{bad, db, pool::Conn, rows::Args, PgStore, CHANGES_CHANNEL};
 use crate::{
     error::{Error, Result},
     store::{
-        codec::{self, placeholders, EVENT_COLUMNS, OPEN, TICKET_COLUMNS},
-        Change, Note, TicketFilter, TicketStore, Written,
+        codec::{self, EVENT_COLUMNS, OPEN, TICKET_COLUMNS},
+        Change, Note, TicketFilter, TicketStore, Write, Written,
     },
     tickets::{liaison::Liaison, now_ms, Availability, Event, Ticket},
 };
@@ -49,21 +49,24 @@ static SELECT_EVENTS: LazyLock<String> = LazyLock::new(|| {
 
 static EVENTS_BETWEEN: LazyLock<String> = LazyLock::new(|| codec::events_between_sql('$'));
 
-/// A ticket's row, new or changed: what can change after the ticket was
-/// submitted is updated.
-static UPSERT_TICKET: LazyLock<String> = LazyLock::new(|| {
+/// Tickets' rows, new or changed, column by column (one row per ticket):
+/// what can change after a ticket was submitted is updated.
+static UPSERT_TICKETS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ({}) \
+        "INSERT INTO tickets ({TICKET_COLUMNS}) \
+         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], \
+         $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], \
+         $12::INTEGER[], $13::BIGINT[], $14::TEXT[], $15::TEXT[], $16::BIGINT[], $17::BIGINT[], \
+         $18::TEXT[], $19::INTEGER[], $20::TEXT[], $21::TEXT[]) \
          ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, assignee = EXCLUDED.assignee, \
          tier = EXCLUDED.tier, offers_in_tier = EXCLUDED.offers_in_tier, \
          offer_deadline_ms = EXCLUDED.offer_deadline_ms, answer = EXCLUDED.answer, \
          reason = EXCLUDED.reason, updated_at_ms = EXCLUDED.updated_at_ms, \
-         rating_stars = EXCLUDED.rating_stars, rating_comment = EXCLUDED.rating_comment",
-        placeholders(TICKET_COLUMNS, '$')
+         rating_stars = EXCLUDED.rating_stars, rating_comment = EXCLUDED.rating_comment"
     )
 });
 
-/// Every event of one write in one statement, column by column: one array
+/// Every event of one batch in one statement, column by column: one array
 /// of the column's SQL type for each of [`EVENT_COLUMNS`].
 static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -73,7 +76,7 @@ static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// A ticket write's notifications, one row per endpoint, column by column.
+/// A batch's notifications, one row per endpoint, column by column.
 const INSERT_NOTES: &str = "INSERT INTO outbox (id, endpoint, ticket_id, seq, kind, body, \
      created_at_ms, state, next_at_ms, deadline_ms) \
      SELECT i, e, t, s, k, b, c, 'pending', c, d FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], \
@@ -93,7 +96,7 @@ struct NoteColumns<'a> {
 }
 
 impl<'a> NoteColumns<'a> {
-    fn of(notes: &'a [Note]) -> NoteColumns<'a> {
+    fn of(notes: impl Iterator<Item = &'a Note>) -> NoteColumns<'a> {
         let mut c = NoteColumns::default();
         for n in notes {
             for e in &n.endpoints {
@@ -124,7 +127,7 @@ impl<'a> NoteColumns<'a> {
     }
 }
 
-/// The statements of a ticket write, prepared on its connection.
+/// The statements of a batch of ticket writes, prepared on its connection.
 struct TicketWrite {
     cas: Statement,
     log: Statement,
@@ -139,15 +142,16 @@ impl TicketWrite {
     async fn prepare(c: &mut Conn, with_notes: bool) -> Result<TicketWrite> {
         Ok(TicketWrite {
             cas: c
-                .statement("UPDATE log_head SET id = id + 1 WHERE id = $1")
+                .statement("UPDATE log_head SET id = id + $2 WHERE id = $1")
                 .await?,
             log: c
                 .statement(
-                    "INSERT INTO changes (id, kind, key, at_ms) VALUES ($1, 'ticket', $2, $3)",
+                    "INSERT INTO changes (id, kind, key, at_ms) \
+                     SELECT i, 'ticket', k, $3 FROM UNNEST($1::BIGINT[], $2::TEXT[]) AS x(i, k)",
                 )
                 .await?,
             notify: c.statement("SELECT pg_notify($1, $2)").await?,
-            row: c.statement(&UPSERT_TICKET).await?,
+            row: c.statement(&UPSERT_TICKETS).await?,
             history: c.statement(&INSERT_EVENTS).await?,
             notes: match with_notes {
                 true => Some(c.statement(INSERT_NOTES).await?),
@@ -157,7 +161,7 @@ impl TicketWrite {
     }
 }
 
-/// What each statement of a pipelined ticket write did.
+/// What each statement of a pipelined batch did.
 struct Outcomes {
     swapped: std::result::Result<u64, tokio_postgres::Error>,
     written: std::result::Result<u64, tokio_postgres::Error>,
@@ -166,31 +170,42 @@ struct Outcomes {
 }
 
 impl PgStore {
-    /// Writes a ticket and its events under the compare and swap: after
-    /// BEGIN, the head bump, the log entry, the wake-up, the ticket row and
-    /// its events (and its outbox rows) go out pipelined in one round trip;
-    /// COMMIT only if the head was still `head`.
-    async fn write(
-        &self,
-        ticket: &Ticket,
-        events: &[Event],
-        notes: &[Note],
-        head: u64,
-        new: bool,
-    ) -> Result<Written> {
+    /// Writes a batch of tickets and their events under the compare and
+    /// swap: after BEGIN, the head bump (one log entry per ticket), the log
+    /// entries, the wake-up, the tickets' rows, their events and their
+    /// outbox rows go out pipelined in one round trip; COMMIT only if the
+    /// head was still `head`.
+    async fn write(&self, writes: &[Write], head: u64) -> Result<Written> {
         let mut c = self.pool.lease().await?;
+        let notes: Vec<&Note> = writes.iter().flat_map(|w| &w.notes).collect();
         let s = TicketWrite::prepare(&mut c, !notes.is_empty()).await?;
-        let note_columns = NoteColumns::of(notes);
+        let note_columns = NoteColumns::of(notes.into_iter());
         let note_args = note_columns.args();
-        let ticket_values = codec::ticket_values(ticket);
-        let event_values: Vec<_> = events.iter().map(codec::event_values).collect();
-        let row_args = Args::row(&ticket_values, &s.row)?;
+        // One row per ticket, its last: a ticket may move twice in a batch.
+        let mut seen = std::collections::HashSet::new();
+        let mut rows: Vec<&Ticket> = writes
+            .iter()
+            .rev()
+            .map(|w| &w.ticket)
+            .filter(|t| seen.insert(t.id.as_str()))
+            .collect();
+        rows.reverse();
+        let ticket_values: Vec<_> = rows.iter().map(|t| codec::ticket_values(t)).collect();
+        let event_values: Vec<_> = writes
+            .iter()
+            .flat_map(|w| &w.events)
+            .map(codec::event_values)
+            .collect();
+        let row_args = Args::columns(&ticket_values, &s.row)?;
         let history_args = Args::columns(&event_values, &s.history)?;
         let (row, history) = (row_args.refs(), history_args.refs());
-        let (current, next, now) = (head as i64, head as i64 + 1, now_ms());
+        let (current, added, now) = (head as i64, rows.len() as i64, now_ms());
+        let next = current + added;
+        let log_ids: Vec<i64> = (current + 1..=next).collect();
+        let log_keys: Vec<&str> = rows.iter().map(|t| t.id.as_str()).collect();
         let next_text = next.to_string();
-        let cas_args: [&(dyn ToSql + Sync); 1] = [&current];
-        let log_args: [&(dyn ToSql + Sync); 3] = [&next, &ticket.id, &now];
+        let cas_args: [&(dyn ToSql + Sync); 2] = [&current, &added];
+        let log_args: [&(dyn ToSql + Sync); 3] = [&log_ids, &log_keys, &now];
         let notify_args: [&(dyn ToSql + Sync); 2] = [&CHANGES_CHANNEL, &next_text];
         c.begin().await?;
         let client = &c.client;
@@ -213,20 +228,20 @@ impl PgStore {
             written,
             rest: [logged, notified, recorded, queued],
         };
-        let refused = settle(&mut c, ticket, new, outcomes).await?;
+        let keys: Vec<&str> = writes
+            .iter()
+            .filter(|w| w.new)
+            .filter_map(|w| w.ticket.idempotency_key.as_deref())
+            .collect();
+        let refused = settle(&mut c, &keys, outcomes).await?;
         Ok(refused.unwrap_or(Written::Done { head: next as u64 }))
     }
 }
 
 /// Commits a pipelined ticket write that fully succeeded (`Ok(None)`);
 /// otherwise rolls it back and says why: a stale head, an idempotency key
-/// a new ticket found taken, or an error.
-async fn settle(
-    c: &mut Conn,
-    ticket: &Ticket,
-    new: bool,
-    outcomes: Outcomes,
-) -> Result<Option<Written>> {
+/// (of `keys`, the new tickets') found taken, or an error.
+async fn settle(c: &mut Conn, keys: &[&str], outcomes: Outcomes) -> Result<Option<Written>> {
     let swapped = outcomes.swapped.map_err(db);
     if !matches!(swapped, Ok(1)) {
         c.rollback().await?;
@@ -235,9 +250,12 @@ async fn settle(
     if let Err(e) = outcomes.written {
         c.rollback().await?;
         let taken = e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION);
-        if let (true, true, Some(key)) = (new, taken, &ticket.idempotency_key) {
+        if taken && !keys.is_empty() {
             let rows = c
-                .query("SELECT id FROM tickets WHERE idempotency_key = $1", &[key])
+                .query(
+                    "SELECT id FROM tickets WHERE idempotency_key = ANY($1)",
+                    &[&keys],
+                )
                 .await?;
             if let Some(row) = rows.first() {
                 return Ok(Some(Written::Duplicate(row.get(0))));
@@ -294,24 +312,11 @@ async fn events_of(c: &mut Conn, id: &str) -> Result<Vec<Event>> {
 
 #[async_trait]
 impl TicketStore for PgStore {
-    async fn insert(
-        &self,
-        ticket: &Ticket,
-        events: &[Event],
-        notes: &[Note],
-        head: u64,
-    ) -> Result<Written> {
-        self.write(ticket, events, notes, head, true).await
-    }
-
-    async fn update(
-        &self,
-        ticket: &Ticket,
-        events: &[Event],
-        notes: &[Note],
-        head: u64,
-    ) -> Result<Written> {
-        self.write(ticket, events, notes, head, false).await
+    async fn commit(&self, writes: &[Write], head: u64) -> Result<Written> {
+        if writes.is_empty() {
+            return Ok(Written::Done { head });
+        }
+        self.write(writes, head).await
     }
 
     async fn changes_since(&self, cursor: u64) -> Result<Vec<(u64, Change)>> {

@@ -1,6 +1,8 @@
 //! The dispatcher with a real roster and an SQLite store: a re-route ranks
 //! with the need the ticket was submitted with; a drain routes only the
-//! queued tickets a freed responder could take, oldest first.
+//! queued tickets a freed responder could take, oldest first; decisions
+//! made during a commit share the next one, and a failed commit's
+//! decisions are neither acknowledged nor kept in memory.
 
 use std::sync::atomic::Ordering;
 
@@ -290,5 +292,178 @@ async fn a_drain_routes_only_what_the_freed_responder_could_take_oldest_first() 
     let again = dispatcher_on(&dir, &matcher).await;
     assert_eq!(again.routings.load(Ordering::Relaxed), 0);
     assert_eq!(again.state.lock().await.queue.len(), 37);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An SQLite store whose commits can be held (the first waits until
+/// released) and made to fail once, and which records each commit's size.
+struct Gated {
+    inner: SqliteStore,
+    held: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
+    entered: Notify,
+    fail_next: std::sync::atomic::AtomicBool,
+    sizes: std::sync::Mutex<Vec<usize>>,
+}
+
+#[async_trait::async_trait]
+impl TicketStore for Gated {
+    async fn commit(&self, writes: &[Write], head: u64) -> Result<crate::store::Written> {
+        self.entered.notify_one();
+        let held = self.held.lock().await.take();
+        if let Some(release) = held {
+            let _ = release.await;
+        }
+        self.sizes.lock().unwrap().push(writes.len());
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(Error::Storage("the disk is full".into()));
+        }
+        self.inner.commit(writes, head).await
+    }
+    async fn changes_since(&self, cursor: u64) -> Result<Vec<(u64, Change)>> {
+        self.inner.changes_since(cursor).await
+    }
+    async fn head(&self) -> Result<u64> {
+        self.inner.head().await
+    }
+    async fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>> {
+        self.inner.events_between(from_ms, to_ms).await
+    }
+    async fn photo_ids(&self) -> Result<Vec<String>> {
+        self.inner.photo_ids().await
+    }
+    fn notifications(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.inner.notifications()
+    }
+    async fn get(&self, id: &str) -> Result<Option<(Ticket, Vec<Event>)>> {
+        self.inner.get(id).await
+    }
+    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<String>> {
+        self.inner.find_by_idempotency_key(key).await
+    }
+    async fn open_tickets(&self) -> Result<Vec<(Ticket, Vec<Event>)>> {
+        self.inner.open_tickets().await
+    }
+    async fn list(&self, filter: &crate::store::TicketFilter) -> Result<Vec<Ticket>> {
+        self.inner.list(filter).await
+    }
+    async fn set_availability(&self, talent: &str, a: Availability, at_ms: i64) -> Result<()> {
+        self.inner.set_availability(talent, a, at_ms).await
+    }
+    async fn availabilities(&self) -> Result<Vec<(String, Availability)>> {
+        self.inner.availabilities().await
+    }
+    async fn availability(&self, talent: &str) -> Result<Option<Availability>> {
+        self.inner.availability(talent).await
+    }
+    async fn replace_liaisons(&self, liaisons: &[super::super::liaison::Liaison]) -> Result<()> {
+        self.inner.replace_liaisons(liaisons).await
+    }
+    async fn liaisons(&self) -> Result<Vec<super::super::liaison::Liaison>> {
+        self.inner.liaisons().await
+    }
+    async fn signing_key(&self) -> Result<Vec<u8>> {
+        self.inner.signing_key().await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+}
+
+/// A dispatcher on a [`Gated`] store whose first commit waits for the
+/// returned sender.
+async fn gated_in(dir: &std::path::Path) -> (Arc<Dispatcher>, Arc<Gated>, oneshot::Sender<()>) {
+    let (release, held) = oneshot::channel();
+    let store = Arc::new(Gated {
+        inner: SqliteStore::open(dir).unwrap(),
+        held: tokio::sync::Mutex::new(Some(held)),
+        entered: Notify::new(),
+        fail_next: false.into(),
+        sizes: Default::default(),
+    });
+    let matcher = matcher_on(dir, ROSTER);
+    let d = Dispatcher::start(store.clone(), matcher, DispatchConfig::default())
+        .await
+        .unwrap();
+    (d, store, release)
+}
+
+/// Submits `n` problems at once; returns once all `n` wait for a commit.
+async fn submit_behind(
+    d: &Arc<Dispatcher>,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Result<Ticket>>> {
+    let before = d.state.lock().await.pending.len();
+    let handles = (0..n)
+        .map(|_| {
+            let d = d.clone();
+            tokio::spawn(async move { Ok(d.submit(apple_submission()).await?.0) })
+        })
+        .collect();
+    while d.state.lock().await.pending.len() < before + n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    handles
+}
+
+#[tokio::test]
+async fn decisions_made_during_a_commit_share_the_next_and_are_acknowledged_after_it() {
+    let dir = std::env::temp_dir().join(format!("xwn-group-commit-{}", random_hex(8)));
+    let (d, store, release) = gated_in(&dir).await;
+    let first = submit_behind(&d, 1).await;
+    store.entered.notified().await;
+    let rest = submit_behind(&d, 20).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        first.iter().chain(&rest).all(|h| !h.is_finished()),
+        "nothing is acknowledged before its commit"
+    );
+    // Decided on top of each other: all 21 wait in memory, in the queue.
+    assert_eq!(d.state.lock().await.queue.len(), 21);
+    release.send(()).unwrap();
+    for h in first.into_iter().chain(rest) {
+        let ticket = h.await.unwrap().unwrap();
+        assert!(d.store.get(&ticket.id).await.unwrap().is_some());
+    }
+    assert_eq!(*store.sizes.lock().unwrap(), [1, 20]);
+    d.self_check().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_failed_commit_acknowledges_none_of_its_decisions_and_memory_follows_the_store() {
+    let dir = std::env::temp_dir().join(format!("xwn-failed-commit-{}", random_hex(8)));
+    let (d, store, release) = gated_in(&dir).await;
+    store.fail_next.store(true, Ordering::SeqCst);
+    let failing = submit_behind(&d, 1).await;
+    store.entered.notified().await;
+    // Decided on top of the failing one, before it fails.
+    let behind = submit_behind(&d, 3).await;
+    release.send(()).unwrap();
+    for h in failing {
+        let e = h.await.unwrap().unwrap_err();
+        assert!(matches!(e, Error::Storage(_)), "{e:?}");
+    }
+    // Decided again on what is durable, and committed.
+    let mut ids = Vec::new();
+    for h in behind {
+        ids.push(h.await.unwrap().unwrap().id);
+    }
+    // The failed commit of one; the three again, in however many commits.
+    let sizes = store.sizes.lock().unwrap().clone();
+    assert_eq!(
+        (sizes[0], sizes[1..].iter().sum::<usize>()),
+        (1, 3),
+        "{sizes:?}"
+    );
+    let stored = d.store.open_tickets().await.unwrap();
+    assert_eq!(stored.len(), 3);
+    assert!(stored.iter().all(|(t, _)| ids.contains(&t.id)));
+    d.self_check().await.unwrap();
+    let state = d.state.lock().await;
+    assert_eq!(state.open.len(), 3, "the failed ticket left memory");
+    assert_eq!(state.queue.len(), 3);
+    drop(state);
+    // And the dispatcher goes on.
+    d.submit(apple_submission()).await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
