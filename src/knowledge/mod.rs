@@ -114,7 +114,7 @@ impl Entry {
             answer: redact::redact(&ticket.answer, &ticket.contact),
             tier,
             resolved_at_ms: ticket.updated_at_ms,
-            rating: None,
+            rating: ticket.rating.as_ref().map(|r| r.stars),
             published_by: by,
         })
     }
