@@ -468,7 +468,7 @@ mod tests {
         let t = ticket();
         let values = ticket_values(&t);
         assert_eq!(values.len(), TICKET_COLUMNS.split(',').count());
-        assert!(placeholders(TICKET_COLUMNS, '$').ends_with(", $19, $20"));
+        assert!(placeholders(TICKET_COLUMNS, '$').ends_with(", $20, $21"));
         assert_eq!(values[5], Value::Text(Corps::Fruit.chinese().into()));
         assert_eq!(values[4], Value::Null);
         assert_eq!(ticket_of(&held(values)), Ok(t.clone()));

@@ -680,9 +680,10 @@ async fn a_whole_file_over_the_limit_is_audited_over_grpc_web_and_connect() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0]["refused"].as_str().unwrap().contains("8388608"));
 
-    // Connect JSON: a body over the Connect limit (9 MiB in base64), and
-    // one under it whose message is over the 8 MiB.
-    for bytes in [9 << 20, (8 << 20) + 100] {
+    // Connect JSON: a body over the Connect limit (11 MiB in base64; the
+    // limit is a 10 MiB photo's, in base64), and one under it whose message
+    // is over the 8 MiB of RosterService.
+    for bytes in [11 << 20, (8 << 20) + 100] {
         let json = json!({"format": "ROSTER_FORMAT_CSV", "data": b64.encode(file(bytes).data)});
         let call = |token: &str| {
             let mut call = request(
