@@ -15,7 +15,7 @@ use super::{
     tickets::EventStream,
 };
 use crate::{
-    knowledge::{Library, Publisher},
+    knowledge::Library,
     matching::Matcher,
     model::ids::{TalentId, TicketId},
     pb,
@@ -66,25 +66,6 @@ fn push_to_pb(push: &Push, who: &Principal, snapshot: &Snapshot) -> pb::Assignme
         read_only: push.read_only,
         replay: push.replay,
     }
-}
-
-/// Resolves a ticket and, when its responder marks the answer shareable,
-/// publishes it; the ticket stays resolved if publishing fails (logged).
-async fn resolve_and_share(
-    d: &Dispatcher,
-    library: &Library,
-    me: &TalentId,
-    r: pb::ResolveTicketRequest,
-) -> crate::error::Result<Ticket> {
-    let ticket = d
-        .resolve(me, &TicketId::new(r.ticket_id.trim()), &r.answer)
-        .await?;
-    if r.shareable {
-        if let Err(e) = library.share(&ticket, Publisher::Responder).await {
-            tracing::warn!(cause = %e, ticket = %ticket.id, "cannot publish the shared answer");
-        }
-    }
-    Ok(ticket)
 }
 
 #[tonic::async_trait]
@@ -148,7 +129,8 @@ impl pb::responder_service_server::ResponderService for ResponderApi {
         let library = self.library.clone();
         record_ticket(&r.ticket_id);
         let ticket = detach("dispatcher", async move {
-            resolve_and_share(&d, &library, &me, r).await
+            let id = TicketId::new(r.ticket_id.trim());
+            library.resolve(&d, &me, &id, &r.answer, r.shareable).await
         })
         .await?;
         Ok(self.reply(&ticket, &call.caller))

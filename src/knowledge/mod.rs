@@ -21,10 +21,14 @@ use serde::{Deserialize, Serialize};
 use crate::{
     error::{Error, Result},
     matching::Matcher,
-    model::{divisions::Divisions, Corps, Location, Tier},
+    model::{
+        divisions::Divisions,
+        ids::{TalentId, TicketId},
+        Corps, Location, Tier,
+    },
     reading::lexicon::Lexicon,
     store::{KnowledgeStore, TicketStore},
-    tickets::{Ticket, TicketState},
+    tickets::{Dispatcher, Ticket, TicketState},
 };
 
 pub use index::{Hit, KnowledgeIndex, Query};
@@ -199,6 +203,26 @@ impl Library {
         crate::error::blocking("knowledge index", move || index.apply(put, &remove)).await?;
         *cursor = last;
         Ok(())
+    }
+
+    /// Resolves a ticket through the dispatcher and, when its responder
+    /// marks the answer `shareable`, publishes it; the ticket stays resolved
+    /// if publishing fails (logged).
+    pub async fn resolve(
+        &self,
+        dispatcher: &Dispatcher,
+        me: &TalentId,
+        id: &TicketId,
+        answer: &str,
+        shareable: bool,
+    ) -> Result<Ticket> {
+        let ticket = dispatcher.resolve(me, id, answer).await?;
+        if shareable {
+            if let Err(e) = self.share(&ticket, Publisher::Responder).await {
+                tracing::warn!(cause = %e, ticket = %ticket.id, "cannot publish the shared answer");
+            }
+        }
+        Ok(ticket)
     }
 
     /// Shares a resolved ticket's problem and answer; `by` says who did.
