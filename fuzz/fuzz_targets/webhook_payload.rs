@@ -172,6 +172,13 @@ fuzz_target!(|data: &[u8]| {
         reason: reason.clone(),
         created_at_ms: 1_764_000_000_000,
         updated_at_ms: 1_764_000_000_000,
+        rating: None,
+        // Offers carry their photos' links (signed with the action token).
+        photos: if flags & 64 != 0 {
+            vec!["ab".repeat(32)]
+        } else {
+            Vec::new()
+        },
     };
     let event = Event {
         ticket_id: ticket_id.clone(),
@@ -183,6 +190,7 @@ fuzz_target!(|data: &[u8]| {
         state,
         talent_id: Some(talent.clone()),
         tier: Tier::Village,
+        stars: None,
     };
     let action_url = (flags & 4 != 0).then_some("https://xwn.example/expert#action=t");
     let timestamp = 1_764_000_000 + i64::from(data[1]);
