@@ -35,8 +35,8 @@ weights=(
     match_request:13400
     connect_json:30800
     grpc_web:16150
-    webhook_payload:20000
-    photo:2000
+    webhook_payload:53
+    photo:60000
 )
 targets=${XWN_FUZZ_TARGETS:-$(printf '%s\n' "${weights[@]}" | cut -d: -f1 | tr '\n' ' ')}
 
