@@ -32,29 +32,6 @@ use xingweinong::{
     tickets::{liaison::Liaison, Actor, Event, EventKind, Ticket, TicketState},
 };
 
-const KINDS: [EventKind; 11] = [
-    EventKind::Submitted,
-    EventKind::Queued,
-    EventKind::Offered,
-    EventKind::Declined,
-    EventKind::OfferTimedOut,
-    EventKind::Accepted,
-    EventKind::Escalated,
-    EventKind::Resolved,
-    EventKind::Unroutable,
-    EventKind::Cancelled,
-    EventKind::Rerouted,
-];
-
-const STATES: [TicketState; 6] = [
-    TicketState::Queued,
-    TicketState::Offered,
-    TicketState::Accepted,
-    TicketState::Resolved,
-    TicketState::Unroutable,
-    TicketState::Cancelled,
-];
-
 /// HMAC-SHA256 (RFC 2104), written apart from the server's signer.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut block = [0u8; 64];
@@ -113,8 +90,8 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {
         return;
     }
-    let kind = KINDS[data[0] as usize % KINDS.len()];
-    let state = STATES[data[1] as usize % STATES.len()];
+    let kind = EventKind::ALL[data[0] as usize % EventKind::ALL.len()];
+    let state = TicketState::ALL[data[1] as usize % TicketState::ALL.len()];
     let flags = data[2];
     let key: Vec<u8> = (0..24 + data[3] as usize % 41)
         .map(|i| i as u8 ^ data[3])

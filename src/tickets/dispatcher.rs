@@ -625,26 +625,41 @@ impl Dispatcher {
             if events.is_empty() {
                 return Ok(ticket);
             }
-            let notes = self.notes(&state, &ticket, &events);
-            let notified = !notes.is_empty();
-            let write = Write {
-                ticket: ticket.clone(),
-                events: events.clone(),
-                notes,
-                new: false,
-            };
-            let answer = state.decide(&self.commits, Some(old), write);
-            drop(state);
-            if committed(answer).await? {
+            if self.commit_change(state, old, &ticket, &events).await? {
                 count(&ticket, &events);
                 self.timer.notify_one();
-                if notified {
-                    self.wake_notifier();
-                }
                 return Ok(ticket);
             }
             state = self.state.lock().await;
         }
+    }
+
+    /// Queues the change of an existing ticket for the committer (its
+    /// notifications with it), releases the lock and waits for the commit:
+    /// true once durable (the notifier woken if there is anything to send),
+    /// false when the change must be decided again.
+    async fn commit_change(
+        &self,
+        mut state: tokio::sync::MutexGuard<'_, State>,
+        old: Ticket,
+        ticket: &Ticket,
+        events: &[Event],
+    ) -> Result<bool> {
+        let notes = self.notes(&state, ticket, events);
+        let notified = !notes.is_empty();
+        let write = Write {
+            ticket: ticket.clone(),
+            events: events.to_vec(),
+            notes,
+            new: false,
+        };
+        let answer = state.decide(&self.commits, Some(old), write);
+        drop(state);
+        let done = committed(answer).await?;
+        if done && notified {
+            self.wake_notifier();
+        }
+        Ok(done)
     }
 
     pub async fn accept(&self, talent: &TalentId, id: &TicketId) -> Result<Ticket> {
@@ -741,20 +756,7 @@ impl Dispatcher {
             let routes = Routes::default();
             let cx = self.context(now_ms(), last_seq, &routes);
             let Transition { ticket, events } = machine::rate(&old, rating.clone(), &cx)?;
-            let notes = self.notes(&state, &ticket, &events);
-            let notified = !notes.is_empty();
-            let write = Write {
-                ticket: ticket.clone(),
-                events: events.clone(),
-                notes,
-                new: false,
-            };
-            let answer = state.decide(&self.commits, Some(old), write);
-            drop(state);
-            if committed(answer).await? {
-                if notified {
-                    self.wake_notifier();
-                }
+            if self.commit_change(state, old, &ticket, &events).await? {
                 history.extend(events);
                 return Ok((ticket, history));
             }

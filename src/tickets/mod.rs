@@ -48,7 +48,7 @@ pub enum TicketState {
 }
 
 impl TicketState {
-    pub(crate) const ALL: [TicketState; 6] = [
+    pub const ALL: [TicketState; 6] = [
         TicketState::Queued,
         TicketState::Offered,
         TicketState::Accepted,
@@ -101,7 +101,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub(crate) const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Submitted,
         EventKind::Queued,
         EventKind::Offered,
