@@ -216,3 +216,107 @@ async fn sigterm_stops_the_server_gracefully() {
     assert!(exit.success(), "{exit:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_photo_uploads_keeps_every_acknowledged_photo_whole() {
+    type PhotoClient = pb::photo_service_client::PhotoServiceClient<tonic::transport::Channel>;
+    let rounds = crash_rounds();
+    let dir = temp_dir("crash-photos");
+    let port = free_port();
+    let mut child = spawn(&dir, port, None);
+    import_rows(&connect(port).await, ROSTER).await;
+    // ticket id → (secret, photo id, the upload's width and height)
+    let mut acknowledged: Vec<(String, String, String, (u32, u32))> = Vec::new();
+    let mut n = 0u32;
+    for round in 0..rounds {
+        let channel = connect(port).await;
+        let mut photos = PhotoClient::new(channel.clone());
+        let mut farmer = TicketClient::new(channel);
+        // The kill comes from another thread, at a moment of its own, so
+        // that it can land in the middle of an upload being written.
+        let kill_after = Duration::from_millis(300 + (round as u64 * 97) % 400);
+        let pid = child.id().to_string();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(kill_after);
+            Command::new("kill").args(["-9", &pid]).status().unwrap();
+        });
+        loop {
+            n += 1;
+            // A different picture each time, so each is stored anew.
+            let data = xingweinong::photos::clean::fixtures::png(200 + n % 97, 150 + n / 97);
+            let Ok(up) = photos
+                .upload_photo(pb::UploadPhotoRequest {
+                    data,
+                    idempotency_key: format!("k{n}"),
+                })
+                .await
+            else {
+                break;
+            };
+            let up = up.into_inner();
+            let mut request =
+                submit_request("苹果树叶子有斑点", at_point(35.0, 109.5), &format!("p{n}"));
+            request.photo_ids = vec![up.photo_id.clone()];
+            let Ok(t) = farmer.submit_problem(request).await else {
+                break;
+            };
+            let t = t.into_inner();
+            acknowledged.push((t.id, t.ticket_secret, up.photo_id, (up.width, up.height)));
+        }
+        killer.join().unwrap();
+        child.wait().unwrap();
+        child = spawn(&dir, port, None);
+    }
+    assert!(acknowledged.len() >= rounds, "too few photos acknowledged");
+
+    // Every acknowledged photo reads back whole, at its size, with its thumbnail.
+    let mut photos = PhotoClient::new(connect(port).await);
+    for (ticket, secret, photo, (w, h)) in &acknowledged {
+        for thumbnail in [false, true] {
+            let got = photos
+                .get_photo(pb::GetPhotoRequest {
+                    ticket_id: ticket.clone(),
+                    photo_id: photo.clone(),
+                    ticket_secret: secret.clone(),
+                    thumbnail,
+                })
+                .await
+                .unwrap_or_else(|e| panic!("acknowledged photo {photo} is gone: {e}"))
+                .into_inner();
+            assert!(
+                whole_jpeg(&got.data),
+                "photo {photo} (thumbnail {thumbnail}) is torn"
+            );
+            let image = image::load_from_memory(&got.data).unwrap();
+            if !thumbnail {
+                assert_eq!((image.width(), image.height()), (*w, *h), "{photo}");
+            }
+        }
+    }
+    // No torn file under a photo's name: a crash leaves at most a temporary file.
+    let mut files = vec![dir.join("photos")];
+    let mut jpegs = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if path.extension().is_some_and(|e| e == "jpg") {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(whole_jpeg(&bytes), "{} is torn", path.display());
+            jpegs += 1;
+        }
+    }
+    assert!(
+        jpegs >= 2 * acknowledged.len(),
+        "{jpegs} files for {} photos",
+        acknowledged.len()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A JPEG that decodes and ends in its end-of-image marker (the decoder
+/// alone would accept a truncated file, filling the missing rows).
+fn whole_jpeg(bytes: &[u8]) -> bool {
+    bytes.ends_with(&[0xFF, 0xD9]) && image::load_from_memory(bytes).is_ok()
+}
