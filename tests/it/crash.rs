@@ -41,7 +41,6 @@ async fn kill_9_keeps_every_acknowledged_ticket() {
     let mut acknowledged: HashMap<String, (String, pb::TicketState)> = HashMap::new();
     for round in 0..rounds {
         submit_and_act_until_killed(round, port, &mut child, &mut v1, &mut acknowledged).await;
-        let _ = child.kill();
         child.wait().unwrap();
         child = spawn(&dir, port, None);
     }
@@ -51,9 +50,11 @@ async fn kill_9_keeps_every_acknowledged_ticket() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// One round: submits (and v1 accepts and resolves some) until the kill
-/// lands at a random-ish moment, recording each ticket acknowledged and
-/// the state seen for it.
+/// One round: four farmers submit at once (and v1 accepts and resolves
+/// some of the first one's) until a kill -9, sent from another thread at a
+/// moment of its own, lands while submits are in flight, possibly in the
+/// middle of a group commit. Records each ticket acknowledged and the
+/// state seen for it.
 async fn submit_and_act_until_killed(
     round: usize,
     port: u16,
@@ -63,20 +64,40 @@ async fn submit_and_act_until_killed(
 ) {
     let channel = connect(port).await;
     v1.client = ResponderClient::new(channel.clone());
+    let kill_after = Duration::from_millis(100 + (round as u64 * 37) % 300);
+    let pid = child.id().to_string();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(kill_after);
+        Command::new("kill").args(["-9", &pid]).status().unwrap();
+    });
+    let mut others = tokio::task::JoinSet::new();
+    for farmer in 1..4 {
+        let mut client = TicketClient::new(channel.clone());
+        others.spawn(async move {
+            let mut seen = Vec::new();
+            for n in 0.. {
+                let request = submit_request(
+                    "苹果树腐烂病",
+                    at_point(35.0, 109.5),
+                    &format!("r{round}-f{farmer}-{n}"),
+                );
+                match client.submit_problem(request).await {
+                    Ok(t) => {
+                        let t = t.into_inner();
+                        seen.push((t.id.clone(), (t.ticket_secret.clone(), t.state())));
+                    }
+                    Err(_) => break,
+                }
+            }
+            seen
+        });
+    }
     let mut farmer = TicketClient::new(channel.clone());
-    // Submit and act until the kill lands at a random-ish moment.
-    let kill_after = Duration::from_millis(50 + (round as u64 * 37) % 200);
-    let started = Instant::now();
-    let mut n = 0;
-    while started.elapsed() < kill_after + Duration::from_millis(300) {
-        if started.elapsed() >= kill_after && child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-        }
-        n += 1;
+    for n in 0.. {
         let request = submit_request(
             "苹果树腐烂病",
             at_point(35.0, 109.5),
-            &format!("r{round}-{n}"),
+            &format!("r{round}-f0-{n}"),
         );
         match farmer.submit_problem(request).await {
             Ok(t) => {
@@ -93,6 +114,10 @@ async fn submit_and_act_until_killed(
             Err(_) => break,
         }
     }
+    while let Some(seen) = others.join_next().await {
+        acknowledged.extend(seen.unwrap());
+    }
+    killer.join().unwrap();
 }
 
 /// After the last restart every acknowledged ticket is there, no state
