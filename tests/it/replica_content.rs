@@ -152,7 +152,7 @@ async fn the_sweep_removes_old_uploads_no_ticket_names_on_postgres() {
     assert_eq!(listed, vec![kept.clone()]);
     // Named again, an upload is not swept, whatever its age was.
     assert!(store
-        .touch(&[kept.clone()], i64::MAX / 2)
+        .touch(std::slice::from_ref(&kept), i64::MAX / 2)
         .await
         .unwrap()
         .is_empty());
