@@ -296,12 +296,28 @@ async fn accept_and_resolve_offers(
             .await
             .is_ok()
         {
-            let resolve = pb::ResolveTicketRequest {
-                ticket_id: ticket.id.clone(),
-                answer: "已处理".into(),
-                shareable: false,
-            };
-            let _ = act.resolve_ticket(with_token(resolve, &me.token)).await;
+            // As a person would: again through another live replica if the
+            // one accepted through died meanwhile (replica 2 is killed
+            // mid-flow, before it leaves `alive`).
+            for attempt in 0..3 {
+                let resolve = pb::ResolveTicketRequest {
+                    ticket_id: ticket.id.clone(),
+                    answer: "已处理".into(),
+                    shareable: false,
+                };
+                if act
+                    .resolve_ticket(with_token(resolve, &me.token))
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                let via = {
+                    let alive = alive.lock().unwrap();
+                    alive[(n + attempt) % alive.len()].clone()
+                };
+                act = ResponderClient::new(via);
+            }
         }
     }
 }
