@@ -443,6 +443,48 @@ pub struct PhotoConfig {
     pub max_pixels: u64,
     /// How long an upload that no report names is kept, in seconds.
     pub unreferenced_ttl_secs: u64,
+    /// Where the bytes are kept: `files` (in the data directory; the
+    /// embedded store's), `postgres` (in PostgreSQL; a shared store's) or
+    /// `s3` (an S3-compatible object store, with PostgreSQL); empty: the
+    /// store's own.
+    pub store: String,
+    /// The object store of `store = "s3"`.
+    pub s3: S3Config,
+}
+
+/// An S3-compatible object store for photo bytes (README "Photos").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// `https://host[:port]` (or `http://` on a trusted network); objects
+    /// are addressed path-style, `<endpoint>/<bucket>/<prefix><name>`.
+    pub endpoint: String,
+    pub bucket: String,
+    /// The region requests are signed for.
+    pub region: String,
+    /// Put before every object's name.
+    pub prefix: String,
+    /// Else `XWN_S3_ACCESS_KEY_ID` (or `AWS_ACCESS_KEY_ID`) is read.
+    pub access_key_id: Option<String>,
+    /// Else `XWN_S3_SECRET_ACCESS_KEY` (or `AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key: Option<String>,
+    /// CA certificates trusted for an `https://` endpoint beside the
+    /// system's (PEM).
+    pub ca_path: Option<PathBuf>,
+}
+
+impl Default for S3Config {
+    fn default() -> S3Config {
+        S3Config {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            prefix: "photos/".into(),
+            access_key_id: None,
+            secret_access_key: None,
+            ca_path: None,
+        }
+    }
 }
 
 impl Default for PhotoConfig {
@@ -452,6 +494,8 @@ impl Default for PhotoConfig {
             max_bytes: limits.max_bytes as u64,
             max_pixels: limits.max_pixels,
             unreferenced_ttl_secs: 24 * 3600,
+            store: String::new(),
+            s3: S3Config::default(),
         }
     }
 }
@@ -464,7 +508,45 @@ impl PhotoConfig {
         }
     }
 
-    fn validate(&self) -> anyhow::Result<()> {
+    /// Where photo bytes go with a shared (`shared`) or embedded store:
+    /// `files`, `postgres` or `s3`.
+    pub(crate) fn store(&self, shared: bool) -> &str {
+        match self.store.as_str() {
+            "" if shared => "postgres",
+            "" => "files",
+            store => store,
+        }
+    }
+
+    fn validate(&self, shared: bool) -> anyhow::Result<()> {
+        match (self.store(shared), shared) {
+            ("files", false) | ("postgres", true) => {}
+            ("s3", true) => {
+                let s3 = &self.s3;
+                anyhow::ensure!(
+                    s3.endpoint.starts_with("http://") || s3.endpoint.starts_with("https://"),
+                    "photos.s3.endpoint must be an http:// or https:// URL, not {:?}",
+                    s3.endpoint
+                );
+                anyhow::ensure!(
+                    !s3.bucket.is_empty() && !s3.bucket.contains('/'),
+                    "photos.s3.bucket must name a bucket, not {:?}",
+                    s3.bucket
+                );
+                anyhow::ensure!(!s3.region.is_empty(), "photos.s3.region is empty");
+            }
+            ("files", true) => anyhow::bail!(
+                "photos.store = \"files\" keeps photos on one machine; replicas on PostgreSQL \
+                 need \"postgres\" or \"s3\""
+            ),
+            ("postgres" | "s3", false) => anyhow::bail!(
+                "photos.store = {:?} needs store = a postgres:// URL",
+                self.store
+            ),
+            (other, _) => anyhow::bail!(
+                "photos.store must be \"files\", \"postgres\" or \"s3\", not {other:?}"
+            ),
+        }
         anyhow::ensure!(
             (1..=(256 << 20)).contains(&self.max_bytes),
             "photos.max_bytes must be between 1 and 268435456 (256 MiB), not {}",
@@ -574,7 +656,7 @@ impl Config {
     }
 
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
-        self.photos.validate()?;
+        self.photos.validate(self.postgres_url().is_some())?;
         anyhow::ensure!(
             self.max_upload_bytes > 0,
             "max_upload_bytes must be above zero"

@@ -21,11 +21,13 @@
 //! - [`store`]: the ticket store trait, its row codec, SQLite and the
 //!   PostgreSQL store replicas share; the notification outbox's rows.
 //! - [`photos`]: photos of a problem: validated and re-encoded without
-//!   metadata, content-addressed files or PostgreSQL rows, seen through
-//!   their ticket.
+//!   metadata, a row per upload, the bytes once per content in files,
+//!   PostgreSQL or an S3-compatible store, seen through their ticket.
 //! - [`notify`]: what each change tells whom (written with the change),
 //!   the delivery worker that POSTs it to the webhooks, signed, with
 //!   retries and leases, and what admins see of it.
+//! - [`outbound`]: the HTTP/1.1 client of the webhooks and the S3 photo
+//!   store (with its Signature V4).
 //! - Transport and process, the only rooms that know tonic: [`grpc`] (thin
 //!   adapters and the one status mapping), [`http`] (gRPC-Web, Connect JSON
 //!   transcoded onto the gRPC routes, the embedded pages), [`server`]
@@ -44,6 +46,7 @@ pub mod matching;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod outbound;
 pub mod photos;
 pub mod reading;
 pub mod roster;

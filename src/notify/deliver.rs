@@ -1,5 +1,6 @@
 //! The delivery worker: leases due outbox rows, POSTs each to its endpoint
-//! (HTTP/1.1 through hyper, https through rustls with the system's roots)
+//! (HTTP/1.1 through `outbound`: hyper, https through rustls with the
+//! system's roots)
 //! with Standard Webhooks headers, and records how each attempt ended.
 //!
 //! It wakes when a change with notifications commits, when the next row
@@ -9,20 +10,19 @@
 //! endpoint can be claimed.
 
 use std::{
-    path::Path,
     sync::{Arc, Weak},
     time::Duration,
 };
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
-use tokio::{net::TcpStream, sync::Notify, task::JoinSet};
-use tokio_rustls::{rustls, TlsConnector};
+use tokio::{sync::Notify, task::JoinSet};
 
 use super::{sign, Endpoint, Notifier, Timing};
+pub(super) use crate::outbound::{connector, Tls};
 use crate::{
     metrics::{self, DeliveryOutcome},
+    outbound::{exchange, target},
     store::outbox::{Claimed, Outbox, Outcome},
     tickets::{now_ms, random_hex},
 };
@@ -249,80 +249,6 @@ fn backoff(failures: u32, base_ms: i64, jitter: f64) -> i64 {
     full - (full as f64 * jitter / 2.0) as i64
 }
 
-/// Where a URL points.
-struct Target {
-    https: bool,
-    host: String,
-    port: u16,
-    authority: String,
-    path: String,
-}
-
-fn target(url: &str) -> Result<Target, String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("bad url: {e}"))?;
-    let https = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => return Err("the url is neither http:// nor https://".into()),
-    };
-    let authority = uri.authority().ok_or("the url has no host")?;
-    let host = authority.host().trim_matches(['[', ']']).to_string();
-    Ok(Target {
-        https,
-        port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
-        authority: authority.as_str().to_string(),
-        path: uri
-            .path_and_query()
-            .map_or("/".to_string(), |p| p.as_str().to_string()),
-        host,
-    })
-}
-
-/// How `https://` webhooks are trusted: a connector, or why there is none
-/// (the reason each attempt then records).
-pub(super) type Tls = Result<TlsConnector, String>;
-
-/// The system's trusted roots (`SSL_CERT_FILE`, else Debian's bundle) and
-/// the CA certificates of `ca_path` (`notify.ca_path`). A `ca_path` that
-/// cannot be read or holds no certificate stops the server; missing
-/// system roots only fail the https attempts, saying why.
-pub(super) fn connector(ca_path: Option<&Path>) -> anyhow::Result<Tls> {
-    use rustls_pki_types::{pem::PemObject, CertificateDer};
-    let mut roots = rustls::RootCertStore::empty();
-    let system = std::env::var("SSL_CERT_FILE")
-        .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
-    let missing = match std::fs::read(&system) {
-        Ok(pem) => {
-            roots.add_parsable_certificates(CertificateDer::pem_slice_iter(&pem).flatten());
-            None
-        }
-        Err(e) => Some(format!("cannot read {system}: {e}")),
-    };
-    if let Some(path) = ca_path {
-        let pem = std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("notify.ca_path {}: {e}", path.display()))?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("notify.ca_path {}: {e}", path.display()))?;
-        let (added, _) = roots.add_parsable_certificates(certs);
-        anyhow::ensure!(
-            added > 0,
-            "notify.ca_path {}: no CA certificate in it",
-            path.display()
-        );
-    }
-    if roots.is_empty() {
-        return Ok(Err(missing.unwrap_or_else(|| "no trusted roots".into())));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| anyhow::anyhow!("cannot set up TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Ok(TlsConnector::from(Arc::new(config))))
-}
-
 /// POSTs one notification; the HTTP status, or why there is none.
 async fn post(
     endpoint: &Endpoint,
@@ -340,38 +266,8 @@ async fn post(
         .header("webhook-signature", signature)
         .body(Full::new(Bytes::from(c.body.clone())))
         .map_err(|e| format!("cannot build the request: {e}"))?;
-    let tcp = TcpStream::connect((t.host.as_str(), t.port))
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    if t.https {
-        let name = rustls_pki_types::ServerName::try_from(t.host.clone())
-            .map_err(|e| format!("bad host name: {e}"))?;
-        let stream = endpoint
-            .tls
-            .clone()?
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
-        send(TokioIo::new(stream), request).await
-    } else {
-        send(TokioIo::new(tcp), request).await
-    }
-}
-
-async fn send<IO>(io: IO, request: http::Request<Full<Bytes>>) -> Result<u16, String>
-where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("HTTP: {e}"))?;
-    let conn = tokio::spawn(conn);
-    let answer = sender.send_request(request).await;
-    conn.abort();
-    answer
-        .map(|r| r.status().as_u16())
-        .map_err(|e| format!("HTTP: {e}"))
+    let (status, _) = exchange(&t, &endpoint.tls, request, false).await?;
+    Ok(status.as_u16())
 }
 
 #[cfg(test)]

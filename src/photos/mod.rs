@@ -1,10 +1,13 @@
 //! Photos of a problem (README "Photos"): an upload is validated and
-//! re-encoded (`clean`), kept content-addressed (its id is the SHA-256 of
-//! the JPEG kept) in the data directory (`files`) or in PostgreSQL
-//! (`store::postgres::photos`), named by a ticket at submission and read
-//! through that ticket only: who may see a ticket's photos is who may see
-//! the ticket (`Dispatcher::photo_ticket`). An upload no ticket names is
-//! swept once it is older than `photos.unreferenced_ttl_secs`.
+//! re-encoded (`clean`) and gets an id of its own (random); its bytes are
+//! kept once per content (by the SHA-256 of the JPEG kept) in the data
+//! directory (`files`) or in PostgreSQL (`store::postgres::photos`), and go
+//! with the last upload naming them. An upload is named by a ticket at
+//! submission and read through that ticket only: who may see a ticket's
+//! photos is who may see the ticket (`Dispatcher::photo_ticket`). An admin's
+//! deletion removes that upload, never the identical photo of another
+//! ticket. An upload no ticket names is swept once it is older than
+//! `photos.unreferenced_ttl_secs`.
 
 pub mod clean;
 pub mod files;
@@ -18,7 +21,7 @@ pub use clean::{Cleaned, PhotoLimits};
 use crate::{
     error::{blocking, check_id, check_len, Error, Result},
     model::ids::TicketId,
-    tickets::{now_ms, Asking, Dispatcher, Event, Submission, Ticket},
+    tickets::{now_ms, random_hex, Asking, Dispatcher, Event, Submission, Ticket},
 };
 
 /// The most photos one report may carry.
@@ -36,10 +39,14 @@ pub struct Stored {
 /// Where photos are kept: files, or PostgreSQL for replicas.
 #[async_trait::async_trait]
 pub trait Blobs: Send + Sync + 'static {
-    /// Keeps a photo and its thumbnail (again: the same bytes, the same id).
-    async fn put(&self, id: &str, full: Vec<u8>, thumb: Vec<u8>) -> Result<()>;
+    /// Keeps upload `id` of a photo whose full JPEG's SHA-256 is `hash`,
+    /// with its thumbnail; the bytes are kept once per hash. Returns once
+    /// both are stored.
+    async fn put(&self, id: &str, hash: &str, full: Vec<u8>, thumb: Vec<u8>) -> Result<()>;
+    /// The bytes of upload `id` (its thumbnail or its whole JPEG).
     async fn get(&self, id: &str, thumb: bool) -> Result<Option<Vec<u8>>>;
-    /// Whether there was one.
+    /// Removes upload `id`, and its bytes when no other upload names them;
+    /// whether there was one.
     async fn delete(&self, id: &str) -> Result<bool>;
     /// The photo an upload's idempotency key gave.
     async fn keyed(&self, key_digest: &str) -> Result<Option<String>>;
@@ -48,8 +55,9 @@ pub trait Blobs: Send + Sync + 'static {
     /// Marks photos named now; returns the ids it does not hold.
     async fn touch(&self, ids: &[String], now_ms: i64) -> Result<Vec<String>>;
     async fn list(&self) -> Result<Vec<Stored>>;
-    /// Deletes a photo only if it was last touched before `before_ms`
-    /// (checked again as it goes, so a photo named meanwhile stays).
+    /// Deletes an upload (as `delete`) only if it was last touched before
+    /// `before_ms` (checked again as it goes, so a photo named meanwhile
+    /// stays).
     async fn remove_stale(&self, id: &str, before_ms: i64) -> Result<bool>;
 }
 
@@ -161,14 +169,17 @@ impl Photos {
         }
         let limits = self.limits;
         let cleaned = blocking("photo", move || clean::clean(&data, &limits)).await?;
-        let id = hex::encode(Sha256::digest(&cleaned.full));
+        let hash = hex::encode(Sha256::digest(&cleaned.full));
+        let id = random_hex(32);
         let uploaded = Uploaded {
             id: id.clone(),
             width: cleaned.width,
             height: cleaned.height,
             uploaded_type: cleaned.uploaded_type.into(),
         };
-        self.blobs.put(&id, cleaned.full, cleaned.thumb).await?;
+        self.blobs
+            .put(&id, &hash, cleaned.full, cleaned.thumb)
+            .await?;
         if let Some(digest) = digest {
             self.blobs.set_key(&digest, &id).await?;
         }
@@ -242,8 +253,10 @@ impl Photos {
             .ok_or_else(|| Error::NotFound(format!("photo {id} was deleted")))
     }
 
-    /// Removes a photo of `ticket` (an admin's call); the ticket keeps its
-    /// id, and reading it then answers NOT_FOUND.
+    /// Removes a photo of `ticket` (an admin's call): that upload, and its
+    /// bytes unless another upload (another ticket's identical photo)
+    /// names them. The ticket keeps its id, and reading it then answers
+    /// NOT_FOUND.
     pub async fn delete(&self, ticket: &Ticket, id: &str) -> Result<()> {
         let id = self.of_ticket(ticket, id)?;
         if !self.blobs.delete(id).await? {
@@ -309,8 +322,9 @@ mod tests {
         let first = photos.upload(png.clone(), "k1").await.unwrap();
         assert_eq!((first.width, first.height), (400, 300));
         assert_eq!(first.id.len(), 64);
-        // The same bytes again: the same id; the same key: the first photo.
-        assert_eq!(photos.upload(png, "").await.unwrap().id, first.id);
+        // The same bytes again: another upload; the same key: the first.
+        let again = photos.upload(png, "").await.unwrap().id;
+        assert_ne!(again, first.id);
         let other = clean::fixtures::png(10, 10);
         assert_eq!(
             photos.upload(other.clone(), "k1").await.unwrap().id,
@@ -320,7 +334,7 @@ mod tests {
 
         let ticket = ticket_with(vec![first.id.clone()]);
         let full = photos.read(&ticket, &first.id, false).await.unwrap();
-        assert_eq!(hex::encode(Sha256::digest(&full)), first.id);
+        assert!(full.starts_with(&[0xFF, 0xD8]));
         assert!(photos.read(&ticket, &first.id, true).await.unwrap().len() < full.len());
         let stranger = ticket_with(Vec::new());
         assert!(matches!(
@@ -332,6 +346,12 @@ mod tests {
             photos.read(&ticket, &first.id, false).await,
             Err(Error::NotFound(_))
         ));
+        // The identical photo another ticket names stays.
+        let other_ticket = ticket_with(vec![again.clone()]);
+        assert_eq!(
+            photos.read(&other_ticket, &again, false).await.unwrap(),
+            full
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -35,6 +35,7 @@ use crate::{
     matching::Matcher,
     model::divisions::Divisions,
     notify::{Deliveries, Notifier},
+    outbound::s3::ObjectStore,
     pb,
     photos::{files::FileBlobs, Blobs, Photos},
     reading::lexicon::Lexicon,
@@ -43,7 +44,7 @@ use crate::{
     roster::store::RosterStore,
     roster::{self, RosterFormat},
     server::audit::{AuditLog, EarlyRefusals},
-    store::postgres::PgStore,
+    store::postgres::{PgPhotos, PgStore},
     store::{sqlite::SqliteStore, KnowledgeStore, Outbox, TicketStore},
     tickets::{DispatchConfig, Dispatcher},
 };
@@ -131,12 +132,19 @@ impl App {
                 let roster = Roster::shared(admin.clone(), shared.clone(), bootstrap)
                     .await
                     .context("cannot follow the shared roster log")?;
+                let objects = match config.photos.store(true) {
+                    "s3" => Some(
+                        ObjectStore::open(&config.photos.s3, |name| std::env::var(name).ok())
+                            .context("cannot set up the S3 photo store")?,
+                    ),
+                    _ => None,
+                };
                 (
                     shared.clone(),
                     shared.clone(),
                     shared.clone(),
                     roster,
-                    shared,
+                    Arc::new(PgPhotos::new(shared, objects)),
                 )
             }
         };

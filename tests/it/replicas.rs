@@ -20,7 +20,7 @@ use tonic::transport::Channel;
 use xingweinong::pb;
 
 /// Apple responders near (35.0, 109.5), one ticket at a time each.
-const ROSTER: &str = "\
+pub(crate) const ROSTER: &str = "\
 r1,村一,13900000011,village,,苹果,,610527106202,35.000,109.500,1,true
 r2,村二,13900000012,village,,苹果,,610527106203,35.010,109.500,1,true
 r3,村三,13900000013,village,,苹果,,610527106203,35.020,109.500,1,true
@@ -28,13 +28,13 @@ t1,县一,13900000021,county_town,果树,苹果,,610527106000,35.050,109.500,1,t
 w1,麦一,13900000041,village,,小麦,,610527106202,35.000,109.500,2,true
 ";
 
-struct Replica {
+pub(crate) struct Replica {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: std::path::PathBuf,
 }
 
-fn start_replicas(url: &str, n: usize, extra: &str) -> Vec<Replica> {
+pub(crate) fn start_replicas(url: &str, n: usize, extra: &str) -> Vec<Replica> {
     (0..n)
         .map(|i| {
             let dir = temp_dir(&format!("replica{i}"));
@@ -46,7 +46,7 @@ fn start_replicas(url: &str, n: usize, extra: &str) -> Vec<Replica> {
         .collect()
 }
 
-fn stop(replicas: &mut [Replica]) {
+pub(crate) fn stop(replicas: &mut [Replica]) {
     for r in replicas {
         let _ = r.child.kill();
         let _ = r.child.wait();
@@ -65,7 +65,7 @@ async fn stats(channel: &Channel) -> pb::RosterStats {
 }
 
 /// Waits until every replica serves `version` with `total` talents.
-async fn until_roster(channels: &[Channel], version: u64, total: u64) {
+pub(crate) async fn until_roster(channels: &[Channel], version: u64, total: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut all = true;
@@ -84,7 +84,7 @@ async fn until_roster(channels: &[Channel], version: u64, total: u64) {
     }
 }
 
-fn apple(key: &str) -> pb::SubmitProblemRequest {
+pub(crate) fn apple(key: &str) -> pb::SubmitProblemRequest {
     submit_request("苹果树叶子发黄有斑点", at_point(35.0, 109.5), key)
 }
 
@@ -296,12 +296,28 @@ async fn accept_and_resolve_offers(
             .await
             .is_ok()
         {
-            let resolve = pb::ResolveTicketRequest {
-                ticket_id: ticket.id.clone(),
-                answer: "已处理".into(),
-                shareable: false,
-            };
-            let _ = act.resolve_ticket(with_token(resolve, &me.token)).await;
+            // As a person would: again through another live replica if the
+            // one accepted through died meanwhile (replica 2 is killed
+            // mid-flow, before it leaves `alive`).
+            for attempt in 0..3 {
+                let resolve = pb::ResolveTicketRequest {
+                    ticket_id: ticket.id.clone(),
+                    answer: "已处理".into(),
+                    shareable: false,
+                };
+                if act
+                    .resolve_ticket(with_token(resolve, &me.token))
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                let via = {
+                    let alive = alive.lock().unwrap();
+                    alive[(n + attempt) % alive.len()].clone()
+                };
+                act = ResponderClient::new(via);
+            }
         }
     }
 }

@@ -33,7 +33,8 @@ const SINCE: &str = "SELECT seq, published, id, text, subject, corps, county_cod
 impl KnowledgeStore for PgStore {
     async fn put_knowledge(&self, e: &Entry) -> Result<()> {
         let (corps, tier, by) = keys(e);
-        let rating = e.rating.map(i64::from);
+        // The column is an INTEGER (int4): bound and read as i32.
+        let rating = e.rating.map(i32::from);
         let mut c = self.pool.lease().await?;
         c.begin().await?;
         c.execute("SELECT pg_advisory_xact_lock($1)", &[&KNOWLEDGE_LOCK])
@@ -87,7 +88,7 @@ impl KnowledgeStore for PgStore {
                     r.get(8),
                     &tier,
                     r.get(10),
-                    r.get(11),
+                    r.get::<_, Option<i32>>(11).map(i64::from),
                     &by,
                 )?;
                 Ok((r.get::<_, i64>(0) as u64, entry, r.get::<_, bool>(1)))

@@ -30,6 +30,7 @@ mod roster_log;
 mod rows;
 mod tickets;
 
+pub use photos::PgPhotos;
 use pool::Pool;
 
 /// Versioned migrations; `xwn_migrations` records which ran.
@@ -40,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0004_ratings.sql"),
     include_str!("../../../migrations/postgres/0005_photos.sql"),
     include_str!("../../../migrations/postgres/0006_knowledge.sql"),
+    include_str!("../../../migrations/postgres/0007_photo_uploads.sql"),
 ];
 /// Connections one replica opens at most.
 const MAX_CONNECTIONS: usize = 8;
