@@ -867,7 +867,10 @@ mod tests {
         held.pop();
         let late = waiter.await.unwrap().expect("within max_queue_ms: started");
         // No slot free: refused at once, not queued.
-        let refused = l.cpu_slot(now()).await.unwrap_err();
+        let refused = tokio::time::timeout(Duration::from_secs(5), l.cpu_slot(now()))
+            .await
+            .expect("refused at once, not queued")
+            .unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(refused.message().contains("limit 50 ms"), "{refused:?}");
         // A free slot is taken whatever the last wait was, and resets it.
