@@ -352,6 +352,13 @@ impl Limits {
         let since = arrival.map_or(entered, |Arrival(at)| at);
         let waited = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.cpu_waited_us.store(waited, Ordering::Relaxed);
+        // The call's own wait: MatchProblem computes on the async worker
+        // that took it, so its queue is mostly the workers' run queue
+        // before this point, not the slots'.
+        if let Some(refused) = self.cpu_behind() {
+            log_refusal(&self.log, "queue", None, &refused);
+            return Err(refused);
+        }
         if let Err(refused) = self.check_queue(arrival.as_ref()) {
             log_refusal(&self.log, "queue", None, &refused);
             return Err(refused);
@@ -856,8 +863,8 @@ mod tests {
         while let Ok(slot) = l.cpu.clone().try_acquire_owned() {
             held.push(slot);
         }
-        // A call that arrived 100 ms ago waits for a slot and gets it:
-        // it waited more than 50 ms (a fifth of max_queue_ms).
+        // A call that arrived 100 ms ago waits for a slot, gets it and is
+        // refused: it waited more than 50 ms (a fifth of max_queue_ms).
         let waiter = {
             let l = l.clone();
             let arrival = Some(Arrival(Instant::now() - Duration::from_millis(100)));
@@ -865,7 +872,9 @@ mod tests {
         };
         tokio::task::yield_now().await;
         held.pop();
-        let late = waiter.await.unwrap().expect("within max_queue_ms: started");
+        let late = waiter.await.unwrap().unwrap_err();
+        assert!(late.message().contains("limit 50 ms"), "{late:?}");
+        let late = l.cpu.clone().try_acquire_owned().unwrap();
         // No slot free: refused at once, not queued.
         let refused = tokio::time::timeout(Duration::from_secs(5), l.cpu_slot(now()))
             .await
