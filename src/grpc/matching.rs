@@ -39,7 +39,6 @@ impl MatchApi {
 
 #[tonic::async_trait]
 impl pb::match_service_server::MatchService for MatchApi {
-    #[tracing::instrument(skip_all)]
     async fn match_problem(
         &self,
         request: Request<pb::MatchProblemRequest>,
@@ -103,7 +102,6 @@ impl pb::match_service_server::MatchService for MatchApi {
         Ok(Response::new(pb::PingResponse {}))
     }
 
-    #[tracing::instrument(skip_all)]
     async fn search_knowledge(
         &self,
         request: Request<pb::SearchKnowledgeRequest>,

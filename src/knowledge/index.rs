@@ -289,8 +289,13 @@ impl KnowledgeIndex {
     /// The entries most similar to the query, at or above [`THRESHOLD`],
     /// most similar first (ties by id).
     pub fn search(&self, q: &Query<'_>) -> Result<Vec<Hit>> {
+        // Nothing to find: the report is not cut into words at all (every
+        // MatchProblem asks for similar entries, and a new library has none).
+        if q.limit == 0 || self.is_empty() {
+            return Ok(Vec::new());
+        }
         let words = words(self.lexicon, q.text);
-        if words.is_empty() || q.limit == 0 {
+        if words.is_empty() {
             return Ok(Vec::new());
         }
         let f = self.fields;

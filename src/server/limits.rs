@@ -22,7 +22,10 @@ use std::{
     future::Future,
     net::IpAddr,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -148,6 +151,12 @@ pub(crate) struct Limits {
     /// One slot per core for CPU-bound work (MatchProblem), run off the
     /// async workers so they keep reading, counting and shedding arrivals.
     cpu: Arc<Semaphore>,
+    /// How long the last call that got a CPU slot had waited for it since
+    /// its arrival, in microseconds: while it is above [`Limits::cpu_shed_at`]
+    /// and no slot is free, new CPU-bound calls are refused at once.
+    cpu_waited_us: AtomicU64,
+    /// A fifth of `max_queue` (None when `max_queue_ms` is 0).
+    cpu_shed_at: Option<Duration>,
     /// The anonymous per-address rate and burst.
     rate: f64,
     burst: f64,
@@ -220,6 +229,9 @@ impl Limits {
             cpu: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+            cpu_waited_us: AtomicU64::new(0),
+            cpu_shed_at: (config.max_queue_ms > 0)
+                .then(|| Duration::from_millis(config.max_queue_ms) / CPU_SHED_FRACTION),
             rate: config.client_rate_per_sec,
             burst: config.client_burst.max(1.0),
             callers,
@@ -312,22 +324,61 @@ impl Limits {
 
     /// Waits for a CPU slot for a CPU-bound call that arrived at `arrival`,
     /// then applies the queue deadline again: a call that waited too long
-    /// for its slot is not started.
+    /// for its slot is not started. While the calls that got a slot last
+    /// waited more than a fifth of `max_queue_ms` and no slot is free, the
+    /// call is refused at once instead of queueing: the slots' queue stays
+    /// short, so the calls answered under overload are answered soon, and
+    /// the excess is told to retry at once rather than after waiting.
     pub(crate) async fn cpu_slot(
         &self,
         arrival: Option<Arrival>,
     ) -> Result<OwnedSemaphorePermit, Status> {
-        let slot = self
-            .cpu
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Unavailable("the server is stopping".into()))?;
+        let entered = Instant::now();
+        let slot = match self.cpu.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(stopping()),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                if let Some(refused) = self.cpu_behind() {
+                    log_refusal(&self.log, "queue", None, &refused);
+                    return Err(refused);
+                }
+                self.cpu
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| stopping())?
+            }
+        };
+        let since = arrival.map_or(entered, |Arrival(at)| at);
+        let waited = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.cpu_waited_us.store(waited, Ordering::Relaxed);
+        // The call's own wait: MatchProblem computes on the async worker
+        // that took it, so its queue is mostly the workers' run queue
+        // before this point, not the slots'.
+        if let Some(refused) = self.cpu_behind() {
+            log_refusal(&self.log, "queue", None, &refused);
+            return Err(refused);
+        }
         if let Err(refused) = self.check_queue(arrival.as_ref()) {
             log_refusal(&self.log, "queue", None, &refused);
             return Err(refused);
         }
         Ok(slot)
+    }
+
+    /// The refusal of a CPU-bound call while the last call given a slot
+    /// waited past [`Limits::cpu_shed_at`] (None: not behind).
+    fn cpu_behind(&self) -> Option<Status> {
+        let limit = self.cpu_shed_at?;
+        let waited = Duration::from_micros(self.cpu_waited_us.load(Ordering::Relaxed));
+        (waited > limit).then(|| {
+            Error::ResourceExhausted(format!(
+                "the server is behind: calls waited {} ms for a CPU slot (limit {} ms); retry shortly",
+                waited.as_millis(),
+                limit.as_millis()
+            ))
+            .into()
+        })
     }
 
     /// Admits a SubmitProblem call: a farmer call that also takes one of
@@ -385,6 +436,15 @@ impl Limits {
         bucket.tokens -= 1.0;
         Ok(())
     }
+}
+
+/// The CPU slots' queue sheds once calls wait more than `max_queue_ms`
+/// divided by this (50 ms of the default 250).
+const CPU_SHED_FRACTION: u32 = 5;
+
+/// The refusal of a call that waits for a CPU slot while the server stops.
+fn stopping() -> Status {
+    Error::Unavailable("the server is stopping".into()).into()
 }
 
 /// When the [`AdmissionLayer`] saw a call arrive.
@@ -793,6 +853,50 @@ mod tests {
         drop(more);
         assert_eq!(h.take(&greedy, true).err(), Some(Over::Share(4, 4)));
         assert!(h.take(&greedy, false).is_ok(), "places given back");
+    }
+
+    #[tokio::test]
+    async fn cpu_bound_calls_are_refused_at_once_while_the_slots_queue_is_long() {
+        let l = Arc::new(limits(100, 0.0, 1.0));
+        let now = || Some(Arrival(Instant::now()));
+        let mut held = Vec::new();
+        while let Ok(slot) = l.cpu.clone().try_acquire_owned() {
+            held.push(slot);
+        }
+        // A call that arrived 100 ms ago waits for a slot, gets it and is
+        // refused: it waited more than 50 ms (a fifth of max_queue_ms).
+        let waiter = {
+            let l = l.clone();
+            let arrival = Some(Arrival(Instant::now() - Duration::from_millis(100)));
+            tokio::spawn(async move { l.cpu_slot(arrival).await })
+        };
+        tokio::task::yield_now().await;
+        held.pop();
+        let late = waiter.await.unwrap().unwrap_err();
+        assert!(late.message().contains("limit 50 ms"), "{late:?}");
+        let late = l.cpu.clone().try_acquire_owned().unwrap();
+        // No slot free: refused at once, not queued.
+        let refused = tokio::time::timeout(Duration::from_secs(5), l.cpu_slot(now()))
+            .await
+            .expect("refused at once, not queued")
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(refused.message().contains("limit 50 ms"), "{refused:?}");
+        // A free slot is taken whatever the last wait was, and resets it.
+        drop(late);
+        let fresh = l.cpu_slot(now()).await.expect("a slot is free");
+        drop(held);
+        let mut more = Vec::new();
+        while let Ok(slot) = l.cpu.clone().try_acquire_owned() {
+            more.push(slot);
+        }
+        let queued = {
+            let l = l.clone();
+            tokio::spawn(async move { l.cpu_slot(now()).await })
+        };
+        tokio::task::yield_now().await;
+        drop(fresh);
+        assert!(queued.await.unwrap().is_ok(), "a short queue is waited in");
     }
 
     #[test]
