@@ -87,16 +87,58 @@ pub struct Analysis {
     pub(crate) words: Vec<String>,
     /// Why nothing can be routed, in Chinese; empty when something can.
     pub(crate) note: String,
-    /// For a plant or animal problem that names no crop, animal or topic:
-    /// what the farmer should add, as a short prompt a front end can show
-    /// ([`MISSING_PROMPT`]). Such a report is agricultural, and its ticket
-    /// goes to triage (README "Tickets") instead of being unroutable.
-    pub missing: Option<&'static str>,
+    /// For a plant or animal problem that names no crop, animal or generic
+    /// word: what the farmer should add, with a short prompt a front end
+    /// can show ([`Missing::prompt`]). Such a report is agricultural, routed
+    /// to no subject or corps, and its ticket goes to triage (README
+    /// "Tickets") instead of being unroutable.
+    pub missing: Option<Missing>,
+    /// For such a report, the corps its symptom words point to (拉稀,
+    /// 不吃不喝 → 畜牧): not a routing, only a hint triage uses to choose
+    /// whose backbone staff see it first.
+    pub hint: Option<Corps>,
 }
 
-/// What a report that names nothing lacks, in the words a farmer's front
-/// end shows.
-pub const MISSING_PROMPT: &str = "请说明是什么作物或牲畜";
+/// What a report that names nothing lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Nothing says whether it is a plant or an animal.
+    CropOrAnimal,
+    /// The symptoms are a plant's.
+    Crop,
+    /// The symptoms are an animal's.
+    Animal,
+}
+
+impl Missing {
+    /// What is missing when the symptoms point to `hint`: an animal for
+    /// 畜牧, a crop for the plant corps, else either.
+    pub fn for_hint(hint: Option<Corps>) -> Missing {
+        match hint {
+            Some(Corps::Livestock) => Missing::Animal,
+            Some(Corps::GrainOil | Corps::Vegetable | Corps::Fruit) => Missing::Crop,
+            Some(Corps::ForestryWater) | None => Missing::CropOrAnimal,
+        }
+    }
+
+    /// The wire name (`Missing.what`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Missing::CropOrAnimal => "crop_or_animal",
+            Missing::Crop => "crop",
+            Missing::Animal => "animal",
+        }
+    }
+
+    /// The prompt a farmer's front end shows.
+    pub fn prompt(self) -> &'static str {
+        match self {
+            Missing::CropOrAnimal => "请说明是什么作物或牲畜",
+            Missing::Crop => "请说明是什么作物",
+            Missing::Animal => "请说明是什么牲畜或家禽",
+        }
+    }
+}
 
 impl Analysis {
     /// Terms that counted for the chosen subject.
@@ -131,11 +173,14 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
         corps_hints,
         mut evidence,
     } = Scan::read(lexicon, text);
-    let weighed = weigh::weigh_mentions(lexicon, &mentions, &cues, &mut evidence);
+    let weighed = weigh::weigh_mentions(lexicon, &mentions, &cues, &corps_hints, &mut evidence);
+    // Generic words (菜, 牲口, 果园) say what it is as much as a name does.
+    let identified = weighed.identified || !corps_hints.is_empty();
     let setting = Setting {
         text,
         county,
         corps_hints: &corps_hints,
+        identified,
     };
     let ranked = score::rank_subjects(lexicon, &weighed, &setting);
     let crops = score::rank_crops(&weighed);
@@ -148,6 +193,7 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
             corps_hints,
             nonagri,
             technical,
+            identified,
             problem_total: cues.problem_total,
             evidence,
             words,
@@ -176,7 +222,7 @@ mod tests {
             let a = read(text);
             assert!(a.subject.is_none() && a.corps.is_none(), "{text}");
             assert!(a.agricultural, "{text}: a problem is asked about");
-            assert_eq!(a.missing, Some(MISSING_PROMPT), "{text}");
+            assert_eq!(a.missing, Some(Missing::CropOrAnimal), "{text}");
         }
         for text in ["种粮补贴啥时候发", "苹果树叶子发黄有斑点", "你好"] {
             assert_eq!(read(text).missing, None, "{text}");
@@ -194,7 +240,7 @@ mod tests {
         ] {
             let a = read(text);
             assert!(a.subject.is_none() && a.corps.is_none(), "{text}: {a:?}");
-            assert_eq!(a.missing, Some(MISSING_PROMPT), "{text}: {a:?}");
+            assert_eq!(a.missing, Some(Missing::CropOrAnimal), "{text}: {a:?}");
         }
         // A request about the platform is still not agricultural.
         let a = read("这个app咋上传照片");
