@@ -267,7 +267,8 @@ impl Ticket {
     /// with neither subject nor corps is routed only when it went to triage
     /// (a plant or animal problem that named nothing), so it needs triage;
     /// its hint, the corps its symptoms point to, is read again from its
-    /// text (without the county's prior, which only ranks subjects).
+    /// text: the county it was read with then played no part (a county's
+    /// prior counts only once something is named).
     pub(crate) fn need(&self, lexicon: &Lexicon) -> Need {
         let subject = self.subject.as_deref().and_then(|s| lexicon.subject_id(s));
         let triage = subject.is_none() && self.corps.is_none();
