@@ -319,7 +319,9 @@ impl Matcher {
                 return Ok(pool);
             }
         }
-        if let Some(corps) = need.corps {
+        // The corps named; for triage, the corps the symptoms point to,
+        // whose backbone staff are asked first.
+        if let Some(corps) = need.corps.or(need.hint.filter(|_| need.triage)) {
             let pool = Pool {
                 specialties: vec![],
                 corps: vec![corps],
@@ -331,17 +333,8 @@ impl Matcher {
         if need.triage {
             // Backbone staff triage a report that names nothing; routing
             // starts such a ticket at the county/town tier
-            // (`Dispatcher::submit`). Those of the corps its symptoms
-            // point to are asked when there are any, else anyone.
-            if let Some(hint) = need.hint {
-                let pool = Pool {
-                    specialties: vec![],
-                    corps: vec![hint],
-                };
-                if nearest_km(&pool)?.is_some() {
-                    return Ok(pool);
-                }
-            }
+            // (`Dispatcher::submit`). Without a hint, or with nobody of its
+            // corps, anyone triages it.
             return Ok(Pool {
                 specialties: vec![],
                 corps: Corps::ALL.to_vec(),

@@ -330,7 +330,10 @@ mod tests {
             (None, Some(Corps::Vegetable)),
             "{a:?}"
         );
-        // 树 alone is a tree: forestry's.
+    }
+
+    #[test]
+    fn a_tree_alone_is_forestrys() {
         let a = read("门前栽的树树干上有虫眼 往外流水");
         assert_eq!(a.corps, Some(Corps::ForestryWater), "{a:?}");
     }
