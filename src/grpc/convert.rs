@@ -182,9 +182,9 @@ pub(crate) fn analysis_to_pb(a: &Analysis, lexicon: &Lexicon) -> pb::Analysis {
             })
             .collect(),
         note: a.note.clone(),
-        missing: a.missing.map(|prompt| pb::Missing {
-            what: "crop_or_animal".into(),
-            prompt: prompt.into(),
+        missing: a.missing.map(|m| pb::Missing {
+            what: m.key().into(),
+            prompt: m.prompt().into(),
         }),
     }
 }

@@ -319,7 +319,9 @@ impl Matcher {
                 return Ok(pool);
             }
         }
-        if let Some(corps) = need.corps {
+        // The corps named; for triage, the corps the symptoms point to,
+        // whose backbone staff are asked first.
+        if let Some(corps) = need.corps.or(need.hint.filter(|_| need.triage)) {
             let pool = Pool {
                 specialties: vec![],
                 corps: vec![corps],
@@ -329,8 +331,10 @@ impl Matcher {
             }
         }
         if need.triage {
-            // Anyone can triage a report that names nothing; routing starts
-            // such a ticket at the county/town tier (`Dispatcher::submit`).
+            // Backbone staff triage a report that names nothing; routing
+            // starts such a ticket at the county/town tier
+            // (`Dispatcher::submit`). Without a hint, or with nobody of its
+            // corps, anyone triages it.
             return Ok(Pool {
                 specialties: vec![],
                 corps: Corps::ALL.to_vec(),
@@ -462,8 +466,11 @@ pub(crate) struct Need {
     pub(crate) corps: Option<Corps>,
     pub(crate) words: Vec<String>,
     /// A plant or animal problem that names nothing (`Analysis::missing`):
-    /// no subject and no corps, and someone of any corps triages it.
+    /// no subject and no corps, and backbone staff triage it.
     pub(crate) triage: bool,
+    /// For triage, the corps the symptoms point to (`Analysis::hint`):
+    /// its backbone staff see the ticket first.
+    pub(crate) hint: Option<Corps>,
 }
 
 impl Need {
@@ -480,13 +487,14 @@ impl Need {
                 words.push(w.clone());
             }
         }
+        let triage =
+            analysis.missing.is_some() && analysis.subject.is_none() && analysis.corps.is_none();
         Need {
             subject: analysis.subject,
             corps: analysis.corps,
             words,
-            triage: analysis.missing.is_some()
-                && analysis.subject.is_none()
-                && analysis.corps.is_none(),
+            triage,
+            hint: analysis.hint.filter(|_| triage),
         }
     }
 }

@@ -56,3 +56,29 @@ fn a_crop_without_a_subject_goes_to_its_corps_and_the_reason_says_so() {
     assert!(outcome.candidates[0].reason.contains("专长白菜"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn triage_asks_the_corps_of_the_hint_first_when_it_has_anyone() {
+    let (m, dir) = matcher("triage-hint");
+    let snapshot = m.snapshot();
+    let origin = m
+        .resolve_location(request("").location.as_ref(), "location")
+        .unwrap();
+    let pool = |hint| {
+        let need = Need {
+            triage: true,
+            hint,
+            ..Need::default()
+        };
+        m.qualified_pool(&snapshot, &need, origin).unwrap().corps
+    };
+    assert_eq!(pool(Some(Corps::Fruit)), [Corps::Fruit]);
+    // Nobody of 畜牧 is in the roster: anyone triages, as without a hint.
+    assert_eq!(pool(Some(Corps::Livestock)), Corps::ALL);
+    assert_eq!(pool(None), Corps::ALL);
+    // The hint comes from the analysis of symptoms that name nothing.
+    let need = Need::of(&m.analyze("这是红蜘蛛还是蓟马 给看一下", origin));
+    assert!(need.triage && need.corps.is_none());
+    assert_eq!(need.hint, Some(Corps::Fruit));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -164,6 +164,7 @@ impl Dispatcher {
             corps: None,
             words: Vec::new(),
             triage: false,
+            hint: None,
         };
         let snapshot = self.matcher.snapshot();
         self.matcher

@@ -265,11 +265,20 @@ impl Ticket {
     /// What the ticket needs, as analysed at submission. A ticket stored
     /// before its words were kept takes the search terms of its text. One
     /// with neither subject nor corps is routed only when it went to triage
-    /// (a plant or animal problem that named nothing), so it needs triage.
+    /// (a plant or animal problem that named nothing), so it needs triage;
+    /// its hint, the corps its symptoms point to, is read again from its
+    /// text: the county it was read with then played no part (a county's
+    /// prior counts only once something is named).
     pub(crate) fn need(&self, lexicon: &Lexicon) -> Need {
         let subject = self.subject.as_deref().and_then(|s| lexicon.subject_id(s));
+        let triage = subject.is_none() && self.corps.is_none();
         Need {
-            triage: subject.is_none() && self.corps.is_none(),
+            triage,
+            hint: if triage {
+                crate::reading::analyzer::analyze(lexicon, &self.text).hint
+            } else {
+                None
+            },
             subject,
             corps: self.corps,
             words: match &self.words {

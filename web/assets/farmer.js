@@ -166,7 +166,8 @@ function showMatch(r) {
   const missing = $('#missing');
   const prompt = (a.missing && a.missing.prompt) || '';
   missing.hidden = !prompt;
-  missing.textContent = prompt ? prompt + '（比如：苹果、小麦、猪）。不补充也可以直接提交，先由附近的县乡农技人员看。' : '';
+  const examples = { animal: '猪、羊、鸡', crop: '苹果、小麦、黄瓜' }[a.missing && a.missing.what] || '苹果、小麦、猪';
+  missing.textContent = prompt ? prompt + '（比如：' + examples + '）。不补充也可以直接提交，先由附近的县乡农技人员看。' : '';
   note.hidden = (list.length > 0 && a.agricultural !== false) || !!prompt;
   note.textContent = list.length
     ? '这个问题可能不是农业技术问题，提交后可能没人接。'

@@ -90,6 +90,11 @@ const INPUTS: [&str; 8] = [
 /// What was done before the trouble showed.
 const PRACTICES: [&str; 8] = ["浇", "栽", "种下", "打了", "上了", "施了", "喷了", "撒了"];
 
+/// True when `word` names a part of a plant or an animal (叶片, 根系).
+pub(super) fn names_a_part(word: &str) -> bool {
+    PARTS.iter().any(|p| word.contains(p))
+}
+
 /// True when `text` asks about a plant or animal problem by the signs
 /// above.
 pub(super) fn asks_about_a_problem(text: &str) -> bool {

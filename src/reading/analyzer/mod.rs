@@ -87,16 +87,58 @@ pub struct Analysis {
     pub(crate) words: Vec<String>,
     /// Why nothing can be routed, in Chinese; empty when something can.
     pub(crate) note: String,
-    /// For a plant or animal problem that names no crop, animal or topic:
-    /// what the farmer should add, as a short prompt a front end can show
-    /// ([`MISSING_PROMPT`]). Such a report is agricultural, and its ticket
-    /// goes to triage (README "Tickets") instead of being unroutable.
-    pub missing: Option<&'static str>,
+    /// For a plant or animal problem that names no crop, animal or generic
+    /// word: what the farmer should add, with a short prompt a front end
+    /// can show ([`Missing::prompt`]). Such a report is agricultural, routed
+    /// to no subject or corps, and its ticket goes to triage (README
+    /// "Tickets") instead of being unroutable.
+    pub missing: Option<Missing>,
+    /// For such a report, the corps its symptom words point to (拉稀,
+    /// 不吃不喝 → 畜牧): not a routing, only a hint triage uses to choose
+    /// whose backbone staff see it first.
+    pub hint: Option<Corps>,
 }
 
-/// What a report that names nothing lacks, in the words a farmer's front
-/// end shows.
-pub const MISSING_PROMPT: &str = "请说明是什么作物或牲畜";
+/// What a report that names nothing lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Nothing says whether it is a plant or an animal.
+    CropOrAnimal,
+    /// The symptoms are a plant's.
+    Crop,
+    /// The symptoms are an animal's.
+    Animal,
+}
+
+impl Missing {
+    /// What is missing when the symptoms point to `hint`: an animal for
+    /// 畜牧, a crop for the plant corps, else either.
+    pub fn for_hint(hint: Option<Corps>) -> Missing {
+        match hint {
+            Some(Corps::Livestock) => Missing::Animal,
+            Some(Corps::GrainOil | Corps::Vegetable | Corps::Fruit) => Missing::Crop,
+            Some(Corps::ForestryWater) | None => Missing::CropOrAnimal,
+        }
+    }
+
+    /// The wire name (`Missing.what`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Missing::CropOrAnimal => "crop_or_animal",
+            Missing::Crop => "crop",
+            Missing::Animal => "animal",
+        }
+    }
+
+    /// The prompt a farmer's front end shows.
+    pub fn prompt(self) -> &'static str {
+        match self {
+            Missing::CropOrAnimal => "请说明是什么作物或牲畜",
+            Missing::Crop => "请说明是什么作物",
+            Missing::Animal => "请说明是什么牲畜或家禽",
+        }
+    }
+}
 
 impl Analysis {
     /// Terms that counted for the chosen subject.
@@ -131,11 +173,14 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
         corps_hints,
         mut evidence,
     } = Scan::read(lexicon, text);
-    let weighed = weigh::weigh_mentions(lexicon, &mentions, &cues, &mut evidence);
+    let weighed = weigh::weigh_mentions(lexicon, &mentions, &cues, &corps_hints, &mut evidence);
+    // Generic words (菜, 牲口, 果园) say what it is as much as a name does.
+    let identified = weighed.identified || !corps_hints.is_empty();
     let setting = Setting {
         text,
         county,
         corps_hints: &corps_hints,
+        identified,
     };
     let ranked = score::rank_subjects(lexicon, &weighed, &setting);
     let crops = score::rank_crops(&weighed);
@@ -148,6 +193,7 @@ pub fn analyze_in(lexicon: &Lexicon, text: &str, county: Option<&str>) -> Analys
             corps_hints,
             nonagri,
             technical,
+            identified,
             problem_total: cues.problem_total,
             evidence,
             words,
@@ -176,7 +222,7 @@ mod tests {
             let a = read(text);
             assert!(a.subject.is_none() && a.corps.is_none(), "{text}");
             assert!(a.agricultural, "{text}: a problem is asked about");
-            assert_eq!(a.missing, Some(MISSING_PROMPT), "{text}");
+            assert_eq!(a.missing, Some(Missing::CropOrAnimal), "{text}");
         }
         for text in ["种粮补贴啥时候发", "苹果树叶子发黄有斑点", "你好"] {
             assert_eq!(read(text).missing, None, "{text}");
@@ -194,11 +240,115 @@ mod tests {
         ] {
             let a = read(text);
             assert!(a.subject.is_none() && a.corps.is_none(), "{text}: {a:?}");
-            assert_eq!(a.missing, Some(MISSING_PROMPT), "{text}: {a:?}");
+            assert_eq!(a.missing, Some(Missing::CropOrAnimal), "{text}: {a:?}");
         }
         // A request about the platform is still not agricultural.
         let a = read("这个app咋上传照片");
         assert!(!a.agricultural && a.missing.is_none(), "{a:?}");
+    }
+
+    #[test]
+    fn symptoms_that_name_nothing_ask_what_it_is_and_keep_the_corps_as_a_hint() {
+        // Symptoms alone point to a corps but name no crop, animal or
+        // generic word: the farmer is asked, routing waits for the answer.
+        for (text, missing, hint) in [
+            (
+                "拉稀拉得厉害 屁股都糊了 喂啥药",
+                Missing::Animal,
+                Corps::Livestock,
+            ),
+            ("这是红蜘蛛还是蓟马 给看一下", Missing::Crop, Corps::Fruit),
+            (
+                "这是缺素还是病毒病 图片上传了",
+                Missing::Crop,
+                Corps::Vegetable,
+            ),
+        ] {
+            let a = read(text);
+            assert_eq!((a.subject, a.corps), (None, None), "{text}: {a:?}");
+            assert!(a.agricultural, "{text}");
+            assert_eq!((a.missing, a.hint), (Some(missing), Some(hint)), "{text}");
+            assert!(!a.note.is_empty(), "{text}");
+        }
+        // Named, the same symptoms route: a subject, a word only one subject
+        // has, or a generic word.
+        let lex = Lexicon::embedded();
+        for (text, subject) in [("猪拉稀 不吃不喝", "猪"), ("怀疑是蓝耳病 咳嗽喘", "猪")]
+        {
+            let a = read(text);
+            assert_eq!(a.subject, lex.subject_id(subject), "{text}: {a:?}");
+            assert_eq!((a.missing, a.hint), (None, None), "{text}");
+        }
+        let a = read("牲口拉稀 不吃不喝 咋治");
+        assert_eq!(a.corps, Some(Corps::Livestock), "{a:?}");
+        assert_eq!((a.missing, a.hint), (None, None));
+    }
+
+    #[test]
+    fn what_is_missing_follows_the_hint() {
+        assert_eq!(Missing::for_hint(Some(Corps::Livestock)), Missing::Animal);
+        for corps in [Corps::GrainOil, Corps::Vegetable, Corps::Fruit] {
+            assert_eq!(Missing::for_hint(Some(corps)), Missing::Crop);
+        }
+        for hint in [Some(Corps::ForestryWater), None] {
+            assert_eq!(Missing::for_hint(hint), Missing::CropOrAnimal);
+        }
+        assert_eq!(
+            (Missing::Animal.key(), Missing::Animal.prompt()),
+            ("animal", "请说明是什么牲畜或家禽")
+        );
+        assert_eq!(Missing::CropOrAnimal.prompt(), "请说明是什么作物或牲畜");
+    }
+
+    #[test]
+    fn a_county_does_not_name_what_symptoms_leave_open() {
+        // 合阳 grows wheat: its prior once made this 小麦 (what the county
+        // grows settles which crop, once something says it is one).
+        let a = analyze_in(
+            Lexicon::embedded(),
+            "打了除草剂以后叶子都皱了 得是药害",
+            Some("合阳县"),
+        );
+        assert_eq!((a.subject, a.corps), (None, None), "{a:?}");
+        assert!(a.missing.is_some(), "{a:?}");
+    }
+
+    #[test]
+    fn a_word_ending_in_a_generic_word_is_that_generic_word() {
+        let a = read("冬菜叶子上有蚜虫");
+        assert_eq!(
+            (a.subject, a.corps),
+            (None, Some(Corps::Vegetable)),
+            "{a:?}"
+        );
+        assert!(a.missing.is_none());
+        // With only a generic word named, a pest other corps' hosts share
+        // does not pull the report there (地老虎 points to 玉米 first).
+        let a = read("冬菜上地老虎多 咋治");
+        assert_eq!(
+            (a.subject, a.corps),
+            (None, Some(Corps::Vegetable)),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn a_tree_alone_is_forestrys() {
+        let a = read("门前栽的树树干上有虫眼 往外流水");
+        assert_eq!(a.corps, Some(Corps::ForestryWater), "{a:?}");
+    }
+
+    #[test]
+    fn beside_a_part_is_the_parts_edge_not_a_neighbour() {
+        let lex = Lexicon::embedded();
+        for (text, subject) in [
+            ("黄瓜叶子边上发黄 咋回事", "黄瓜"),
+            ("草莓叶片边上发红干了 咋弄", "草莓"),
+        ] {
+            assert_eq!(read(text).subject, lex.subject_id(subject), "{text}");
+        }
+        // Beside the crop itself is still a neighbour.
+        assert_eq!(subject("苹果园边上那块玉米全是虫").as_deref(), Some("玉米"));
     }
 
     #[test]

@@ -33,6 +33,9 @@ const SUFFIXES: [(&str, bool); 19] = [
     ("里", false),
     ("上", false),
 ];
+/// Generic words that end the names of kinds of crop the lexicon need not
+/// list (秋菜, 冬菜, 芽菜 are 菜).
+const GENERIC_ENDINGS: [&str; 1] = ["菜"];
 /// Prefixes that qualify a subject without changing it (小猪, 母羊).
 const PREFIXES: [&str; 6] = ["小", "大", "母", "公", "老", "幼"];
 
@@ -102,9 +105,12 @@ impl Scan {
     pub(super) fn read(lexicon: &Lexicon, text: &str) -> Scan {
         let mut scan = Scan::default();
         let mut clause = 0;
+        // The previous content word names a part (叶片, 果子), not a subject.
+        let mut after_part = false;
         for word in lexicon.reading_words(text) {
             if !word.is_content {
                 clause += 1;
+                after_part = false;
                 continue;
             }
             let w = word.text;
@@ -114,6 +120,8 @@ impl Scan {
                 clause,
             };
             scan.words.push(w.to_lowercase());
+            // A word the lexicon knows in any sense.
+            let mut known = true;
             if let Some((senses, place)) = lookup(lexicon, w) {
                 scan.mentions.push(Mention {
                     at,
@@ -130,11 +138,17 @@ impl Scan {
                     crop: Some(crop),
                     place,
                 });
+            } else {
+                known = lexicon.cue(w).is_some() || lexicon.nonagri(w).is_some();
             }
-            if let Some(cue) = lexicon.cue(w) {
-                scan.note_cue(at, w, cue);
+            match lexicon.cue(w) {
+                // 叶片边上 is the leaf's edge: no neighbour of the subject.
+                Some(cue) if after_part && cue.role == CueRole::NeighbourBefore => {}
+                Some(cue) => scan.note_cue(at, w, cue),
+                None => {}
             }
-            scan.note_markers(lexicon, w);
+            scan.note_markers(lexicon, w, known);
+            after_part = !known && super::asking::names_a_part(w);
         }
         scan
     }
@@ -164,14 +178,25 @@ impl Scan {
     }
 
     /// Notes a word that marks a non-agricultural request or points to a
-    /// corps.
-    fn note_markers(&mut self, lexicon: &Lexicon, w: &str) {
+    /// corps; a word the lexicon does not know that ends in a generic word
+    /// (秋菜, 冬菜) points where that word does.
+    fn note_markers(&mut self, lexicon: &Lexicon, w: &str, known: bool) {
         if let Some(weight) = lexicon.nonagri(w) {
             self.nonagri += weight;
             self.evidence
                 .push(marker(w, None, "non_agricultural", Role::NonAgri, weight));
         }
-        if let Some((corps, weight)) = lexicon.corps_term(w) {
+        let generic = || {
+            GENERIC_ENDINGS
+                .iter()
+                .find(|e| w.len() > e.len() && w.ends_with(*e))
+                .and_then(|e| lexicon.corps_term(e))
+        };
+        if let Some((corps, weight)) =
+            lexicon
+                .corps_term(w)
+                .or_else(|| if known { None } else { generic() })
+        {
             *self.corps_hints.entry(corps).or_default() += weight;
             self.evidence
                 .push(marker(w, Some(corps), "corps", Role::CorpsHint, weight));

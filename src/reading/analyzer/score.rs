@@ -27,6 +27,8 @@ pub(super) struct Setting<'a> {
     /// The county the report was sent from, if known.
     pub(crate) county: Option<&'a str>,
     pub(crate) corps_hints: &'a HashMap<Corps, f32>,
+    /// Some word says what the report is about (`Findings::identified`).
+    pub(crate) identified: bool,
 }
 
 /// The subjects the text itself points to, best first (ties by id), with
@@ -42,7 +44,11 @@ pub(super) fn rank_subjects(
         .map(|(&s, terms)| (s, terms.values().sum()))
         .collect();
     let pointed: Vec<SubjectId> = scores.keys().copied().collect();
-    add_county_prior(lexicon, setting, &mut scores);
+    // Symptoms that name nothing are not settled by what the county grows:
+    // the farmer is asked what it is.
+    if setting.identified {
+        add_county_prior(lexicon, setting, &mut scores);
+    }
     add_named_bonus(&weighed.named, &mut scores);
     add_inherited(lexicon, &weighed.by_term, &mut scores);
     let mut ranked: Vec<(SubjectId, f32)> = scores

@@ -9,7 +9,7 @@ use crate::{
     reading::lexicon::{Lexicon, SubjectId},
 };
 
-use super::{Analysis, Evidence};
+use super::{Analysis, Evidence, Missing};
 
 /// Below this evidence the analyser names no subject.
 const MIN_SUBJECT_EVIDENCE: f32 = 0.45;
@@ -35,6 +35,9 @@ pub(super) struct Findings<'m> {
     /// How surely the report is a technical problem: its problem cues and
     /// technical terms.
     pub(crate) technical: f32,
+    /// Some word says what the report is about: a crop, animal or subject
+    /// named, a word that decides one, or a generic word (菜, 牲口).
+    pub(crate) identified: bool,
     /// The weights of the problem cues alone, added up.
     pub(crate) problem_total: f32,
     pub(crate) evidence: Vec<Evidence>,
@@ -53,6 +56,7 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         corps_hints,
         nonagri,
         technical,
+        identified,
         problem_total,
         mut evidence,
         words,
@@ -83,6 +87,7 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         words,
         note: String::new(),
         missing: None,
+        hint: None,
     };
     if not_agricultural {
         analysis.agricultural = false;
@@ -116,16 +121,38 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         analysis.agricultural = asks(problem_total, text);
         analysis.runner_up = top;
         if analysis.agricultural {
-            analysis.missing = Some(super::MISSING_PROMPT);
-            analysis.note =
-                "描述中没有说是什么作物或畜禽：请补充；也可直接提交，由附近的县乡农技人员先看"
-                    .into();
+            ask_what_it_is(&mut analysis, None);
         } else {
             analysis.note =
                 "未能从描述中判断是哪种作物、畜禽或哪类问题，请补充作物或畜禽名称".into();
         }
     }
+    if !identified && analysis.subject.is_none() && analysis.corps.is_some() {
+        // Symptoms alone (拉稀, 不吃不喝, 红蜘蛛) point to a corps, and to no
+        // subject, but name nothing: the farmer is asked what it is, and
+        // the corps is kept only as triage's hint.
+        let hint = analysis.corps.take();
+        analysis.confidence = 0.0;
+        ask_what_it_is(&mut analysis, hint);
+    }
     analysis
+}
+
+/// Makes `analysis` a problem that names nothing: no routing, what is
+/// missing (an animal when the symptoms are an animal's), and the corps
+/// the symptoms point to as triage's hint.
+fn ask_what_it_is(analysis: &mut Analysis, hint: Option<Corps>) {
+    let missing = Missing::for_hint(hint);
+    analysis.missing = Some(missing);
+    analysis.hint = hint;
+    analysis.note = format!(
+        "描述中没有说是什么{}：请补充；也可直接提交，由附近的县乡农技人员先看",
+        match missing {
+            Missing::Animal => "牲畜或家禽",
+            Missing::Crop => "作物",
+            Missing::CropOrAnimal => "作物或畜禽",
+        }
+    );
 }
 
 /// Whether the report asks about a problem: a problem cue, or the signs

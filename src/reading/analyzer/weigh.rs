@@ -2,11 +2,11 @@
 //! cues around it give it (patient, neighbour, place, unaffected) and by the
 //! problems said of it, then every term's mentions are added up per subject.
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::{
     model::Corps,
-    reading::lexicon::{CueRole, Lexicon, SubjectId, TermKind},
+    reading::lexicon::{CueRole, Lexicon, Sense, SubjectId, TermKind},
 };
 
 use super::{
@@ -29,6 +29,9 @@ const PLACE_FACTOR: f32 = 0.5;
 /// What a word that several hosts share (菌核病, 红蜘蛛) counts for a host
 /// that is not named, once the report names one.
 const SHARED_WHEN_NAMED: f32 = 0.4;
+/// From this weight a word that only one subject has identifies it (麦田,
+/// 蓝耳病), as a name would.
+const IDENTIFYING_WEIGHT: f32 = 0.9;
 /// What each repeated mention of a term adds, as a share of its weight.
 pub(super) const REPEAT_SHARE: f32 = 0.3;
 
@@ -44,6 +47,11 @@ pub(super) struct Weighed<'m> {
     pub(crate) technical: f32,
     /// The crops and animals named that only a corps takes, in word order.
     pub(crate) crops: Vec<CropHit<'m>>,
+    /// Some word says what the report is about, in any role: a crop or
+    /// animal, a subject's name, or a word only one subject has that
+    /// decides it (麦田, 蓝耳病). Symptoms that several hosts share (拉稀,
+    /// 红蜘蛛) do not.
+    pub(crate) identified: bool,
 }
 
 /// A mention of a crop or animal that only a corps takes (生菜, 丹参).
@@ -63,11 +71,14 @@ pub(super) struct CropHit<'m> {
 /// per sense, then adds up per subject: a term's strongest mention counts
 /// whole, repeats a little. A crop named as the place of the trouble (白菜地里)
 /// is the one concerned when no other is named as affected; once a host is
-/// named, words that several hosts share count little for the others.
+/// named, words that several hosts share count little for the others, and
+/// when only generic words (`hinted`: 菜, 牲口) are named, little for the
+/// hosts of other corps.
 pub(super) fn weigh_mentions<'m>(
     lexicon: &Lexicon,
     mentions: &'m [Mention],
     cues: &Cues,
+    hinted: &HashMap<Corps, f32>,
     evidence: &mut Vec<Evidence>,
 ) -> Weighed<'m> {
     let mut mention_weights: HashMap<(SubjectId, &str), Vec<f32>> = HashMap::default();
@@ -75,8 +86,11 @@ pub(super) fn weigh_mentions<'m>(
     let mut technical_terms: HashMap<&str, f32> = HashMap::default();
     let mut crops = Vec::new();
     let mut placed: HashMap<SubjectId, usize> = HashMap::default();
-    let mut shared: HashSet<(SubjectId, &str)> = HashSet::default();
+    // Words that several hosts share, with what they are (a pest, a place).
+    let mut shared: HashMap<(SubjectId, &str), TermKind> = HashMap::default();
+    let mut identified = false;
     for m in mentions {
+        identified |= m.crop.is_some() || identifies(&m.senses);
         let (role, factor) = role_and_factor(m, cues);
         if let Some(crop) = m.crop {
             let weight = crop.kind.corps_weight() * factor;
@@ -118,7 +132,7 @@ pub(super) fn weigh_mentions<'m>(
                     _ => {}
                 }
             } else if !sense.kind.names_subject() && m.senses.len() > 1 {
-                shared.insert((sense.subject, m.term.as_str()));
+                shared.insert((sense.subject, m.term.as_str()), sense.kind);
             }
             let technicality = technicality(sense.kind);
             if technicality > 0.0 {
@@ -141,9 +155,19 @@ pub(super) fn weigh_mentions<'m>(
             c.named = true;
         }
     }
-    if !named.is_empty() || crops.iter().any(|c| c.named) {
-        for (subject, term) in shared {
-            if !kin_named(lexicon, subject, &named) {
+    // With only generic words naming what it is (秋菜, 牲口), the diseases,
+    // pests and symptoms several hosts share count little for the hosts of
+    // other corps.
+    let generic_only = named.is_empty() && !crops.iter().any(|c| c.named) && !hinted.is_empty();
+    if !named.is_empty() || crops.iter().any(|c| c.named) || generic_only {
+        for ((subject, term), kind) in shared {
+            let spared = if generic_only {
+                hinted.contains_key(&lexicon.subject(subject).corps)
+                    || !matches!(kind, TermKind::Disease | TermKind::Pest | TermKind::Symptom)
+            } else {
+                kin_named(lexicon, subject, &named)
+            };
+            if !spared {
                 if let Some(weights) = mention_weights.get_mut(&(subject, term)) {
                     weights.iter_mut().for_each(|w| *w *= SHARED_WHEN_NAMED);
                 }
@@ -155,7 +179,15 @@ pub(super) fn weigh_mentions<'m>(
         named,
         technical: technical_terms.values().sum::<f32>(),
         crops,
+        identified,
     }
+}
+
+/// A word says what the report is about: it names a subject, or it is one
+/// subject's alone and decides it.
+fn identifies(senses: &[Sense]) -> bool {
+    senses.iter().any(|s| s.kind.names_subject())
+        || matches!(senses, [only] if only.weight >= IDENTIFYING_WEIGHT)
 }
 
 /// The subject, its parent or one of its children is named.
