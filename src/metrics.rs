@@ -80,6 +80,7 @@ struct Metrics {
     index_build_seconds: Histograms<Labels1>,
     store_commit_seconds: Histograms<Labels1>,
     store_commit_writes: Histogram,
+    decide_seconds: Histogram,
     notifications: Family<[(&'static str, String); 2], Counter>,
     notification_lag_seconds: Histograms<[(&'static str, String); 1]>,
 }
@@ -104,6 +105,7 @@ impl Metrics {
             index_build_seconds: Family::new_with_constructor(builds),
             store_commit_seconds: Family::new_with_constructor(fast),
             store_commit_writes: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+            decide_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 14)),
             notifications: Family::default(),
             notification_lag_seconds: Family::new_with_constructor(delivery),
         };
@@ -187,6 +189,11 @@ impl Metrics {
             "store_commit_writes",
             "Ticket changes per commit to the ticket store (group commit: the decisions made while the previous commit was in flight)",
             m.store_commit_writes.clone(),
+        );
+        r.register(
+            "decide_seconds",
+            "Time a submission held the dispatcher's lock to decide (catch-up, routing, the state machine, its notifications): decisions are serialised, so its inverse bounds submissions per second",
+            m.decide_seconds.clone(),
         );
         r.register(
             "notifications",
@@ -337,6 +344,11 @@ pub fn store_committed(writes: usize, took: Duration) {
         .get_or_create(&[("operation", "commit")])
         .observe(took.as_secs_f64());
     METRICS.store_commit_writes.observe(writes as f64);
+}
+
+/// A submission held the dispatcher's lock for `took` to decide.
+pub fn decided(took: Duration) {
+    METRICS.decide_seconds.observe(took.as_secs_f64());
 }
 
 /// How one delivery attempt of a notification ended.

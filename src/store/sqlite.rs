@@ -3,7 +3,7 @@
 
 use std::{
     path::Path,
-    sync::{Arc, Mutex},
+    sync::{Arc, LazyLock, Mutex},
 };
 
 use async_trait::async_trait;
@@ -135,21 +135,30 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<Event> {
     codec::event_of(r)
 }
 
-fn write_ticket(tx: &rusqlite::Transaction<'_>, t: &Ticket) -> rusqlite::Result<()> {
-    let values = codec::ticket_values(t);
-    tx.prepare_cached(&format!(
+/// The statements a commit runs for each change, made once (the
+/// connection's statement cache is looked up by their text).
+static WRITE_TICKET: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "INSERT OR REPLACE INTO tickets ({TICKET_COLUMNS}) VALUES ({})",
         placeholders(TICKET_COLUMNS, '?')
-    ))?
-    .execute(params_from_iter(&values))?;
+    )
+});
+static WRITE_EVENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO ticket_events ({EVENT_COLUMNS}) VALUES ({})",
+        placeholders(EVENT_COLUMNS, '?')
+    )
+});
+
+fn write_ticket(tx: &rusqlite::Transaction<'_>, t: &Ticket) -> rusqlite::Result<()> {
+    let values = codec::ticket_values(t);
+    tx.prepare_cached(&WRITE_TICKET)?
+        .execute(params_from_iter(&values))?;
     Ok(())
 }
 
 fn write_events(tx: &rusqlite::Transaction<'_>, events: &[Event]) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "INSERT INTO ticket_events ({EVENT_COLUMNS}) VALUES ({})",
-        placeholders(EVENT_COLUMNS, '?')
-    ))?;
+    let mut stmt = tx.prepare_cached(&WRITE_EVENT)?;
     for e in events {
         stmt.execute(params_from_iter(&codec::event_values(e)))?;
     }

@@ -106,6 +106,9 @@ pub(super) async fn committer(weak: Weak<Dispatcher>, mut queue: mpsc::Unbounded
                 }
             }
             refused => {
+                // Refused (the log moved, a key was taken) or failed: the
+                // next submission catches up with the store first.
+                state.behind = true;
                 let error = match refused {
                     Err(e) => {
                         tracing::warn!(error = %e, decisions = writes.len(), "a group commit failed");

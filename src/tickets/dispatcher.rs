@@ -85,8 +85,8 @@ pub(super) struct State {
     /// `apply`: a drain walks it oldest first without sorting the open
     /// tickets, and its length is checked against the cap
     /// (`tickets.max_queued`). With replicas it is this replica's view of
-    /// the shared store (caught up before each submission), so replicas may
-    /// together hold somewhat more.
+    /// the shared store (caught up before a submission when the store told
+    /// of a change), so replicas may together hold somewhat more.
     pub(super) queue: BTreeSet<(i64, String)>,
     pub(super) liaisons: Liaisons,
     pub(super) subscribers: Subscribers,
@@ -100,6 +100,12 @@ pub(super) struct State {
     /// Tickets whose uncommitted changes were refused or failed: reloaded
     /// from the store before the next decision.
     dirty: HashSet<String>,
+    /// The store's change notifications, as seen by submissions
+    /// ([`Dispatcher::catch_up_if_told`]); None: a store without them.
+    heard: Option<tokio::sync::watch::Receiver<u64>>,
+    /// A commit of this replica was refused or failed (or a catch-up
+    /// failed) since the last catch-up: the next submission catches up.
+    pub(super) behind: bool,
 }
 
 impl State {
@@ -301,6 +307,7 @@ impl Dispatcher {
         let mut state = State {
             // Read before the rows: what changes meanwhile is caught up again.
             cursor: store.head().await?,
+            heard: store.notifications(),
             ..State::default()
         };
         for (ticket, events) in store.open_tickets().await? {
@@ -359,8 +366,9 @@ impl Dispatcher {
         let draft = self.draft(&s, location, &analysis, &need, key.clone());
         let mut state = self.state.lock().await;
         let Transition { ticket, events } = loop {
+            let deciding = std::time::Instant::now();
             self.repair(&mut state).await?;
-            self.catch_up(&mut state).await?;
+            self.catch_up_if_told(&mut state).await?;
             if let Some(key) = &key {
                 if state.pending_keys.contains(key) {
                     // The same key is being committed: look again after.
@@ -406,6 +414,7 @@ impl Dispatcher {
             };
             let answer = state.decide(&self.commits, None, write);
             drop(state);
+            metrics::decided(deciding.elapsed());
             match committed(answer).await? {
                 true => break made,
                 false => state = self.state.lock().await,
@@ -585,6 +594,33 @@ impl Dispatcher {
         }
         state.cursor = last;
         self.timer.notify_one();
+        Ok(())
+    }
+
+    /// [`Dispatcher::catch_up`] when the store told of a change since the
+    /// last time (its notifications: each commit of any replica, and each
+    /// time it starts listening again) or this replica's last commit was
+    /// refused: before a new ticket's decision, which commits only if the
+    /// change log has not moved since `state.cursor` (else it is refused,
+    /// caught up and decided again), so skipping the query when nothing was
+    /// told costs no correctness, only a retry now and then. A store without
+    /// notifications (one process) has nothing to catch up with.
+    async fn catch_up_if_told(&self, state: &mut State) -> Result<()> {
+        let told = match &mut state.heard {
+            Some(heard) => {
+                let told = heard.has_changed().unwrap_or(true);
+                // Marked seen before the query: a change told during it is
+                // caught up next time.
+                heard.borrow_and_update();
+                told
+            }
+            None => true,
+        };
+        if told || state.behind {
+            state.behind = true;
+            self.catch_up(state).await?;
+            state.behind = false;
+        }
         Ok(())
     }
 

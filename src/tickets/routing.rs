@@ -3,8 +3,10 @@
 //! lists, noting for the starting tier and each tier above it the first
 //! responder who is eligible (of that tier or higher, not excluded) and
 //! free (below capacity, and ONLINE; or, when offers may go through
-//! notifications, anything but AWAY). The state machine turns what it
-//! finds into an offer, a queue, an escalation or an unroutable ticket.
+//! notifications, anything but AWAY). When nobody at all can be free, the
+//! walk stops once every tier has an eligible responder. The state machine
+//! turns what it finds into an offer, a queue, an escalation or an
+//! unroutable ticket.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -95,6 +97,14 @@ impl RouteQuery<'_> {
         let mut offers: Vec<Option<Pick>> = vec![None; tiers.len()];
         let mut eligible = vec![false; tiers.len()];
         let size = self.snapshot.len();
+        // Nobody can be offered a ticket now (nobody ONLINE, no
+        // notifications): once every tier has an eligible responder, the
+        // rest of the pool changes nothing (each tier is busy).
+        let nobody_free = !self.notify
+            && !self
+                .presence
+                .values()
+                .any(|p| reach(Some(p), false).is_some());
         let mut k = 64;
         loop {
             let hits =
@@ -117,7 +127,7 @@ impl RouteQuery<'_> {
                     });
                 }
             }
-            if hits.len() < k || k >= size {
+            if hits.len() < k || k >= size || (nobody_free && eligible.iter().all(|&e| e)) {
                 break;
             }
             k = (k * 4).min(size.max(1));

@@ -296,13 +296,17 @@ async fn a_drain_routes_only_what_the_freed_responder_could_take_oldest_first() 
 }
 
 /// An SQLite store whose commits can be held (the first waits until
-/// released) and made to fail once, and which records each commit's size.
+/// released) and made to fail once, and which records each commit's size,
+/// counts its change-log queries and, with `told`, sends change
+/// notifications (as PostgreSQL's does) when the test says so.
 struct Gated {
     inner: SqliteStore,
     held: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
     entered: Notify,
     fail_next: std::sync::atomic::AtomicBool,
     sizes: std::sync::Mutex<Vec<usize>>,
+    catch_ups: std::sync::atomic::AtomicUsize,
+    told: Option<tokio::sync::watch::Sender<u64>>,
 }
 
 #[async_trait::async_trait]
@@ -320,6 +324,7 @@ impl TicketStore for Gated {
         self.inner.commit(writes, head).await
     }
     async fn changes_since(&self, cursor: u64) -> Result<Vec<(u64, Change)>> {
+        self.catch_ups.fetch_add(1, Ordering::SeqCst);
         self.inner.changes_since(cursor).await
     }
     async fn head(&self) -> Result<u64> {
@@ -332,7 +337,7 @@ impl TicketStore for Gated {
         self.inner.photo_ids().await
     }
     fn notifications(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        self.inner.notifications()
+        self.told.as_ref().map(|t| t.subscribe())
     }
     async fn get(&self, id: &str) -> Result<Option<(Ticket, Vec<Event>)>> {
         self.inner.get(id).await
@@ -372,6 +377,14 @@ impl TicketStore for Gated {
 /// A dispatcher on a [`Gated`] store whose first commit waits for the
 /// returned sender.
 async fn gated_in(dir: &std::path::Path) -> (Arc<Dispatcher>, Arc<Gated>, oneshot::Sender<()>) {
+    gated_telling(dir, None).await
+}
+
+/// [`gated_in`], the store's notifications sent by `told`.
+async fn gated_telling(
+    dir: &std::path::Path,
+    told: Option<tokio::sync::watch::Sender<u64>>,
+) -> (Arc<Dispatcher>, Arc<Gated>, oneshot::Sender<()>) {
     let (release, held) = oneshot::channel();
     let store = Arc::new(Gated {
         inner: SqliteStore::open(dir).unwrap(),
@@ -379,6 +392,8 @@ async fn gated_in(dir: &std::path::Path) -> (Arc<Dispatcher>, Arc<Gated>, onesho
         entered: Notify::new(),
         fail_next: false.into(),
         sizes: Default::default(),
+        catch_ups: Default::default(),
+        told,
     });
     let matcher = matcher_on(dir, ROSTER);
     let d = Dispatcher::start(store.clone(), matcher, DispatchConfig::default())
@@ -465,5 +480,39 @@ async fn a_failed_commit_acknowledges_none_of_its_decisions_and_memory_follows_t
     drop(state);
     // And the dispatcher goes on.
     d.submit(apple_submission()).await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_submission_queries_the_change_log_only_when_told_of_a_change_or_refused() {
+    let dir = std::env::temp_dir().join(format!("xwn-told-catch-up-{}", random_hex(8)));
+    let (told, _) = tokio::sync::watch::channel(0);
+    let (d, store, release) = gated_telling(&dir, Some(told.clone())).await;
+    release.send(()).unwrap();
+    let queries = || store.catch_ups.load(Ordering::SeqCst);
+    let (before, started) = (queries(), std::time::Instant::now());
+    for _ in 0..20 {
+        d.submit(apple_submission()).await.unwrap();
+    }
+    // Only the dispatcher's once-a-second sync may have queried meanwhile.
+    let untold = queries() - before;
+    assert!(
+        untold <= 1 + started.elapsed().as_secs() as usize,
+        "{untold} change-log queries for 20 submissions nobody told of a change"
+    );
+    // Told of a change: the next submission catches up first.
+    let seen = queries();
+    told.send_modify(|n| *n += 1);
+    d.submit(apple_submission()).await.unwrap();
+    assert!(queries() > seen);
+    // A refused commit: the next submission catches up, told or not.
+    store.fail_next.store(true, Ordering::SeqCst);
+    d.submit(apple_submission()).await.unwrap_err();
+    assert!(d.state.lock().await.behind);
+    let seen = queries();
+    d.submit(apple_submission()).await.unwrap();
+    assert!(queries() > seen);
+    assert!(!d.state.lock().await.behind);
+    d.self_check().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
