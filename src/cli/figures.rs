@@ -233,6 +233,6 @@ mod tests {
         );
         assert_eq!(lines[3][6], "3", "{text}");
         assert_eq!(lines[3].last(), Some(&"3.50"), "{text}");
-        assert!(lines[4][0] == "1" && lines[4][1] == "responders", "{text}");
+        assert_eq!(lines[4][..2], ["1", "responders;"], "{text}");
     }
 }
