@@ -460,7 +460,7 @@ function renderFigures() {
     const groups = subtotals[kind].map((f) => ({ ...f, label: subtotalName(kind, f) }));
     if (!groups.length) continue;
     rows.push(h('tr', { class: 'subtotal-head', testid: 'figure-subtotal-head' },
-      h('th', { scope: 'rowgroup', colspan: String(FIGURE_COLS.length) }, SUBTOTAL_HEAD[kind])));
+      h('th', { scope: 'rowgroup', colspan: String(FIGURE_COLS.length) }, h('span', null, SUBTOTAL_HEAD[kind]))));
     rows.push(...order(groups, (f) => f.label).map((f) => h('tr',
       { class: 'subtotal', testid: 'figure-subtotal-row', 'data-group': kind, 'data-key': kind === 'tier' ? en('TIER', f.tier) : (f.countyCode || '') },
       ...cells(f, f.label))));

@@ -181,17 +181,7 @@ async fn the_expert_sees_the_rating_of_an_answer() {
     let v1 = Responder::new(&channel, "v1").await;
 
     let expert = driver.session("expert").await;
-    expert.open(addr, "/expert").await;
-    expert.type_into("responder-token", &v1.token).await;
-    expert.click("sign-in").await;
-    expert.click("availability-online").await;
-    expert
-        .wait_js(
-            "the expert to be ONLINE",
-            "return document.body.dataset.availability === 'AVAILABILITY_ONLINE';",
-            vec![],
-        )
-        .await;
+    expert.sign_in_online(addr, &v1.token).await;
 
     let mut farmer_api = TicketClient::new(channel.clone());
     let ticket = farmer_api
