@@ -1,6 +1,7 @@
 //! `xwn figures`: the per-responder figures (admin) as a table — offers and
 //! what became of them, tickets answered, median times to accept and to
-//! resolve, ratings — filtered by tier, county and a time window.
+//! resolve, ratings — filtered by tier, county and a time window, with
+//! subtotals per tier and per county.
 
 use clap::{Args, ValueEnum};
 
@@ -74,8 +75,10 @@ fn duration(ms: i64) -> String {
     }
 }
 
-/// The figures as a plain-text table, one responder a line, every text the
-/// roster holds escaped ([`safe`]).
+/// The figures as a plain-text table, one responder a line, then the
+/// subtotals per tier (`Σ tier`) and per county (`Σ county`), the number
+/// of responders summed in the name column; every text the roster holds
+/// escaped ([`safe`]).
 pub(crate) fn table(reply: &pb::ResponderFiguresResponse) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -97,7 +100,7 @@ pub(crate) fn table(reply: &pb::ResponderFiguresResponse) -> String {
         "ratings",
         "mean"
     );
-    for f in &reply.figures {
+    let mut row = |talent: &str, name: &str, f: &pb::ResponderFigure| {
         let mean = match f.ratings {
             0 => "—".to_string(),
             _ => format!("{:.2}", f.mean_rating),
@@ -109,10 +112,16 @@ pub(crate) fn table(reply: &pb::ResponderFiguresResponse) -> String {
         let _ = writeln!(
             out,
             "{:<14} {:<8} {:<11} {:<8} {:>6} {:>8} {:>8} {:>6} {:>9} {:>8} {:>11} {:>11} {:>7} {:>5}",
-            safe(&f.talent_id),
-            safe(&f.name),
-            tier_name(f.tier).to_lowercase(),
-            safe(&f.county),
+            talent,
+            name,
+            match f.tier() {
+                pb::Tier::Unspecified => "—".to_string(),
+                _ => tier_name(f.tier).to_lowercase(),
+            },
+            match f.county.as_str() {
+                "" => "—".to_string(),
+                county => safe(county).into_owned(),
+            },
             f.offers,
             f.accepted,
             f.declined,
@@ -124,6 +133,14 @@ pub(crate) fn table(reply: &pb::ResponderFiguresResponse) -> String {
             f.ratings,
             mean
         );
+    };
+    for f in &reply.figures {
+        row(&safe(&f.talent_id), &safe(&f.name), f);
+    }
+    for (label, groups) in [("Σ tier", &reply.by_tier), ("Σ county", &reply.by_county)] {
+        for f in groups {
+            row(label, &format!("{} resp.", f.responders), f);
+        }
     }
     let _ = writeln!(
         out,
@@ -163,10 +180,59 @@ mod tests {
             }],
             from_ms: 0,
             to_ms: 1_000,
+            ..Default::default()
         };
         let text = table(&reply);
         assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(!text.contains("Σ"), "no subtotals given: {text}");
         assert!(text.contains(r"村\u{1b}[31m一"), "{text}");
         assert!(text.contains("50%") && text.contains("3.50"), "{text}");
+    }
+
+    #[test]
+    fn subtotals_follow_the_responders_marked() {
+        let group = pb::ResponderFigure {
+            responders: 2,
+            offers: 3,
+            answered: 2,
+            ratings: 2,
+            mean_rating: 3.5,
+            ..Default::default()
+        };
+        let reply = pb::ResponderFiguresResponse {
+            figures: vec![pb::ResponderFigure {
+                talent_id: "v1".into(),
+                responders: 1,
+                ..Default::default()
+            }],
+            by_tier: vec![pb::ResponderFigure {
+                tier: pb::Tier::Village.into(),
+                ..group.clone()
+            }],
+            by_county: vec![pb::ResponderFigure {
+                county_code: "610527000000".into(),
+                county: "白水县".into(),
+                ..group
+            }],
+            ..Default::default()
+        };
+        let text = table(&reply);
+        let lines: Vec<Vec<&str>> = (text.lines())
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[1][0], "v1", "{text}");
+        assert_eq!(
+            lines[2][..6],
+            ["Σ", "tier", "2", "resp.", "village", "—"],
+            "{text}"
+        );
+        assert_eq!(
+            lines[3][..6],
+            ["Σ", "county", "2", "resp.", "—", "白水县"],
+            "{text}"
+        );
+        assert_eq!(lines[3][6], "3", "{text}");
+        assert_eq!(lines[3].last(), Some(&"3.50"), "{text}");
+        assert_eq!(lines[4][..2], ["1", "responders;"], "{text}");
     }
 }

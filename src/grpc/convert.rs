@@ -13,7 +13,7 @@ use crate::{
     reading::lexicon::Lexicon,
     roster::{RawRow, RosterFormat},
     search::Snapshot,
-    tickets::figures::ResponderFigures,
+    tickets::figures::{Group, ResponderFigures, Subtotal, Tally},
     tickets::view::{self, Showing, Viewer},
     tickets::{Availability, Event, EventKind, Ticket, TicketState},
     {matching::Candidate, model::Location},
@@ -363,13 +363,36 @@ pub(crate) fn division_to_pb(d: &Division) -> pb::Division {
 
 /// One responder's figures; a median or mean without values is 0.
 pub(crate) fn figure_to_pb(f: &ResponderFigures) -> pb::ResponderFigure {
-    let t = &f.tally;
     pb::ResponderFigure {
         talent_id: f.talent_id.clone(),
         name: f.name.clone(),
-        tier: f.tier.map_or(pb::Tier::Unspecified, tier_to_pb).into(),
-        county_code: f.county.map(|c| c.code.to_string()).unwrap_or_default(),
-        county: f.county.map(|c| c.name.clone()).unwrap_or_default(),
+        ..tally_to_pb(f.tier, f.county, 1, &f.tally)
+    }
+}
+
+/// A subtotal's figures: no talent id or name; a tier's with no county, a
+/// county's with no tier.
+pub(crate) fn subtotal_to_pb(s: &Subtotal) -> pb::ResponderFigure {
+    let (tier, county) = match s.group {
+        Group::Tier(tier) => (tier, None),
+        Group::County(county) => (None, county),
+    };
+    tally_to_pb(tier, county, s.responders, &s.tally)
+}
+
+fn tally_to_pb(
+    tier: Option<Tier>,
+    county: Option<&Division>,
+    responders: u32,
+    t: &Tally,
+) -> pb::ResponderFigure {
+    pb::ResponderFigure {
+        talent_id: String::new(),
+        name: String::new(),
+        tier: tier.map_or(pb::Tier::Unspecified, tier_to_pb).into(),
+        county_code: county.map(|c| c.code.to_string()).unwrap_or_default(),
+        county: county.map(|c| c.name.clone()).unwrap_or_default(),
+        responders,
         offers: t.offers,
         accepted: t.accepted,
         declined: t.declined,

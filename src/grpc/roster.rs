@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{
     call::{detach, Gate},
     convert::{corps_from_pb, format_from_pb, state_from_pb, talent_to_pb, talent_to_row},
-    convert::{figure_to_pb, ticket_to_pb, tier_from_pb},
+    convert::{figure_to_pb, subtotal_to_pb, ticket_to_pb, tier_from_pb},
     deliveries,
 };
 use crate::{
@@ -536,11 +536,13 @@ impl pb::roster_service_server::RosterService for RosterApi {
             from_ms: r.from_ms,
             to_ms: r.to_ms,
         };
-        let (figures, window) = self.dispatcher.responder_figures(&filter).await?;
+        let figures = self.dispatcher.responder_figures(&filter).await?;
         Ok(Response::new(pb::ResponderFiguresResponse {
-            figures: figures.iter().map(figure_to_pb).collect(),
-            from_ms: window.from_ms,
-            to_ms: window.to_ms,
+            figures: figures.responders.iter().map(figure_to_pb).collect(),
+            from_ms: figures.window.from_ms,
+            to_ms: figures.window.to_ms,
+            by_tier: figures.by_tier.iter().map(subtotal_to_pb).collect(),
+            by_county: figures.by_county.iter().map(subtotal_to_pb).collect(),
         }))
     }
 

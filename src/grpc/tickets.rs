@@ -11,6 +11,7 @@ use super::{
     convert::{event_to_pb, location_from_pb, ticket_to_pb},
 };
 use crate::{
+    knowledge::Library,
     matching::Matcher,
     model::ids::TicketId,
     pb,
@@ -28,6 +29,8 @@ pub(crate) struct TicketApi {
     matcher: Arc<Matcher>,
     dispatcher: Arc<Dispatcher>,
     photos: Arc<Photos>,
+    /// A rating reaches the answer's knowledge entry too.
+    library: Arc<Library>,
 }
 
 impl TicketApi {
@@ -36,12 +39,14 @@ impl TicketApi {
         matcher: Arc<Matcher>,
         dispatcher: Arc<Dispatcher>,
         photos: Arc<Photos>,
+        library: Arc<Library>,
     ) -> TicketApi {
         TicketApi {
             gate,
             matcher,
             dispatcher,
             photos,
+            library,
         }
     }
 
@@ -147,11 +152,12 @@ impl pb::ticket_service_server::TicketService for TicketApi {
     ) -> Result<Response<pb::Ticket>, Status> {
         let call = self.gate.farmer(request)?;
         let (r, dispatcher) = (call.message, self.dispatcher.clone());
+        let library = self.library.clone();
         record_ticket(&r.ticket_id);
         let (ticket, history) = detach("dispatcher", async move {
             let id = TicketId::new(r.ticket_id.trim());
-            dispatcher
-                .rate(&id, &r.ticket_secret, r.stars, &r.comment)
+            library
+                .rate(&dispatcher, &id, &r.ticket_secret, r.stars, &r.comment)
                 .await
         })
         .await?;

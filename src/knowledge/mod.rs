@@ -4,7 +4,8 @@
 //! candidates of `MatchProblem` and through `SearchKnowledge`.
 //!
 //! An entry holds the problem, subject, corps, county, answer, the
-//! responder's tier, the date and a rating (empty until rated); never the
+//! responder's tier, the date it was resolved and a rating (empty until
+//! rated, and updated when the farmer rates after publishing); never the
 //! farmer's contact or a phone number (`redact`). Entries are stored in the
 //! ticket store ([`crate::store::KnowledgeStore`]) and searched in their
 //! own index (`index`); with replicas each one re-reads the rows changed
@@ -28,7 +29,7 @@ use crate::{
     },
     reading::lexicon::Lexicon,
     store::{KnowledgeStore, TicketStore},
-    tickets::{Dispatcher, Ticket, TicketState},
+    tickets::{Dispatcher, Event, EventKind, Ticket, TicketState},
 };
 
 pub use index::{Hit, KnowledgeIndex, Query};
@@ -81,16 +82,21 @@ pub struct Entry {
     pub answer: String,
     /// The tier of the responder who answered.
     pub tier: Option<Tier>,
+    /// When the ticket was resolved (its `Resolved` event), not when it
+    /// last changed: a later rating does not move it.
     pub resolved_at_ms: i64,
-    /// 1 to 5 once the farmer rated the answer.
+    /// 1 to 5 once the farmer rated the answer, whether before or after
+    /// the entry was published ([`Library::rate`]).
     pub rating: Option<u8>,
     pub published_by: Publisher,
 }
 
 impl Entry {
-    /// The entry a resolved ticket makes; `tier` is its responder's.
+    /// The entry a resolved ticket with its `history` makes; `tier` is its
+    /// responder's.
     pub fn of_ticket(
         ticket: &Ticket,
+        history: &[Event],
         tier: Option<Tier>,
         divisions: &Divisions,
         by: Publisher,
@@ -117,11 +123,20 @@ impl Entry {
             county_name: county.map(|c| c.name.clone()).unwrap_or_default(),
             answer: redact::redact(&ticket.answer, &ticket.contact),
             tier,
-            resolved_at_ms: ticket.updated_at_ms,
+            resolved_at_ms: resolved_at_ms(ticket, history),
             rating: ticket.rating.as_ref().map(|r| r.stars),
             published_by: by,
         })
     }
+}
+
+/// When `ticket` was resolved: its last `Resolved` event's time (the
+/// time it last changed for a history without one, which a resolved
+/// ticket always has).
+fn resolved_at_ms(ticket: &Ticket, history: &[Event]) -> i64 {
+    (history.iter())
+        .rfind(|e| e.kind == EventKind::Resolved)
+        .map_or(ticket.updated_at_ms, |e| e.at_ms)
 }
 
 /// The knowledge base: its store and its index, kept in step.
@@ -218,23 +233,67 @@ impl Library {
     ) -> Result<Ticket> {
         let ticket = dispatcher.resolve(me, id, answer).await?;
         if shareable {
-            if let Err(e) = self.share(&ticket, Publisher::Responder).await {
+            if let Err(e) = self.share(&ticket.id, Publisher::Responder).await {
                 tracing::warn!(cause = %e, ticket = %ticket.id, "cannot publish the shared answer");
             }
         }
         Ok(ticket)
     }
 
-    /// Shares a resolved ticket's problem and answer; `by` says who did.
-    pub async fn share(&self, ticket: &Ticket, by: Publisher) -> Result<Entry> {
+    /// Records the farmer's rating through the dispatcher
+    /// ([`Dispatcher::rate`]) and carries it to the ticket's published
+    /// entry, if it has one; the rating stands if that fails (logged: the
+    /// entry takes it when next published).
+    pub async fn rate(
+        &self,
+        dispatcher: &Dispatcher,
+        id: &TicketId,
+        secret: &str,
+        stars: u32,
+        comment: &str,
+    ) -> Result<(Ticket, Vec<Event>)> {
+        let (ticket, history) = dispatcher.rate(id, secret, stars, comment).await?;
+        if let Some(rating) = &ticket.rating {
+            if let Err(e) = self.rerate(&ticket.id, rating.stars).await {
+                tracing::warn!(cause = %e, ticket = %ticket.id, "cannot rate the published entry");
+            }
+        }
+        Ok((ticket, history))
+    }
+
+    /// Sets the rating of the published entry `id`, if there is one.
+    async fn rerate(&self, id: &str, stars: u8) -> Result<bool> {
+        let rated = self.store.rate_knowledge(id, stars).await?;
+        if rated {
+            self.catch_up().await?;
+        }
+        Ok(rated)
+    }
+
+    /// Shares a resolved ticket's problem and answer, as the store holds
+    /// them; `by` says who did.
+    async fn share(&self, id: &str, by: Publisher) -> Result<Entry> {
+        let not_found =
+            || Error::NotFound(format!("no ticket has the id {}", crate::error::quote(id)));
+        let (ticket, history) = self.tickets.get(id).await?.ok_or_else(not_found)?;
         let snapshot = self.matcher.snapshot();
         let tier = match ticket.assignee.as_deref().and_then(|id| snapshot.get(id)) {
             Some(talent) => Some(talent.tier),
             // The responder left the roster since: the tier it was offered at.
             None => Some(ticket.tier),
         };
-        let entry = Entry::of_ticket(ticket, tier, Divisions::embedded(), by)?;
-        self.publish(entry).await
+        let mut entry = Entry::of_ticket(&ticket, &history, tier, Divisions::embedded(), by)?;
+        self.publish(entry.clone()).await?;
+        if entry.rating.is_none() {
+            // A rating committed after the ticket was read above found no
+            // entry to carry it to (`rate`): the entry takes it now.
+            let (ticket, _) = self.tickets.get(id).await?.ok_or_else(not_found)?;
+            if let Some(rating) = ticket.rating {
+                self.rerate(id, rating.stars).await?;
+                entry.rating = Some(rating.stars);
+            }
+        }
+        Ok(entry)
     }
 
     /// Publishes a resolved ticket's answer (again, if it was unpublished).
@@ -246,10 +305,7 @@ impl Library {
                 "missing: name the resolved ticket",
             ));
         }
-        let (ticket, _) = self.tickets.get(id).await?.ok_or_else(|| {
-            Error::NotFound(format!("no ticket has the id {}", crate::error::quote(id)))
-        })?;
-        self.share(&ticket, by).await
+        self.share(id, by).await
     }
 
     /// Stores an entry and makes it searchable.

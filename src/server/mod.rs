@@ -293,6 +293,7 @@ impl Apis {
             app.matcher.clone(),
             app.dispatcher.clone(),
             app.photos.clone(),
+            app.library.clone(),
         );
         let responders = ResponderApi::new(
             gate.clone(),

@@ -10,6 +10,9 @@ use crate::{error::Result, knowledge::Entry};
 pub trait KnowledgeStore: Send + Sync + 'static {
     /// Stores an entry, published (replacing one of the same id).
     async fn put_knowledge(&self, entry: &Entry) -> Result<()>;
+    /// Sets the rating of a published entry (a change, like a put); false
+    /// when no published entry has that id.
+    async fn rate_knowledge(&self, id: &str, stars: u8) -> Result<bool>;
     /// Unpublishes an entry; false when no published entry had that id.
     async fn unpublish_knowledge(&self, id: &str) -> Result<bool>;
     /// Entries changed after `seq`, in order, with their `seq` and whether

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::{dispatcher::Dispatcher, now_ms, Event, EventKind};
 use crate::{
     error::{Error, Result},
-    model::divisions::{Division, Divisions},
+    model::divisions::{Division, DivisionCode, Divisions},
     model::Tier,
 };
 
@@ -61,6 +61,19 @@ impl Tally {
     pub(crate) fn mean_rating(&self) -> Option<f64> {
         let sum: u32 = self.stars.iter().map(|&s| u32::from(s)).sum();
         (!self.stars.is_empty()).then(|| f64::from(sum) / self.stars.len() as f64)
+    }
+
+    /// Adds `other`'s counts and its values: the medians and the mean of
+    /// the sum are then over both tallies' events.
+    fn absorb(&mut self, other: &Tally) {
+        self.offers += other.offers;
+        self.accepted += other.accepted;
+        self.declined += other.declined;
+        self.lapsed += other.lapsed;
+        self.answered += other.answered;
+        self.accept_ms.extend_from_slice(&other.accept_ms);
+        self.resolve_ms.extend_from_slice(&other.resolve_ms);
+        self.stars.extend_from_slice(&other.stars);
     }
 }
 
@@ -165,14 +178,82 @@ pub(crate) struct ResponderFigures {
     pub(crate) tally: Tally,
 }
 
+/// The responders a subtotal sums: those of a tier or of a county (None:
+/// those who left the roster, whose tier and county are not known).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Group {
+    Tier(Option<Tier>),
+    County(Option<&'static Division>),
+}
+
+impl PartialEq for Group {
+    /// Counties are the same by code.
+    fn eq(&self, other: &Group) -> bool {
+        match (self, other) {
+            (Group::Tier(a), Group::Tier(b)) => a == b,
+            (Group::County(a), Group::County(b)) => a.map(|c| c.code) == b.map(|c| c.code),
+            _ => false,
+        }
+    }
+}
+
+/// The figures of a group of responders, their tallies summed.
+#[derive(Debug, Clone)]
+pub(crate) struct Subtotal {
+    pub(crate) group: Group,
+    pub(crate) responders: u32,
+    pub(crate) tally: Tally,
+}
+
+/// What an admin asked for: each responder's figures, their subtotals per
+/// tier and per county, and the window applied.
+#[derive(Debug, Clone)]
+pub(crate) struct Figures {
+    pub(crate) responders: Vec<ResponderFigures>,
+    /// From the city's experts down; responders who left the roster last.
+    pub(crate) by_tier: Vec<Subtotal>,
+    /// By county code; responders who left the roster last.
+    pub(crate) by_county: Vec<Subtotal>,
+    pub(crate) window: Window,
+}
+
+/// The subtotals of `figures` per tier and per county, each group of
+/// responders' tallies summed ([`Tally::absorb`]).
+pub(crate) fn subtotals(figures: &[ResponderFigures]) -> (Vec<Subtotal>, Vec<Subtotal>) {
+    // Keys sort the unknown group last.
+    let mut by_tier: BTreeMap<(bool, Option<Tier>), Subtotal> = BTreeMap::new();
+    let mut by_county: BTreeMap<(bool, Option<DivisionCode>), Subtotal> = BTreeMap::new();
+    let add = |sub: &mut Subtotal, f: &ResponderFigures| {
+        sub.responders += 1;
+        sub.tally.absorb(&f.tally);
+    };
+    let empty = |group| Subtotal {
+        group,
+        responders: 0,
+        tally: Tally::default(),
+    };
+    for f in figures {
+        let tier = by_tier
+            .entry((f.tier.is_none(), f.tier))
+            .or_insert_with(|| empty(Group::Tier(f.tier)));
+        add(tier, f);
+        let code = f.county.map(|c| c.code);
+        let county = by_county
+            .entry((code.is_none(), code))
+            .or_insert_with(|| empty(Group::County(f.county)));
+        add(county, f);
+    }
+    (
+        by_tier.into_values().collect(),
+        by_county.into_values().collect(),
+    )
+}
+
 impl Dispatcher {
     /// The figures of every responder with something in the window who
-    /// matches the filter, most answered first (then by talent id), and
-    /// the window applied.
-    pub(crate) async fn responder_figures(
-        &self,
-        filter: &FigureFilter,
-    ) -> Result<(Vec<ResponderFigures>, Window)> {
+    /// matches the filter, most answered first (then by talent id), with
+    /// their subtotals per tier and per county.
+    pub(crate) async fn responder_figures(&self, filter: &FigureFilter) -> Result<Figures> {
         let divisions = Divisions::embedded();
         let county = match filter.county.trim() {
             "" => None,
@@ -223,7 +304,13 @@ impl Dispatcher {
         figures.sort_by(|a, b| {
             (b.tally.answered.cmp(&a.tally.answered)).then_with(|| a.talent_id.cmp(&b.talent_id))
         });
-        Ok((figures, window))
+        let (by_tier, by_county) = subtotals(&figures);
+        Ok(Figures {
+            responders: figures,
+            by_tier,
+            by_county,
+            window,
+        })
     }
 }
 
@@ -316,6 +403,115 @@ mod tests {
         // t2's acceptance (at 32 000) and t4's second one remain.
         assert_eq!(a.accepted, 2);
         assert_eq!(a.offers, 1, "only t4's second offer is in the window");
+    }
+
+    #[test]
+    fn subtotals_are_over_the_groups_events() {
+        use EventKind::*;
+        // a and b of the village tier, in two counties; c of the city's,
+        // in a's county; d left the roster.
+        // a: accepts after 10 s, 30 s, 20 s; answers after 100 s, 300 s;
+        //    rated 5 and 2; declines one offer.
+        // b: accepts after 4 s; answers after 40 s; rated 3; one lapses.
+        // c: accepts after 8 s; answers after 60 s; rated 1.
+        // d: one offer declined.
+        let events = script(&[
+            ("t1", 1_000, Offered, "a", None),
+            ("t1", 11_000, Accepted, "a", None),
+            ("t1", 111_000, Resolved, "a", None),
+            ("t1", 111_005, Rated, "a", Some(5)),
+            ("t2", 2_000, Offered, "a", None),
+            ("t2", 32_000, Accepted, "a", None),
+            ("t2", 332_000, Resolved, "a", None),
+            ("t2", 332_005, Rated, "a", Some(2)),
+            ("t3", 3_000, Offered, "a", None),
+            ("t3", 23_000, Accepted, "a", None),
+            ("t4", 4_000, Offered, "a", None),
+            ("t4", 4_500, Declined, "a", None),
+            ("t4", 4_600, Offered, "b", None),
+            ("t4", 8_600, Accepted, "b", None),
+            ("t4", 48_600, Resolved, "b", None),
+            ("t4", 48_700, Rated, "b", Some(3)),
+            ("t5", 5_000, Offered, "b", None),
+            ("t5", 65_000, OfferTimedOut, "b", None),
+            ("t5", 65_000, Offered, "c", None),
+            ("t5", 73_000, Accepted, "c", None),
+            ("t5", 133_000, Resolved, "c", None),
+            ("t5", 133_100, Rated, "c", Some(1)),
+            ("t6", 6_000, Offered, "d", None),
+            ("t6", 7_000, Declined, "d", None),
+        ]);
+        let all = Window {
+            from_ms: 0,
+            to_ms: i64::MAX,
+        };
+        let divisions = Divisions::embedded();
+        let baishui = divisions.find_county("白水县").unwrap();
+        let pucheng = divisions.find_county("蒲城县").unwrap();
+        let who = |id: &str| match id {
+            "a" => (Some(Tier::Village), Some(baishui)),
+            "b" => (Some(Tier::Village), Some(pucheng)),
+            "c" => (Some(Tier::City), Some(baishui)),
+            _ => (None, None),
+        };
+        let figures: Vec<ResponderFigures> = tally(&events, all)
+            .into_iter()
+            .map(|(talent_id, tally)| ResponderFigures {
+                name: String::new(),
+                tier: who(&talent_id).0,
+                county: who(&talent_id).1,
+                talent_id,
+                tally,
+            })
+            .collect();
+        let (by_tier, by_county) = subtotals(&figures);
+
+        let groups: Vec<Group> = by_tier.iter().map(|s| s.group).collect();
+        assert_eq!(
+            groups,
+            [
+                Group::Tier(Some(Tier::City)),
+                Group::Tier(Some(Tier::Village)),
+                Group::Tier(None)
+            ]
+        );
+        let village = &by_tier[1];
+        let v = &village.tally;
+        assert_eq!(village.responders, 2);
+        assert_eq!((v.offers, v.accepted, v.declined, v.lapsed), (6, 4, 1, 1));
+        assert_eq!(v.answered, 3);
+        // Accepts 10, 30, 20 (a) and 4 s (b): the middle pair of the four,
+        // not the median of a's 20 and b's 4 (12 s).
+        assert_eq!(v.median_accept_ms(), Some((10_000 + 20_000) / 2));
+        // Answers 100, 300 (a) and 40 s (b): 100 s, not (200 + 40) / 2.
+        assert_eq!(v.median_resolve_ms(), Some(100_000));
+        assert_eq!(v.declined_or_lapsed_share(), Some(2.0 / 6.0));
+        // Weighted by count: (5 + 2 + 3) / 3, not (3.5 + 3) / 2.
+        assert_eq!(v.mean_rating(), Some(10.0 / 3.0));
+        let city = &by_tier[0];
+        assert_eq!((city.responders, city.tally.answered), (1, 1));
+        assert_eq!(city.tally.median_accept_ms(), Some(8_000));
+        let gone = &by_tier[2];
+        assert_eq!((gone.responders, gone.tally.offers), (1, 1));
+        assert_eq!(gone.tally.declined_or_lapsed_share(), Some(1.0));
+
+        let groups: Vec<Group> = by_county.iter().map(|s| s.group).collect();
+        assert_eq!(
+            groups,
+            [
+                Group::County(Some(pucheng)),
+                Group::County(Some(baishui)),
+                Group::County(None)
+            ],
+            "by code: 蒲城 610526 before 白水 610527"
+        );
+        let b = &by_county[1];
+        // 白水: a and c. Accepts 10, 20, 30, 8 s; answers 100, 300, 60 s.
+        assert_eq!(b.responders, 2);
+        assert_eq!(b.tally.median_accept_ms(), Some((10_000 + 20_000) / 2));
+        assert_eq!(b.tally.median_resolve_ms(), Some(100_000));
+        assert_eq!(b.tally.mean_rating(), Some(8.0 / 3.0));
+        assert_eq!(b.tally.offers, 5);
     }
 
     #[test]

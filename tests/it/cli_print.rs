@@ -13,7 +13,7 @@ const EVIL: &str = "苹果树烂皮\u{1b}]0;pwned\u{7}\u{1b}[31m红\u{1b}[0m";
 
 /// Runs the `xwn` binary against `server` with the admin token; returns its
 /// standard output, having checked it succeeded.
-async fn xwn(server: &TestServer, args: &[&str]) -> Vec<u8> {
+pub(crate) async fn xwn(server: &TestServer, args: &[&str]) -> Vec<u8> {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_xwn"));
     command
         .args(args)

@@ -297,3 +297,100 @@ fn the_held_out_knowledge_figures_hold() {
     assert!(report.recall_at_3() >= 0.95, "{}", report.render(20));
     assert!(report.false_alarm_rate() <= 0.31, "{}", report.render(20));
 }
+
+/// Milliseconds of a timestamp.
+fn ms(t: &prost_types::Timestamp) -> i64 {
+    t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
+}
+
+/// An answer shared as it is resolved, rated by the farmer later: the
+/// published entry takes the rating (SearchKnowledge, MatchProblem's
+/// similar problems, a re-publication, after a restart), and its date
+/// stays the time of the Resolved event.
+async fn a_later_rating_reaches_the_entry(config: xingweinong::config::Config) {
+    use pb::TicketEventKind as K;
+    let server = TestServer::start(config.clone()).await;
+    let channel = server.channel().await;
+    import_rows(&channel, ROSTER).await;
+    let mut v1 = Responder::new(&channel, "v1").await;
+    v1.online().await;
+    let mut client = Match::new(channel.clone());
+    let mut farmer = TicketClient::new(channel.clone());
+    let rot = solved(&channel, &mut v1, ROT, ROT_ANSWER, true).await;
+    let found = hits(&mut client, "苹果树皮烂了，一股酒味").await;
+    assert_eq!(found[0].entry.as_ref().unwrap().rating, None);
+
+    // Rated well after the answer, so a date taken from the rating shows.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let rated = farmer
+        .rate_answer(crate::ratings::rate(&rot, 4, "有用"))
+        .await
+        .unwrap()
+        .into_inner();
+    let resolved_at = rated
+        .history
+        .iter()
+        .rfind(|e| e.kind() == K::Resolved)
+        .unwrap()
+        .at_ms;
+    assert!(rated.history.last().unwrap().at_ms > resolved_at + 40);
+
+    let entry = hits(&mut client, "苹果树皮烂了，一股酒味").await[0]
+        .entry
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (entry.id.as_str(), entry.rating),
+        (rot.id.as_str(), Some(4))
+    );
+    assert_eq!(ms(entry.resolved_at.as_ref().unwrap()), resolved_at);
+    let reply = client
+        .match_problem(at_division("苹果树干烂了，树皮软，有酒味", "610527106202"))
+        .await
+        .unwrap()
+        .into_inner();
+    let similar = reply.similar[0].entry.as_ref().unwrap();
+    assert_eq!(
+        (similar.id.as_str(), similar.rating),
+        (rot.id.as_str(), Some(4))
+    );
+
+    // Published again by an admin: the same rating and date.
+    let mut roster = RosterClient::new(channel.clone());
+    let again = roster
+        .publish_knowledge(admin(pb::PublishKnowledgeRequest {
+            ticket_id: rot.id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.rating, Some(4));
+    assert_eq!(ms(again.resolved_at.as_ref().unwrap()), resolved_at);
+
+    // Stored: a restart reads the rating back.
+    server.stop().await;
+    let server = TestServer::start(config).await;
+    let mut client = Match::new(server.channel().await);
+    let entry = hits(&mut client, "苹果树皮烂了，一股酒味").await[0]
+        .entry
+        .clone()
+        .unwrap();
+    assert_eq!(entry.rating, Some(4));
+    assert_eq!(ms(entry.resolved_at.as_ref().unwrap()), resolved_at);
+    server.stop_and_clean().await;
+}
+
+#[tokio::test]
+async fn a_later_rating_reaches_the_entry_on_sqlite() {
+    a_later_rating_reaches_the_entry(config(&temp_dir("knowledge-rated"))).await;
+}
+
+#[tokio::test]
+async fn a_later_rating_reaches_the_entry_on_postgres() {
+    let Some(url) = postgres_db("krated").await else {
+        return;
+    };
+    let mut config = config(&temp_dir("knowledge-rated-pg"));
+    config.store = url;
+    a_later_rating_reaches_the_entry(config).await;
+}

@@ -201,6 +201,51 @@ async fn rating_over_connect_json() {
     server.stop_and_clean().await;
 }
 
+#[tokio::test]
+async fn rating_over_grpc_web() {
+    let (server, channel) = start("rate-grpc-web").await;
+    let mut v1 = Responder::new(&channel, "v1").await;
+    v1.online().await;
+    let mut farmer = TicketClient::new(channel.clone());
+    let ticket = answered(&mut farmer, &mut v1, true).await;
+    let addr = server.addr;
+    let call = |r: pb::RateAnswerRequest| async move {
+        crate::web::grpc_web(addr, "TicketService/RateAnswer", &r).await
+    };
+
+    let (messages, status, message) = call(rate(&ticket, 0, "")).await;
+    assert!(messages.is_empty());
+    assert_eq!(
+        status,
+        (Code::InvalidArgument as i32).to_string(),
+        "{message}"
+    );
+    assert!(message.starts_with("stars"), "{message}");
+    let mut wrong = rate(&ticket, 4, "");
+    wrong.ticket_secret = "0".repeat(ticket.ticket_secret.len());
+    let (_, status, _) = call(wrong).await;
+    assert_eq!(status, (Code::PermissionDenied as i32).to_string());
+
+    let (messages, status, message) = call(rate(&ticket, 4, "管用")).await;
+    assert_eq!(status, "0", "{message}");
+    assert_eq!(messages.len(), 1);
+    let rated: pb::Ticket = prost::Message::decode(messages[0].clone()).unwrap();
+    assert_eq!(
+        rated.rating,
+        Some(pb::Rating {
+            stars: 4,
+            comment: "管用".into()
+        })
+    );
+    let last = rated.history.last().unwrap();
+    assert_eq!((last.kind(), last.stars), (pb::TicketEventKind::Rated, 4));
+
+    let (_, status, _) = call(rate(&ticket, 2, "")).await;
+    assert_eq!(status, (Code::AlreadyExists as i32).to_string());
+    assert_eq!(fetch(&mut farmer, &ticket).await.rating, rated.rating);
+    server.stop_and_clean().await;
+}
+
 /// The milliseconds between the first events of `ticket`'s history of
 /// kinds `from` and `to` about `talent`.
 fn between(
@@ -298,6 +343,49 @@ async fn responder_figures_follow_the_tickets_history() {
     );
     assert_eq!((f2.mean_rating, f2.declined_or_lapsed_share), (3.0, 0.0));
 
+    // Subtotals: both are village responders of 白水县, so one row per
+    // tier and one per county, over all five offers, four acceptances and
+    // four answers — medians of the group's own times, not of the two
+    // responders' medians — and the three ratings.
+    let fourth = fetch(&mut farmer, &fourth).await;
+    let accepts: Vec<i64> = (histories.iter())
+        .map(|t| between(t, "v1", K::Offered, K::Accepted))
+        .chain([between(&fourth, "v2", K::Offered, K::Accepted)])
+        .collect();
+    let resolves: Vec<i64> = (histories.iter())
+        .map(|t| between(t, "v1", K::Accepted, K::Resolved))
+        .chain([between(&fourth, "v2", K::Accepted, K::Resolved)])
+        .collect();
+    assert_eq!(reply.by_tier.len(), 1, "{:?}", reply.by_tier);
+    assert_eq!(reply.by_county.len(), 1, "{:?}", reply.by_county);
+    let (tier, county) = (&reply.by_tier[0], &reply.by_county[0]);
+    assert_eq!((tier.tier(), tier.county.as_str()), (pb::Tier::Village, ""));
+    assert_eq!(
+        (
+            county.tier(),
+            county.county_code.as_str(),
+            county.county.as_str()
+        ),
+        (pb::Tier::Unspecified, "610527000000", "白水县")
+    );
+    for sub in [tier, county] {
+        assert_eq!((sub.talent_id.as_str(), sub.name.as_str()), ("", ""));
+        assert_eq!(sub.responders, 2);
+        assert_eq!(
+            (sub.offers, sub.accepted, sub.declined, sub.lapsed),
+            (5, 4, 1, 0)
+        );
+        assert_eq!(sub.answered, 4);
+        assert_eq!(sub.declined_or_lapsed_share, 1.0 / 5.0);
+        assert_eq!(sub.median_accept_ms, median(accepts.clone()));
+        assert_eq!(sub.median_resolve_ms, median(resolves.clone()));
+        assert_eq!(
+            (sub.ratings, sub.mean_rating),
+            (3, f64::from(5 + 2 + 3) / 3.0)
+        );
+    }
+    assert_eq!((f1.responders, f2.responders), (1, 1));
+
     // Filters: a tier nobody here is of, a county by name, a window
     // before everything; a county that is not one is refused by name.
     let ask = |tier: pb::Tier, county: &str, to_ms: i64| pb::ResponderFiguresRequest {
@@ -315,6 +403,7 @@ async fn responder_figures_follow_the_tickets_history() {
         .unwrap()
         .into_inner();
     assert!(city.figures.is_empty());
+    assert!(city.by_tier.is_empty() && city.by_county.is_empty());
     let baishui = figures(ask(pb::Tier::Village, "白水县", 0))
         .await
         .unwrap()
@@ -356,4 +445,116 @@ async fn connect_json(
         false => crate::web::connect(addr, method, body).await,
     };
     (reply.status.as_u16(), reply.json())
+}
+
+/// Milliseconds as `xwn figures` prints them when under a minute.
+fn seconds(ms: i64) -> String {
+    assert!((1_000..60_000).contains(&ms), "{ms} ms: sleep longer");
+    format!("{}s", ms / 1000)
+}
+
+/// The real `xwn figures` against a server: each responder's line and the
+/// subtotals per tier and per county carry the counts, shares, medians and
+/// means the tickets' own event times make. The responders wait over a
+/// second before each step, so the medians show in whole seconds.
+#[tokio::test]
+async fn xwn_figures_prints_what_the_history_makes() {
+    use pb::TicketEventKind as K;
+    use std::time::Duration;
+    let (server, channel) = start("figures-cli").await;
+    let mut v1 = Responder::new(&channel, "v1").await;
+    let mut v2 = Responder::new(&channel, "v2").await;
+    v1.online().await;
+    v2.online().await;
+    let mut farmer = TicketClient::new(channel.clone());
+    let report = || submit_request("苹果树腐烂病", at_point(35.0, 109.5), "");
+    let wait = |ms| tokio::time::sleep(Duration::from_millis(ms));
+    // v1 answers the first, rated 5; declines the second, which v2
+    // answers, rated 2.
+    let first = farmer.submit_problem(report()).await.unwrap().into_inner();
+    wait(1_200).await;
+    v1.accept(&first.id).await.unwrap();
+    wait(2_100).await;
+    v1.resolve(&first.id, "刮除病斑后涂药").await.unwrap();
+    farmer.rate_answer(rate(&first, 5, "")).await.unwrap();
+    let second = farmer.submit_problem(report()).await.unwrap().into_inner();
+    v1.decline(&second.id).await.unwrap();
+    wait(1_100).await;
+    v2.accept(&second.id).await.unwrap();
+    wait(1_100).await;
+    v2.resolve(&second.id, "换药").await.unwrap();
+    farmer.rate_answer(rate(&second, 2, "")).await.unwrap();
+    let (first, second) = (
+        fetch(&mut farmer, &first).await,
+        fetch(&mut farmer, &second).await,
+    );
+    let accepts = [
+        between(&first, "v1", K::Offered, K::Accepted),
+        between(&second, "v2", K::Offered, K::Accepted),
+    ];
+    let resolves = [
+        between(&first, "v1", K::Accepted, K::Resolved),
+        between(&second, "v2", K::Accepted, K::Resolved),
+    ];
+
+    let out = crate::cli_print::xwn(&server, &["figures"]).await;
+    let out = String::from_utf8(out).unwrap();
+    let line = |start: &str| -> Vec<String> {
+        let line = (out.lines())
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in\n{out}"));
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    let tokens = |fixed: &[&str], numbers: &[String]| -> Vec<String> {
+        (fixed.iter().map(|s| s.to_string()))
+            .chain(numbers.iter().cloned())
+            .collect()
+    };
+    let ones =
+        |accept: i64, resolve: i64, share: &str, offers: &str, declined: &str, mean: &str| {
+            [offers, "1", declined, "0", share, "1"]
+                .map(str::to_string)
+                .into_iter()
+                .chain([seconds(accept), seconds(resolve), "1".into(), mean.into()])
+                .collect::<Vec<_>>()
+        };
+    assert_eq!(
+        line("v1 "),
+        tokens(
+            &["v1", "村一", "village", "白水县"],
+            &ones(accepts[0], resolves[0], "50%", "2", "1", "5.00")
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        line("v2 "),
+        tokens(
+            &["v2", "村二", "village", "白水县"],
+            &ones(accepts[1], resolves[1], "0%", "1", "0", "2.00")
+        ),
+        "{out}"
+    );
+    // The group's medians: of its two acceptances and two answers.
+    let group: Vec<String> = ["3", "2", "1", "0", "33%", "2"]
+        .map(str::to_string)
+        .into_iter()
+        .chain([
+            seconds(median(accepts.to_vec())),
+            seconds(median(resolves.to_vec())),
+            "2".into(),
+            "3.50".into(),
+        ])
+        .collect();
+    assert_eq!(
+        line("Σ tier"),
+        tokens(&["Σ", "tier", "2", "resp.", "village", "—"], &group),
+        "{out}"
+    );
+    assert_eq!(
+        line("Σ county"),
+        tokens(&["Σ", "county", "2", "resp.", "—", "白水县"], &group),
+        "{out}"
+    );
+    assert!(out.contains("2 responders; window"), "{out}");
+    server.stop_and_clean().await;
 }

@@ -313,6 +313,41 @@ fn grpc_web_frames(mut data: Bytes) -> (Vec<Bytes>, Option<String>) {
     (messages, trailers)
 }
 
+/// A gRPC-Web unary call in binary (`+proto`): the reply's messages and
+/// its `grpc-status` and `grpc-message` (percent-encoded), from the
+/// trailers frame or, for a trailers-only reply, the headers.
+pub(crate) async fn grpc_web(
+    addr: SocketAddr,
+    method: &str,
+    message: &impl prost::Message,
+) -> (Vec<Bytes>, String, String) {
+    let message = message.encode_to_vec();
+    let mut body = vec![0];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    let path = format!("/xingweinong.v1.{method}");
+    let mut call = request(Method::POST, &path, "application/grpc-web+proto", body);
+    call.headers_mut()
+        .insert("x-grpc-web", "1".parse().unwrap());
+    let reply = send(addr, call).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let (messages, trailers) = grpc_web_frames(reply.body.clone());
+    let field = |name: &str| {
+        let from_trailers = trailers.as_deref().and_then(|t| {
+            t.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+        });
+        from_trailers
+            .or_else(|| reply.header(name).map(str::to_string))
+            .unwrap_or_default()
+    };
+    (messages, field("grpc-status"), field("grpc-message"))
+}
+
 /// MatchProblem over gRPC-Web, binary (`+proto`) or text (base64, as
 /// browsers without binary streams send it): one reply message and a
 /// trailers frame with grpc-status 0.

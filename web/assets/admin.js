@@ -378,7 +378,9 @@ $('#copy-token').addEventListener('click', async () => {
 
 // ---------------------------------------------------------------- figures
 // Per-responder figures (RosterService.ResponderFigures), sorted in the
-// browser by the column whose header was clicked.
+// browser by the column whose header was clicked; below them the
+// subtotals per tier and per county (the server sums them: medians over
+// the group's own times), each group sorted by the same column.
 const DAY_MS = 86400000;
 const dur = (ms) => {
   const s = Math.floor(num(ms) / 1000);
@@ -403,6 +405,7 @@ const FIGURE_COLS = [
   ['ratings', '评价数', (f) => num(f.ratings), (f) => String(num(f.ratings))],
 ];
 let figures = [];
+let subtotals = { tier: [], county: [] };
 let figureSort = { key: 'answered', dir: -1 };
 
 async function loadFigures() {
@@ -415,6 +418,7 @@ async function loadFigures() {
       fromMs: days ? String(Date.now() - days * DAY_MS) : undefined,
     });
     figures = r.figures || [];
+    subtotals = { tier: r.byTier || [], county: r.byCounty || [] };
     showError(box, null);
     renderFigures();
   } catch (e) {
@@ -428,20 +432,40 @@ async function loadFigures() {
   }
 }
 
+// A subtotal's label in the first column: which group, how many people.
+const subtotalName = (kind, f) => {
+  const group = kind === 'tier' ? (TIER_ZH[en('TIER', f.tier)] || '已离开名册') : (f.county || '已离开名册');
+  return `小计：${group}（${num(f.responders)} 人）`;
+};
+const SUBTOTAL_HEAD = { tier: '按层级小计', county: '按县区小计' };
+
 function renderFigures() {
   const col = FIGURE_COLS.find((c) => c[0] === figureSort.key);
-  const sorted = figures.slice().sort((a, b) => {
-    const x = col[2](a), y = col[2](b);
-    return (x < y ? -1 : x > y ? 1 : 0) * figureSort.dir || String(a.talentId).localeCompare(String(b.talentId));
+  const key = (f) => (figureSort.key === 'name' && f.label ? f.label : col[2](f));
+  const order = (rows, tie) => rows.slice().sort((a, b) => {
+    const x = key(a), y = key(b);
+    return (x < y ? -1 : x > y ? 1 : 0) * figureSort.dir || String(tie(a)).localeCompare(String(tie(b)));
   });
+  const sorted = order(figures, (f) => f.talentId);
+  const cells = (f, name) => FIGURE_COLS.map(([k, , , text], i) =>
+    h('td', { class: i > 2 ? 'n' : null, 'data-col': k }, i === 0 && name ? name : text(f)));
   $('#figures-head').replaceChildren(...FIGURE_COLS.map(([key, label]) => {
     const on = key === figureSort.key;
     return h('th', { scope: 'col', 'aria-sort': on ? (figureSort.dir > 0 ? 'ascending' : 'descending') : 'none' },
       h('button', { type: 'button', testid: 'figures-sort-' + key, onclick: () => sortFigures(key) }, label + (on ? (figureSort.dir > 0 ? ' ▲' : ' ▼') : '')));
   }));
-  $('#figures-body').replaceChildren(...(sorted.length ? sorted.map((f) => h('tr', { testid: 'figure-row', 'data-talent-id': f.talentId },
-    ...FIGURE_COLS.map(([key, , , text], i) => h('td', { class: i > 2 ? 'n' : null, 'data-col': key }, text(f)))))
-    : [h('tr', null, h('td', { colspan: String(FIGURE_COLS.length), class: 'muted' }, '这段时间没有派单记录。'))]));
+  const rows = sorted.length ? sorted.map((f) => h('tr', { testid: 'figure-row', 'data-talent-id': f.talentId }, ...cells(f)))
+    : [h('tr', null, h('td', { colspan: String(FIGURE_COLS.length), class: 'muted' }, '这段时间没有派单记录。'))];
+  for (const kind of ['tier', 'county']) {
+    const groups = subtotals[kind].map((f) => ({ ...f, label: subtotalName(kind, f) }));
+    if (!groups.length) continue;
+    rows.push(h('tr', { class: 'subtotal-head', testid: 'figure-subtotal-head' },
+      h('th', { scope: 'rowgroup', colspan: String(FIGURE_COLS.length) }, h('span', null, SUBTOTAL_HEAD[kind]))));
+    rows.push(...order(groups, (f) => f.label).map((f) => h('tr',
+      { class: 'subtotal', testid: 'figure-subtotal-row', 'data-group': kind, 'data-key': kind === 'tier' ? en('TIER', f.tier) : (f.countyCode || '') },
+      ...cells(f, f.label))));
+  }
+  $('#figures-body').replaceChildren(...rows);
 }
 
 function sortFigures(key) {

@@ -19,8 +19,12 @@ const PUT: &str = "INSERT INTO knowledge (seq, published, id, text, subject, cor
      ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, published = true, text = EXCLUDED.text, \
      subject = EXCLUDED.subject, corps = EXCLUDED.corps, county_code = EXCLUDED.county_code, \
      county_name = EXCLUDED.county_name, answer = EXCLUDED.answer, tier = EXCLUDED.tier, \
-     resolved_at_ms = EXCLUDED.resolved_at_ms, published_by = EXCLUDED.published_by, \
+     resolved_at_ms = EXCLUDED.resolved_at_ms, rating = EXCLUDED.rating, published_by = EXCLUDED.published_by, \
      updated_at_ms = EXCLUDED.updated_at_ms";
+
+const RATE: &str = "UPDATE knowledge SET rating = $2, \
+     seq = (SELECT coalesce(max(seq), 0) + 1 FROM knowledge), updated_at_ms = $3 \
+     WHERE id = $1 AND published";
 
 const UNPUBLISH: &str = "UPDATE knowledge SET published = false, \
      seq = (SELECT coalesce(max(seq), 0) + 1 FROM knowledge), updated_at_ms = $2 \
@@ -58,6 +62,18 @@ impl KnowledgeStore for PgStore {
         )
         .await?;
         c.commit().await
+    }
+
+    async fn rate_knowledge(&self, id: &str, stars: u8) -> Result<bool> {
+        let mut c = self.pool.lease().await?;
+        c.begin().await?;
+        c.execute("SELECT pg_advisory_xact_lock($1)", &[&KNOWLEDGE_LOCK])
+            .await?;
+        let n = c
+            .execute(RATE, &[&id, &i32::from(stars), &now_ms()])
+            .await?;
+        c.commit().await?;
+        Ok(n > 0)
     }
 
     async fn unpublish_knowledge(&self, id: &str) -> Result<bool> {

@@ -45,6 +45,21 @@ impl KnowledgeStore for SqliteStore {
         .await
     }
 
+    async fn rate_knowledge(&self, id: &str, stars: u8) -> Result<bool> {
+        let id = id.to_string();
+        self.with(move |conn| {
+            let n = conn.execute(
+                &format!(
+                    "UPDATE knowledge SET rating = ?2, seq = {NEXT_SEQ}, updated_at_ms = ?3 \
+                     WHERE id = ?1 AND published = 1"
+                ),
+                params![id, stars, now_ms()],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn unpublish_knowledge(&self, id: &str) -> Result<bool> {
         let id = id.to_string();
         self.with(move |conn| {

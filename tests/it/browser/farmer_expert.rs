@@ -43,17 +43,7 @@ async fn a_farmer_asks_and_an_expert_answers_live_in_two_browsers() {
 
     // The expert signs in and goes online (in the second profile).
     let expert = driver.session("expert").await;
-    expert.open(addr, "/expert").await;
-    expert.type_into("responder-token", &token).await;
-    expert.click("sign-in").await;
-    expert.click("availability-online").await;
-    expert
-        .wait_js(
-            "the expert to be ONLINE",
-            "return document.body.dataset.availability === 'AVAILABILITY_ONLINE';",
-            vec![],
-        )
-        .await;
+    expert.sign_in_online(addr, &token).await;
     expert.mark_document().await;
 
     // The farmer writes, picks the place and matches.

@@ -447,6 +447,20 @@ impl Page {
         self.ok(r, &format!("choose {label} in {id}")).await;
     }
 
+    /// Opens `/expert`, signs in with a responder token and goes online.
+    pub(crate) async fn sign_in_online(&self, server: SocketAddr, token: &str) {
+        self.open(server, "/expert").await;
+        self.type_into("responder-token", token).await;
+        self.click("sign-in").await;
+        self.click("availability-online").await;
+        self.wait_js(
+            "the expert to be ONLINE",
+            "return document.body.dataset.availability === 'AVAILABILITY_ONLINE';",
+            vec![],
+        )
+        .await;
+    }
+
     /// The shown text of `[data-testid=id]` once it contains `needle`.
     pub(crate) async fn wait_text(&self, id: &str, needle: &str) -> String {
         let v = self

@@ -36,17 +36,7 @@ async fn a_farmer_attaches_a_photo_and_sees_it_on_the_ticket() {
     std::fs::write(&photo, fixtures::png(900, 600)).unwrap();
 
     let expert = driver.session("expert").await;
-    expert.open(addr, "/expert").await;
-    expert.type_into("responder-token", &token).await;
-    expert.click("sign-in").await;
-    expert.click("availability-online").await;
-    expert
-        .wait_js(
-            "the expert to be ONLINE",
-            "return document.body.dataset.availability === 'AVAILABILITY_ONLINE';",
-            vec![],
-        )
-        .await;
+    expert.sign_in_online(addr, &token).await;
 
     let farmer = driver.session("farmer").await;
     farmer.open(addr, "/").await;

@@ -1,7 +1,9 @@
 //! Ratings and figures in a browser: a farmer rates a resolved answer on
 //! `/` (stars and a comment, once; then the page shows the rating and the
 //! server has it), and an admin's figure table on `/admin` changes order
-//! when a column header is clicked. Screenshots at 360 px and 1280 px.
+//! when a column header is clicked, with its subtotal rows per tier and
+//! per county; the expert who answered sees the farmer's rating on
+//! `/expert`. Screenshots at 360 px and 1280 px.
 
 use serde_json::json;
 use xingweinong::pb;
@@ -122,6 +124,38 @@ async fn a_farmer_rates_an_answer_and_an_admin_sorts_the_figures() {
             format!("by mean rating: {after}")
         })
         .await;
+    // The subtotals: both are village responders of 白水县, so one row
+    // per tier and one per county, marked as such, with the four offers'
+    // share and the two ratings' mean (2 and 5).
+    let subtotals = admin
+        .js(
+            "return [...document.querySelectorAll('[data-testid=figure-subtotal-row]')]              .map(r => r.dataset.group + '=' + r.dataset.key + ':' + r.innerText.replace(/\\s+/g, ' '));",
+            vec![],
+        )
+        .await;
+    let rows: Vec<&str> = (subtotals.as_array().unwrap().iter())
+        .filter_map(|v| v.as_str())
+        .collect();
+    admin
+        .check(
+            rows.len() == 2
+                && rows[0].starts_with("tier=TIER_VILLAGE:小计：村级实用人才（2 人）")
+                && rows[1].starts_with("county=610527000000:小计：白水县（2 人）")
+                && rows.iter().all(|r| r.contains("25%") && r.contains("3.50")),
+            || format!("subtotal rows: {rows:?}"),
+        )
+        .await;
+    let heads = admin
+        .js(
+            "return [...document.querySelectorAll('[data-testid=figure-subtotal-head]')].map(r => r.innerText).join('|');",
+            vec![],
+        )
+        .await;
+    admin
+        .check(heads == json!("按层级小计|按县区小计"), || {
+            format!("subtotal headings: {heads}")
+        })
+        .await;
     admin.shoot("figures", Some("figures-table")).await;
     admin.click("figures-sort-rating").await;
     let again = admin.wait_js("rows sorted back", order, vec![]).await;
@@ -130,5 +164,69 @@ async fn a_farmer_rates_an_answer_and_an_admin_sorts_the_figures() {
         .await;
     farmer.close().await;
     admin.close().await;
+    server.stop_and_clean().await;
+}
+
+/// The expert who answered sees, live on `/expert`, the farmer's rating
+/// of that answer: its stars and comment on the ticket in the done list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expert_sees_the_rating_of_an_answer() {
+    let Some(mut driver) = Driver::start("expert-rating").await else {
+        return;
+    };
+    let server = TestServer::start(config(&temp_dir("browser-expert-rating"))).await;
+    let addr = server.addr;
+    let channel = server.channel().await;
+    import_rows(&channel, ROSTER).await;
+    let v1 = Responder::new(&channel, "v1").await;
+
+    let expert = driver.session("expert").await;
+    expert.sign_in_online(addr, &v1.token).await;
+
+    let mut farmer_api = TicketClient::new(channel.clone());
+    let ticket = farmer_api
+        .submit_problem(crate::common::submit_request(
+            "苹果树腐烂病又犯了",
+            crate::common::at_point(35.0, 109.5),
+            "",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    expert.wait_text("offer", "苹果树腐烂病又犯了").await;
+    expert.click("accept").await;
+    expert.type_into("answer-text", "刮除病斑后涂药").await;
+    expert.click("resolve").await;
+    let done = "const e = document.querySelector(`[data-testid=done-item][data-ticket-id=\"${arguments[0]}\"]`); \
+                return e ? e.innerText : null;";
+    expert
+        .wait_js(
+            "the answered ticket in the done list",
+            done,
+            vec![json!(ticket.id)],
+        )
+        .await;
+    farmer_api
+        .rate_answer(rate(&ticket, 4, COMMENT))
+        .await
+        .unwrap();
+    let shown = expert
+        .wait_js(
+            "the rating on the answered ticket",
+            "const e = document.querySelector(`[data-testid=done-item][data-ticket-id=\"${arguments[0]}\"]`); \
+             const r = e && e.querySelector('[data-testid=done-rating]'); \
+             const c = e && e.querySelector('[data-testid=done-rating-comment]'); \
+             return r && c ? [r.dataset.stars, r.innerText, c.innerText].join('|') : null;",
+            vec![json!(ticket.id)],
+        )
+        .await;
+    expert
+        .check(
+            shown == json!(format!("4|农户评价 ★★★★☆|{COMMENT}")),
+            || format!("the rating shown: {shown}"),
+        )
+        .await;
+    expert.shoot("rated", Some("done")).await;
+    expert.close().await;
     server.stop_and_clean().await;
 }
