@@ -604,7 +604,7 @@ impl Dispatcher {
     /// change log has not moved since `state.cursor` (else it is refused,
     /// caught up and decided again), so skipping the query when nothing was
     /// told costs no correctness, only a retry now and then. A store without
-    /// notifications (one process) has nothing to catch up with.
+    /// notifications is caught up before every submission, as before.
     async fn catch_up_if_told(&self, state: &mut State) -> Result<()> {
         let told = match &mut state.heard {
             Some(heard) => {
