@@ -5,10 +5,12 @@
 //!
 //! Run: `cargo bench --bench matching`.
 
+#[path = "common/figures.rs"]
+mod figures;
+
 use std::time::Instant;
 
 use xingweinong::{
-    cli::loadgen::quantile,
     config::MatchConfig,
     model::divisions::Divisions,
     reading::lexicon::Lexicon,
@@ -32,29 +34,12 @@ fn rss_mib() -> f64 {
     kb / 1024.0
 }
 
-fn percentiles(label: &str, mut us: Vec<u64>) {
-    us.sort_unstable();
-    println!(
-        "{label:<28} n={:<7} p50 {:>8.1} µs  p99 {:>8.1} µs  max {:>8.1} µs",
-        us.len(),
-        quantile(&us, 0.5) as f64 / 1000.0,
-        quantile(&us, 0.99) as f64 / 1000.0,
-        *us.last().unwrap_or(&0) as f64 / 1000.0
-    );
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let size: usize = std::env::var("XWN_BENCH_SIZE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let rounds: usize = std::env::var("XWN_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let size = figures::size(0);
+    let rounds = figures::rounds();
     let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
     let csv = gen::generate_csv(gen::DEMO_SEED, gen::villagers_for(size), lex, div);
     let talents = roster::parse_roster(RosterFormat::Csv, csv.as_bytes(), lex, div).unwrap();
@@ -108,9 +93,9 @@ fn main() {
             }
         }
     }
-    percentiles("analyse", analyse);
-    percentiles("match (nearest)", nearest);
-    percentiles("match (best match)", best);
+    figures::percentiles("analyse", analyse);
+    figures::percentiles("match (nearest)", nearest);
+    figures::percentiles("match (best match)", best);
     // One talent changed: a commit, its talent table file, a new snapshot.
     let mut changed = (**store.snapshot().talents().next().expect("a talent")).clone();
     changed.skills.push_str("、测土配方施肥");

@@ -1,4 +1,6 @@
-//! What the benchmarks that drive a server over gRPC share.
+//! What the benchmarks that drive a server over gRPC share. (`figures.rs`
+//! beside it, what the in-process ones share, is included by path, so
+//! each benchmark compiles only what it uses.)
 
 use tonic::Request;
 

@@ -61,13 +61,20 @@ impl Fields {
         let text = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(tokenizer::JIEBA)
-                .set_index_option(IndexRecordOption::WithFreqs),
+                .set_index_option(UNITED),
+        );
+        let keyword_with_freqs = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_index_option(UNITED),
         );
         let fields = Fields {
             key: b.add_u64_field("key", FAST),
             id: b.add_text_field("id", STRING),
             text: b.add_text_field("text", text),
-            subject: b.add_text_field("subject", STRING),
+            // With frequencies (always 1), so the subject's clause of a
+            // query is a term scorer that block-max WAND can prune with.
+            subject: b.add_text_field("subject", keyword_with_freqs),
             corps: b.add_text_field("corps", STRING),
             county: b.add_text_field("county", STRING),
         };
@@ -155,6 +162,16 @@ pub struct KnowledgeIndex {
     lexicon: &'static Lexicon,
 }
 
+/// How the union that gathers the candidates reads its terms: with
+/// frequencies, so tantivy prunes it with block-max WAND. One clause
+/// without them makes it score every entry that has any of the words.
+const UNITED: IndexRecordOption = IndexRecordOption::WithFreqs;
+
+/// A clause of that union.
+fn united(term: Term) -> Box<dyn TantivyQuery> {
+    Box::new(TermQuery::new(term, UNITED))
+}
+
 fn words(lexicon: &Lexicon, text: &str) -> Vec<String> {
     let mut terms: Vec<String> = tokenizer::terms(lexicon, text)
         .into_iter()
@@ -191,6 +208,28 @@ impl KnowledgeIndex {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many entries have a word of `text` in their problem or answer:
+    /// how much of the base a query touches (for the benchmark).
+    pub fn sharing(&self, text: &str) -> Result<usize> {
+        let f = self.fields;
+        let should: Vec<(Occur, Box<dyn TantivyQuery>)> = words(self.lexicon, text)
+            .iter()
+            .map(|t| -> (Occur, Box<dyn TantivyQuery>) {
+                (
+                    Occur::Should,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(f.text, t),
+                        IndexRecordOption::Basic,
+                    )),
+                )
+            })
+            .collect();
+        Ok(self
+            .reader
+            .searcher()
+            .search(&BooleanQuery::new(should), &tantivy::collector::Count)?)
     }
 
     /// Adds (or replaces) entries and removes ids, in one commit.
@@ -299,25 +338,13 @@ impl KnowledgeIndex {
             return Ok(Vec::new());
         }
         let f = self.fields;
-        let text_term = |t: &str| -> Box<dyn TantivyQuery> {
-            Box::new(TermQuery::new(
-                Term::from_field_text(f.text, t),
-                IndexRecordOption::WithFreqs,
-            ))
-        };
         let mut should: Vec<(Occur, Box<dyn TantivyQuery>)> = words
             .iter()
-            .map(|t| (Occur::Should, text_term(t)))
+            .map(|t| (Occur::Should, united(Term::from_field_text(f.text, t))))
             .collect();
         if let Some(s) = q.hint_subject {
-            let subject = TermQuery::new(
-                Term::from_field_text(f.subject, s),
-                IndexRecordOption::Basic,
-            );
-            should.push((
-                Occur::Should,
-                Box::new(BoostQuery::new(Box::new(subject), 2.0)),
-            ));
+            let subject = united(Term::from_field_text(f.subject, s));
+            should.push((Occur::Should, Box::new(BoostQuery::new(subject, 2.0))));
         }
         let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
         let filter = |field: Field, value: &str| -> (Occur, Box<dyn TantivyQuery>) {
@@ -338,8 +365,10 @@ impl KnowledgeIndex {
         if let Some(c) = q.county_code {
             clauses.push(filter(f.county, c));
         }
-        // Without filters, the words alone: a plain union, which tantivy
-        // prunes (block-max WAND) while collecting the top candidates.
+        // Without filters, a plain union of term scorers that read
+        // frequencies (the words and the hint's subject), which tantivy
+        // prunes (block-max WAND) while collecting the top candidates; a
+        // clause without them would make it score every match.
         let query = if clauses.is_empty() {
             BooleanQuery::new(should)
         } else {
@@ -352,9 +381,23 @@ impl KnowledgeIndex {
         let weight = |t: &str| table.idf(t);
         let query_weight: f64 = words.iter().map(|t| weight(t)).sum();
         let mut hits = Vec::new();
+        // Each segment's key column is opened once per search, not once per
+        // candidate: opening one reads all its blocks.
+        let mut keys: Vec<Option<tantivy::columnar::Column<u64>>> =
+            (0..searcher.segment_readers().len())
+                .map(|_| None)
+                .collect();
         for (_, address) in top {
-            let reader = searcher.segment_reader(address.segment_ord);
-            let Some(key) = reader.fast_fields().u64("key")?.first(address.doc_id) else {
+            let column = match &mut keys[address.segment_ord as usize] {
+                Some(column) => column,
+                slot => slot.insert(
+                    searcher
+                        .segment_reader(address.segment_ord)
+                        .fast_fields()
+                        .u64("key")?,
+                ),
+            };
+            let Some(key) = column.first(address.doc_id) else {
                 continue;
             };
             let Some(indexed) = table.by_key.get(&key) else {
@@ -393,5 +436,23 @@ impl KnowledgeIndex {
         });
         hits.truncate(q.limit);
         Ok(hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fields_the_candidates_union_reads_have_frequencies() {
+        // Block-max WAND needs every term scorer of the union to read
+        // frequencies, which a field indexed without them cannot give.
+        let (schema, f) = Fields::schema();
+        for field in [f.text, f.subject] {
+            let entry = schema.get_field_entry(field);
+            let indexed = entry.field_type().get_index_record_option();
+            assert_eq!(indexed, Some(UNITED), "{}", entry.name());
+            assert!(UNITED.has_freq());
+        }
     }
 }
