@@ -294,6 +294,20 @@ pub(crate) async fn next<T>(stream: &mut tonic::Streaming<T>) -> T {
         .expect("the stream is open")
 }
 
+/// Submits `request` naming one uploaded photo.
+pub(crate) async fn submit_with_photo(
+    channel: &Channel,
+    mut request: pb::SubmitProblemRequest,
+    photo_id: &str,
+) -> pb::Ticket {
+    request.photo_ids = vec![photo_id.to_string()];
+    TicketClient::new(channel.clone())
+        .submit_problem(request)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 pub(crate) fn at_point(lat: f64, lon: f64) -> Option<pb::Location> {
     Some(pb::Location {
         kind: Some(pb::location::Kind::Point(pb::GeoPoint { lat, lon })),

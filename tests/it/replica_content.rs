@@ -55,16 +55,6 @@ async fn photo(
     Ok(reply.into_inner().data)
 }
 
-async fn submit_with(channel: &Channel, key: &str, photo_id: &str) -> pb::Ticket {
-    let mut request = apple(key);
-    request.photo_ids = vec![photo_id.to_string()];
-    TicketClient::new(channel.clone())
-        .submit_problem(request)
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_photo_uploaded_on_one_replica_is_served_and_deleted_on_all() {
     let Some(url) = postgres_db("photos").await else {
@@ -81,8 +71,8 @@ async fn a_photo_uploaded_on_one_replica_is_served_and_deleted_on_all() {
     let on_a = upload(&a, sent.clone()).await;
     let on_b = upload(&b, sent).await;
     assert_ne!(on_a, on_b, "each upload is a photo of its own");
-    let first = submit_with(&a, "photo-1", &on_a).await;
-    let second = submit_with(&b, "photo-2", &on_b).await;
+    let first = submit_with_photo(&a, apple("photo-1"), &on_a).await;
+    let second = submit_with_photo(&b, apple("photo-2"), &on_b).await;
 
     // Uploaded through A, read through B: whole and thumbnail.
     let full = photo(&b, &first, &on_a, false).await.unwrap();

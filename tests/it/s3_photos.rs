@@ -154,14 +154,8 @@ fn get(t: &pb::Ticket, photo_id: &str, thumbnail: bool) -> pb::GetPhotoRequest {
     }
 }
 
-async fn submit_with(channel: &Channel, photo_id: &str) -> pb::Ticket {
-    let mut request = submit_request("苹果树叶子发黄有斑点", at_point(35.0, 109.5), "");
-    request.photo_ids = vec![photo_id.to_string()];
-    TicketClient::new(channel.clone())
-        .submit_problem(request)
-        .await
-        .unwrap()
-        .into_inner()
+fn apple() -> pb::SubmitProblemRequest {
+    submit_request("苹果树叶子发黄有斑点", at_point(35.0, 109.5), "")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,8 +196,8 @@ async fn photos_kept_in_an_s3_compatible_store() {
     assert_eq!(puts(&bucket.lock().unwrap()), 2);
 
     // Read back through two tickets, whole and thumbnail.
-    let t1 = submit_with(&channel, &first).await;
-    let t2 = submit_with(&channel, &second).await;
+    let t1 = submit_with_photo(&channel, apple(), &first).await;
+    let t2 = submit_with_photo(&channel, apple(), &second).await;
     let full = photos.get_photo(get(&t1, &first, false)).await.unwrap();
     let full = full.into_inner().data;
     assert!(full.starts_with(&[0xFF, 0xD8]));
