@@ -402,3 +402,61 @@ async fn photos_over_connect_json_with_errors_as_connect_codes() {
     drop(channel);
     server.stop_and_clean().await;
 }
+
+#[tokio::test]
+async fn upload_and_read_over_grpc_web() {
+    let (server, channel) = start("photos-grpc-web").await;
+    let addr = server.addr;
+    // A 9.7 MB picture: over the 8 MiB message limit of the other
+    // methods, within UploadPhoto's, over gRPC-Web as over gRPC.
+    let sent = fixtures::noise_png(1800, 1800);
+    assert!(sent.len() > 8 << 20, "{}", sent.len());
+    let upload = |data: Vec<u8>| async move {
+        let request = pb::UploadPhotoRequest {
+            data,
+            idempotency_key: String::new(),
+        };
+        crate::web::grpc_web(addr, "PhotoService/UploadPhoto", &request).await
+    };
+    let (messages, status, message) = upload(sent).await;
+    assert_eq!(status, "0", "{message}");
+    let up: pb::UploadPhotoResponse = prost::Message::decode(messages[0].clone()).unwrap();
+    assert_eq!((up.width, up.height), (1800, 1800));
+
+    // Not a picture: INVALID_ARGUMENT naming the field.
+    let (messages, status, message) = upload(b"GIF89a not really".to_vec()).await;
+    assert!(messages.is_empty());
+    assert_eq!(
+        status,
+        (Code::InvalidArgument as i32).to_string(),
+        "{message}"
+    );
+    assert!(message.starts_with("data"), "{message}");
+
+    let mut request = submit_request("苹果腐烂病", at_point(35.0, 109.5), "");
+    request.photo_ids = vec![up.photo_id.clone()];
+    let t = TicketClient::new(channel)
+        .submit_problem(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let (messages, status, message) = crate::web::grpc_web(
+        addr,
+        "PhotoService/GetPhoto",
+        &get(&t.id, &up.photo_id, &t.ticket_secret, true),
+    )
+    .await;
+    assert_eq!(status, "0", "{message}");
+    let photo: pb::Photo = prost::Message::decode(messages[0].clone()).unwrap();
+    assert_eq!(photo.content_type, "image/jpeg");
+    assert!(photo.data.starts_with(&[0xFF, 0xD8]) && photo.data.ends_with(&[0xFF, 0xD9]));
+    // Without the ticket's secret: refused.
+    let (messages, status, _) = crate::web::grpc_web(
+        addr,
+        "PhotoService/GetPhoto",
+        &get(&t.id, &up.photo_id, "", true),
+    )
+    .await;
+    assert!(messages.is_empty());
+    assert_ne!(status, "0");
+}
