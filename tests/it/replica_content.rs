@@ -21,11 +21,22 @@ use xingweinong::{
 
 use crate::{
     common::*,
-    replicas::{apple, start_replicas, stop, until_roster, ROSTER},
+    replicas::{apple, start_replicas, stop, until_roster, Replica, ROSTER},
 };
 
 type PhotoClient = pb::photo_service_client::PhotoServiceClient<Channel>;
 type Match = pb::match_service_client::MatchServiceClient<Channel>;
+
+/// Two replicas on `url`, a channel to each, the roster imported
+/// through the first and seen by both.
+async fn two_replicas(url: &str) -> (Vec<Replica>, Channel, Channel) {
+    let replicas = start_replicas(url, 2, "");
+    let a = connect(replicas[0].port).await;
+    let b = connect(replicas[1].port).await;
+    import_rows(&a, ROSTER).await;
+    until_roster(&[a.clone(), b.clone()], 2, 5).await;
+    (replicas, a, b)
+}
 
 async fn upload(channel: &Channel, data: Vec<u8>) -> String {
     PhotoClient::new(channel.clone())
@@ -60,11 +71,7 @@ async fn a_photo_uploaded_on_one_replica_is_served_and_deleted_on_all() {
     let Some(url) = postgres_db("photos").await else {
         return;
     };
-    let mut replicas = start_replicas(&url, 2, "");
-    let a = connect(replicas[0].port).await;
-    let b = connect(replicas[1].port).await;
-    import_rows(&a, ROSTER).await;
-    until_roster(&[a.clone(), b.clone()], 2, 5).await;
+    let (mut replicas, a, b) = two_replicas(&url).await;
 
     // The same picture sent for two reports, once through each replica.
     let sent = fixtures::png(64, 48);
@@ -214,11 +221,7 @@ async fn a_knowledge_entry_published_on_one_replica_is_found_on_another() {
     let Some(url) = postgres_db("knowledge").await else {
         return;
     };
-    let mut replicas = start_replicas(&url, 2, "");
-    let a = connect(replicas[0].port).await;
-    let b = connect(replicas[1].port).await;
-    import_rows(&a, ROSTER).await;
-    until_roster(&[a.clone(), b.clone()], 2, 5).await;
+    let (mut replicas, a, b) = two_replicas(&url).await;
     let mut r1 = Responder::new(&a, "r1").await;
     r1.online().await;
     let t = TicketClient::new(a.clone())
