@@ -105,6 +105,21 @@ pub(crate) fn audited(dir: &std::path::Path, action: &str) -> Vec<serde_json::Va
         .collect()
 }
 
+/// The audit log holds one import refused by the request timeout, with
+/// the bytes it had received by then.
+fn one_timed_out_import_audited(dir: &std::path::Path, received_bytes: usize) {
+    let lines = audited(dir, "import_roster");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0]["refused"]
+            .as_str()
+            .unwrap()
+            .contains("request timeout"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[0]["received_bytes"], received_bytes, "{lines:?}");
+}
+
 #[tokio::test]
 async fn a_stalled_import_is_deadline_exceeded_and_audited() {
     let dir = temp_dir("stalled");
@@ -120,16 +135,7 @@ async fn a_stalled_import_is_deadline_exceeded_and_audited() {
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
     assert!(err.message().contains("request timeout"), "{err:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
-    let lines = audited(&dir, "import_roster");
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0]["refused"]
-            .as_str()
-            .unwrap()
-            .contains("request timeout"),
-        "{lines:?}"
-    );
-    assert_eq!(lines[0]["received_bytes"], HEADER.len() + 1);
+    one_timed_out_import_audited(&dir, HEADER.len() + 1);
     // A stalled liaison list the same way.
     let stalled = tokio_stream::StreamExt::chain(
         tokio_stream::iter(vec![csv_chunk("id\n")]),
@@ -303,16 +309,7 @@ async fn a_stalled_whole_file_is_deadline_exceeded_and_audited() {
     assert_eq!(codes[0].0, "4", "{codes:?}");
     assert_eq!(codes[1].0, "4", "{codes:?}");
     assert_eq!(codes[2].0, "16", "{codes:?}");
-    let lines = audited(&dir, "import_roster");
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0]["refused"]
-            .as_str()
-            .unwrap()
-            .contains("request timeout"),
-        "{lines:?}"
-    );
-    assert_eq!(lines[0]["received_bytes"], 15, "{lines:?}");
+    one_timed_out_import_audited(&dir, 15);
     assert_eq!(audited(&dir, "import_liaisons").len(), 1);
 
     // Over Connect JSON: a body that announces 1,000 bytes and sends 12.
