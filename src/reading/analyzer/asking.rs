@@ -52,7 +52,7 @@ const SYMPTOMS: [&str; 32] = [
     "不管用",
 ];
 /// Question words and the closing particles of a yes-no question.
-const QUESTIONS: [&str; 10] = [
+const QUESTIONS: [&str; 13] = [
     "咋",
     "啥",
     "什么",
@@ -63,6 +63,9 @@ const QUESTIONS: [&str; 10] = [
     "要不要",
     "有没有",
     "缺",
+    "多少",
+    "哪",
+    "管用",
 ];
 const CLOSING: [char; 5] = ['不', '没', '吗', '么', '呢'];
 /// Pointing at a photo or at the thing in front of the farmer.
@@ -95,12 +98,18 @@ pub(super) fn names_a_part(word: &str) -> bool {
     PARTS.iter().any(|p| word.contains(p))
 }
 
+/// True when `text` asks something: a question word (咋, 啥, 多少, 哪) or
+/// the closing particle of a yes-no question (…不, …吗).
+pub(super) fn asks_a_question(text: &str) -> bool {
+    let trimmed = text.trim_end_matches(|c: char| !c.is_alphanumeric());
+    QUESTIONS.iter().any(|w| text.contains(w)) || trimmed.ends_with(CLOSING)
+}
+
 /// True when `text` asks about a plant or animal problem by the signs
 /// above.
 pub(super) fn asks_about_a_problem(text: &str) -> bool {
     let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
-    let trimmed = text.trim_end_matches(|c: char| !c.is_alphanumeric());
-    let question = has(&QUESTIONS) || trimmed.ends_with(CLOSING);
+    let question = asks_a_question(text);
     let symptom = has(&SYMPTOMS);
     (has(&PARTS) && (symptom || question))
         || ((has(&PHOTO) || has(&INPUTS)) && question)

@@ -227,10 +227,16 @@ fn marker(
 fn lookup(lexicon: &Lexicon, word: &str) -> Option<(Vec<Sense>, bool)> {
     let direct = lexicon.senses(word);
     if !direct.is_empty() {
-        let place = SUFFIXES
-            .iter()
-            .any(|(s, place)| *place && word.ends_with(s) && word.chars().count() > 2)
-            && direct.iter().all(|s| s.kind == TermKind::Context);
+        // A field, shed or orchard word (苹果园, 苞谷地): the senses are all
+        // settings, or the word is a name and a place suffix.
+        let place = SUFFIXES.iter().any(|(s, place)| {
+            *place
+                && word.chars().count() > 2
+                && word.strip_suffix(s).is_some_and(|stem| {
+                    direct.iter().all(|s| s.kind == TermKind::Context)
+                        || lexicon.senses(stem).iter().any(|s| s.kind.names_subject())
+                })
+        });
         return Some((direct.to_vec(), place));
     }
     for (suffix, place) in SUFFIXES {
@@ -264,13 +270,20 @@ fn lookup_crop(lexicon: &Lexicon, word: &str) -> Option<(CropName, bool)> {
     if let Some(crop) = lexicon.crop(word) {
         return Some((crop, false));
     }
+    // A one-character name (马, 蚕) takes only a place suffix (马圈, 蚕房
+    // is no word here): 马上 is "at once", 马儿 and 小马 are rare enough.
+    let stem_crop = |stem: &str, place: bool| {
+        lexicon
+            .crop(stem)
+            .filter(|_| place || stem.chars().count() > 1)
+    };
     for (suffix, place) in SUFFIXES {
-        if let Some(crop) = word.strip_suffix(suffix).and_then(|s| lexicon.crop(s)) {
+        if let Some(crop) = word.strip_suffix(suffix).and_then(|s| stem_crop(s, place)) {
             return Some((crop, place));
         }
     }
     PREFIXES
         .iter()
-        .find_map(|p| word.strip_prefix(p).and_then(|s| lexicon.crop(s)))
+        .find_map(|p| word.strip_prefix(p).and_then(|s| stem_crop(s, false)))
         .map(|crop| (crop, false))
 }
