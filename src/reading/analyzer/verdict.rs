@@ -89,6 +89,7 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         note: String::new(),
         missing: None,
         hint: None,
+        guess: None,
     };
     if not_agricultural {
         analysis.agricultural = false;
@@ -131,10 +132,11 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         }
     }
     if !identified && analysis.corps.is_some() {
-        analysis.subject = None;
-        // Symptoms alone (拉稀, 不吃不喝, 红蜘蛛) point to a corps, and to no
-        // subject, but name nothing: the farmer is asked what it is, and
-        // the corps is kept only as triage's hint.
+        // Symptoms alone (拉稀, 不吃不喝, 红蜘蛛) point to a corps, even add up
+        // to a subject, but name nothing (README "Triage rule"): the farmer
+        // is asked what it is, the subject is kept only as a guess and the
+        // corps as triage's hint.
+        analysis.guess = analysis.subject.take();
         let hint = analysis.corps.take();
         analysis.confidence = 0.0;
         ask_what_it_is(&mut analysis, hint);
