@@ -490,6 +490,30 @@ mod tests {
     }
 
     #[test]
+    fn a_routable_report_asked_what_it_is_counts_as_abstained_with_its_guess() {
+        // dev.jsonl labels symptom reports with the subject they add up to;
+        // the analyser asks what it is (nothing names it) and keeps 猪 as a
+        // guess: abstained, not right, and the guess said apart.
+        let items = parse(concat!(
+            r#"{"id":"a","text":"拉稀不吃食 打啥针","subject":"猪","corps":"畜牧","kind":"symptom"}"#,
+            "\n",
+            r#"{"id":"b","text":"拉稀不吃食 打啥针","subject":"羊","corps":"畜牧","kind":"symptom"}"#,
+            "\n",
+        ))
+        .unwrap();
+        let r = evaluate(Lexicon::embedded(), &items);
+        assert_eq!((r.abstained, r.asked, r.asked_guess_right), (2, 2, 1));
+        assert_eq!((r.subject_correct, r.corps_correct), (0, 0));
+        let text = r.render(0);
+        assert!(
+            text.contains(
+                "of which asked what it is 2 (their guess right: 1), without the prompt 0"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_first_sets_kinds_are_reported_as_the_issues_five() {
         let items = parse(concat!(
             r#"{"id":"a","text":"苹果树叶子发黄","subject":"苹果","corps":"果树","kind":"in70"}"#,
