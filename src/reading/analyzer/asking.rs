@@ -17,7 +17,7 @@ const PARTS: [&str; 20] = [
     "树皮", "身上", "皮上", "蹄", "粪", "毛",
 ];
 /// What farmers see go wrong (colours, spots, rot, wilting, pests).
-const SYMPTOMS: [&str; 32] = [
+const SYMPTOMS: [&str; 35] = [
     "黄",
     "白",
     "黑",
@@ -50,6 +50,9 @@ const SYMPTOMS: [&str; 32] = [
     "不长",
     "不见效",
     "不管用",
+    "洞",
+    "眼眼",
+    "窟窿",
 ];
 /// Question words and the closing particles of a yes-no question.
 const QUESTIONS: [&str; 14] = [

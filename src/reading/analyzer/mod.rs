@@ -658,6 +658,7 @@ mod tests {
             ("山坡上栽的树旱得不行 咋保活", Corps::ForestryWater),
             ("立秋以后种啥菜合适 想再种一茬", Corps::Vegetable),
             ("圈里刚下的小崽子怕冷 咋保温", Corps::Livestock),
+            ("园子里的菜叶子上有洞洞", Corps::Vegetable),
         ] {
             let a = read(text);
             assert_eq!((a.subject, a.corps), (None, Some(corps)), "{text}: {a:?}");
@@ -713,6 +714,19 @@ mod tests {
             let a = read(text);
             assert!(!a.agricultural && a.corps.is_none(), "{text}: {a:?}");
         }
+    }
+
+    #[test]
+    fn a_symptom_right_after_a_person_is_the_persons() {
+        for text in ["我发烧三天了 吃啥药", "娃拉肚子了咋办", "孩子咳嗽 吃啥药好"]
+        {
+            let a = read(text);
+            assert!(
+                !a.agricultural && a.missing.is_none() && a.corps.is_none(),
+                "{text}: {a:?}"
+            );
+        }
+        assert_eq!(subject("我家的猪发烧不吃食").as_deref(), Some("猪"));
     }
 
     #[test]
