@@ -196,11 +196,13 @@ fn identifies(lexicon: &Lexicon, senses: &[Sense]) -> bool {
     if senses.iter().any(|s| s.kind.names_subject()) {
         return true;
     }
-    // A part only one corps's crops or animals have (瓜秧, 蹄子) names a
-    // kind of crop or animal, as a generic word does.
+    // A part only one plant corps's crops have (瓜秧, 果穗 of no grain)
+    // names a kind of crop, as a generic word does. An animal's body part
+    // (蹄子, 奶头) does not: it is any animal's, as its symptoms are.
     if let [first, ..] = senses {
         let corps = lexicon.subject(first.subject).corps;
-        if senses
+        if corps != Corps::Livestock
+            && senses
             .iter()
             .all(|s| s.kind == TermKind::Part && lexicon.subject(s.subject).corps == corps)
             && senses.iter().map(|s| s.weight).sum::<f32>() >= IDENTIFYING_WEIGHT
