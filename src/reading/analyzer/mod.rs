@@ -644,7 +644,8 @@ mod tests {
         assert_eq!(a.corps, Some(Corps::Vegetable), "{a:?}");
         assert_eq!(a.missing, None);
         // An animal's body part is any animal's: the farmer is asked.
-        for text in ["蹄子裂了 走路一瘸一拐 咋弄", "下的崽后腿软 抢不上奶头"] {
+        for text in ["蹄子裂了 走路一瘸一拐 咋弄", "下的崽后腿软 抢不上奶头"]
+        {
             let a = read(text);
             assert_eq!(a.missing, Some(Missing::Animal), "{text}: {a:?}");
         }

@@ -203,8 +203,8 @@ fn identifies(lexicon: &Lexicon, senses: &[Sense]) -> bool {
         let corps = lexicon.subject(first.subject).corps;
         if corps != Corps::Livestock
             && senses
-            .iter()
-            .all(|s| s.kind == TermKind::Part && lexicon.subject(s.subject).corps == corps)
+                .iter()
+                .all(|s| s.kind == TermKind::Part && lexicon.subject(s.subject).corps == corps)
             && senses.iter().map(|s| s.weight).sum::<f32>() >= IDENTIFYING_WEIGHT
         {
             return true;
