@@ -660,6 +660,9 @@ mod tests {
             ("立秋以后种啥菜合适 想再种一茬", Corps::Vegetable),
             ("圈里刚下的小崽子怕冷 咋保温", Corps::Livestock),
             ("园子里的菜叶子上有洞洞", Corps::Vegetable),
+            // The shed and the pen say what it is, as 大棚 and 圈舍 do.
+            ("大棚里的秧子都死了", Corps::Vegetable),
+            ("圈里的都不爱吃 咋办", Corps::Livestock),
         ] {
             let a = read(text);
             assert_eq!((a.subject, a.corps), (None, Some(corps)), "{text}: {a:?}");
