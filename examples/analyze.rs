@@ -12,12 +12,15 @@ fn main() {
         let words: Vec<&str> = lexicon.words(&text).map(|w| w.text).collect();
         println!("{text}\n  words: {}", words.join(" | "));
         println!(
-            "  subject {} corps {} confidence {:.2} runner-up {} agricultural {}",
+            "  subject {} corps {} confidence {:.2} runner-up {} agricultural {} missing {} guess {} hint {}",
             name(a.subject),
             a.corps.map_or("—", |c| c.chinese()),
             a.confidence,
             name(a.runner_up),
-            a.agricultural
+            a.agricultural,
+            a.missing.map_or("—", |m| m.key()),
+            name(a.guess),
+            a.hint.map_or("—", |c| c.chinese()),
         );
         for e in &a.evidence {
             println!(

@@ -87,6 +87,14 @@ pub(crate) struct Report {
     pub(crate) corps_correct: usize,
     /// Routable reports where the analyser named neither subject nor corps.
     pub(crate) abstained: usize,
+    /// Of those, the ones asked what it is (`Analysis.missing`): symptoms
+    /// the label reads as one subject, that name nothing (README "Triage
+    /// rule"). Their ticket goes to triage, not to the label's people, so
+    /// they count as abstained and their subject and corps as wrong.
+    pub(crate) asked: usize,
+    /// Of those asked, the ones whose guess (the subject the symptoms add
+    /// up to, else the hint's corps) is the label's: what triage is shown.
+    pub(crate) asked_guess_right: usize,
     pub(crate) nonagri: usize,
     /// Non-agricultural reports the analyser routed nowhere.
     pub(crate) nonagri_recognised: usize,
@@ -176,6 +184,14 @@ impl Report {
             self.abstained,
             self.routable
         ));
+        if self.asked > 0 {
+            out.push_str(&format!(
+                "  of which asked what it is {} (their guess right: {}), without the prompt {}\n",
+                self.asked,
+                self.asked_guess_right,
+                self.abstained - self.asked
+            ));
+        }
         out.push_str(&format!(
             "non-agri recognised {:.1}% ({}/{})\n",
             self.nonagri_recall(),
@@ -362,6 +378,16 @@ pub(crate) fn evaluate(lexicon: &Lexicon, items: &[Labelled]) -> Report {
         if unrouted {
             report.abstained += 1;
             row.abstained += 1;
+            if a.missing.is_some() {
+                report.asked += 1;
+                let guess_right = if item.subject.is_empty() {
+                    a.hint.is_some_and(|c| c.chinese() == item.corps)
+                } else {
+                    a.guess
+                        .is_some_and(|s| lexicon.subject(s).name == item.subject)
+                };
+                report.asked_guess_right += usize::from(guess_right);
+            }
         }
         let corps_right = got_corps == item.corps;
         if corps_right {
@@ -460,6 +486,30 @@ mod tests {
                 r.kinds["photo"].right
             ),
             (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn a_routable_report_asked_what_it_is_counts_as_abstained_with_its_guess() {
+        // dev.jsonl labels symptom reports with the subject they add up to;
+        // the analyser asks what it is (nothing names it) and keeps 猪 as a
+        // guess: abstained, not right, and the guess said apart.
+        let items = parse(concat!(
+            r#"{"id":"a","text":"拉稀不吃食 打啥针","subject":"猪","corps":"畜牧","kind":"symptom"}"#,
+            "\n",
+            r#"{"id":"b","text":"拉稀不吃食 打啥针","subject":"羊","corps":"畜牧","kind":"symptom"}"#,
+            "\n",
+        ))
+        .unwrap();
+        let r = evaluate(Lexicon::embedded(), &items);
+        assert_eq!((r.abstained, r.asked, r.asked_guess_right), (2, 2, 1));
+        assert_eq!((r.subject_correct, r.corps_correct), (0, 0));
+        let text = r.render(0);
+        assert!(
+            text.contains(
+                "of which asked what it is 2 (their guess right: 1), without the prompt 0"
+            ),
+            "{text}"
         );
     }
 

@@ -6,8 +6,8 @@
 //! A report asks about a problem when it names a part of a plant or animal
 //! (叶子, 根, 苗, 身上) with a symptom (黄, 斑, 蔫, 虫) or a question (咋,
 //! 啥, a closing 不); when it points at a photo (图, 这是, 看看) or names a
-//! pesticide, fertiliser or medicine (药, 除草剂, 肥, 针) and asks a
-//! question; or when it says what was done (浇, 栽, 打了, 上了) and a
+//! pesticide, fertiliser or medicine (药, 除草剂, 肥, 针) or a pest (虫,
+//! 蛾, 螨) and asks a question (咋, 多少, 是A还是B); or when it says what was done (浇, 栽, 打了, 上了) and a
 //! symptom followed. It is read on the whole text, so jieba's cuts do not
 //! matter, and only once nothing was named, so it never changes a routing.
 
@@ -17,7 +17,7 @@ const PARTS: [&str; 20] = [
     "树皮", "身上", "皮上", "蹄", "粪", "毛",
 ];
 /// What farmers see go wrong (colours, spots, rot, wilting, pests).
-const SYMPTOMS: [&str; 32] = [
+const SYMPTOMS: [&str; 35] = [
     "黄",
     "白",
     "黑",
@@ -50,9 +50,12 @@ const SYMPTOMS: [&str; 32] = [
     "不长",
     "不见效",
     "不管用",
+    "洞",
+    "眼眼",
+    "窟窿",
 ];
 /// Question words and the closing particles of a yes-no question.
-const QUESTIONS: [&str; 10] = [
+const QUESTIONS: [&str; 14] = [
     "咋",
     "啥",
     "什么",
@@ -63,7 +66,13 @@ const QUESTIONS: [&str; 10] = [
     "要不要",
     "有没有",
     "缺",
+    "多少",
+    "哪",
+    "管用",
+    "还是",
 ];
+/// Pests and small creatures a farmer finds (甲虫, 蛾子, 螨).
+const CREATURES: [&str; 5] = ["虫", "蛾", "螨", "蚜", "蝇"];
 const CLOSING: [char; 5] = ['不', '没', '吗', '么', '呢'];
 /// Pointing at a photo or at the thing in front of the farmer.
 const PHOTO: [&str; 8] = [
@@ -95,15 +104,21 @@ pub(super) fn names_a_part(word: &str) -> bool {
     PARTS.iter().any(|p| word.contains(p))
 }
 
+/// True when `text` asks something: a question word (咋, 啥, 多少, 哪) or
+/// the closing particle of a yes-no question (…不, …吗).
+pub(super) fn asks_a_question(text: &str) -> bool {
+    let trimmed = text.trim_end_matches(|c: char| !c.is_alphanumeric());
+    QUESTIONS.iter().any(|w| text.contains(w)) || trimmed.ends_with(CLOSING)
+}
+
 /// True when `text` asks about a plant or animal problem by the signs
 /// above.
 pub(super) fn asks_about_a_problem(text: &str) -> bool {
     let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
-    let trimmed = text.trim_end_matches(|c: char| !c.is_alphanumeric());
-    let question = has(&QUESTIONS) || trimmed.ends_with(CLOSING);
+    let question = asks_a_question(text);
     let symptom = has(&SYMPTOMS);
     (has(&PARTS) && (symptom || question))
-        || ((has(&PHOTO) || has(&INPUTS)) && question)
+        || ((has(&PHOTO) || has(&INPUTS) || has(&CREATURES)) && question)
         || ((has(&PRACTICES) || has(&INPUTS)) && symptom)
 }
 
@@ -124,6 +139,12 @@ mod tests {
         assert!(asks("看下这是缺啥肥"));
         assert!(asks("这个药和那个药能混着打不"));
         assert!(!asks("这个周末有空"), "pointing alone asks nothing");
+    }
+
+    #[test]
+    fn a_pest_with_a_question_asks() {
+        assert!(asks("这黑色的小甲虫是益虫还是害虫"));
+        assert!(!asks("甲虫"), "a pest alone asks nothing");
     }
 
     #[test]

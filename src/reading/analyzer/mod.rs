@@ -97,6 +97,10 @@ pub struct Analysis {
     /// 不吃不喝 → 畜牧): not a routing, only a hint triage uses to choose
     /// whose backbone staff see it first.
     pub hint: Option<Corps>,
+    /// For such a report, the subject its symptoms add up to (拉稀 and
+    /// 不吃食 → 猪), when they do: a guess shown to triage, never a
+    /// routing, since nothing names it.
+    pub guess: Option<SubjectId>,
 }
 
 /// What a report that names nothing lacks.
@@ -595,5 +599,143 @@ mod tests {
             .unwrap();
         assert_ne!(apple.role, Role::Main);
         assert!(a.subject_terms().contains(&"玉米"));
+    }
+
+    #[test]
+    fn symptoms_many_animals_share_name_nothing_and_their_subject_is_a_guess() {
+        // 拉稀, 不吃食, 发烧 and 咳嗽 point to 猪 first (it is the most
+        // common), so they once named it; nothing names it.
+        let lex = Lexicon::embedded();
+        for text in [
+            "拉稀不吃食 打啥针",
+            "这几天不吃食 发烧 咳嗽 打了青霉素不管用",
+        ] {
+            let a = read(text);
+            assert_eq!((a.subject, a.corps), (None, None), "{text}: {a:?}");
+            assert_eq!(a.missing, Some(Missing::Animal), "{text}");
+            assert_eq!(a.hint, Some(Corps::Livestock), "{text}");
+            assert_eq!(a.guess, lex.subject_id("猪"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_word_that_points_to_one_subject_far_more_than_others_names_it() {
+        // 缩叶病 is 桃's (0.9, 杏 0.1), 角果 油菜's, 塘底 水产's: an expert
+        // reads the subject from them, and so does the analyser.
+        let lex = Lexicon::embedded();
+        for (text, subject) in [
+            ("缩叶病 春上叶子皱成一团 红红的", "桃"),
+            ("茎秆上发白 里头有黑粒粒 角果也瘪", "油菜"),
+            ("塘底发黑发臭 底泥多厚就该清了", "水产"),
+        ] {
+            let a = read(text);
+            assert_eq!(a.subject, lex.subject_id(subject), "{text}: {a:?}");
+            assert_eq!(a.missing, None, "{text}");
+        }
+        // 补铁 is for piglets and for yellow leaves alike: no name.
+        let a = read("新叶子黄白黄白的 可筋还是绿的 要补铁不");
+        assert_eq!((a.subject, a.corps), (None, None), "{a:?}");
+        assert!(a.missing.is_some(), "{a:?}");
+    }
+
+    #[test]
+    fn a_part_only_one_plant_corps_has_names_that_kind_of_crop() {
+        let a = read("瓜秧子蔓上流胶 叶子也黄了 打啥药");
+        assert_eq!(a.corps, Some(Corps::Vegetable), "{a:?}");
+        assert_eq!(a.missing, None);
+        // An animal's body part is any animal's: the farmer is asked.
+        for text in ["蹄子裂了 走路一瘸一拐 咋弄", "下的崽后腿软 抢不上奶头"]
+        {
+            let a = read(text);
+            assert_eq!(a.missing, Some(Missing::Animal), "{text}: {a:?}");
+        }
+    }
+
+    #[test]
+    fn a_generic_word_with_any_question_decides_the_corps() {
+        // How-to questions name no symptom: 多少, 咋保活, 种啥.
+        for (text, corps) in [
+            ("种子发芽率只有七成 播量要加多少", Corps::GrainOil),
+            ("山坡上栽的树旱得不行 咋保活", Corps::ForestryWater),
+            ("立秋以后种啥菜合适 想再种一茬", Corps::Vegetable),
+            ("圈里刚下的小崽子怕冷 咋保温", Corps::Livestock),
+            ("园子里的菜叶子上有洞洞", Corps::Vegetable),
+            // The shed and the pen say what it is, as 大棚 and 圈舍 do.
+            ("大棚里的秧子都死了", Corps::Vegetable),
+            ("圈里的都不爱吃 咋办", Corps::Livestock),
+        ] {
+            let a = read(text);
+            assert_eq!((a.subject, a.corps), (None, Some(corps)), "{text}: {a:?}");
+        }
+    }
+
+    #[test]
+    fn a_variety_name_starting_with_a_verb_yields_to_the_symptom_after_it() {
+        // 长白 (a pig breed) inside 长白粉 and 长白色 is 长 + 白粉.
+        for text in [
+            "南瓜叶子上长白粉 瓜也不长了",
+            "果树根上长白色菌丝 树越来越弱",
+        ] {
+            let a = read(text);
+            assert!(a.evidence.iter().all(|e| e.term != "长白"), "{text}: {a:?}");
+            assert_ne!(a.corps, Some(Corps::Livestock), "{text}: {a:?}");
+        }
+        assert_eq!(subject("长白母猪不发情").as_deref(), Some("猪"));
+        assert_eq!(subject("长白猪拉稀").as_deref(), Some("猪"));
+        assert_eq!(
+            subject("徐香果子还没到时候就软了").as_deref(),
+            Some("猕猴桃")
+        );
+    }
+
+    #[test]
+    fn one_character_animals_are_read_alone_not_inside_words() {
+        for text in ["马不吃草 咋回事", "养的马拉稀", "蚕不吃桑叶 身上发黑"] {
+            let a = read(text);
+            assert_eq!(a.corps, Some(Corps::Livestock), "{text}: {a:?}");
+        }
+        // 马上 is "at once".
+        let a = read("条锈病出来了 叶子上一条一条黄粉 得是要马上打药");
+        assert_eq!(a.subject, Lexicon::embedded().subject_id("小麦"), "{a:?}");
+    }
+
+    #[test]
+    fn a_field_word_made_of_a_name_is_a_place() {
+        // 苞谷地 is 玉米's field: the bean named in it is the patient.
+        let a = read("苞谷地里套的绿豆 叶子上有蚜虫 咋治");
+        assert_eq!(a.subject, Lexicon::embedded().subject_id("绿豆"), "{a:?}");
+    }
+
+    #[test]
+    fn a_persons_health_money_or_outing_is_not_agricultural() {
+        for text in [
+            "叫狗咬了一口 狂犬疫苗要打几针",
+            "老人血糖高 能不能吃蜂蜜 吃多少合适",
+            "让蜜蜂蜇了 脸肿得眼睛都睁不开 咋办",
+            "卖羊的时候收了张假钱 能不能报警",
+            "草莓采摘园门票多少 能带娃去不",
+        ] {
+            let a = read(text);
+            assert!(!a.agricultural && a.corps.is_none(), "{text}: {a:?}");
+        }
+    }
+
+    #[test]
+    fn a_symptom_right_after_a_person_is_the_persons() {
+        for text in ["我发烧三天了 吃啥药", "娃拉肚子了咋办", "孩子咳嗽 吃啥药好"]
+        {
+            let a = read(text);
+            assert!(
+                !a.agricultural && a.missing.is_none() && a.corps.is_none(),
+                "{text}: {a:?}"
+            );
+        }
+        assert_eq!(subject("我家的猪发烧不吃食").as_deref(), Some("猪"));
+    }
+
+    #[test]
+    fn a_pest_named_after_a_wasp_is_its_hosts() {
+        let a = read("板栗芽子上长了小瘤子 是栗瘿蜂不");
+        assert_eq!((a.subject, a.corps), (None, Some(Corps::Fruit)), "{a:?}");
     }
 }

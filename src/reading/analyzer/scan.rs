@@ -36,6 +36,15 @@ const SUFFIXES: [(&str, bool); 19] = [
 /// Generic words that end the names of kinds of crop the lexicon need not
 /// list (秋菜, 冬菜, 芽菜 are 菜).
 const GENERIC_ENDINGS: [&str; 1] = ["菜"];
+/// Words for a person: a symptom right after one (我发烧, 孩子咳嗽,
+/// 娃拉肚子) is a person's illness, which no farm expert treats.
+const PERSONS: [&str; 14] = [
+    "我", "俺", "人", "自己", "孩子", "小孩", "娃", "娃娃", "老人", "大人", "媳妇", "老婆", "他",
+    "她",
+];
+/// What a person's symptom weighs as a non-agricultural marker: more than
+/// the symptom and a question (咋办) weigh as a technical problem.
+const PERSONS_ILLNESS: f32 = 2.5;
 /// Prefixes that qualify a subject without changing it (小猪, 母羊).
 const PREFIXES: [&str; 6] = ["小", "大", "母", "公", "老", "幼"];
 
@@ -107,10 +116,13 @@ impl Scan {
         let mut clause = 0;
         // The previous content word names a part (叶片, 果子), not a subject.
         let mut after_part = false;
+        // The previous content word names a person (我, 孩子).
+        let mut after_person = false;
         for word in lexicon.reading_words(text) {
             if !word.is_content {
                 clause += 1;
                 after_part = false;
+                after_person = false;
                 continue;
             }
             let w = word.text;
@@ -142,6 +154,17 @@ impl Scan {
                 known = lexicon.cue(w).is_some() || lexicon.nonagri(w).is_some();
             }
             match lexicon.cue(w) {
+                // 我发烧, 孩子咳嗽: a person's illness, no farm problem.
+                Some(cue) if after_person && cue.role == CueRole::Problem => {
+                    scan.nonagri += PERSONS_ILLNESS;
+                    scan.evidence.push(marker(
+                        w,
+                        None,
+                        "non_agricultural",
+                        Role::NonAgri,
+                        PERSONS_ILLNESS,
+                    ));
+                }
                 // 叶片边上 is the leaf's edge: no neighbour of the subject.
                 Some(cue) if after_part && cue.role == CueRole::NeighbourBefore => {}
                 Some(cue) => scan.note_cue(at, w, cue),
@@ -149,6 +172,7 @@ impl Scan {
             }
             scan.note_markers(lexicon, w, known);
             after_part = !known && super::asking::names_a_part(w);
+            after_person = PERSONS.contains(&w);
         }
         scan
     }
@@ -227,10 +251,16 @@ fn marker(
 fn lookup(lexicon: &Lexicon, word: &str) -> Option<(Vec<Sense>, bool)> {
     let direct = lexicon.senses(word);
     if !direct.is_empty() {
-        let place = SUFFIXES
-            .iter()
-            .any(|(s, place)| *place && word.ends_with(s) && word.chars().count() > 2)
-            && direct.iter().all(|s| s.kind == TermKind::Context);
+        // A field, shed or orchard word (苹果园, 苞谷地): the senses are all
+        // settings, or the word is a name and a place suffix.
+        let place = SUFFIXES.iter().any(|(s, place)| {
+            *place
+                && word.chars().count() > 2
+                && word.strip_suffix(s).is_some_and(|stem| {
+                    direct.iter().all(|s| s.kind == TermKind::Context)
+                        || lexicon.senses(stem).iter().any(|s| s.kind.names_subject())
+                })
+        });
         return Some((direct.to_vec(), place));
     }
     for (suffix, place) in SUFFIXES {
@@ -264,13 +294,20 @@ fn lookup_crop(lexicon: &Lexicon, word: &str) -> Option<(CropName, bool)> {
     if let Some(crop) = lexicon.crop(word) {
         return Some((crop, false));
     }
+    // A one-character name (马, 蚕) takes only a place suffix (马圈, 蚕房
+    // is no word here): 马上 is "at once", 马儿 and 小马 are rare enough.
+    let stem_crop = |stem: &str, place: bool| {
+        lexicon
+            .crop(stem)
+            .filter(|_| place || stem.chars().count() > 1)
+    };
     for (suffix, place) in SUFFIXES {
-        if let Some(crop) = word.strip_suffix(suffix).and_then(|s| lexicon.crop(s)) {
+        if let Some(crop) = word.strip_suffix(suffix).and_then(|s| stem_crop(s, place)) {
             return Some((crop, place));
         }
     }
     PREFIXES
         .iter()
-        .find_map(|p| word.strip_prefix(p).and_then(|s| lexicon.crop(s)))
+        .find_map(|p| word.strip_prefix(p).and_then(|s| stem_crop(s, false)))
         .map(|crop| (crop, false))
 }

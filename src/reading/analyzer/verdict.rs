@@ -16,8 +16,9 @@ const MIN_SUBJECT_EVIDENCE: f32 = 0.45;
 /// Below this evidence the analyser names no corps either.
 const MIN_CORPS_EVIDENCE: f32 = 0.6;
 /// Below `MIN_CORPS_EVIDENCE`, generic words (菜, 庄稼) still decide the
-/// corps of a report that asks about a problem and names nothing more
-/// specific, from this much evidence.
+/// corps of a report that asks about a problem, or asks anything (种子
+/// 播量要加多少, 山坡上栽的树 咋保活), and names nothing more specific,
+/// from this much evidence.
 const MIN_GENERIC_EVIDENCE: f32 = 0.3;
 /// Non-agricultural markers below this never decide.
 const NONAGRI_MIN: f32 = 0.5;
@@ -88,6 +89,7 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         note: String::new(),
         missing: None,
         hint: None,
+        guess: None,
     };
     if not_agricultural {
         analysis.agricultural = false;
@@ -109,7 +111,9 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
         analysis.confidence = (top_score / (top_score + second_score)) * top_score.min(1.0);
     } else if let Some((corps, score)) = top_corps.filter(|&(c, w)| {
         w >= MIN_CORPS_EVIDENCE
-            || (w >= MIN_GENERIC_EVIDENCE && hinted.contains(&c) && asks(problem_total, text))
+            || (w >= MIN_GENERIC_EVIDENCE
+                && hinted.contains(&c)
+                && (asks(problem_total, text) || super::asking::asks_a_question(text)))
     }) {
         analysis.corps = Some(corps);
         analysis.runner_up = top;
@@ -127,10 +131,12 @@ pub(super) fn conclude(lexicon: &Lexicon, findings: Findings<'_>) -> Analysis {
                 "未能从描述中判断是哪种作物、畜禽或哪类问题，请补充作物或畜禽名称".into();
         }
     }
-    if !identified && analysis.subject.is_none() && analysis.corps.is_some() {
-        // Symptoms alone (拉稀, 不吃不喝, 红蜘蛛) point to a corps, and to no
-        // subject, but name nothing: the farmer is asked what it is, and
-        // the corps is kept only as triage's hint.
+    if !identified && analysis.corps.is_some() {
+        // Symptoms alone (拉稀, 不吃不喝, 红蜘蛛) point to a corps, even add up
+        // to a subject, but name nothing (README "Triage rule"): the farmer
+        // is asked what it is, the subject is kept only as a guess and the
+        // corps as triage's hint.
+        analysis.guess = analysis.subject.take();
         let hint = analysis.corps.take();
         analysis.confidence = 0.0;
         ask_what_it_is(&mut analysis, hint);

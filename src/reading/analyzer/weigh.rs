@@ -29,9 +29,15 @@ const PLACE_FACTOR: f32 = 0.5;
 /// What a word that several hosts share (菌核病, 红蜘蛛) counts for a host
 /// that is not named, once the report names one.
 const SHARED_WHEN_NAMED: f32 = 0.4;
-/// From this weight a word that only one subject has identifies it (麦田,
-/// 蓝耳病), as a name would.
-const IDENTIFYING_WEIGHT: f32 = 0.9;
+/// From this weight a word that points to one subject (and its kin) far
+/// more than to any other identifies it (缩叶病 → 桃, 角果 → 油菜, 塘底 →
+/// 水产), as a name would …
+const IDENTIFYING_WEIGHT: f32 = 0.6;
+/// … when its weight for that subject is at least this many times its
+/// weight for any other subject outside the subject's kin. Symptoms every
+/// animal or many crops show (拉稀 猪 0.3 / 牛 0.2, 咳嗽, 根瘤) do not
+/// identify: a report of them alone names nothing (README "Triage rule").
+const IDENTIFYING_MARGIN: f32 = 1.5;
 /// What each repeated mention of a term adds, as a share of its weight.
 pub(super) const REPEAT_SHARE: f32 = 0.3;
 
@@ -90,7 +96,7 @@ pub(super) fn weigh_mentions<'m>(
     let mut shared: HashMap<(SubjectId, &str), TermKind> = HashMap::default();
     let mut identified = false;
     for m in mentions {
-        identified |= m.crop.is_some() || identifies(&m.senses);
+        identified |= m.crop.is_some() || identifies(lexicon, &m.senses);
         let (role, factor) = role_and_factor(m, cues);
         if let Some(crop) = m.crop {
             let weight = crop.kind.corps_weight() * factor;
@@ -183,11 +189,46 @@ pub(super) fn weigh_mentions<'m>(
     }
 }
 
-/// A word says what the report is about: it names a subject, or it is one
-/// subject's alone and decides it.
-fn identifies(senses: &[Sense]) -> bool {
-    senses.iter().any(|s| s.kind.names_subject())
-        || matches!(senses, [only] if only.weight >= IDENTIFYING_WEIGHT)
+/// A word says what the report is about: it names a subject, or it points
+/// to one subject (with its parent and children) strongly and far more
+/// than to any other.
+fn identifies(lexicon: &Lexicon, senses: &[Sense]) -> bool {
+    if senses.iter().any(|s| s.kind.names_subject()) {
+        return true;
+    }
+    // A part only one plant corps's crops have (瓜秧, 果穗 of no grain)
+    // names a kind of crop, as a generic word does. An animal's body part
+    // (蹄子, 奶头) does not: it is any animal's, as its symptoms are.
+    if let [first, ..] = senses {
+        let corps = lexicon.subject(first.subject).corps;
+        if corps != Corps::Livestock
+            && senses
+                .iter()
+                .all(|s| s.kind == TermKind::Part && lexicon.subject(s.subject).corps == corps)
+            && senses.iter().map(|s| s.weight).sum::<f32>() >= IDENTIFYING_WEIGHT
+        {
+            return true;
+        }
+    }
+    let Some(top) = senses.iter().max_by(|a, b| a.weight.total_cmp(&b.weight)) else {
+        return false;
+    };
+    let kin = |s: SubjectId| {
+        s == top.subject
+            || lexicon.subject(s).parent == Some(top.subject)
+            || lexicon.subject(top.subject).parent == Some(s)
+    };
+    let kin_weight: f32 = senses
+        .iter()
+        .filter(|s| kin(s.subject))
+        .map(|s| s.weight)
+        .sum();
+    let other = senses
+        .iter()
+        .filter(|s| !kin(s.subject))
+        .map(|s| s.weight)
+        .fold(0.0f32, f32::max);
+    kin_weight >= IDENTIFYING_WEIGHT && kin_weight >= IDENTIFYING_MARGIN * other
 }
 
 /// The subject, its parent or one of its children is named.

@@ -398,7 +398,7 @@ mod tests {
             ),
             ("红富士,果树,苹果,variety,x\n", "line 2: 红富士 is already"),
             ("果园,果树,,crop,x\n", "line 2: 果园 is already"),
-            ("莓,果树,,crop,x\n", "line 2: term \"莓\" is shorter"),
+            (",果树,,crop,x\n", "line 2: empty term"),
         ] {
             let text: &'static str = Box::leak(format!("{head}{rows}").into_boxed_str());
             let err = with_crops(text).unwrap_err();

@@ -3,14 +3,23 @@
 
 use super::Lexicon;
 
+/// Verbs that come before a symptom (长白粉, 发白, 起斑, 生虫, 出水): a
+/// variety or breed name starting with one yields to the symptom word
+/// after it.
+const YIELDING_HEADS: [char; 6] = ['长', '发', '生', '起', '出', '有'];
+
 impl Lexicon {
     /// Splits a report for reading: every lexicon word of two or more
     /// characters is taken whole, longest first, wherever it stands (so
     /// 奶羊 survives in 奶羊配种 even where jieba would cut 奶|羊配种); the
-    /// text between is cut by jieba.
+    /// text between is cut by jieba. A variety or breed name that is also
+    /// an ordinary run of characters yields to a word that starts inside
+    /// it and runs past it (长白粉, 长白色: 长 + 白粉, not the pig breed
+    /// 长白; see [`Lexicon::yields`]).
     pub(crate) fn reading_words<'t>(&self, text: &'t str) -> Vec<Word<'t>> {
         let mut out = Vec::new();
         let mut at = 0;
+        let mut from = 0;
         let gap = |from: usize, to: usize, out: &mut Vec<Word<'t>>| {
             if from < to {
                 let cut = self.jieba.cut(&text[from..to], false);
@@ -20,15 +29,57 @@ impl Lexicon {
                 );
             }
         };
-        for m in self.matcher.find_iter(text) {
-            gap(at, m.start(), &mut out);
+        while let Some(m) = self
+            .matcher
+            .find(aho_corasick::Input::new(text).span(from..text.len()))
+        {
             let word = &text[m.start()..m.end()];
             debug_assert_eq!(word, self.patterns[m.pattern().as_usize()]);
+            gap(at, m.start(), &mut out);
+            if let Some(head) = self.yields(text, m.start(), m.end()) {
+                // The first character stands alone; matching goes on from
+                // the next.
+                out.push(Word::at(&text[m.start()..head], m.start()));
+                at = head;
+                from = head;
+                continue;
+            }
             out.push(Word::at(word, m.start()));
             at = m.end();
+            from = m.end();
         }
         gap(at, text.len(), &mut out);
         out
+    }
+
+    /// Where the word after the first character begins, when the variety
+    /// or breed name at `start..end` yields: it starts with a verb that
+    /// comes before symptoms ([`YIELDING_HEADS`]), and a word of jieba's
+    /// dictionary or the lexicon starts at its second character and ends
+    /// after it. Names of crops, animals and diseases never yield, nor do
+    /// names that start otherwise (徐香果子 stays 徐香).
+    fn yields(&self, text: &str, start: usize, end: usize) -> Option<usize> {
+        let word = &text[start..end];
+        let senses = self.senses(word);
+        let variety = if senses.is_empty() {
+            self.crop(word).is_some_and(|c| {
+                matches!(c.kind, super::CropKind::Variety | super::CropKind::Breed)
+            })
+        } else {
+            senses.iter().all(|s| s.kind == super::TermKind::Variety)
+        };
+        let first = word.chars().next()?;
+        if !variety || !YIELDING_HEADS.contains(&first) {
+            return None;
+        }
+        let head = start + first.len_utf8();
+        let mut ends = text[end..]
+            .char_indices()
+            .map(|(i, c)| end + i + c.len_utf8());
+        ends.by_ref()
+            .take(3)
+            .any(|e| self.jieba.has_word(&text[head..e]))
+            .then_some(head)
     }
 
     /// Words for the full-text index: jieba's search mode, which adds the
