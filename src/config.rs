@@ -289,8 +289,11 @@ pub struct LimitConfig {
     /// HTTP/2 streams one connection may have open at once (its peer must
     /// wait for one to end before opening more), so a client that opens
     /// streams faster than they are answered cannot grow the server's
-    /// memory; long-lived watch streams count too.
-    pub(crate) max_streams_per_connection: u32,
+    /// memory; long-lived watch streams count too. As many as
+    /// `max_in_flight` by default, so a front end's connection meets the
+    /// admission limits (and gets RESOURCE_EXHAUSTED past them) instead of
+    /// queueing its calls unseen behind this bound.
+    pub max_streams_per_connection: u32,
     /// Longest a call may wait, from its arrival to the start of its work,
     /// in milliseconds; a call that waited longer (the server is behind)
     /// gets RESOURCE_EXHAUSTED without doing the work, so the backlog
@@ -381,7 +384,7 @@ impl Default for LimitConfig {
             request_timeout_ms: 10_000,
             keepalive_secs: 30,
             max_submits_in_flight: 64,
-            max_streams_per_connection: 100,
+            max_streams_per_connection: 1024,
             max_queue_ms: 250,
             api_keys: Vec::new(),
             trusted_proxies: Vec::new(),
@@ -844,7 +847,7 @@ mod tests {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.limits.max_in_flight_per_address, 64);
         assert_eq!(c.limits.body_timeout_ms, 5_000);
-        assert_eq!(c.limits.max_streams_per_connection, 100);
+        assert_eq!(c.limits.max_streams_per_connection, 1024);
         let c = Config::from_toml(
             "[limits]\nmax_in_flight = 64\nmax_in_flight_per_address = 16\nbody_timeout_ms = 0\n",
         )

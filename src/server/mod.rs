@@ -53,6 +53,26 @@ use crate::{
 /// are bounded by `max_upload_bytes`.
 const MAX_MESSAGE_BYTES: usize = 8 << 20;
 
+/// hyper's HTTP/2 connection-level receive window, the least the server
+/// offers.
+const MIN_CONNECTION_WINDOW: u32 = 1 << 20;
+
+/// The connection-level HTTP/2 receive window for `streams` streams per
+/// connection: 512 bytes a stream, at least hyper's 1 MiB. h2 closes a
+/// connection (GOAWAY ENHANCE_YOUR_CALM, "too_many_data_frames") once the
+/// small DATA frames it holds unread cost more than half this window, each
+/// counted as 256 bytes less its payload. A unary call's request is one
+/// such frame, unread until the call's task first runs, so a busy server
+/// reading a burst of calls on one connection would otherwise close it and
+/// every call on it would fail at the transport instead of being answered
+/// or refused with RESOURCE_EXHAUSTED.
+fn connection_window(streams: u32) -> u32 {
+    const MAX_WINDOW: u32 = (1 << 31) - 1;
+    streams
+        .saturating_mul(512)
+        .clamp(MIN_CONNECTION_WINDOW, MAX_WINDOW)
+}
+
 /// The demo roster file of `seed`.
 fn demo_roster_csv(seed: u64) -> String {
     roster::gen::generate_csv(
@@ -472,6 +492,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
         .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
+        .initial_connection_window_size(connection_window(config.limits.max_streams_per_connection))
         // No `.timeout()`: tonic's answers CANCELLED; the status layer
         // bounds calls itself and answers DEADLINE_EXCEEDED.
         .accept_http1(true)
@@ -561,4 +582,17 @@ pub(crate) async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown requested: draining");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_window_holds_half_a_kib_per_stream() {
+        assert_eq!(connection_window(100), MIN_CONNECTION_WINDOW);
+        assert_eq!(connection_window(2048), MIN_CONNECTION_WINDOW);
+        assert_eq!(connection_window(4096), 2 << 20);
+        assert_eq!(connection_window(u32::MAX), (1 << 31) - 1);
+    }
 }

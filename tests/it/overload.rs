@@ -1,11 +1,14 @@
 //! Overload: past `limits.max_in_flight` and `limits.max_submits_in_flight`
 //! the excess calls get RESOURCE_EXHAUSTED at once, every other call is
-//! answered, and the server answers normally afterwards. No timings: the
+//! answered, and the server answers normally afterwards; one connection
+//! carrying thousands of calls at once (a front end's) gets answers and
+//! RESOURCE_EXHAUSTED only, never a closed connection. No timings: the
 //! tests count outcomes.
 
 use crate::common::*;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataValue;
 use tonic::Code;
 use xingweinong::pb;
 
@@ -191,4 +194,75 @@ async fn submits_past_their_limit_get_resource_exhausted_the_rest_commit() {
             .expect("answered after the burst");
     }
     server.stop_and_clean().await;
+}
+
+/// A front end's API key for the one-connection test.
+const FRONT_END_KEY: &str = "front-end-key-0123456789";
+
+/// A front end's one connection carries 3,500 MatchProblem calls at once
+/// (`max_streams_per_connection` = 4096) while the server's only worker is
+/// busy, so the server then reads them all in one go, each with its small
+/// request message unread: every call must end OK or RESOURCE_EXHAUSTED.
+/// (h2 closes a connection whose unread small DATA frames pass half its
+/// connection window with GOAWAY ENHANCE_YOUR_CALM, and every call on it
+/// fails at the transport; the server sizes the window for its streams.)
+#[test]
+fn a_burst_on_one_connection_gets_answers_or_resource_exhausted_only() {
+    let runtime = |workers| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let (server_side, client_side) = (runtime(1), runtime(2));
+    let mut cfg = config(&temp_dir("overload-one-connection"));
+    cfg.limits.max_streams_per_connection = 4096;
+    cfg.limits.max_in_flight = 16_384;
+    cfg.limits.max_queue_ms = 250;
+    cfg.limits.api_keys = vec![xingweinong::config::ApiKeyConfig {
+        name: "front-end".into(),
+        key: FRONT_END_KEY.into(),
+        rate_per_sec: 1_000_000.0,
+        burst: None,
+    }];
+    let server = server_side.block_on(TestServer::start(cfg));
+    let counts = client_side.block_on(async {
+        let ch = server.channel().await;
+        MatchClient::new(ch.clone())
+            .ping(pb::PingRequest {})
+            .await
+            .unwrap();
+        // The server's worker sleeps while the burst is written.
+        let (asleep, wait) = std::sync::mpsc::channel();
+        server_side.spawn(async move {
+            asleep.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        });
+        wait.recv().unwrap();
+        let key: MetadataValue<_> = FRONT_END_KEY.parse().unwrap();
+        let calls = (0..3500).map(|_| {
+            let mut matcher = MatchClient::new(ch.clone());
+            let mut request = tonic::Request::new(at_division("病", "610527106202"));
+            request.metadata_mut().insert("x-api-key", key.clone());
+            async move { code(matcher.match_problem(request).await) }
+        });
+        let mut counts = std::collections::HashMap::new();
+        for (c, message) in futures_join_all(calls).await {
+            counts.entry(c).or_insert((0, message)).0 += 1;
+        }
+        MatchClient::new(ch.clone())
+            .ping(pb::PingRequest {})
+            .await
+            .expect("answered after the burst");
+        counts
+    });
+    assert!(
+        counts
+            .keys()
+            .all(|c| matches!(c, Code::Ok | Code::ResourceExhausted)),
+        "{counts:?}"
+    );
+    assert!(counts.contains_key(&Code::Ok), "{counts:?}");
+    server_side.block_on(server.stop_and_clean());
 }
