@@ -3,11 +3,14 @@
 //! (`(1 + BM25) × gauss(distance)`, the report's words scored term at a
 //! time), and in tests the tantivy scan both are checked against.
 
+use std::sync::Arc;
+
 use super::{
     collector::{self, best_hits, Entry},
     spatial::Walk,
     Hit, Origin, Pool, Ranking, Snapshot,
 };
+use crate::model::Talent;
 
 impl Snapshot {
     /// The best `limit` available talents of `pool` for a farmer at
@@ -31,6 +34,18 @@ impl Snapshot {
                 self.best_match(pool, origin, text_terms, scale_km, limit)
             }
         }
+    }
+
+    /// Every available talent of `pool`, the ones [`Snapshot::top`] ranks,
+    /// in no particular order and not ranked at all (one with several of
+    /// the pool's specialties is met once for each).
+    pub(crate) fn pool_talents<'a>(
+        &'a self,
+        pool: &'a Pool,
+    ) -> impl Iterator<Item = &'a Arc<Talent>> + 'a {
+        self.spatial
+            .members(&pool.specialties, &pool.corps)
+            .filter_map(|m| self.talents.get(m.ord as usize)?.as_ref())
     }
 
     /// [`Snapshot::top`] by distance, from the

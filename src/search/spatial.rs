@@ -199,6 +199,21 @@ impl SpatialIndex {
         SpatialIndex { lists }
     }
 
+    /// Every member of the lists of `specialties` and of `corps`, in no
+    /// particular order (a talent in several lists is met once per list).
+    pub(crate) fn members<'a>(
+        &'a self,
+        specialties: &'a [String],
+        corps: &'a [Corps],
+    ) -> impl Iterator<Item = &'a Member> + 'a {
+        specialties
+            .iter()
+            .map(|s| Key::Specialty(s.clone()))
+            .chain(corps.iter().map(|&c| Key::Corps(c)))
+            .filter_map(|key| self.lists.get(&key))
+            .flat_map(|list| list.members.iter())
+    }
+
     /// The cells of the lists of `specialties` and of `corps`, nearest to
     /// `origin` first. A talent in several of those lists is met once per list.
     pub(crate) fn walk(

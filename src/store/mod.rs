@@ -11,6 +11,8 @@
 //! decisions made while one commit was in flight go out in the next one,
 //! one transaction and one flush for all of them (group commit).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 mod codec;
@@ -71,8 +73,9 @@ pub trait TicketStore: Send + Sync + 'static {
     /// the change log's head is still `head`: each ticket's row, its events
     /// and the notifications they make (the outbox). A new ticket whose
     /// idempotency key is already taken writes nothing at all
-    /// ([`Written::Duplicate`] names the ticket holding the key).
-    async fn commit(&self, writes: &[Write], head: u64) -> Result<Written>;
+    /// ([`Written::Duplicate`] names the ticket holding the key). Shared,
+    /// not copied, with a store that writes on another thread.
+    async fn commit(&self, writes: Arc<[Write]>, head: u64) -> Result<Written>;
     /// Commits a new ticket with its first events and their notifications
     /// ([`TicketStore::commit`] of one write).
     async fn insert(
@@ -88,7 +91,7 @@ pub trait TicketStore: Send + Sync + 'static {
             notes: notes.to_vec(),
             new: true,
         };
-        self.commit(&[write], head).await
+        self.commit(Arc::from([write]), head).await
     }
     /// Commits a ticket's new row, the events that led to it and their
     /// notifications ([`TicketStore::commit`] of one write).
@@ -105,7 +108,7 @@ pub trait TicketStore: Send + Sync + 'static {
             notes: notes.to_vec(),
             new: false,
         };
-        self.commit(&[write], head).await
+        self.commit(Arc::from([write]), head).await
     }
     /// Log entries after `cursor`, oldest first, with their numbers.
     async fn changes_since(&self, cursor: u64) -> Result<Vec<(u64, Change)>>;

@@ -175,11 +175,10 @@ fn events_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Event>> {
 
 #[async_trait]
 impl TicketStore for SqliteStore {
-    async fn commit(&self, writes: &[Write], _head: u64) -> Result<Written> {
-        let writes = writes.to_vec();
+    async fn commit(&self, writes: Arc<[Write]>, _head: u64) -> Result<Written> {
         self.with(move |conn| {
             let tx = conn.transaction()?;
-            for w in &writes {
+            for w in writes.iter() {
                 if let (true, Some(key)) = (w.new, &w.ticket.idempotency_key) {
                     let existing: Option<String> = tx
                         .query_row(

@@ -12,7 +12,10 @@
 //! reloaded from the store before the next decision; their callers get the
 //! error (the failed batch) or decide again (the rest).
 
-use std::{sync::Weak, time::Instant};
+use std::{
+    sync::{Arc, Weak},
+    time::Instant,
+};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -92,8 +95,12 @@ pub(super) async fn committer(weak: Weak<Dispatcher>, mut queue: mpsc::Unbounded
             writes.push(p.write);
             waiters.push((p.old, p.done));
         }
+        let writes: Arc<[Write]> = writes.into();
         let started = Instant::now();
-        let written = d.store.commit(&writes, committed_head.max(cursor)).await;
+        let written = d
+            .store
+            .commit(writes.clone(), committed_head.max(cursor))
+            .await;
         metrics::store_committed(writes.len(), started.elapsed());
         let mut state = d.state.lock().await;
         match written {

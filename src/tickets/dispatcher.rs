@@ -421,7 +421,10 @@ impl Dispatcher {
             }
         };
         count(&ticket, &events);
-        self.timer.notify_one();
+        if ticket.offer_deadline_ms.is_some() {
+            // A new deadline: the timer may have to wake sooner.
+            self.timer.notify_one();
+        }
         self.wake_notifier();
         let secret = self.keys.secret(&ticket.id);
         Ok((ticket, events, secret))

@@ -4,7 +4,8 @@
 //! responder who is eligible (of that tier or higher, not excluded) and
 //! free (below capacity, and ONLINE; or, when offers may go through
 //! notifications, anything but AWAY). When nobody at all can be free, the
-//! walk stops once every tier has an eligible responder. The state machine
+//! pool is not ranked: its talents are looked at in any order until every
+//! tier has an eligible responder. The state machine
 //! turns what it finds into an offer, a queue, an escalation or an
 //! unroutable ticket.
 
@@ -94,17 +95,51 @@ impl RouteQuery<'_> {
     /// walked, so what it found above is complete too).
     pub(crate) fn routes(&self) -> Result<Routes> {
         let tiers: Vec<Tier> = std::iter::successors(Some(self.from), |t| t.above()).collect();
-        let mut offers: Vec<Option<Pick>> = vec![None; tiers.len()];
-        let mut eligible = vec![false; tiers.len()];
-        let size = self.snapshot.len();
         // Nobody can be offered a ticket now (nobody ONLINE, no
-        // notifications): once every tier has an eligible responder, the
-        // rest of the pool changes nothing (each tier is busy).
+        // notifications): each tier is busy or has nobody eligible.
         let nobody_free = !self.notify
             && !self
                 .presence
                 .values()
                 .any(|p| reach(Some(p), false).is_some());
+        if nobody_free {
+            return Ok(self.busy(tiers));
+        }
+        self.walk(tiers)
+    }
+
+    /// Routing's findings when nobody can be free: which tiers have an
+    /// eligible responder, from the pool's talents in any order (no
+    /// ranking), stopping once every tier has one.
+    fn busy(&self, tiers: Vec<Tier>) -> Routes {
+        let mut eligible = vec![false; tiers.len()];
+        for talent in self.snapshot.pool_talents(self.pool) {
+            for (i, &tier) in tiers.iter().enumerate() {
+                if !eligible[i] && self.eligible_at(talent, tier) {
+                    eligible[i] = true;
+                }
+            }
+            if eligible.iter().all(|&e| e) {
+                break;
+            }
+        }
+        Routes {
+            unqualified: None,
+            picks: tiers
+                .into_iter()
+                .zip(eligible)
+                .map(busy_or_nobody)
+                .collect(),
+        }
+    }
+
+    /// Routing's findings from a walk of the pool nearest first, in ever
+    /// larger top-k lists, until the starting tier has someone free or
+    /// the pool ends.
+    fn walk(&self, tiers: Vec<Tier>) -> Result<Routes> {
+        let mut offers: Vec<Option<Pick>> = vec![None; tiers.len()];
+        let mut eligible = vec![false; tiers.len()];
+        let size = self.snapshot.len();
         let mut k = 64;
         loop {
             let hits =
@@ -127,7 +162,7 @@ impl RouteQuery<'_> {
                     });
                 }
             }
-            if hits.len() < k || k >= size || (nobody_free && eligible.iter().all(|&e| e)) {
+            if hits.len() < k || k >= size {
                 break;
             }
             k = (k * 4).min(size.max(1));
@@ -135,13 +170,9 @@ impl RouteQuery<'_> {
         let picks = tiers
             .into_iter()
             .zip(offers.into_iter().zip(eligible))
-            .map(|(tier, found)| {
-                let pick = match found {
-                    (Some(offer), _) => offer,
-                    (None, true) => Pick::Busy,
-                    (None, false) => Pick::Nobody,
-                };
-                (tier, pick)
+            .map(|(tier, found)| match found {
+                (Some(offer), _) => (tier, offer),
+                (None, eligible) => busy_or_nobody((tier, eligible)),
             })
             .collect();
         Ok(Routes {
@@ -149,6 +180,11 @@ impl RouteQuery<'_> {
             picks,
         })
     }
+}
+
+/// A tier where nobody free was found: busy when someone eligible was.
+fn busy_or_nobody((tier, eligible): (Tier, bool)) -> (Tier, Pick) {
+    (tier, if eligible { Pick::Busy } else { Pick::Nobody })
 }
 
 /// Why nobody in the roster qualifies for a need.
@@ -198,5 +234,98 @@ impl Dispatcher {
             notify: self.config.notified_offer_timeout.is_some(),
         }
         .routes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        model::{divisions::Divisions, Corps},
+        roster::{self, gen, store::RosterStore, RosterFormat},
+        search::Origin,
+    };
+
+    /// When nobody can be free, looking at the pool's talents in any order
+    /// finds the same tiers busy (or with nobody eligible) as the walk
+    /// nearest first through the whole pool, for every pool of a roster,
+    /// from each tier, with and without responders excluded.
+    #[test]
+    fn unranked_look_finds_what_the_walk_finds_when_nobody_is_free() {
+        let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
+        let csv = gen::generate_csv(gen::DEMO_SEED + 3, gen::villagers_for(3_000), lex, div);
+        let talents = roster::parse_roster(RosterFormat::Csv, csv.as_bytes(), lex, div).unwrap();
+        let dir = std::env::temp_dir().join(format!("xwn-routing-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
+        let snapshot = store.snapshot();
+        let mut pools: Vec<Pool> = lex
+            .subjects()
+            .iter()
+            .map(|s| Pool {
+                specialties: vec![s.name.clone()],
+                corps: vec![],
+            })
+            .collect();
+        pools.extend(Corps::ALL.into_iter().map(|c| Pool {
+            specialties: vec![],
+            corps: vec![c],
+        }));
+        let origins: Vec<Origin> = div
+            .counties()
+            .map(|c| Origin {
+                point: c.point,
+                division: Some(c.code),
+            })
+            .collect();
+        let (presence, load) = (HashMap::new(), HashMap::new());
+        let mut differs = std::collections::HashSet::new();
+        let mut compared = 0;
+        for (p, pool) in pools.iter().enumerate() {
+            let origin = origins[p % origins.len()];
+            // Who a re-route may not go to again: the pool's nearest few,
+            // then all of its village tier.
+            let nearest = snapshot
+                .top(pool, origin, &[], Ranking::Nearest, 3)
+                .unwrap();
+            let villagers = snapshot
+                .pool_talents(pool)
+                .filter(|t| t.tier == Tier::Village)
+                .map(|t| t.id.clone());
+            let exclusions: [HashSet<String>; 3] = [
+                HashSet::new(),
+                nearest.iter().map(|h| h.talent.id.clone()).collect(),
+                villagers.collect(),
+            ];
+            for excluded in &exclusions {
+                for from in [Tier::Village, Tier::CountyTown, Tier::City] {
+                    let q = RouteQuery {
+                        snapshot: &snapshot,
+                        pool,
+                        origin,
+                        words: &[],
+                        from,
+                        excluded,
+                        ending: nearest.last().map(|h| h.talent.id.as_str()),
+                        presence: &presence,
+                        load: &load,
+                        notify: false,
+                    };
+                    let tiers: Vec<Tier> =
+                        std::iter::successors(Some(from), |t| t.above()).collect();
+                    let walked = q.walk(tiers.clone()).unwrap();
+                    assert_eq!(q.busy(tiers), walked, "{pool:?} from {from:?}");
+                    assert_eq!(q.routes().unwrap(), walked, "{pool:?} from {from:?}");
+                    differs.insert(format!("{:?}", walked.picks));
+                    compared += 1;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(compared > 100, "only {compared} compared");
+        assert!(
+            differs.len() > 3,
+            "the cases found too few outcomes: {differs:?}"
+        );
     }
 }

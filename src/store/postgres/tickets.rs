@@ -2,7 +2,7 @@
 //! PostgreSQL ([`TicketStore`](crate::store::TicketStore)), with the
 //! change log every such write extends in the same transaction.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -312,11 +312,11 @@ async fn events_of(c: &mut Conn, id: &str) -> Result<Vec<Event>> {
 
 #[async_trait]
 impl TicketStore for PgStore {
-    async fn commit(&self, writes: &[Write], head: u64) -> Result<Written> {
+    async fn commit(&self, writes: Arc<[Write]>, head: u64) -> Result<Written> {
         if writes.is_empty() {
             return Ok(Written::Done { head });
         }
-        self.write(writes, head).await
+        self.write(&writes, head).await
     }
 
     async fn changes_since(&self, cursor: u64) -> Result<Vec<(u64, Change)>> {

@@ -311,7 +311,7 @@ struct Gated {
 
 #[async_trait::async_trait]
 impl TicketStore for Gated {
-    async fn commit(&self, writes: &[Write], head: u64) -> Result<crate::store::Written> {
+    async fn commit(&self, writes: Arc<[Write]>, head: u64) -> Result<crate::store::Written> {
         self.entered.notify_one();
         let held = self.held.lock().await.take();
         if let Some(release) = held {
