@@ -120,6 +120,7 @@ impl Scan {
                 clause,
             };
             scan.words.push(w.to_lowercase());
+            let cue = lexicon.cue(w);
             // A word the lexicon knows in any sense.
             let mut known = true;
             if let Some((senses, place)) = lookup(lexicon, w) {
@@ -139,9 +140,9 @@ impl Scan {
                     place,
                 });
             } else {
-                known = lexicon.cue(w).is_some() || lexicon.nonagri(w).is_some();
+                known = cue.is_some() || lexicon.nonagri(w).is_some();
             }
-            match lexicon.cue(w) {
+            match cue {
                 // 叶片边上 is the leaf's edge: no neighbour of the subject.
                 Some(cue) if after_part && cue.role == CueRole::NeighbourBefore => {}
                 Some(cue) => scan.note_cue(at, w, cue),
@@ -225,15 +226,18 @@ fn marker(
 /// The senses of a word, directly or through a suffix or prefix; the flag
 /// says the word names a place of the subject (苹果园, 猪场).
 fn lookup(lexicon: &Lexicon, word: &str) -> Option<(Vec<Sense>, bool)> {
+    let (first, last) = ends(word)?;
     let direct = lexicon.senses(word);
     if !direct.is_empty() {
-        let place = SUFFIXES
-            .iter()
-            .any(|(s, place)| *place && word.ends_with(s) && word.chars().count() > 2)
-            && direct.iter().all(|s| s.kind == TermKind::Context);
+        let place = SUFFIXES.iter().any(|(s, place)| {
+            *place
+                && s.chars().next_back() == Some(last)
+                && word.ends_with(s)
+                && word.chars().count() > 2
+        }) && direct.iter().all(|s| s.kind == TermKind::Context);
         return Some((direct.to_vec(), place));
     }
-    for (suffix, place) in SUFFIXES {
+    for (suffix, place) in suffixes(last) {
         if let Some(stem) = word.strip_suffix(suffix).filter(|s| !s.is_empty()) {
             let senses = lexicon.senses(stem);
             if !senses.is_empty() {
@@ -241,7 +245,7 @@ fn lookup(lexicon: &Lexicon, word: &str) -> Option<(Vec<Sense>, bool)> {
             }
         }
     }
-    for prefix in PREFIXES {
+    for prefix in prefixes(first) {
         if let Some(stem) = word.strip_prefix(prefix).filter(|s| !s.is_empty()) {
             let senses: Vec<Sense> = lexicon
                 .senses(stem)
@@ -264,13 +268,36 @@ fn lookup_crop(lexicon: &Lexicon, word: &str) -> Option<(CropName, bool)> {
     if let Some(crop) = lexicon.crop(word) {
         return Some((crop, false));
     }
-    for (suffix, place) in SUFFIXES {
+    let (first, last) = ends(word)?;
+    for (suffix, place) in suffixes(last) {
         if let Some(crop) = word.strip_suffix(suffix).and_then(|s| lexicon.crop(s)) {
             return Some((crop, place));
         }
     }
-    PREFIXES
-        .iter()
+    prefixes(first)
         .find_map(|p| word.strip_prefix(p).and_then(|s| lexicon.crop(s)))
         .map(|crop| (crop, false))
+}
+
+/// A word's first and last characters; `None` for an empty word.
+fn ends(word: &str) -> Option<(char, char)> {
+    let mut chars = word.chars();
+    let first = chars.next()?;
+    Some((first, chars.next_back().unwrap_or(first)))
+}
+
+/// The [`SUFFIXES`], in order, that end in `last`: the only ones a word
+/// ending in it can have (each word is looked up, so the rest are skipped
+/// without comparing them).
+fn suffixes(last: char) -> impl Iterator<Item = (&'static str, bool)> {
+    SUFFIXES
+        .into_iter()
+        .filter(move |(s, _)| s.chars().next_back() == Some(last))
+}
+
+/// The [`PREFIXES`], in order, that start with `first`.
+fn prefixes(first: char) -> impl Iterator<Item = &'static str> {
+    PREFIXES
+        .into_iter()
+        .filter(move |p| p.chars().next() == Some(first))
 }
