@@ -98,7 +98,7 @@ pub(super) fn names_a_part(word: &str) -> bool {
     word.char_indices().any(|(i, c)| {
         PARTS
             .iter()
-            .any(|p| p.chars().next() == Some(c) && word[i..].starts_with(p))
+            .any(|p| super::scan::first_char(p) == Some(c) && word[i..].starts_with(p))
     })
 }
 
