@@ -18,7 +18,7 @@ async fn main() -> std::process::ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a person at a terminal: written to a file or a
     // pipe they are noise, and styling every call's span fields cost Ping
-    // about 5 % of its instructions (BENCHMARKS.md, `bench/callcost.sh`).
+    // about 3 % of its instructions (BENCHMARKS.md, `bench/callcost.sh`).
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
