@@ -10,7 +10,7 @@ use crate::{
     model::{Corps, Talent, Tier},
     pb,
     reading::analyzer::Analysis,
-    reading::lexicon::Lexicon,
+    reading::lexicon::{Lexicon, SubjectId},
     roster::{RawRow, RosterFormat},
     search::Snapshot,
     tickets::figures::{Group, ResponderFigures, Subtotal, Tally},
@@ -159,29 +159,25 @@ pub(crate) fn talent_to_row(t: &pb::Talent, line: u64) -> RawRow {
     RawRow { line, fields }
 }
 
-pub(crate) fn analysis_to_pb(a: &Analysis, lexicon: &Lexicon) -> pb::Analysis {
+/// An analysis as sent: its evidence terms and note moved, not copied.
+pub(crate) fn analysis_to_pb(a: Analysis, lexicon: &Lexicon) -> pb::Analysis {
+    let name = |s: Option<SubjectId>| s.map(|s| lexicon.subject(s).name.clone());
     pb::Analysis {
         agricultural: a.agricultural,
         confidence: f64::from(a.confidence),
-        runner_up: a
-            .runner_up
-            .map(|s| lexicon.subject(s).name.clone())
-            .unwrap_or_default(),
+        runner_up: name(a.runner_up).unwrap_or_default(),
         evidence: a
             .evidence
-            .iter()
+            .into_iter()
             .map(|e| pb::Evidence {
-                term: e.term.clone(),
-                subject: e
-                    .subject
-                    .map(|s| lexicon.subject(s).name.clone())
-                    .unwrap_or_default(),
+                subject: name(e.subject).unwrap_or_default(),
+                term: e.term,
                 kind: e.kind.to_string(),
                 role: e.role.key().to_string(),
                 weight: f64::from(e.weight),
             })
             .collect(),
-        note: a.note.clone(),
+        note: a.note,
         missing: a.missing.map(|m| pb::Missing {
             what: m.key().into(),
             prompt: m.prompt().into(),
@@ -189,14 +185,15 @@ pub(crate) fn analysis_to_pb(a: &Analysis, lexicon: &Lexicon) -> pb::Analysis {
     }
 }
 
-pub(crate) fn candidate_to_pb(c: &Candidate) -> pb::Candidate {
+/// A candidate as sent: its terms and reason moved, not copied.
+pub(crate) fn candidate_to_pb(c: Candidate) -> pb::Candidate {
     let phone = view::phone(&c.talent, Showing::Match, Viewer::Anyone);
     pb::Candidate {
         talent: Some(talent_to_pb(&c.talent, phone)),
         distance_km: c.distance_km,
         score: c.score,
-        matched_terms: c.matched_terms.clone(),
-        reason: c.reason.clone(),
+        matched_terms: c.matched_terms,
+        reason: c.reason,
     }
 }
 

@@ -76,8 +76,12 @@ impl pb::match_service_server::MatchService for MatchApi {
         Ok(Response::new(pb::MatchProblemResponse {
             subject: outcome.subject.unwrap_or_default(),
             corps: corps_to_pb(outcome.corps).into(),
-            candidates: outcome.candidates.iter().map(candidate_to_pb).collect(),
-            analysis: Some(analysis_to_pb(&outcome.analysis, self.matcher.lexicon())),
+            candidates: outcome
+                .candidates
+                .into_iter()
+                .map(candidate_to_pb)
+                .collect(),
+            analysis: Some(analysis_to_pb(outcome.analysis, self.matcher.lexicon())),
             roster_version: outcome.roster_version,
             similar: similar.iter().map(hit_to_pb).collect(),
         }))

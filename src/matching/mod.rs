@@ -275,9 +275,10 @@ impl Matcher {
             Some((last, hits)) if last == pool => hits,
             _ => search(&pool)?,
         };
+        let shared = self.shared(need, ranking);
         Ok(hits
             .into_iter()
-            .map(|hit| self.candidate(hit, need, ranking))
+            .map(|hit| Self::candidate(hit, &shared))
             .collect())
     }
 
@@ -343,34 +344,53 @@ impl Matcher {
         Ok(Pool::default())
     }
 
-    /// A ranked hit as a candidate, with why it qualified.
-    pub(crate) fn candidate(&self, hit: Hit, need: &Need, ranking: Ranking) -> Candidate {
-        let talent = &hit.talent;
+    /// What every candidate of one ranking shares, looked up once per call
+    /// instead of once per talent.
+    fn shared<'n>(&'n self, need: &'n Need, ranking: Ranking) -> Shared<'n> {
         let subject = need.subject.map(|s| self.lexicon.subject(s));
+        Shared {
+            subject: subject.map(|s| s.name.as_str()),
+            parent: subject
+                .and_then(|s| s.parent)
+                .map(|p| self.lexicon.subject(p).name.as_str()),
+            crop: self.crop_named(need),
+            corps: need.corps.map_or("", |c| c.chinese()),
+            words: need
+                .words
+                .iter()
+                .map(String::as_str)
+                .filter(|w| w.chars().nth(1).is_some())
+                .collect(),
+            order: match ranking {
+                Ranking::Nearest => "按距离最近排序",
+                Ranking::BestMatch { .. } => "按专业匹配度与距离综合排序",
+            },
+            parent_radius_km: self.config.parent_radius_km,
+        }
+    }
+
+    /// A ranked hit as a candidate, with why it qualified.
+    fn candidate(hit: Hit, shared: &Shared<'_>) -> Candidate {
+        let talent = &hit.talent;
         let has = |name: &str| talent.specialties.iter().any(|t| t == name);
-        let basis = match subject {
-            Some(s) if has(&s.name) => Basis::Subject,
-            Some(s) if s.parent.is_some_and(|p| has(&self.lexicon.subject(p).name)) => {
-                Basis::Parent
-            }
-            _ => Basis::Corps,
+        let has_subject = shared.subject.is_some_and(has);
+        let basis = if has_subject {
+            Basis::Subject
+        } else if shared.subject.is_some() && shared.parent.is_some_and(has) {
+            Basis::Parent
+        } else {
+            Basis::Corps
         };
-        let subject = subject.map(|s| s.name.as_str());
         let mut matched: Vec<String> = Vec::new();
-        if let Some(s) = subject.filter(|s| has(s)) {
+        if let Some(s) = shared.subject.filter(|_| has_subject) {
             matched.push(s.to_string());
         }
-        for word in &need.words {
-            let long_enough = word.chars().count() >= 2;
-            if long_enough
-                && !matched.contains(word)
-                && (talent.skills.contains(word.as_str()) || has(word))
-            {
-                matched.push(word.clone());
+        for &word in &shared.words {
+            if !matched.iter().any(|m| m == word) && (talent.skills.contains(word) || has(word)) {
+                matched.push(word.to_string());
             }
         }
-        let crop = self.crop_named(need);
-        let reason = self.reason(&hit, basis, subject, crop, need.corps, &matched, ranking);
+        let reason = shared.reason(&hit, basis, &matched);
         Candidate {
             distance_km: hit.distance_km,
             score: hit.score,
@@ -391,70 +411,92 @@ impl Matcher {
             .find(|w| self.lexicon.crop(w).map(|c| c.corps) == need.corps && need.corps.is_some())
             .map(String::as_str)
     }
+}
 
-    /// Why a candidate was chosen, in Chinese.
-    #[allow(clippy::too_many_arguments)]
-    fn reason(
-        &self,
-        hit: &Hit,
-        basis: Basis,
-        subject: Option<&str>,
-        crop: Option<&str>,
-        corps: Option<Corps>,
-        matched: &[String],
-        ranking: Ranking,
-    ) -> String {
+/// What the candidates of one ranking share: the need's subject, its
+/// parent and crop by name, its words long enough to match a skill, and
+/// how the list is ordered.
+struct Shared<'n> {
+    subject: Option<&'n str>,
+    parent: Option<&'n str>,
+    crop: Option<&'n str>,
+    /// The need's corps in Chinese; empty without one.
+    corps: &'static str,
+    /// The need's words of two characters or more.
+    words: Vec<&'n str>,
+    order: &'static str,
+    parent_radius_km: f64,
+}
+
+impl Shared<'_> {
+    /// Why a candidate was chosen, in Chinese, written into one string.
+    fn reason(&self, hit: &Hit, basis: Basis, matched: &[String]) -> String {
+        use std::fmt::Write as _;
         let t = &hit.talent;
-        let what = match (basis, subject) {
-            (Basis::Subject, Some(s)) => format!("专长{s}"),
-            (Basis::Parent, Some(s)) => {
-                let parent = self
-                    .lexicon
-                    .subject_id(s)
-                    .and_then(|id| self.lexicon.subject(id).parent)
-                    .map_or("", |p| self.lexicon.subject(p).name.as_str());
-                format!(
-                    "附近{}公里内无{s}专长人员，由{parent}专长人员应答",
-                    self.config.parent_radius_km
-                )
-            }
-            (_, None) if crop.is_some() => format!(
-                "{}不属于平台的专长品类，转{}组人员应答（专长{}）",
-                crop.unwrap_or_default(),
-                corps.map_or("", |c| c.chinese()),
-                t.specialties.join("、")
+        let mut out = String::with_capacity(160);
+        out.push_str(t.tier.chinese());
+        out.push('，');
+        // Writing to a String cannot fail.
+        let _ = match (basis, self.subject) {
+            (Basis::Subject, Some(s)) => write!(out, "专长{s}"),
+            (Basis::Parent, Some(s)) => write!(
+                out,
+                "附近{}公里内无{s}专长人员，由{}专长人员应答",
+                self.parent_radius_km,
+                self.parent.unwrap_or_default()
             ),
-            _ => format!(
+            (_, None) if self.crop.is_some() => write!(
+                out,
+                "{}不属于平台的专长品类，转{}组人员应答（专长{}）",
+                self.crop.unwrap_or_default(),
+                self.corps,
+                Joined(&t.specialties)
+            ),
+            _ => write!(
+                out,
                 "无该品类专长人员，{}组人员应答（专长{}）",
-                corps.map_or("", |c| c.chinese()),
-                t.specialties.join("、")
+                self.corps,
+                Joined(&t.specialties)
             ),
         };
-        let near = match hit.closeness {
+        let _ = write!(out, "，距您约{:.1}公里", hit.distance_km);
+        out.push_str(match hit.closeness {
             3 => "，同村（社区）",
             2 => "，同镇（街道）",
             1 => "，同县（区）",
             _ => "",
-        };
-        let skills: Vec<&str> = matched
+        });
+        let mut skills = matched
             .iter()
             .map(String::as_str)
-            .filter(|m| Some(*m) != subject)
-            .collect();
-        let skills = if skills.is_empty() {
-            String::new()
-        } else {
-            format!("，技能含{}", skills.join("、"))
-        };
-        let order = match ranking {
-            Ranking::Nearest => "按距离最近排序",
-            Ranking::BestMatch { .. } => "按专业匹配度与距离综合排序",
-        };
-        format!(
-            "{}，{what}，距您约{:.1}公里{near}{skills}（{order}）",
-            t.tier.chinese(),
-            hit.distance_km
-        )
+            .filter(|m| Some(*m) != self.subject);
+        if let Some(first) = skills.next() {
+            out.push_str("，技能含");
+            out.push_str(first);
+            for skill in skills {
+                out.push('、');
+                out.push_str(skill);
+            }
+        }
+        out.push('（');
+        out.push_str(self.order);
+        out.push('）');
+        out
+    }
+}
+
+/// Names joined by 、 as they are written, without a joined copy.
+struct Joined<'a>(&'a [String]);
+
+impl std::fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, name) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("、")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
     }
 }
 

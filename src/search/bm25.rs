@@ -3,8 +3,9 @@
 //! into a buffer by document (best match) or for a few talents (ties of
 //! the nearest ranking).
 
-use std::{collections::HashMap, sync::Mutex};
+use std::sync::Mutex;
 
+use rustc_hash::FxHashMap as HashMap;
 use tantivy::{
     query::{Bm25StatisticsProvider, Bm25Weight, EnableScoring, Query, TermQuery},
     schema::{Field, IndexRecordOption},
@@ -28,8 +29,8 @@ impl Bm25Cache {
         Ok(Bm25Cache {
             docs: Bm25StatisticsProvider::total_num_docs(searcher)?,
             searcher: searcher.clone(),
-            tokens: Mutex::new(HashMap::new()),
-            doc_freqs: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::default()),
+            doc_freqs: Mutex::new(HashMap::default()),
         })
     }
 }

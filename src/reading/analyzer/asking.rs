@@ -101,7 +101,14 @@ const PRACTICES: [&str; 8] = ["浇", "栽", "种下", "打了", "上了", "施�
 
 /// True when `word` names a part of a plant or an animal (叶片, 根系).
 pub(super) fn names_a_part(word: &str) -> bool {
-    PARTS.iter().any(|p| word.contains(p))
+    // `word.contains(p)` for each part, but a part is only compared where
+    // the word has its first character (characters compared as such, not
+    // as bytes): this runs for every word the lexicon does not know.
+    word.char_indices().any(|(i, c)| {
+        PARTS
+            .iter()
+            .any(|p| super::scan::first_char(p) == Some(c) && word[i..].starts_with(p))
+    })
 }
 
 /// True when `text` asks something: a question word (咋, 啥, 多少, 哪) or
