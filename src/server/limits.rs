@@ -618,10 +618,39 @@ pub(crate) fn peer_addr(extensions: &http::Extensions) -> Option<std::net::Socke
 pub(crate) type ResponseFuture<E> =
     Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
 
+/// The most of a refused call's request [`drain`] reads, and how long it
+/// waits for it.
+const DRAIN_BYTES: usize = 64 << 10;
+const DRAIN_WAIT: Duration = Duration::from_millis(50);
+
+/// Reads the rest of a refused call's request (a unary call's one message;
+/// at most [`DRAIN_BYTES`], for at most [`DRAIN_WAIT`]) before the refusal
+/// is sent. A refusal sent while the request is still arriving ends the
+/// stream with RST_STREAM, the request's late frames then draw a
+/// STREAM_CLOSED reset each, and h2 closes a connection after 1,024 of
+/// those (GOAWAY): every other call on it, answered or not, would fail at
+/// the transport. Long overload refuses that many calls within seconds.
+async fn drain<B: http_body::Body>(body: B) {
+    use http_body_util::BodyExt as _;
+    let mut body = std::pin::pin!(body);
+    let read_all = async {
+        let mut read = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, bytes::Buf::remaining);
+            if read > DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_WAIT, read_all).await;
+}
+
 impl<S, B> tower::Service<http::Request<B>> for Admission<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
     S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
@@ -639,7 +668,12 @@ where
             .enter(request.uri().path(), request.headers(), peer)
         {
             Ok(entry) => entry,
-            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+            Err(status) => {
+                return Box::pin(async move {
+                    drain(request.into_body()).await;
+                    Ok(status.into_http())
+                })
+            }
         };
         let (caller, entry) = entry.unzip();
         if let Some(caller) = &caller {
@@ -661,6 +695,34 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_refused_calls_late_message_is_read_before_the_refusal() {
+        let (mut tx, body) = http_body_util::channel::Channel::<bytes::Bytes>::new(1);
+        let sent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sender = {
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let message = bytes::Bytes::from_static(b"message");
+                tx.send_data(message).await.unwrap();
+                sent.store(true, Ordering::SeqCst);
+            })
+        };
+        drain(body).await;
+        assert!(
+            sent.load(Ordering::SeqCst),
+            "refused before the message came"
+        );
+        sender.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stalled_request_is_refused_after_the_wait() {
+        let (_tx, body) = http_body_util::channel::Channel::<bytes::Bytes>::new(1);
+        let waited = tokio::time::timeout(Duration::from_secs(5), drain(body)).await;
+        assert!(waited.is_ok(), "drain waited past DRAIN_WAIT");
+    }
 
     fn limits(max_in_flight: usize, rate: f64, burst: f64) -> Limits {
         Limits::new(&LimitConfig {
@@ -777,10 +839,10 @@ mod tests {
         );
     }
 
-    type Held = tokio::sync::oneshot::Receiver<()>;
+    type Held = http_body_util::channel::Channel<bytes::Bytes>;
 
-    /// Behind the layer, a service that answers a call when its oneshot
-    /// fires.
+    /// Behind the layer, a service that answers a call once its request
+    /// ends (its sender dropped).
     fn held_service(
         max_in_flight: usize,
     ) -> Admission<
@@ -793,14 +855,19 @@ mod tests {
         let layer = limits(max_in_flight, 0.0, 1.0).admission_layer();
         let inner =
             tower::util::BoxService::new(tower::service_fn(|r: http::Request<Held>| async move {
-                let _ = r.into_body().await;
+                let _ = http_body_util::BodyExt::collect(r.into_body()).await;
                 Ok(http::Response::new(tonic::body::Body::empty()))
             }));
         tower::Layer::layer(&layer, inner)
     }
 
-    fn request(path: &str) -> (http::Request<Held>, tokio::sync::oneshot::Sender<()>) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
+    fn request(
+        path: &str,
+    ) -> (
+        http::Request<Held>,
+        http_body_util::channel::Sender<bytes::Bytes>,
+    ) {
+        let (tx, rx) = Held::new(1);
         (http::Request::builder().uri(path).body(rx).unwrap(), tx)
     }
 
@@ -826,13 +893,13 @@ mod tests {
         assert_eq!(grpc_status(&refused), Some("8"), "RESOURCE_EXHAUSTED");
         let (ping, release_ping) = request("/xingweinong.v1.MatchService/Ping");
         let ping = service.call(ping);
-        release_ping.send(()).unwrap();
+        drop(release_ping);
         assert_eq!(grpc_status(&ping.await.unwrap()), None, "Ping is exempt");
-        release1.send(()).unwrap();
+        drop(release1);
         assert_eq!(grpc_status(&first.await.unwrap()), None);
         let (r4, release4) = request(path);
         let fourth = service.call(r4);
-        release4.send(()).unwrap();
+        drop(release4);
         assert_eq!(grpc_status(&fourth.await.unwrap()), None, "a place freed");
     }
 
