@@ -19,7 +19,6 @@ impl Lexicon {
     pub(crate) fn reading_words<'t>(&self, text: &'t str) -> Vec<Word<'t>> {
         let mut out = Vec::new();
         let mut at = 0;
-        let mut from = 0;
         let gap = |from: usize, to: usize, out: &mut Vec<Word<'t>>| {
             if from < to {
                 let cut = self.jieba.cut(&text[from..to], false);
@@ -31,7 +30,7 @@ impl Lexicon {
         };
         while let Some(m) = self
             .matcher
-            .find(aho_corasick::Input::new(text).span(from..text.len()))
+            .find(aho_corasick::Input::new(text).span(at..text.len()))
         {
             let word = &text[m.start()..m.end()];
             debug_assert_eq!(word, self.patterns[m.pattern().as_usize()]);
@@ -41,12 +40,10 @@ impl Lexicon {
                 // the next.
                 out.push(Word::at(&text[m.start()..head], m.start()));
                 at = head;
-                from = head;
                 continue;
             }
             out.push(Word::at(word, m.start()));
             at = m.end();
-            from = m.end();
         }
         gap(at, text.len(), &mut out);
         out
@@ -73,10 +70,9 @@ impl Lexicon {
             return None;
         }
         let head = start + first.len_utf8();
-        let mut ends = text[end..]
+        text[end..]
             .char_indices()
-            .map(|(i, c)| end + i + c.len_utf8());
-        ends.by_ref()
+            .map(|(i, c)| end + i + c.len_utf8())
             .take(3)
             .any(|e| self.jieba.has_word(&text[head..e]))
             .then_some(head)
