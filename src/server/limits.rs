@@ -333,14 +333,17 @@ impl Limits {
         &self,
         arrival: Option<Arrival>,
     ) -> Result<OwnedSemaphorePermit, Status> {
+        let logged = |refused: Status| {
+            log_refusal(&self.log, "queue", None, &refused);
+            refused
+        };
         let entered = Instant::now();
         let slot = match self.cpu.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(tokio::sync::TryAcquireError::Closed) => return Err(stopping()),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
                 if let Some(refused) = self.cpu_behind() {
-                    log_refusal(&self.log, "queue", None, &refused);
-                    return Err(refused);
+                    return Err(logged(refused));
                 }
                 self.cpu
                     .clone()
@@ -355,15 +358,11 @@ impl Limits {
         // The call's own wait: MatchProblem computes on the async worker
         // that took it, so its queue is mostly the workers' run queue
         // before this point, not the slots'.
-        if let Some(refused) = self.cpu_behind() {
-            log_refusal(&self.log, "queue", None, &refused);
-            return Err(refused);
+        match self.cpu_behind() {
+            Some(refused) => Err(logged(refused)),
+            None => self.check_queue(arrival.as_ref()).map_err(logged),
         }
-        if let Err(refused) = self.check_queue(arrival.as_ref()) {
-            log_refusal(&self.log, "queue", None, &refused);
-            return Err(refused);
-        }
-        Ok(slot)
+        .map(|()| slot)
     }
 
     /// The refusal of a CPU-bound call while the last call given a slot
