@@ -2,10 +2,7 @@
 //! the corps' people and the reason says why.
 
 use super::*;
-use crate::{
-    roster::{self, RosterFormat},
-    tickets::random_hex,
-};
+use crate::tickets::random_hex;
 
 /// `v` grows vegetables (白菜), `f` apples; both in 白水县 史官镇.
 const ROSTER: &str = "id,name,tier,specialties,skills,division_code,lat,lon,capacity\n\
@@ -13,10 +10,13 @@ const ROSTER: &str = "id,name,tier,specialties,skills,division_code,lat,lon,capa
     f,乙,village,苹果,,610527106202,35.00,109.5,1\n";
 
 fn matcher(tag: &str) -> (Matcher, std::path::PathBuf) {
+    matcher_of(tag, ROSTER)
+}
+
+/// A matcher on the roster `csv`, in a fresh directory it returns.
+fn matcher_of(tag: &str, csv: &str) -> (Matcher, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("xwn-{tag}-{}", random_hex(8)));
-    let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
-    let talents = roster::parse_roster(RosterFormat::Csv, ROSTER.as_bytes(), lex, div).unwrap();
-    let roster = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
+    let roster = RosterStore::of_csv(&dir, csv);
     (Matcher::new(Arc::new(roster), MatchConfig::default()), dir)
 }
 
@@ -95,12 +95,8 @@ const REASONS_ROSTER: &str = "id,name,tier,specialties,skills,division_code,lat,
 /// crop no subject covers, and the corps when nobody has the subject.
 #[test]
 fn reasons_are_written_out_whole_for_every_basis() {
-    let dir = std::env::temp_dir().join(format!("xwn-reasons-{}", random_hex(8)));
-    let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
-    let talents =
-        roster::parse_roster(RosterFormat::Csv, REASONS_ROSTER.as_bytes(), lex, div).unwrap();
-    let roster = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
-    let m = Matcher::new(Arc::new(roster), MatchConfig::default());
+    let (m, dir) = matcher_of("reasons", REASONS_ROSTER);
+    let lex = Lexicon::embedded();
     let snapshot = m.snapshot();
     let id = |name: &str| lex.subject_id(name).unwrap();
     let words = |w: &[&str]| w.iter().map(|w| w.to_string()).collect::<Vec<_>>();

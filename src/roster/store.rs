@@ -93,6 +93,18 @@ impl RosterStore {
         RosterStore::open_with(data_dir, || lexicon, bootstrap)
     }
 
+    /// A store in a fresh `data_dir` holding the CSV roster `csv`, with
+    /// the embedded lexicon and divisions (tests).
+    #[cfg(test)]
+    pub(crate) fn of_csv(data_dir: &Path, csv: &str) -> RosterStore {
+        use crate::model::divisions::Divisions;
+        let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
+        let talents =
+            super::parse_roster(super::RosterFormat::Csv, csv.as_bytes(), lex, div).unwrap();
+        let _ = fs::remove_dir_all(data_dir);
+        RosterStore::open(data_dir, lex, || Ok(talents)).unwrap()
+    }
+
     /// [`RosterStore::open`] with the lexicon made by `lexicon()`, on
     /// another thread while an existing roster's talents are read.
     pub(crate) fn open_with(

@@ -13,8 +13,8 @@ use crate::{
     model::divisions::{DivisionCode, Divisions},
     model::geo::GeoPoint,
     reading::lexicon::Lexicon,
+    roster::gen,
     roster::store::RosterStore,
-    roster::{self, gen, RosterFormat},
 };
 
 impl Snapshot {
@@ -83,10 +83,8 @@ fn ranked(hits: &[Hit], ranking: Ranking) -> Vec<(String, f64, f32)> {
 fn spatial_rankings_equal_a_scan_of_every_qualified_talent() {
     let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
     let csv = gen::generate_csv(gen::DEMO_SEED + 7, gen::villagers_for(20_000), lex, div);
-    let talents = roster::parse_roster(RosterFormat::Csv, csv.as_bytes(), lex, div).unwrap();
     let dir = std::env::temp_dir().join(format!("xwn-spatial-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
+    let store = RosterStore::of_csv(&dir, &csv);
     let snapshot = store.snapshot();
     let items =
         crate::reading::eval::parse(include_str!("../../tests/data/problems/dev.jsonl")).unwrap();

@@ -242,7 +242,7 @@ mod tests {
     use super::*;
     use crate::{
         model::{divisions::Divisions, Corps},
-        roster::{self, gen, store::RosterStore, RosterFormat},
+        roster::{gen, store::RosterStore},
         search::Origin,
     };
 
@@ -254,10 +254,8 @@ mod tests {
     fn unranked_look_finds_what_the_walk_finds_when_nobody_is_free() {
         let (lex, div) = (Lexicon::embedded(), Divisions::embedded());
         let csv = gen::generate_csv(gen::DEMO_SEED + 3, gen::villagers_for(3_000), lex, div);
-        let talents = roster::parse_roster(RosterFormat::Csv, csv.as_bytes(), lex, div).unwrap();
         let dir = std::env::temp_dir().join(format!("xwn-routing-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = RosterStore::open(&dir, lex, || Ok(talents)).unwrap();
+        let store = RosterStore::of_csv(&dir, &csv);
         let snapshot = store.snapshot();
         let mut pools: Vec<Pool> = lex
             .subjects()
