@@ -6,7 +6,8 @@
 //! HTTP/1.1 request line, for TLS after the handshake), so sockets that
 //! never speak, or stop after a few bytes, are closed instead of held
 //! forever. Limits reached are logged at most
-//! once a second per kind, with how many were not.
+//! once a second per kind, with how many were not. At start-up the
+//! open-file limit is raised to what the caps need, where it can be.
 
 use std::{
     collections::HashMap,
@@ -139,6 +140,49 @@ impl ConnLimits {
     #[cfg(test)]
     fn open(&self) -> usize {
         self.open.lock().unwrap().total
+    }
+}
+
+/// Descriptors the server keeps for itself besides its connections: the
+/// stores, the index, the logs, outgoing connections.
+const OWN_DESCRIPTORS: u64 = 256;
+
+/// Raises the process's soft open-file limit to its hard one (unlimited
+/// counts as 2^20, Linux's usual ceiling) and logs the change: a soft
+/// limit of 1,024, a common default, would refuse connections by accept
+/// errors long before `limits.max_connections` (10,000). Warns when even
+/// the hard limit falls short of the cap.
+pub(crate) fn raise_open_files_limit(max_connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    let ceiling = limit.maximum.unwrap_or(1 << 20);
+    let mut soft = limit.current.unwrap_or(u64::MAX);
+    if soft < ceiling {
+        let raised = rustix::process::Rlimit {
+            current: Some(ceiling),
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                tracing::info!(from = soft, to = ceiling, "open-file limit raised");
+                soft = ceiling;
+            }
+            Err(e) => tracing::warn!(
+                limit = soft,
+                error = %e,
+                "cannot raise the open-file limit"
+            ),
+        }
+    }
+    let needed = max_connections as u64 + OWN_DESCRIPTORS;
+    if soft < needed {
+        tracing::warn!(
+            limit = soft,
+            max_connections,
+            "the open-file limit is below limits.max_connections plus {OWN_DESCRIPTORS}: \
+             connections past it are refused by accept errors; raise the hard limit \
+             (ulimit -Hn, LimitNOFILE=) or lower limits.max_connections"
+        );
     }
 }
 

@@ -439,6 +439,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    conns::raise_open_files_limit(config.limits.max_connections);
     // Certificate trouble stops start-up before anything is opened.
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let app = App::open(&config).await?;

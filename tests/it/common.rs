@@ -58,9 +58,18 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
         let data_dir = config.data_dir.clone();
-        let handle = tokio::spawn(server::serve(config, listener, async {
+        let serve = server::serve(config, listener, async {
             let _ = rx.await;
-        }));
+        });
+        // A server that fails says why in the test's output, before its
+        // clients see their connections reset.
+        let handle = tokio::spawn(async move {
+            let ended = serve.await;
+            if let Err(e) = &ended {
+                eprintln!("the test server failed: {e:#}");
+            }
+            ended
+        });
         TestServer {
             addr,
             data_dir,

@@ -372,7 +372,7 @@ async fn out_of_descriptors_the_server_backs_off_logs_and_recovers() {
     connect(port).await;
     let pid = child.id();
     let lowered = std::process::Command::new("prlimit")
-        .args(["--pid", &pid.to_string(), "--nofile=512:512"])
+        .args(["--pid", &pid.to_string(), "--nofile=256:256"])
         .status()
         .expect("prlimit (util-linux) lowers the server's descriptor limit");
     assert!(lowered.success());
@@ -380,7 +380,7 @@ async fn out_of_descriptors_the_server_backs_off_logs_and_recovers() {
     // More silent sockets than the server has descriptors.
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut silent = Vec::new();
-    for _ in 0..700 {
+    for _ in 0..400 {
         silent.push(TcpStream::connect(addr).await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -433,6 +433,66 @@ async fn out_of_descriptors_the_server_backs_off_logs_and_recovers() {
         "not rate-limited: {} lines",
         accept.len()
     );
+    let _ = std::fs::remove_file(log);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// This process's hard limit on open files (`/proc/PID/limits`) and its
+/// soft one.
+fn open_files_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    (fields[0], fields[1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_raises_its_open_file_limit_to_the_hard_one() {
+    let dir = temp_dir("conns-raise");
+    let log = dir.with_extension("log");
+    let port = free_port();
+    // Started with a soft limit of 256, far below limits.max_connections.
+    let hard = open_files_limits(std::process::id()).1.min(4096);
+    let mut child = std::process::Command::new("prlimit")
+        .arg(format!("--nofile=256:{hard}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_xwn"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .env("XWN_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("prlimit (util-linux) starts the server with a low limit");
+    connect(port).await;
+    // prlimit execs the server: the child's pid is the server's.
+    let limits = open_files_limits(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(limits, (hard, hard), "soft and hard open-file limits");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let raised = text.lines().find(|l| l.contains("open-file limit raised"));
+    let raised = raised.expect("the raise is logged");
+    assert!(
+        raised.contains("from=256") && raised.contains(&format!("to={hard}")),
+        "{raised}"
+    );
+    // Below limits.max_connections (10,000) the operator is told.
+    if hard < 10_256 {
+        assert!(text.contains("the open-file limit is below limits.max_connections"));
+    }
     let _ = std::fs::remove_file(log);
     let _ = std::fs::remove_dir_all(dir);
 }

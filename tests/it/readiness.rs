@@ -81,8 +81,10 @@ async fn status(health: &mut HealthClient<tonic::transport::Channel>) -> Serving
     let request = HealthCheckRequest {
         service: String::new(),
     };
-    let reply = health.check(request).await.unwrap().into_inner();
-    reply.status()
+    match health.check(request).await {
+        Ok(reply) => reply.into_inner().status(),
+        Err(e) => panic!("the health call failed: {e:?}"),
+    }
 }
 
 /// Waits up to `within` for health to say `want`; how long it took.

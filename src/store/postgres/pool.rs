@@ -133,9 +133,12 @@ pub(super) async fn connect(
     Client,
     tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
 )> {
-    tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| Error::Storage(format!("cannot connect to PostgreSQL: {e}")))
+    tokio_postgres::connect(url, NoTls).await.map_err(|e| {
+        // tokio-postgres says only "error connecting to server"; the cause
+        // (refused, out of descriptors …) is its source.
+        let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(": {c}"));
+        Error::Storage(format!("cannot connect to PostgreSQL: {e}{cause}"))
+    })
 }
 
 impl Pool {
