@@ -160,9 +160,7 @@ impl Snapshot {
         let mut kept: Vec<Entry> = Vec::new();
         // Once `limit` are kept: the score a talent must reach to place.
         let mut floor: Option<f64> = None;
-        // Ords are small integers, only ever looked up: FxHash, not SipHash
-        // (20 SipHash inserts were ~2k instructions of a MatchProblem).
-        let mut seen = rustc_hash::FxHashSet::default();
+        let mut seen = std::collections::HashSet::new();
         for (lower_km, members) in walk {
             let decay = collector::gauss_decay(lower_km.max(0.0), scale_km);
             if floor.is_some_and(|f| reach(text_max, decay) < f) {
