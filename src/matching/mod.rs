@@ -438,7 +438,11 @@ impl Shared<'_> {
         out.push('，');
         // Writing to a String cannot fail.
         let _ = match (basis, self.subject) {
-            (Basis::Subject, Some(s)) => write!(out, "专长{s}"),
+            (Basis::Subject, Some(s)) => {
+                out.push_str("专长");
+                out.push_str(s);
+                Ok(())
+            }
             (Basis::Parent, Some(s)) => write!(
                 out,
                 "附近{}公里内无{s}专长人员，由{}专长人员应答",

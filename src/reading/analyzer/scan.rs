@@ -11,27 +11,29 @@ use crate::{
 
 use super::{Evidence, Role};
 
-/// Suffixes that turn a subject into a place or a part (苹果园, 梨树, 猪场).
-const SUFFIXES: [(&str, bool); 19] = [
-    ("树", false),
-    ("苗", false),
-    ("秧", false),
-    ("叶", false),
-    ("园", true),
-    ("地", true),
-    ("田", true),
-    ("棚", true),
-    ("圈", true),
-    ("场", true),
-    ("舍", true),
-    ("塘", true),
-    ("池", true),
-    ("架", false),
-    ("子", false),
-    ("娃", false),
-    ("儿", false),
-    ("里", false),
-    ("上", false),
+/// Suffixes that turn a subject into a place or a part (苹果园, 梨树, 猪场),
+/// each one character: compared as `char`s, a word's last character picks
+/// the ones it can have without comparing text.
+const SUFFIXES: [(char, bool); 19] = [
+    ('树', false),
+    ('苗', false),
+    ('秧', false),
+    ('叶', false),
+    ('园', true),
+    ('地', true),
+    ('田', true),
+    ('棚', true),
+    ('圈', true),
+    ('场', true),
+    ('舍', true),
+    ('塘', true),
+    ('池', true),
+    ('架', false),
+    ('子', false),
+    ('娃', false),
+    ('儿', false),
+    ('里', false),
+    ('上', false),
 ];
 /// Generic words that end the names of kinds of crop the lexicon need not
 /// list (秋菜, 冬菜, 芽菜 are 菜).
@@ -45,8 +47,9 @@ const PERSONS: [&str; 14] = [
 /// What a person's symptom weighs as a non-agricultural marker: more than
 /// the symptom and a question (咋办) weigh as a technical problem.
 const PERSONS_ILLNESS: f32 = 2.5;
-/// Prefixes that qualify a subject without changing it (小猪, 母羊).
-const PREFIXES: [&str; 6] = ["小", "大", "母", "公", "老", "幼"];
+/// Prefixes that qualify a subject without changing it (小猪, 母羊), each one
+/// character like the [`SUFFIXES`].
+const PREFIXES: [char; 6] = ['小', '大', '母', '公', '老', '幼'];
 
 /// Where a word stands: its index among the content words, and its clause.
 #[derive(Debug, Clone, Copy)]
@@ -131,8 +134,9 @@ impl Scan {
                 word: scan.words.len(),
                 clause,
             };
-            scan.words.push(w.to_lowercase());
+            scan.words.push(lowercase(w));
             let cue = lexicon.cue(w);
+            let nonagri = lexicon.nonagri(w);
             // A word the lexicon knows in any sense.
             let mut known = true;
             if let Some((senses, place)) = lookup(lexicon, w) {
@@ -152,7 +156,7 @@ impl Scan {
                     place,
                 });
             } else {
-                known = cue.is_some() || lexicon.nonagri(w).is_some();
+                known = cue.is_some() || nonagri.is_some();
             }
             match cue {
                 // 我发烧, 孩子咳嗽: a person's illness, no farm problem.
@@ -171,7 +175,7 @@ impl Scan {
                 Some(cue) => scan.note_cue(at, w, cue),
                 None => {}
             }
-            scan.note_markers(lexicon, w, known);
+            scan.note_markers(lexicon, w, nonagri, known);
             after_part = !known && super::asking::names_a_part(w);
             after_person = PERSONS.contains(&w);
         }
@@ -202,11 +206,12 @@ impl Scan {
         }
     }
 
-    /// Notes a word that marks a non-agricultural request or points to a
-    /// corps; a word the lexicon does not know that ends in a generic word
-    /// (秋菜, 冬菜) points where that word does.
-    fn note_markers(&mut self, lexicon: &Lexicon, w: &str, known: bool) {
-        if let Some(weight) = lexicon.nonagri(w) {
+    /// Notes a word that marks a non-agricultural request (its weight as
+    /// one, `nonagri`) or points to a corps; a word the lexicon does not
+    /// know that ends in a generic word (秋菜, 冬菜) points where that word
+    /// does.
+    fn note_markers(&mut self, lexicon: &Lexicon, w: &str, nonagri: Option<f32>, known: bool) {
+        if let Some(weight) = nonagri {
             self.nonagri += weight;
             self.evidence
                 .push(marker(w, None, "non_agricultural", Role::NonAgri, weight));
@@ -255,35 +260,34 @@ fn lookup(lexicon: &Lexicon, word: &str) -> Option<(Vec<Sense>, bool)> {
     if !direct.is_empty() {
         // A field, shed or orchard word (苹果园, 苞谷地): the senses are all
         // settings, or the word is a name and a place suffix.
-        let place = suffixes(last).any(|(s, place)| {
+        let place = suffix(last).is_some_and(|place| {
             place
                 && word.chars().count() > 2
-                && word.strip_suffix(s).is_some_and(|stem| {
-                    direct.iter().all(|s| s.kind == TermKind::Context)
-                        || lexicon.senses(stem).iter().any(|s| s.kind.names_subject())
-                })
+                && (direct.iter().all(|s| s.kind == TermKind::Context)
+                    || lexicon
+                        .senses(before(word, last))
+                        .iter()
+                        .any(|s| s.kind.names_subject()))
         });
         return Some((direct.to_vec(), place));
     }
-    for (suffix, place) in suffixes(last) {
-        if let Some(stem) = word.strip_suffix(suffix).filter(|s| !s.is_empty()) {
-            let senses = lexicon.senses(stem);
-            if !senses.is_empty() {
-                return Some((senses.to_vec(), place));
-            }
+    let stem = before(word, last);
+    if let Some(place) = suffix(last).filter(|_| !stem.is_empty()) {
+        let senses = lexicon.senses(stem);
+        if !senses.is_empty() {
+            return Some((senses.to_vec(), place));
         }
     }
-    for prefix in prefixes(first) {
-        if let Some(stem) = word.strip_prefix(prefix).filter(|s| !s.is_empty()) {
-            let senses: Vec<Sense> = lexicon
-                .senses(stem)
-                .iter()
-                .filter(|s| s.kind.names_subject())
-                .copied()
-                .collect();
-            if !senses.is_empty() {
-                return Some((senses, false));
-            }
+    let stem = after(word, first);
+    if PREFIXES.contains(&first) && !stem.is_empty() {
+        let senses: Vec<Sense> = lexicon
+            .senses(stem)
+            .iter()
+            .filter(|s| s.kind.names_subject())
+            .copied()
+            .collect();
+        if !senses.is_empty() {
+            return Some((senses, false));
         }
     }
     None
@@ -304,14 +308,30 @@ fn lookup_crop(lexicon: &Lexicon, word: &str) -> Option<(CropName, bool)> {
             .filter(|_| place || stem.chars().count() > 1)
     };
     let (first, last) = ends(word)?;
-    for (suffix, place) in suffixes(last) {
-        if let Some(crop) = word.strip_suffix(suffix).and_then(|s| stem_crop(s, place)) {
+    if let Some(place) = suffix(last) {
+        if let Some(crop) = stem_crop(before(word, last), place) {
             return Some((crop, place));
         }
     }
-    prefixes(first)
-        .find_map(|p| word.strip_prefix(p).and_then(|s| stem_crop(s, false)))
+    PREFIXES
+        .contains(&first)
+        .then(|| stem_crop(after(word, first), false))
+        .flatten()
         .map(|crop| (crop, false))
+}
+
+/// A word lowercased. Most words are Chinese characters and lowercase
+/// ASCII, which have no other case: those are copied as they are, without
+/// `str::to_lowercase`'s look-up of every character in the case tables.
+fn lowercase(word: &str) -> String {
+    let caseless = |c: char| {
+        ('\u{4E00}'..='\u{9FFF}').contains(&c) || (c.is_ascii() && !c.is_ascii_uppercase())
+    };
+    if word.chars().all(caseless) {
+        word.to_string()
+    } else {
+        word.to_lowercase()
+    }
 }
 
 /// A word's first and last characters; `None` for an empty word.
@@ -321,20 +341,24 @@ fn ends(word: &str) -> Option<(char, char)> {
     Some((first, chars.next_back().unwrap_or(first)))
 }
 
-/// The [`SUFFIXES`], in order, that end in `last`: the only ones a word
-/// ending in it can have (each word is looked up, so the rest are skipped
-/// without comparing them).
-fn suffixes(last: char) -> impl Iterator<Item = (&'static str, bool)> {
+/// Whether the suffix `last` names a place, if it is one of the
+/// [`SUFFIXES`] (which are all different): the only suffix a word ending in
+/// it can have.
+fn suffix(last: char) -> Option<bool> {
     SUFFIXES
-        .into_iter()
-        .filter(move |(s, _)| last_char(s) == Some(last))
+        .iter()
+        .find(|(s, _)| *s == last)
+        .map(|&(_, place)| place)
 }
 
-/// The [`PREFIXES`], in order, that start with `first`.
-fn prefixes(first: char) -> impl Iterator<Item = &'static str> {
-    PREFIXES
-        .into_iter()
-        .filter(move |p| first_char(p) == Some(first))
+/// A word without its last character, `last` (the stem before a suffix).
+fn before(word: &str, last: char) -> &str {
+    &word[..word.len() - last.len_utf8()]
+}
+
+/// A word without its first character, `first` (the stem after a prefix).
+fn after(word: &str, first: char) -> &str {
+    &word[first.len_utf8()..]
 }
 
 /// A text's first character. Compared as a `char`, a one-character affix
@@ -344,7 +368,26 @@ pub(super) fn first_char(text: &str) -> Option<char> {
     text.chars().next()
 }
 
-/// A text's last character (see [`first_char`]).
-fn last_char(text: &str) -> Option<char> {
-    text.chars().next_back()
+#[cfg(test)]
+mod tests {
+    use super::lowercase;
+
+    #[test]
+    fn lowercase_is_str_to_lowercase() {
+        for word in [
+            "苹果",
+            "abc",
+            "NPK",
+            "Ph值",
+            "ＡＢＣ",
+            "ΣΑΣ",
+            "ǅ",
+            "İ",
+            "果树2号",
+            "",
+            "〇",
+        ] {
+            assert_eq!(lowercase(word), word.to_lowercase(), "{word}");
+        }
+    }
 }
