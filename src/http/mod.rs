@@ -345,7 +345,6 @@ mod tests {
     async fn a_request_without_an_origin_gets_the_headers_cors_would_add() {
         let config = HttpConfig {
             cors_origins: vec!["https://allowed.example".into()],
-            ..HttpConfig::default()
         };
         // The reply has a `Vary` and an exposed header of its own.
         let inner = tower::service_fn(|_: Request<Body>| {
