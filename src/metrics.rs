@@ -5,7 +5,8 @@
 //! serves [`encode`] at `GET /metrics`.
 //!
 //! Counting is an atomic add on a metric found by its labels under the
-//! crate's read lock; label values are `&'static str` from small fixed
+//! crate's read lock (calls: on a series kept per method and code,
+//! [`CallSeries`]); label values are `&'static str` from small fixed
 //! sets (methods, codes, states, tiers, reasons), so no call allocates,
 //! except notifications (labelled by the configured endpoint's name).
 //!
@@ -13,7 +14,7 @@
 //! replicas); gauges of tickets show this replica's view of the shared
 //! store, which each replica follows, so they agree across replicas.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::{
@@ -225,16 +226,49 @@ pub fn encode() -> String {
     out
 }
 
-/// A call to `method` (its proto name) ended with `code` (the status
-/// code's name: `OK`, `RESOURCE_EXHAUSTED`, …) after `took` (none for
-/// streams, whose length says nothing about the server).
-pub fn call_finished(method: &'static str, code: &'static str, took: Option<Duration>) {
-    let m = &*METRICS;
-    m.calls
-        .get_or_create(&[("method", method), ("code", code)])
-        .inc();
-    if let Some(took) = took {
-        (m.call_seconds.get_or_create(&[("method", method)])).observe(took.as_secs_f64());
+/// How many status codes gRPC has (`OK` = 0 … `UNAUTHENTICATED` = 16).
+pub const CODES: usize = 17;
+
+/// The call series of one method (its proto name): each found in its
+/// family the first time it is counted and kept, so a call counts with an
+/// atomic add instead of hashing its labels into the family. A series
+/// still appears in the text only once it has counted something, as
+/// before.
+pub struct CallSeries {
+    method: &'static str,
+    /// `xwn_calls_total`, by the code's number.
+    calls: [OnceLock<Counter>; CODES],
+    /// `xwn_call_seconds`.
+    seconds: OnceLock<Histogram>,
+}
+
+impl CallSeries {
+    pub const fn new(method: &'static str) -> CallSeries {
+        CallSeries {
+            method,
+            calls: [const { OnceLock::new() }; CODES],
+            seconds: OnceLock::new(),
+        }
+    }
+
+    /// A call ended with the code numbered `code` and named `name` (`OK`,
+    /// `RESOURCE_EXHAUSTED`, …) after `took` (none for streams, whose
+    /// length says nothing about the server).
+    pub fn finished(&self, code: usize, name: &'static str, took: Option<Duration>) {
+        let m = &*METRICS;
+        let labels = [("method", self.method), ("code", name)];
+        match self.calls.get(code) {
+            Some(series) => (series.get_or_init(|| m.calls.get_or_create(&labels).clone())).inc(),
+            None => m.calls.get_or_create(&labels).inc(),
+        };
+        if let Some(took) = took {
+            let seconds = (self.seconds).get_or_init(|| {
+                m.call_seconds
+                    .get_or_create(&[("method", self.method)])
+                    .clone()
+            });
+            seconds.observe(took.as_secs_f64());
+        }
     }
 }
 
@@ -404,6 +438,27 @@ mod tests {
         text.lines()
             .find_map(|l| l.strip_prefix(line_start)?.strip_prefix(' '))
             .map(|v| v.parse().unwrap())
+    }
+
+    /// Kept series count as the family's would: each code apart, a
+    /// series shown once it has counted, the histogram only when timed.
+    #[test]
+    fn call_series_count_each_code_apart() {
+        static SERIES: CallSeries = CallSeries::new("UnitSeries");
+        let ok = r#"xwn_calls_total{method="UnitSeries",code="OK"}"#;
+        let full = r#"xwn_calls_total{method="UnitSeries",code="RESOURCE_EXHAUSTED"}"#;
+        let timed = r#"xwn_call_seconds_count{method="UnitSeries"}"#;
+        assert_eq!(sample(&encode(), ok), None);
+        SERIES.finished(0, "OK", Some(Duration::from_millis(1)));
+        SERIES.finished(0, "OK", None);
+        let after = encode();
+        assert_eq!(sample(&after, ok), Some(2.0), "{after}");
+        assert_eq!(sample(&after, full), None, "{after}");
+        SERIES.finished(8, "RESOURCE_EXHAUSTED", Some(Duration::from_millis(1)));
+        let after = encode();
+        assert_eq!(sample(&after, ok), Some(2.0), "{after}");
+        assert_eq!(sample(&after, full), Some(1.0), "{after}");
+        assert_eq!(sample(&after, timed), Some(2.0), "{after}");
     }
 
     #[test]

@@ -12,7 +12,6 @@
 //! call.
 
 use std::{
-    collections::HashMap,
     pin::Pin,
     sync::{Arc, LazyLock},
     task::{Context, Poll},
@@ -21,43 +20,61 @@ use std::{
 
 use bytes::Bytes;
 use prost_reflect::DescriptorPool;
+use rustc_hash::FxHashMap as HashMap;
 use tokio::net::TcpListener;
 use tonic::{codegen::http, Code};
 
-use super::limits::ResponseFuture;
+use super::{limits::ResponseFuture, statuses::whole_file};
+use crate::metrics::CallSeries;
 
-/// A method's label and whether its latency is measured (not for server
-/// streams, which last as long as their client wants).
-#[derive(Clone, Copy)]
-struct Method {
-    name: &'static str,
+/// What the layers need to know of a method, resolved once per call from
+/// its path ([`method`]).
+pub(crate) struct Method {
+    /// The label of metrics and the call's span: the proto name.
+    pub(crate) name: &'static str,
+    /// Whether its latency is measured (not for server streams, which
+    /// last as long as their client wants).
     timed: bool,
+    /// The full name of its request message, for one of ours.
+    pub(crate) input: Option<&'static str>,
+    /// Whether the status layer bounds the arrival of its request (our
+    /// unary-request methods but the whole-file uploads).
+    pub(crate) body_timed: bool,
+    series: CallSeries,
 }
 
-/// Label of calls to paths that are none of the known methods (a bounded
-/// label set whatever clients send).
-const OTHER: Method = Method {
-    name: "other",
-    timed: true,
-};
+impl Method {
+    const fn new(name: &'static str, timed: bool, input: Option<&'static str>) -> Method {
+        let body_timed = false;
+        let series = CallSeries::new(name);
+        Method {
+            name,
+            timed,
+            input,
+            body_timed,
+            series,
+        }
+    }
+}
+
+/// The method of calls to paths that are none of the known methods (a
+/// bounded label set whatever clients send).
+static OTHER: Method = Method::new("other", true, None);
 
 /// Every method served, by path: ours from the descriptors, plus health
-/// and reflection. The names are leaked once, so labels are `&'static`.
-static METHODS: LazyLock<HashMap<String, Method>> = LazyLock::new(|| {
-    let mut methods = HashMap::new();
+/// and reflection. The methods are leaked once, so they are `&'static`.
+static METHODS: LazyLock<HashMap<String, &'static Method>> = LazyLock::new(|| {
+    let mut methods = HashMap::default();
     let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
     if let Ok(pool) = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET) {
         for service in pool.services() {
             for m in service.methods() {
                 let path = format!("/{}/{}", service.full_name(), m.name());
-                let timed = !m.is_server_streaming();
-                methods.insert(
-                    path,
-                    Method {
-                        name: leak(m.name()),
-                        timed,
-                    },
-                );
+                let input = m.input().full_name().to_string();
+                let mut method =
+                    Method::new(leak(m.name()), !m.is_server_streaming(), Some(leak(&input)));
+                method.body_timed = !m.is_client_streaming() && !whole_file(&input);
+                methods.insert(path, &*Box::leak(Box::new(method)));
             }
         }
     }
@@ -70,15 +87,21 @@ static METHODS: LazyLock<HashMap<String, Method>> = LazyLock::new(|| {
             false,
         ),
     ] {
-        methods.insert(path.to_string(), Method { name, timed });
+        let method = Method::new(name, timed, None);
+        methods.insert(path.to_string(), &*Box::leak(Box::new(method)));
     }
     methods
 });
 
+/// The method of a call to `path`, or the one of every unknown path.
+pub(crate) fn method(path: &str) -> &'static Method {
+    METHODS.get(path).copied().unwrap_or(&OTHER)
+}
+
 /// The method of a call to `path`, by its proto name (`MatchProblem`), or
 /// `other`: the `method` of metrics and of the call's span.
 pub(crate) fn method_name(path: &str) -> &'static str {
-    METHODS.get(path).map_or(OTHER.name, |m| m.name)
+    method(path).name
 }
 
 /// The canonical name of a gRPC status code, as `grpc-status` numbers it.
@@ -106,13 +129,15 @@ fn code_name(code: Code) -> &'static str {
 
 /// The code of a `grpc-status` header or trailer.
 fn status_of(headers: &http::HeaderMap) -> Option<Code> {
-    let value = headers.get("grpc-status")?.to_str().ok()?;
+    // A name, not a `&str` the map would parse on every look-up.
+    static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+    let value = headers.get(&GRPC_STATUS)?.to_str().ok()?;
     Some(Code::from_i32(value.trim().parse().ok()?))
 }
 
 /// One call being counted; counted once, when its status is known.
 struct Call {
-    method: Method,
+    method: &'static Method,
     started: Instant,
     /// The call's span (`trace_fn` in `serve`): the body may end outside it.
     span: tracing::Span,
@@ -121,15 +146,19 @@ struct Call {
 impl Call {
     fn finish(self, code: Code) {
         let took = self.started.elapsed();
+        let number = code as usize;
         let code = code_name(code);
         let timed = self.method.timed.then_some(took);
-        crate::metrics::call_finished(self.method.name, code, timed);
+        self.method.series.finished(number, code, timed);
         // One line per call for who wants them (RUST_LOG=debug), with the
         // span's method, caller and ticket.
         // Entered, not named as the parent: the JSON format lists the
-        // current spans only.
-        let _in_call = self.span.enter();
-        tracing::debug!(code, took_ms = took.as_secs_f64() * 1e3, "call finished");
+        // current spans only; entered only when `debug!` may log at all
+        // (its own first check), as entering costs more than the check.
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            let _in_call = self.span.enter();
+            tracing::debug!(code, took_ms = took.as_secs_f64() * 1e3, "call finished");
+        }
     }
 }
 
@@ -217,7 +246,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = METHODS.get(request.uri().path()).copied().unwrap_or(OTHER);
+        let method = method(request.uri().path());
         let started = Instant::now();
         let reply = self.inner.call(request);
         Box::pin(async move {

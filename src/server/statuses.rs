@@ -13,7 +13,6 @@
 //! headers); a reply already under way is never touched.
 
 use std::{
-    collections::HashSet,
     future::Future,
     pin::Pin,
     sync::{
@@ -27,7 +26,6 @@ use std::{
 use bytes::{Buf, Bytes};
 
 use http_body::Body as _;
-use prost_reflect::DescriptorPool;
 use tonic::{codegen::http, Code, Status};
 
 use super::{
@@ -127,10 +125,6 @@ pub(crate) fn whole_file(input: &str) -> bool {
 pub(crate) struct StatusLayer {
     timeout: Option<Duration>,
     body_timeout: Option<Duration>,
-    /// The paths the body timeout applies to: our unary-request methods,
-    /// but for the whole-file uploads.
-    watched: Arc<HashSet<String>>,
-    pool: Arc<DescriptorPool>,
     /// Where body-timeout refusals are logged, with the caller.
     door: Option<Arc<Door>>,
     /// Where whole-file imports refused before their handler ran are
@@ -147,22 +141,9 @@ impl StatusLayer {
         body_timeout: Option<Duration>,
         door: Option<Arc<Door>>,
     ) -> anyhow::Result<StatusLayer> {
-        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)?;
-        let watched = (pool.services())
-            .flat_map(|service| {
-                let name = service.full_name().to_string();
-                service
-                    .methods()
-                    .filter(|m| !m.is_client_streaming() && !whole_file(m.input().full_name()))
-                    .map(move |m| format!("/{name}/{}", m.name()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
         Ok(StatusLayer {
             timeout,
             body_timeout,
-            watched: Arc::new(watched),
-            pool: Arc::new(pool),
             door,
             early: None,
         })
@@ -303,15 +284,6 @@ pub(crate) struct Statuses<S> {
     layer: StatusLayer,
 }
 
-/// The full name of the request message of the method at `path`
-/// (`/package.Service/Method`), if it is one of ours.
-fn input_of(pool: &DescriptorPool, path: &str) -> Option<String> {
-    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-    let service = pool.get_service_by_name(service)?;
-    let method = service.methods().find(|m| m.name() == method)?;
-    Some(method.input().full_name().to_string())
-}
-
 type ResponseFuture<E> =
     Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
 
@@ -332,12 +304,15 @@ where
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        let path = request.uri().path().to_string();
+        let path = request.uri().path();
+        // The body timeout applies to our unary-request methods, but for
+        // the whole-file uploads.
+        let method = super::metrics::method(path);
         let caller = request.extensions().get::<Caller>().cloned();
-        let body_timeout = (self.layer.body_timeout).filter(|_| self.layer.watched.contains(&path));
+        let body_timeout = (self.layer.body_timeout).filter(|_| method.body_timed);
         // A whole-file import: who sent it, should it be refused unread.
         let import = (self.layer.early.clone())
-            .zip(EarlyRefusals::action(&path))
+            .zip(EarlyRefusals::action(path))
             .map(|(early, action)| {
                 let peer = peer_addr(request.extensions());
                 (early, action, request.headers().clone(), peer)
@@ -411,8 +386,7 @@ where
             let Some(status) = Status::from_header_map(response.headers()) else {
                 return Ok(response);
             };
-            let input = input_of(&layer.pool, &path);
-            let Some(better) = rewrite(&status, input.as_deref()) else {
+            let Some(better) = rewrite(&status, method.input) else {
                 return Ok(response);
             };
             if better.code() != Code::ResourceExhausted {
@@ -567,24 +541,23 @@ mod tests {
 
     #[test]
     fn the_body_timeout_applies_to_unary_requests_but_whole_files() {
-        let layer = StatusLayer::new(None, Some(Duration::from_secs(1)), None).unwrap();
-        let watched = |path: &str| layer.watched.contains(path);
+        let watched = |path: &str| crate::server::metrics::method(path).body_timed;
         assert!(watched(MATCH));
         assert!(watched("/xingweinong.v1.TicketService/WatchTicket"));
         assert!(!watched("/xingweinong.v1.RosterService/ImportRoster"));
         assert!(!watched("/xingweinong.v1.RosterService/ImportRosterFile"));
         assert!(!watched("/xingweinong.v1.RosterService/CheckRosterFile"));
+        assert!(!watched("/grpc.health.v1.Health/Check"));
+        assert!(!watched("/nope/Nope"));
     }
 
     const MATCH: &str = "/xingweinong.v1.MatchService/MatchProblem";
 
     #[test]
     fn methods_are_found_by_path() {
-        let layer = StatusLayer::new(None, None, None).unwrap();
-        assert_eq!(
-            input_of(&layer.pool, "/xingweinong.v1.MatchService/MatchProblem").as_deref(),
-            Some("xingweinong.v1.MatchProblemRequest")
-        );
-        assert_eq!(input_of(&layer.pool, "/nope/Nope"), None);
+        let input = |path: &str| crate::server::metrics::method(path).input;
+        assert_eq!(input(MATCH), Some("xingweinong.v1.MatchProblemRequest"));
+        assert_eq!(input("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(input("/nope/Nope"), None);
     }
 }

@@ -472,6 +472,39 @@ async fn cors_allows_configured_origins_only() {
     server.stop_and_clean().await;
 }
 
+/// Calls without an `Origin` header (any client but a browser's page)
+/// carry the same CORS headers as before the layer skipped them: `Vary`
+/// and the exposed gRPC-Web status headers, and no allowed origin.
+#[tokio::test]
+async fn calls_without_an_origin_carry_the_cors_headers() {
+    let addr = shared_server();
+    let ping = request(
+        Method::POST,
+        "/xingweinong.v1.MatchService/Ping",
+        "application/json",
+        "{}",
+    );
+    let pinged = send(addr, ping).await;
+    assert_eq!(pinged.status, StatusCode::OK);
+    let vary: Vec<_> = pinged.headers.get_all("vary").iter().collect();
+    assert_eq!(
+        vary,
+        ["origin, access-control-request-method, access-control-request-headers"]
+    );
+    assert_eq!(
+        pinged.header("access-control-expose-headers"),
+        Some("grpc-status,grpc-message,grpc-status-details-bin")
+    );
+    assert_eq!(pinged.header("access-control-allow-origin"), None);
+    // A page's own `Vary` comes first, as `tower_http` appends its own.
+    let page = send(addr, get("/")).await;
+    let vary: Vec<_> = page.headers.get_all("vary").iter().collect();
+    assert_eq!(
+        vary.last().map(|v| v.to_str().unwrap()),
+        Some("origin, access-control-request-method, access-control-request-headers")
+    );
+}
+
 #[tokio::test]
 async fn pages_are_served_with_their_security_headers() {
     let addr = shared_server();
