@@ -619,19 +619,20 @@ pub(crate) type ResponseFuture<E> =
 
 /// The most of a refused call's request [`drain`] reads, and how long it
 /// waits for it. An overloaded client can send a call's message well after
-/// its headers: with 50 ms, 5 of 7 open-loop runs at 40,000 calls/s from
+/// its headers: with 50 ms, 4 of 5 open-loop runs at 40,000 calls/s from
 /// one address still lost calls at the transport (up to 46,774 of
-/// 400,000); with 1 s, none of 3 did (BENCHMARKS.md).
+/// 400,000); with 1 s, none did (BENCHMARKS.md).
 const DRAIN_BYTES: usize = 64 << 10;
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
 /// Reads the rest of a refused call's request (a unary call's one message;
-/// at most [`DRAIN_BYTES`], for at most [`DRAIN_WAIT`]) before the refusal
-/// is sent. A refusal sent while the request is still arriving ends the
-/// stream with RST_STREAM, the request's late frames then draw a
-/// STREAM_CLOSED reset each, and h2 closes a connection after 1,024 of
-/// those (GOAWAY): every other call on it, answered or not, would fail at
-/// the transport. Long overload refuses that many calls within seconds.
+/// at most [`DRAIN_BYTES`], for at most [`DRAIN_WAIT`]), in a task of its
+/// own while the refusal goes out at once. Were the request dropped unread,
+/// h2 would end the stream with RST_STREAM, the request's late frames
+/// would then draw a STREAM_CLOSED reset each, and h2 closes a connection
+/// after 1,024 of those (GOAWAY): every other call on it, answered or not,
+/// would fail at the transport. Long overload refuses that many calls
+/// within seconds.
 async fn drain<B: http_body::Body>(body: B) {
     use http_body_util::BodyExt as _;
     let mut body = std::pin::pin!(body);
@@ -671,10 +672,10 @@ where
         {
             Ok(entry) => entry,
             Err(status) => {
-                return Box::pin(async move {
-                    drain(request.into_body()).await;
-                    Ok(status.into_http())
-                })
+                // Refused at once; a stalled request delays no refusal.
+                tokio::spawn(drain(request.into_body()));
+                let refusal = status.into_http();
+                return Box::pin(async move { Ok(refusal) });
             }
         };
         let (caller, entry) = entry.unzip();
