@@ -375,6 +375,22 @@ pub(crate) fn spawn_with(
     extra: &str,
     limits: &str,
 ) -> std::process::Child {
+    serve_command(&[], dir, port, log, store, extra, limits)
+        .spawn()
+        .unwrap()
+}
+
+/// The command [`spawn_with`] runs, started through `under` (a program
+/// and its arguments, such as `prlimit …  --`) when it is not empty.
+pub(crate) fn serve_command(
+    under: &[&str],
+    dir: &Path,
+    port: u16,
+    log: Option<&Path>,
+    store: &str,
+    extra: &str,
+    limits: &str,
+) -> std::process::Command {
     use std::process::{Command, Stdio};
     let stderr = match log {
         Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
@@ -382,7 +398,16 @@ pub(crate) fn spawn_with(
     };
     let config = dir.with_extension("toml");
     std::fs::write(&config, format!("{extra}\n[limits]\n{limits}\n")).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_xwn"))
+    let xwn = env!("CARGO_BIN_EXE_xwn");
+    let mut command = match under {
+        [] => Command::new(xwn),
+        [program, args @ ..] => {
+            let mut c = Command::new(program);
+            c.args(args).arg(xwn);
+            c
+        }
+    };
+    command
         .args([
             "serve",
             "--listen",
@@ -396,9 +421,8 @@ pub(crate) fn spawn_with(
         .env("XWN_STORE", store)
         .env("RUST_LOG", if log.is_some() { "debug" } else { "warn" })
         .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap()
+        .stderr(stderr);
+    command
 }
 
 /// Connects once the server answers its health check (30 s at most).

@@ -459,21 +459,9 @@ async fn the_server_raises_its_open_file_limit_to_the_hard_one() {
     let port = free_port();
     // Started with a soft limit of 256, far below limits.max_connections.
     let hard = open_files_limits(std::process::id()).1.min(4096);
-    let mut child = std::process::Command::new("prlimit")
-        .arg(format!("--nofile=256:{hard}"))
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_xwn"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .env("XWN_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+    let nofile = format!("--nofile=256:{hard}");
+    let prlimit = ["prlimit", nofile.as_str(), "--"];
+    let mut child = serve_command(&prlimit, &dir, port, Some(&log), "sqlite", "", "")
         .spawn()
         .expect("prlimit (util-linux) starts the server with a low limit");
     connect(port).await;
